@@ -1,0 +1,350 @@
+//! Fixed-point decimals: [`Price`] and [`Qty`].
+//!
+//! Both are an `i64` count of `10^-9` units, so every venue decimal string with up to nine
+//! fractional digits is represented exactly; parsing never goes through `f64`. Arithmetic is
+//! checked: an overflow is an error value, never a wrap.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Number of fractional digits kept by [`Price`] and [`Qty`].
+pub const FIXED_DECIMALS: u8 = 9;
+/// `10^FIXED_DECIMALS`.
+pub const FIXED_SCALE: i64 = 1_000_000_000;
+
+/// Why a decimal string could not be read as a fixed-point value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ParseFixedError {
+    #[error("empty decimal string")]
+    Empty,
+    #[error("invalid character at byte {0}")]
+    InvalidChar(usize),
+    #[error("more than {FIXED_DECIMALS} significant fractional digits")]
+    TooPrecise,
+    #[error("value out of range")]
+    Overflow,
+}
+
+/// Parses `[-+]digits[.digits]` into units of `10^-9`, exactly.
+///
+/// Trailing zeros past the ninth fractional digit are accepted (`"1.0000000000"`), other digits
+/// there are [`ParseFixedError::TooPrecise`] rather than silently rounded.
+///
+/// # Errors
+/// Any malformed input or a value outside `i64` units.
+pub fn parse_fixed(s: &[u8]) -> Result<i64, ParseFixedError> {
+    let (neg, digits) = match s.first() {
+        None => return Err(ParseFixedError::Empty),
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        Some(_) => (false, s),
+    };
+    if digits.is_empty() {
+        return Err(ParseFixedError::Empty);
+    }
+    let offset = s.len() - digits.len();
+    let mut int: i64 = 0;
+    let mut frac: i64 = 0;
+    let mut frac_digits: u8 = 0;
+    let mut seen_dot = false;
+    let mut seen_digit = false;
+    for (i, &c) in digits.iter().enumerate() {
+        match c {
+            b'0'..=b'9' => {
+                seen_digit = true;
+                let d = i64::from(c - b'0');
+                if seen_dot {
+                    if frac_digits < FIXED_DECIMALS {
+                        frac = frac * 10 + d;
+                        frac_digits += 1;
+                    } else if d != 0 {
+                        return Err(ParseFixedError::TooPrecise);
+                    }
+                } else {
+                    int = int
+                        .checked_mul(10)
+                        .and_then(|v| v.checked_add(d))
+                        .ok_or(ParseFixedError::Overflow)?;
+                }
+            }
+            b'.' if !seen_dot => seen_dot = true,
+            _ => return Err(ParseFixedError::InvalidChar(offset + i)),
+        }
+    }
+    if !seen_digit {
+        return Err(ParseFixedError::Empty);
+    }
+    frac *= 10_i64.pow(u32::from(FIXED_DECIMALS - frac_digits));
+    let units = int
+        .checked_mul(FIXED_SCALE)
+        .and_then(|v| v.checked_add(frac))
+        .ok_or(ParseFixedError::Overflow)?;
+    Ok(if neg { -units } else { units })
+}
+
+/// Writes `units` with exactly `decimals` fractional digits (at most nine; extra digits of
+/// `units` are truncated toward zero), the way venues print their fixed-precision strings.
+fn write_fixed(f: &mut fmt::Formatter<'_>, units: i64, decimals: u8) -> fmt::Result {
+    let decimals = decimals.min(FIXED_DECIMALS);
+    let sign = if units < 0 { "-" } else { "" };
+    let abs = units.unsigned_abs();
+    let int = abs / FIXED_SCALE as u64;
+    let frac = abs % FIXED_SCALE as u64;
+    if decimals == 0 {
+        return write!(f, "{sign}{int}");
+    }
+    let frac = frac / 10_u64.pow(u32::from(FIXED_DECIMALS - decimals));
+    write!(f, "{sign}{int}.{frac:0width$}", width = usize::from(decimals))
+}
+
+/// The fewest fractional digits that show `units` exactly.
+fn min_decimals(units: i64) -> u8 {
+    let mut frac = units.unsigned_abs() % FIXED_SCALE as u64;
+    if frac == 0 {
+        return 0;
+    }
+    let mut d = FIXED_DECIMALS;
+    while frac % 10 == 0 {
+        frac /= 10;
+        d -= 1;
+    }
+    d
+}
+
+macro_rules! fixed_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        pub struct $name(i64);
+
+        impl $name {
+            pub const ZERO: Self = Self(0);
+            pub const MAX: Self = Self(i64::MAX);
+
+            /// From raw `10^-9` units.
+            #[inline]
+            pub const fn from_units(units: i64) -> Self {
+                Self(units)
+            }
+
+            /// Raw `10^-9` units.
+            #[inline]
+            pub const fn units(self) -> i64 {
+                self.0
+            }
+
+            /// A whole number of units of one.
+            ///
+            /// # Errors
+            /// When `v * 10^9` does not fit.
+            pub fn from_int(v: i64) -> Result<Self, ParseFixedError> {
+                v.checked_mul(FIXED_SCALE).map(Self).ok_or(ParseFixedError::Overflow)
+            }
+
+            /// Parses a venue decimal string exactly.
+            ///
+            /// # Errors
+            /// See [`parse_fixed`].
+            #[inline]
+            pub fn parse(s: &str) -> Result<Self, ParseFixedError> {
+                parse_fixed(s.as_bytes()).map(Self)
+            }
+
+            #[inline]
+            pub const fn is_zero(self) -> bool {
+                self.0 == 0
+            }
+
+            #[inline]
+            pub fn checked_add(self, rhs: Self) -> Option<Self> {
+                self.0.checked_add(rhs.0).map(Self)
+            }
+
+            #[inline]
+            pub fn checked_sub(self, rhs: Self) -> Option<Self> {
+                self.0.checked_sub(rhs.0).map(Self)
+            }
+
+            #[inline]
+            pub fn checked_neg(self) -> Option<Self> {
+                self.0.checked_neg().map(Self)
+            }
+
+            /// Lossy conversion for features and models; never used for accounting.
+            #[inline]
+            pub fn as_f64(self) -> f64 {
+                self.0 as f64 / FIXED_SCALE as f64
+            }
+
+            /// Display with a fixed number of fractional digits (the venue's precision), so a
+            /// parsed venue string prints back byte for byte.
+            pub fn display_with(self, decimals: u8) -> impl fmt::Display {
+                struct D(i64, u8);
+                impl fmt::Display for D {
+                    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        write_fixed(f, self.0, self.1)
+                    }
+                }
+                D(self.0, decimals)
+            }
+        }
+
+        /// Shortest exact form: `61837.63`, `0.001`, `5`.
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write_fixed(f, self.0, min_decimals(self.0))
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseFixedError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
+    };
+}
+
+fixed_type!(
+    /// A price in quote currency, exact to `10^-9`.
+    Price
+);
+fixed_type!(
+    /// A quantity in base currency (or contracts), exact to `10^-9`. Signed so positions fit.
+    Qty
+);
+
+/// Quote-currency amount `price * qty`, exact, in `10^-9` units, as `i128` so no realistic
+/// product overflows.
+#[inline]
+pub fn notional_units(price: Price, qty: Qty) -> i128 {
+    i128::from(price.units()) * i128::from(qty.units()) / i128::from(FIXED_SCALE)
+}
+
+/// An exact quote-currency amount (PnL, fees, notional) in `10^-9` units.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug)]
+pub struct Money(pub i128);
+
+impl Money {
+    pub const ZERO: Self = Self(0);
+
+    /// Lossy conversion for metrics and displays; never used for accounting.
+    pub fn as_f64(self) -> f64 {
+        self.0 as f64 / FIXED_SCALE as f64
+    }
+}
+
+/// Shortest exact decimal form, like [`Price`].
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let abs = self.0.unsigned_abs();
+        let int = abs / FIXED_SCALE as u128;
+        let mut frac = abs % FIXED_SCALE as u128;
+        if frac == 0 {
+            return write!(f, "{sign}{int}");
+        }
+        let mut width = usize::from(FIXED_DECIMALS);
+        while frac % 10 == 0 {
+            frac /= 10;
+            width -= 1;
+        }
+        write!(f, "{sign}{int}.{frac:0width$}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parses_venue_strings_exactly() {
+        let cases = [
+            ("61837.63000000", 61_837_630_000_000),
+            ("0.00000000", 0),
+            ("0.00100000", 1_000_000),
+            ("1", FIXED_SCALE),
+            ("-2.5", -2_500_000_000),
+            (".5", 500_000_000),
+            ("3.", 3 * FIXED_SCALE),
+            ("0.000000001", 1),
+            ("1.0000000000000", FIXED_SCALE),
+        ];
+        for (s, units) in cases {
+            assert_eq!(Price::parse(s).map(Price::units), Ok(units), "{s}");
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_strings() {
+        assert_eq!(Price::parse(""), Err(ParseFixedError::Empty));
+        assert_eq!(Price::parse("-"), Err(ParseFixedError::Empty));
+        assert_eq!(Price::parse("."), Err(ParseFixedError::Empty));
+        assert_eq!(Price::parse("1.2.3"), Err(ParseFixedError::InvalidChar(3)));
+        assert_eq!(Price::parse("1e5"), Err(ParseFixedError::InvalidChar(1)));
+        assert_eq!(Price::parse("0.0000000001"), Err(ParseFixedError::TooPrecise));
+        assert_eq!(Price::parse("9223372037"), Err(ParseFixedError::Overflow));
+    }
+
+    #[test]
+    fn displays_with_venue_precision() {
+        let p = Price::parse("61837.63000000").unwrap();
+        assert_eq!(p.display_with(8).to_string(), "61837.63000000");
+        assert_eq!(p.to_string(), "61837.63");
+        assert_eq!(Qty::parse("-0.5").unwrap().display_with(3).to_string(), "-0.500");
+        assert_eq!(Qty::ZERO.to_string(), "0");
+    }
+
+    #[test]
+    fn money_displays_exactly() {
+        assert_eq!(Money(-1_500_000_000).to_string(), "-1.5");
+        assert_eq!(Money(12).to_string(), "0.000000012");
+        assert_eq!(Money(0).to_string(), "0");
+    }
+
+    #[test]
+    fn notional_is_exact() {
+        let p = Price::parse("61837.63").unwrap();
+        let q = Qty::parse("0.02").unwrap();
+        assert_eq!(notional_units(p, q), 1_236_752_600_000);
+    }
+
+    proptest! {
+        #[test]
+        fn display_round_trips(units in any::<i64>()) {
+            let p = Price::from_units(units);
+            prop_assert_eq!(Price::parse(&p.to_string()), Ok(p));
+        }
+
+        #[test]
+        fn venue_string_round_trips(int in 0_u64..9_000_000_000, frac in 0_u64..100_000_000) {
+            let s = format!("{int}.{frac:08}");
+            let q = Qty::parse(&s).unwrap();
+            prop_assert_eq!(q.display_with(8).to_string(), s);
+        }
+
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,24}") {
+            let _ = Price::parse(&s);
+        }
+
+        #[test]
+        fn overflow_is_an_error(int in 9_223_372_037_u64..u64::MAX) {
+            prop_assert_eq!(Price::parse(&int.to_string()), Err(ParseFixedError::Overflow));
+        }
+
+        #[test]
+        fn checked_add_matches_i128(a in any::<i64>(), b in any::<i64>()) {
+            let sum = i128::from(a) + i128::from(b);
+            let got = Qty::from_units(a).checked_add(Qty::from_units(b));
+            prop_assert_eq!(got.map(|q| i128::from(q.units())), i64::try_from(sum).ok().map(i128::from));
+        }
+    }
+}

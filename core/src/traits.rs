@@ -1,0 +1,116 @@
+//! The boundaries between stages. Each stage is a trait so the hot thread can be wired with the
+//! live or the simulated implementation without knowing which.
+
+use crate::{Approved, ClientOrderId, Fill, InstrumentId, MarketEvent, OrderBook, OrderIntent, Position, UnixNanos};
+
+/// Model outputs for the current event.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Scores {
+    /// Expected short-horizon mid return, in basis points.
+    pub signal: f32,
+    /// Probability that the coming move is abnormal (0..1).
+    pub anomaly: f32,
+}
+
+/// What strategies and risk checks may look at. Borrowed from the hot thread for one event.
+#[derive(Debug, Clone, Copy)]
+pub struct State<'a> {
+    pub now: UnixNanos,
+    pub instrument: InstrumentId,
+    pub book: &'a OrderBook,
+    /// Feature vector in the order of the model manifest.
+    pub features: &'a [f32],
+    pub scores: Scores,
+    pub position: &'a Position,
+}
+
+/// Turns events into order intents. Pure: no I/O, no clocks but `State::now`.
+pub trait Strategy {
+    /// Appends zero or more intents to `out` (a caller-owned buffer, cleared by the caller).
+    fn on_event(&mut self, ev: &MarketEvent, st: &State<'_>, out: &mut Vec<OrderIntent>);
+}
+
+/// Why the risk chain refused an intent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reject {
+    MaxOrderQty,
+    MaxPosition,
+    MaxNotional,
+    PriceBand,
+    OrderRate,
+    AnomalyBlock,
+    /// No two-sided book to price the order against.
+    NoMarket,
+    /// The kill switch is engaged.
+    Halted,
+}
+
+impl Reject {
+    /// Every reason, for reports and metric labels.
+    pub const ALL: [Reject; 8] = [
+        Reject::MaxOrderQty,
+        Reject::MaxPosition,
+        Reject::MaxNotional,
+        Reject::PriceBand,
+        Reject::OrderRate,
+        Reject::AnomalyBlock,
+        Reject::NoMarket,
+        Reject::Halted,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reject::MaxOrderQty => "max_order_qty",
+            Reject::MaxPosition => "max_position",
+            Reject::MaxNotional => "max_notional",
+            Reject::PriceBand => "price_band",
+            Reject::OrderRate => "order_rate",
+            Reject::AnomalyBlock => "anomaly_block",
+            Reject::NoMarket => "no_market",
+            Reject::Halted => "halted",
+        }
+    }
+
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One pre-trade check.
+pub trait RiskCheck {
+    fn check(&self, o: &OrderIntent, st: &State<'_>) -> Result<(), Reject>;
+}
+
+/// Why an executor refused an approved order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    #[error("no liquidity at or inside the limit")]
+    NoLiquidity,
+    #[error("execution queue full")]
+    QueueFull,
+    #[error("venue rejected the order: {0}")]
+    Venue(String),
+}
+
+/// Sends approved orders somewhere: a paper simulator or a venue gateway.
+pub trait Executor {
+    /// # Errors
+    /// When the order cannot be sent or filled.
+    fn submit(&mut self, o: Approved<OrderIntent>) -> Result<ClientOrderId, ExecError>;
+    /// Moves fills received since the last call into `out`.
+    fn poll_fills(&mut self, out: &mut Vec<Fill>);
+}
+
+/// Why a model could not score.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("scoring failed: {0}")]
+pub struct ScoreError(pub String);
+
+/// Scores a feature vector.
+pub trait Scorer {
+    /// Writes one value per model output into `out`.
+    ///
+    /// # Errors
+    /// When the model fails; the hot thread counts it and skips the event's decision.
+    fn score(&mut self, features: &[f32], out: &mut [f32]) -> Result<(), ScoreError>;
+}

@@ -1,0 +1,2 @@
+//! placeholder
+pub fn probe() -> bool { tch::Cuda::is_available() }
