@@ -1,0 +1,248 @@
+//! The Binance websocket task: connect, decode, keep the book synced, reconnect, and push events
+//! into the bounded queue of the hot thread. The same code runs live and against the replay
+//! server; only the base URLs differ.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use argus_core::{InstrumentId, MarketEvent, UnixNanos};
+use crossbeam_channel::{Sender, TrySendError};
+use futures_util::StreamExt;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tracing::{info, warn};
+
+use super::normalize::{BinanceNormalizer, Decoded};
+use super::sync::{parse_snapshot, DepthSync, SyncStatus};
+use crate::stats::FeedStats;
+use crate::{http, FeedError};
+
+/// Live endpoints of Binance spot.
+pub const SPOT_WS_BASE: &str = "wss://stream.binance.com:9443";
+pub const SPOT_REST_BASE: &str = "https://api.binance.com";
+
+/// Where and what to subscribe.
+#[derive(Debug, Clone)]
+pub struct BinanceFeedConfig {
+    pub ws_base: String,
+    pub rest_base: String,
+    /// REST path of the depth snapshot (`/api/v3/depth` spot, `/fapi/v1/depth` USD-M).
+    pub snapshot_path: String,
+    pub symbol: String,
+    pub instrument: InstrumentId,
+    /// Levels asked of the snapshot (Binance allows up to 5000).
+    pub depth_limit: u32,
+    /// Reconnect after a lost connection (live), or end the feed (replay).
+    pub reconnect: bool,
+    pub max_reconnects: u32,
+    pub snapshot_timeout: Duration,
+}
+
+impl BinanceFeedConfig {
+    /// Spot defaults for `symbol` against the given endpoints.
+    pub fn spot(symbol: &str, instrument: InstrumentId, ws_base: &str, rest_base: &str) -> Self {
+        Self {
+            ws_base: ws_base.trim_end_matches('/').to_owned(),
+            rest_base: rest_base.trim_end_matches('/').to_owned(),
+            snapshot_path: "/api/v3/depth".to_owned(),
+            symbol: symbol.to_ascii_uppercase(),
+            instrument,
+            depth_limit: 1000,
+            reconnect: true,
+            max_reconnects: 100,
+            snapshot_timeout: Duration::from_secs(10),
+        }
+    }
+
+    fn stream_url(&self) -> String {
+        let s = self.symbol.to_ascii_lowercase();
+        format!("{}/stream?streams={s}@trade/{s}@depth@100ms/{s}@bookTicker", self.ws_base)
+    }
+
+    fn snapshot_url(&self) -> String {
+        format!("{}{}?symbol={}&limit={}", self.rest_base, self.snapshot_path, self.symbol, self.depth_limit)
+    }
+}
+
+/// Wall-clock now.
+pub fn now() -> UnixNanos {
+    UnixNanos(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64))
+}
+
+/// Runs the feed until the stream ends (replay), reconnects run out, or `shutdown` turns true.
+///
+/// # Errors
+/// Terminal failures: the hot thread went away, or the first connection could not be made.
+pub async fn run(
+    cfg: BinanceFeedConfig,
+    tx: Sender<MarketEvent>,
+    stats: Arc<FeedStats>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), FeedError> {
+    let normalizer = BinanceNormalizer::new([(cfg.symbol.as_str(), cfg.instrument)]);
+    let mut sync = DepthSync::new(cfg.instrument);
+    let mut attempt = 0_u32;
+    loop {
+        match session(&cfg, &normalizer, &mut sync, &tx, &stats, &mut shutdown).await {
+            Ok(End::Shutdown) | Ok(End::Closed) if !cfg.reconnect || *shutdown.borrow() => return Ok(()),
+            Ok(End::Shutdown) => return Ok(()),
+            Ok(End::Closed) => warn!(venue = "binance", "stream closed by server"),
+            Err(e) if e.is_terminal() => return Err(e),
+            Err(error) => {
+                FeedStats::inc(&stats.disconnects);
+                warn!(venue = "binance", %error, "feed disconnected");
+                if !cfg.reconnect {
+                    return Err(error);
+                }
+            }
+        }
+        attempt += 1;
+        if attempt > cfg.max_reconnects {
+            return Err(FeedError::Http(format!("gave up after {} reconnects", cfg.max_reconnects)));
+        }
+        FeedStats::inc(&stats.reconnects);
+        sync.reset();
+        let backoff = Duration::from_millis(100 * 2_u64.pow(attempt.min(6)));
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return Ok(()),
+        }
+    }
+}
+
+enum End {
+    Closed,
+    Shutdown,
+}
+
+async fn session(
+    cfg: &BinanceFeedConfig,
+    normalizer: &BinanceNormalizer,
+    sync: &mut DepthSync,
+    tx: &Sender<MarketEvent>,
+    stats: &FeedStats,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<End, FeedError> {
+    let url = cfg.stream_url();
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
+    info!(venue = "binance", url = %url, "connected");
+    let mut decoded = Vec::with_capacity(4096);
+    let mut ready = Vec::with_capacity(8192);
+    let mut snapshot: Option<JoinHandle<Result<Vec<u8>, FeedError>>> = None;
+    let mut snapshot_tries = 0_u32;
+    let result = loop {
+        tokio::select! {
+            msg = ws.next() => {
+                let Some(msg) = msg else { break Ok(End::Closed) };
+                let ts_recv = now();
+                let text = match msg? {
+                    Message::Text(t) => t,
+                    Message::Binary(_) => { FeedStats::inc(&stats.malformed); continue; }
+                    Message::Close(_) => break Ok(End::Closed),
+                    _ => continue,
+                };
+                decoded.clear();
+                ready.clear();
+                match normalizer.normalize(text.as_bytes(), ts_recv, &mut decoded) {
+                    Ok(Decoded::Trade) => { FeedStats::inc(&stats.frames_trade); ready.extend_from_slice(&decoded); }
+                    Ok(Decoded::BookTicker) => { FeedStats::inc(&stats.frames_book_ticker); ready.extend_from_slice(&decoded); }
+                    Ok(Decoded::Depth { first_update_id, final_update_id, prev_final_update_id }) => {
+                        FeedStats::inc(&stats.frames_depth);
+                        let before = sync.stats();
+                        let status = sync.on_diff(first_update_id, final_update_id, prev_final_update_id, &decoded, &mut ready);
+                        account(stats, before, sync);
+                        if status == SyncStatus::NeedSnapshot && snapshot.is_none() {
+                            snapshot = Some(tokio::spawn(http::get_owned(cfg.snapshot_url(), cfg.snapshot_timeout)));
+                        }
+                    }
+                    Ok(Decoded::Ignored) => FeedStats::inc(&stats.frames_ignored),
+                    Err(error) => {
+                        FeedStats::inc(&stats.malformed);
+                        warn!(venue = "binance", %error, "malformed frame");
+                    }
+                }
+                stamp_and_send(&mut ready, tx, stats)?;
+            }
+            res = async {
+                match snapshot.as_mut() {
+                    Some(h) => h.await,
+                    None => std::future::pending().await,
+                }
+            }, if snapshot.is_some() => {
+                snapshot = None;
+                let ts_recv = now();
+                ready.clear();
+                let applied = match res {
+                    Ok(Ok(body)) => {
+                        FeedStats::inc(&stats.snapshots);
+                        parse_snapshot(&body).and_then(|s| {
+                            let before = sync.stats();
+                            let r = sync.on_snapshot(&s, ts_recv, &mut ready);
+                            account(stats, before, sync);
+                            r
+                        })
+                    }
+                    Ok(Err(e)) => Err(e),
+                    Err(join) => Err(FeedError::Http(join.to_string())),
+                };
+                match applied {
+                    Ok(SyncStatus::Synced) => { snapshot_tries = 0; info!(venue = "binance", "book synced"); }
+                    Ok(SyncStatus::NeedSnapshot) | Err(_) => {
+                        if let Err(error) = &applied {
+                            FeedStats::inc(&stats.snapshot_failures);
+                            warn!(venue = "binance", %error, "snapshot failed");
+                        }
+                        snapshot_tries += 1;
+                        if snapshot_tries > 5 {
+                            break Err(FeedError::Http("no usable depth snapshot after 5 tries".into()));
+                        }
+                        let delay = Duration::from_millis(200 * u64::from(snapshot_tries));
+                        let url = cfg.snapshot_url();
+                        let timeout = cfg.snapshot_timeout;
+                        snapshot = Some(tokio::spawn(async move { tokio::time::sleep(delay).await; http::get(&url, timeout).await }));
+                    }
+                }
+                stamp_and_send(&mut ready, tx, stats)?;
+            }
+            _ = shutdown.changed() => {
+                let _ = ws.close(None).await;
+                break Ok(End::Shutdown);
+            }
+        }
+    };
+    if let Some(h) = snapshot {
+        h.abort();
+    }
+    if matches!(result, Ok(End::Closed)) {
+        let _ = ws.close(None).await;
+    }
+    result
+}
+
+fn account(stats: &FeedStats, before: super::sync::SyncStats, sync: &DepthSync) {
+    let after = sync.stats();
+    stats.gaps.fetch_add(after.gaps - before.gaps, std::sync::atomic::Ordering::Relaxed);
+    stats.stale_diffs.fetch_add(after.stale_diffs_dropped - before.stale_diffs_dropped, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Stamps decode latency and pushes events, waiting (never dropping) while the queue is full:
+/// a dropped book delta would corrupt the book.
+fn stamp_and_send(ready: &mut [MarketEvent], tx: &Sender<MarketEvent>, stats: &FeedStats) -> Result<(), FeedError> {
+    let done = now();
+    for ev in ready.iter_mut() {
+        ev.decode_ns = u32::try_from(done.since(ev.ts_recv)).unwrap_or(u32::MAX);
+    }
+    for ev in ready.iter() {
+        match tx.try_send(*ev) {
+            Ok(()) => {}
+            Err(TrySendError::Full(ev)) => {
+                FeedStats::inc(&stats.queue_full);
+                tokio::task::block_in_place(|| tx.send(ev)).map_err(|_| FeedError::QueueClosed)?;
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(FeedError::QueueClosed),
+        }
+    }
+    stats.events_sent.fetch_add(ready.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}

@@ -1,0 +1,9 @@
+//! Binance spot and USD-M: normalizer, book sync and websocket task.
+
+pub mod client;
+pub mod normalize;
+pub mod sync;
+
+pub use client::{run, BinanceFeedConfig};
+pub use normalize::{BinanceNormalizer, Decoded};
+pub use sync::{parse_snapshot, DepthSync, Snapshot, SyncStats, SyncStatus};

@@ -1,0 +1,414 @@
+//! Binance spot / USD-M frames to core events, without allocating.
+//!
+//! One hand-written serde visitor reads trade, aggTrade, depthUpdate and bookTicker frames, raw or
+//! wrapped in the combined-stream envelope `{"stream":..,"data":{..}}`. Depth levels are parsed
+//! straight into the caller's output buffer, so a frame costs no heap allocation.
+
+use std::fmt;
+
+use argus_core::{
+    BookAction, BookDelta, DeltaFlags, InstrumentId, MarketEvent, MarketEventKind, Price, Qty, Quote, Side, Trade,
+    UnixNanos,
+};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::FeedError;
+
+/// What a frame turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoded {
+    /// One trade event was written.
+    Trade,
+    /// One quote event was written.
+    BookTicker,
+    /// A depth diff: its level deltas were written, flagged but not yet sequenced by a sync.
+    Depth {
+        /// `U`: first update id in the event.
+        first_update_id: u64,
+        /// `u`: final update id in the event.
+        final_update_id: u64,
+        /// `pu` (USD-M only): final update id of the previous event.
+        prev_final_update_id: Option<u64>,
+    },
+    /// A well-formed frame of a kind argus does not use (klines, subscription acks, ...).
+    Ignored,
+}
+
+/// Decodes Binance frames for a fixed set of symbols.
+#[derive(Debug, Clone, Default)]
+pub struct BinanceNormalizer {
+    symbols: Vec<(String, InstrumentId)>,
+}
+
+impl BinanceNormalizer {
+    /// `symbols`: venue symbols (any case) and the instrument each maps to.
+    pub fn new<'a>(symbols: impl IntoIterator<Item = (&'a str, InstrumentId)>) -> Self {
+        Self {
+            symbols: symbols.into_iter().map(|(s, id)| (s.to_ascii_uppercase(), id)).collect(),
+        }
+    }
+
+    fn instrument(&self, symbol: &str) -> Result<InstrumentId, FeedError> {
+        self.symbols
+            .iter()
+            .find(|(s, _)| s.eq_ignore_ascii_case(symbol))
+            .map(|(_, id)| *id)
+            .ok_or_else(|| FeedError::UnknownSymbol(symbol.to_owned()))
+    }
+
+    /// Decodes one frame, appending its events to `out`.
+    ///
+    /// # Errors
+    /// Malformed JSON, decimals or missing fields, or an unknown symbol. On error `out` is left as
+    /// it was.
+    pub fn normalize(&self, frame: &[u8], ts_recv: UnixNanos, out: &mut Vec<MarketEvent>) -> Result<Decoded, FeedError> {
+        let start = out.len();
+        let result = self.normalize_inner(frame, ts_recv, out, start);
+        if result.is_err() {
+            out.truncate(start);
+        }
+        result
+    }
+
+    fn normalize_inner(
+        &self,
+        frame: &[u8],
+        ts_recv: UnixNanos,
+        out: &mut Vec<MarketEvent>,
+        start: usize,
+    ) -> Result<Decoded, FeedError> {
+        let mut de = serde_json::Deserializer::from_slice(frame);
+        let mut f = Fields::default();
+        FrameSeed { f: &mut f, out, ts_recv }.deserialize(&mut de)?;
+        de.end()?;
+        let kind = f.classify()?;
+        if kind == Decoded::Ignored {
+            out.truncate(start);
+            return Ok(kind);
+        }
+        let instrument = self.instrument(f.s.ok_or(FeedError::MissingField("s"))?)?;
+        match kind {
+            Decoded::Trade => {
+                let trade = Trade {
+                    price: decimal("p", f.p)?,
+                    qty: decimal("q", f.q)?,
+                    trade_id: f.t.or(f.a_num).ok_or(FeedError::MissingField("t"))?,
+                    // `m`: the buyer is the maker, so the taker sold.
+                    aggressor: if f.m.ok_or(FeedError::MissingField("m"))? { Side::Sell } else { Side::Buy },
+                };
+                out.push(event(f.trade_time.or(f.event_time), ts_recv, instrument, MarketEventKind::Trade(trade)));
+            }
+            Decoded::BookTicker => {
+                let quote = Quote {
+                    bid_price: decimal("b", f.b_str)?,
+                    bid_qty: decimal("B", f.bid_qty)?,
+                    ask_price: decimal("a", f.a_str)?,
+                    ask_qty: decimal("A", f.ask_qty)?,
+                };
+                out.push(event(f.event_time, ts_recv, instrument, MarketEventKind::Quote(quote)));
+            }
+            Decoded::Depth { final_update_id, .. } => {
+                let ts_exchange = f.event_time.map_or(UnixNanos(0), UnixNanos::from_millis);
+                for ev in &mut out[start..] {
+                    ev.instrument = instrument;
+                    ev.ts_exchange = ts_exchange;
+                    if let MarketEventKind::Delta(d) = &mut ev.kind {
+                        d.sequence = final_update_id;
+                    }
+                }
+                if let Some(MarketEventKind::Delta(d)) = out[start..].last_mut().map(|e| &mut e.kind) {
+                    d.flags.0 |= DeltaFlags::LAST;
+                }
+            }
+            Decoded::Ignored => {}
+        }
+        Ok(kind)
+    }
+}
+
+fn event(ms: Option<u64>, ts_recv: UnixNanos, instrument: InstrumentId, kind: MarketEventKind) -> MarketEvent {
+    MarketEvent {
+        ts_exchange: ms.map_or(UnixNanos(0), UnixNanos::from_millis),
+        ts_recv,
+        instrument,
+        decode_ns: 0,
+        kind,
+    }
+}
+
+pub(crate) fn delta_event(side: Side, price: Price, qty: Qty, ts_recv: UnixNanos) -> MarketEvent {
+    MarketEvent {
+        ts_exchange: UnixNanos(0),
+        ts_recv,
+        instrument: InstrumentId(0),
+        decode_ns: 0,
+        kind: MarketEventKind::Delta(BookDelta {
+            action: BookAction::Update,
+            side,
+            flags: DeltaFlags::default(),
+            price,
+            qty,
+            sequence: 0,
+        }),
+    }
+}
+
+fn decimal<T: FromDecimal>(field: &'static str, s: Option<&str>) -> Result<T, FeedError> {
+    let s = s.ok_or(FeedError::MissingField(field))?;
+    T::from_decimal(s).map_err(|source| FeedError::Decimal { field, source })
+}
+
+trait FromDecimal: Sized {
+    fn from_decimal(s: &str) -> Result<Self, argus_core::ParseFixedError>;
+}
+impl FromDecimal for Price {
+    fn from_decimal(s: &str) -> Result<Self, argus_core::ParseFixedError> {
+        Price::parse(s)
+    }
+}
+impl FromDecimal for Qty {
+    fn from_decimal(s: &str) -> Result<Self, argus_core::ParseFixedError> {
+        Qty::parse(s)
+    }
+}
+
+/// Fields seen in a frame; borrowed from the frame bytes.
+#[derive(Default)]
+struct Fields<'de> {
+    e: Option<&'de str>,
+    event_time: Option<u64>,
+    trade_time: Option<u64>,
+    s: Option<&'de str>,
+    t: Option<u64>,
+    p: Option<&'de str>,
+    q: Option<&'de str>,
+    m: Option<bool>,
+    first_id: Option<u64>,
+    final_id: Option<u64>,
+    prev_final_id: Option<u64>,
+    b_str: Option<&'de str>,
+    a_str: Option<&'de str>,
+    a_num: Option<u64>,
+    bid_qty: Option<&'de str>,
+    ask_qty: Option<&'de str>,
+    levels: bool,
+    result_or_id: bool,
+}
+
+impl Fields<'_> {
+    fn classify(&self) -> Result<Decoded, FeedError> {
+        match self.e {
+            Some("trade") | Some("aggTrade") => Ok(Decoded::Trade),
+            Some("depthUpdate") => Ok(Decoded::Depth {
+                first_update_id: self.first_id.ok_or(FeedError::MissingField("U"))?,
+                final_update_id: self.final_id.ok_or(FeedError::MissingField("u"))?,
+                prev_final_update_id: self.prev_final_id,
+            }),
+            Some("bookTicker") => Ok(Decoded::BookTicker),
+            Some(_) => Ok(Decoded::Ignored),
+            None if self.b_str.is_some() && self.a_str.is_some() && self.final_id.is_some() => Ok(Decoded::BookTicker),
+            // Subscription acknowledgements: {"result":null,"id":1}.
+            None if self.result_or_id => Ok(Decoded::Ignored),
+            None => Err(FeedError::UnknownMessage),
+        }
+    }
+}
+
+struct FrameSeed<'f, 'de, 'o> {
+    f: &'f mut Fields<'de>,
+    out: &'o mut Vec<MarketEvent>,
+    ts_recv: UnixNanos,
+}
+
+impl<'de> DeserializeSeed<'de> for FrameSeed<'_, 'de, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FrameSeed<'_, 'de, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a Binance websocket frame object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let FrameSeed { f, out, ts_recv } = self;
+        while let Some(key) = map.next_key::<&'de str>()? {
+            match key {
+                "data" => map.next_value_seed(FrameSeed { f: &mut *f, out: &mut *out, ts_recv })?,
+                "e" => f.e = Some(map.next_value()?),
+                "E" => f.event_time = Some(map.next_value()?),
+                "T" => f.trade_time = Some(map.next_value()?),
+                "s" => f.s = Some(map.next_value()?),
+                "t" => f.t = Some(map.next_value()?),
+                "p" => f.p = Some(map.next_value()?),
+                "q" => f.q = Some(map.next_value()?),
+                "m" => f.m = Some(map.next_value()?),
+                "U" => f.first_id = Some(map.next_value()?),
+                "u" => f.final_id = Some(map.next_value()?),
+                "pu" => f.prev_final_id = Some(map.next_value()?),
+                "B" => f.bid_qty = Some(map.next_value()?),
+                "A" => f.ask_qty = Some(map.next_value()?),
+                "b" => match map.next_value_seed(SideSeed { out: &mut *out, side: Side::Buy, ts_recv })? {
+                    SideValue::Str(s) => f.b_str = Some(s),
+                    SideValue::Num(_) => return Err(de::Error::custom("`b` must be a price or levels")),
+                    SideValue::Levels => f.levels = true,
+                },
+                "a" => match map.next_value_seed(SideSeed { out: &mut *out, side: Side::Sell, ts_recv })? {
+                    SideValue::Str(s) => f.a_str = Some(s),
+                    SideValue::Num(n) => f.a_num = Some(n),
+                    SideValue::Levels => f.levels = true,
+                },
+                "result" | "id" => {
+                    f.result_or_id = true;
+                    map.next_value::<IgnoredAny>()?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `b`/`a` are a price string (bookTicker), an id (aggTrade `a`) or level arrays (depthUpdate).
+enum SideValue<'de> {
+    Str(&'de str),
+    Num(u64),
+    Levels,
+}
+
+struct SideSeed<'o> {
+    out: &'o mut Vec<MarketEvent>,
+    side: Side,
+    ts_recv: UnixNanos,
+}
+
+impl<'de> DeserializeSeed<'de> for SideSeed<'_> {
+    type Value = SideValue<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SideSeed<'_> {
+    type Value = SideValue<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a price string, an id or an array of [price, qty] levels")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(SideValue::Str(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(SideValue::Num(v))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while let Some((px, qty)) = seq.next_element::<(&'de str, &'de str)>()? {
+            let price = Price::parse(px).map_err(|e| de::Error::custom(format_args!("level price `{px}`: {e}")))?;
+            let qty = Qty::parse(qty).map_err(|e| de::Error::custom(format_args!("level qty `{qty}`: {e}")))?;
+            self.out.push(delta_event(self.side, price, qty, self.ts_recv));
+        }
+        Ok(SideValue::Levels)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/binance_spot/samples");
+
+    fn norm() -> BinanceNormalizer {
+        BinanceNormalizer::new([("BTCUSDT", InstrumentId(0)), ("ETHUSDT", InstrumentId(1)), ("NKNUSDT", InstrumentId(2))])
+    }
+
+    #[test]
+    fn decodes_trade_frame() {
+        let frame = br#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255343,"s":"BTCUSDT","t":3735683259,"p":"61837.63000000","q":"0.02000000","T":1723161255342,"m":true,"M":true}}"#;
+        let mut out = Vec::new();
+        assert_eq!(norm().normalize(frame, UnixNanos(7), &mut out).unwrap(), Decoded::Trade);
+        assert_eq!(out.len(), 1);
+        let MarketEventKind::Trade(t) = out[0].kind else { panic!("not a trade") };
+        assert_eq!(t.price.display_with(8).to_string(), "61837.63000000");
+        assert_eq!(t.qty.to_string(), "0.02");
+        assert_eq!(t.trade_id, 3_735_683_259);
+        assert_eq!(t.aggressor, Side::Sell);
+        assert_eq!(out[0].ts_exchange, UnixNanos::from_millis(1_723_161_255_342));
+        assert_eq!(out[0].ts_recv, UnixNanos(7));
+    }
+
+    #[test]
+    fn decodes_depth_with_every_level_and_last_flag() {
+        let frame = br#"{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":5,"u":7,"b":[["1.0","2"],["0.5","0"]],"a":[["2.0","1"]]}}"#;
+        let mut out = Vec::new();
+        let got = norm().normalize(frame, UnixNanos(0), &mut out).unwrap();
+        assert_eq!(got, Decoded::Depth { first_update_id: 5, final_update_id: 7, prev_final_update_id: None });
+        assert_eq!(out.len(), 3);
+        let flags: Vec<(Side, bool, u64)> = out
+            .iter()
+            .map(|e| match e.kind {
+                MarketEventKind::Delta(d) => (d.side, d.flags.is_last(), d.sequence),
+                _ => panic!("not a delta"),
+            })
+            .collect();
+        assert_eq!(flags, vec![(Side::Buy, false, 7), (Side::Buy, false, 7), (Side::Sell, true, 7)]);
+    }
+
+    #[test]
+    fn decodes_book_ticker_and_agg_trade() {
+        let mut out = Vec::new();
+        let bt = br#"{"u":50093239212,"s":"BTCUSDT","b":"61837.63000000","B":"3.78826000","a":"61837.64000000","A":"1.54698000"}"#;
+        assert_eq!(norm().normalize(bt, UnixNanos(0), &mut out).unwrap(), Decoded::BookTicker);
+        let agg = br#"{"e":"aggTrade","E":1,"s":"ETHUSDT","a":226532,"p":"1.5","q":"2","f":1,"l":2,"T":3,"m":false,"M":true,"st":0}"#;
+        assert_eq!(norm().normalize(agg, UnixNanos(0), &mut out).unwrap(), Decoded::Trade);
+        let MarketEventKind::Trade(t) = out[1].kind else { panic!("not a trade") };
+        assert_eq!((t.trade_id, t.aggressor, out[1].instrument), (226_532, Side::Buy, InstrumentId(1)));
+    }
+
+    #[test]
+    fn every_real_sample_decodes() {
+        let mut n = 0;
+        for file in ["hftbacktest_trade.jsonl", "hftbacktest_bookTicker.jsonl", "hftbacktest_depth_100ms.jsonl", "cryptofeed_aggTrade.jsonl", "cryptofeed_bookTicker.jsonl", "cryptofeed_depth_100ms.jsonl", "cryptofeed_kline_1m.jsonl"] {
+            let text = std::fs::read_to_string(format!("{SAMPLES}/{file}")).unwrap();
+            for line in text.lines().filter(|l| !l.is_empty()) {
+                let mut out = Vec::new();
+                let norm = BinanceNormalizer::new([("BTCUSDT", InstrumentId(0)), ("NKNUSDT", InstrumentId(1)), ("BLZETH", InstrumentId(2)), ("LRCBTC", InstrumentId(3)), ("RUNEEUR", InstrumentId(4))]);
+                let got = norm.normalize(line.as_bytes(), UnixNanos(0), &mut out);
+                assert!(got.is_ok(), "{file}: {got:?} for {line}");
+                if file.contains("kline") {
+                    assert_eq!(got.unwrap(), Decoded::Ignored);
+                    assert!(out.is_empty());
+                }
+                n += 1;
+            }
+        }
+        assert!(n >= 20, "only {n} samples read");
+    }
+
+    #[test]
+    fn malformed_frames_are_errors_and_leave_output_untouched() {
+        let cases: [&[u8]; 8] = [
+            b"",
+            b"not json",
+            br#"{"e":"trade","s":"BTCUSDT","t":1,"p":"1.x","q":"1","m":true}"#,
+            br#"{"e":"trade","s":"BTCUSDT","t":1,"q":"1","m":true}"#,
+            br#"{"e":"trade","s":"DOGEUSDT","t":1,"p":"1","q":"1","m":true}"#,
+            br#"{"e":"depthUpdate","s":"BTCUSDT","U":1,"u":2,"b":[["1","1"],["oops","1"]],"a":[]}"#,
+            br#"{"e":"depthUpdate","s":"BTCUSDT","U":1,"b":[],"a":[]}"#,
+            br#"{"hello":1}"#,
+        ];
+        for frame in cases {
+            let mut out = vec![delta_event(Side::Buy, Price::ZERO, Qty::ZERO, UnixNanos(0))];
+            assert!(norm().normalize(frame, UnixNanos(0), &mut out).is_err(), "{}", String::from_utf8_lossy(frame));
+            assert_eq!(out.len(), 1);
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! Errors of the feeds crate.
+
+use argus_core::ParseFixedError;
+
+/// Anything that can go wrong between a socket and a [`argus_core::MarketEvent`].
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("malformed frame: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("malformed decimal in field `{field}`: {source}")]
+    Decimal {
+        field: &'static str,
+        source: ParseFixedError,
+    },
+    #[error("frame has no field `{0}`")]
+    MissingField(&'static str),
+    #[error("unknown symbol `{0}`")]
+    UnknownSymbol(String),
+    #[error("unknown message type")]
+    UnknownMessage,
+    #[error("book sequence gap: expected first id {expected}, got {got}")]
+    SequenceGap { expected: u64, got: u64 },
+    #[error("snapshot {snapshot} is older than the first buffered diff ({first})")]
+    StaleSnapshot { snapshot: u64, first: u64 },
+    #[error("websocket: {0}")]
+    Ws(#[from] tokio_tungstenite::tungstenite::Error),
+    #[error("http: {0}")]
+    Http(String),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("invalid url `{0}`")]
+    Url(String),
+    #[error("recording line {line}: {reason}")]
+    Recording { line: u64, reason: String },
+    #[error("event queue closed")]
+    QueueClosed,
+}
+
+impl FeedError {
+    /// True when retrying cannot help (bad configuration, closed consumer).
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, FeedError::Url(_) | FeedError::QueueClosed)
+    }
+}

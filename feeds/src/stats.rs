@@ -1,0 +1,34 @@
+//! Counters a feed task publishes; read by metrics and reports from other threads.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Frame and fault counters of one feed. Updated with relaxed atomics once per frame.
+#[derive(Debug, Default)]
+pub struct FeedStats {
+    pub frames_trade: AtomicU64,
+    pub frames_depth: AtomicU64,
+    pub frames_book_ticker: AtomicU64,
+    pub frames_ignored: AtomicU64,
+    pub snapshots: AtomicU64,
+    pub malformed: AtomicU64,
+    pub disconnects: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub gaps: AtomicU64,
+    pub stale_diffs: AtomicU64,
+    pub snapshot_failures: AtomicU64,
+    pub events_sent: AtomicU64,
+    /// Times the queue to the hot thread was full and the feed had to wait.
+    pub queue_full: AtomicU64,
+}
+
+impl FeedStats {
+    #[inline]
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
