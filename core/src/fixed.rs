@@ -202,6 +202,14 @@ macro_rules! fixed_type {
             }
         }
 
+        /// Config files write decimals as strings (`"0.05"`), read exactly.
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                Self::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+
         impl FromStr for $name {
             type Err = ParseFixedError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -237,6 +245,13 @@ impl Money {
     /// Lossy conversion for metrics and displays; never used for accounting.
     pub fn as_f64(self) -> f64 {
         self.0 as f64 / FIXED_SCALE as f64
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Money {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        parse_fixed(s.as_bytes()).map(|u| Money(i128::from(u))).map_err(serde::de::Error::custom)
     }
 }
 

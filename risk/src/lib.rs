@@ -1,0 +1,19 @@
+//! argus-risk: the pre-trade gate. The only crate that can turn an
+//! [`argus_core::OrderIntent`] into an [`argus_core::Approved`] order.
+//!
+//! Pure: no I/O, no clock but `State::now`, no allocation per order. Every check fails closed:
+//! without a two-sided book nothing is approved.
+//!
+//! ```
+//! use argus_risk::{RiskChain, RiskConfig};
+//! let chain = RiskChain::new(RiskConfig::default()).unwrap();
+//! # let _ = chain;
+//! ```
+
+mod chain;
+mod checks;
+mod config;
+
+pub use chain::{RiskChain, RiskStats};
+pub use checks::{AnomalyBlock, MaxNotional, MaxOrderQty, MaxPosition, PriceBand};
+pub use config::{ConfigError, RiskConfig};

@@ -1,0 +1,132 @@
+//! Trades toward a target position chosen by the model's signal, taking liquidity with IOC limit
+//! orders a few basis points through the touch.
+
+use argus_core::{MarketEvent, MarketEventKind, OrderIntent, Price, Qty, Side, State, Strategy, TimeInForce};
+
+/// Parameters of [`SignalTaker`].
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignalTakerConfig {
+    /// Go long above `+entry_bps` of predicted return, short below `-entry_bps`.
+    pub entry_bps: f32,
+    /// Size of the target position, in base units.
+    pub target_qty: Qty,
+    /// Worst price accepted, in basis points through the opposite touch.
+    pub slippage_bps: i64,
+    /// Minimum time between two intents.
+    pub cooldown_ns: u64,
+}
+
+impl Default for SignalTakerConfig {
+    fn default() -> Self {
+        Self {
+            entry_bps: 0.6,
+            target_qty: Qty::from_units(10_000_000), // 0.01 BTC
+            slippage_bps: 5,
+            cooldown_ns: 1_000_000_000,
+        }
+    }
+}
+
+/// See the module docs.
+#[derive(Debug, Clone)]
+pub struct SignalTaker {
+    cfg: SignalTakerConfig,
+    last_intent_ns: Option<u64>,
+}
+
+impl SignalTaker {
+    pub fn new(cfg: SignalTakerConfig) -> Self {
+        Self { cfg, last_intent_ns: None }
+    }
+}
+
+impl Strategy for SignalTaker {
+    fn on_event(&mut self, ev: &MarketEvent, st: &State<'_>, out: &mut Vec<OrderIntent>) {
+        if !matches!(ev.kind, MarketEventKind::Trade(_)) {
+            return;
+        }
+        if self.last_intent_ns.is_some_and(|t| st.now.0.saturating_sub(t) < self.cfg.cooldown_ns) {
+            return;
+        }
+        let signal = st.scores.signal;
+        let target = if signal > self.cfg.entry_bps {
+            self.cfg.target_qty.units()
+        } else if signal < -self.cfg.entry_bps {
+            -self.cfg.target_qty.units()
+        } else {
+            return;
+        };
+        let delta = target.saturating_sub(st.position.qty.units());
+        if delta == 0 {
+            return;
+        }
+        let side = if delta > 0 { Side::Buy } else { Side::Sell };
+        let touch = match side {
+            Side::Buy => st.book.best_ask(),
+            Side::Sell => st.book.best_bid(),
+        };
+        let Some(touch) = touch else { return };
+        let slip = touch.price.units() / 10_000 * self.cfg.slippage_bps;
+        let limit = Price::from_units(touch.price.units().saturating_add(side.sign() * slip));
+        out.push(OrderIntent {
+            instrument: st.instrument,
+            side,
+            qty: Qty::from_units(delta.saturating_abs()),
+            limit,
+            tif: TimeInForce::Ioc,
+            ts: st.now,
+        });
+        self.last_intent_ns = Some(st.now.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argus_core::{BookAction, BookDelta, DeltaFlags, InstrumentId, OrderBook, Position, Scores, Trade, UnixNanos};
+
+    fn book() -> OrderBook {
+        let mut b = OrderBook::new(0);
+        for (side, px) in [(Side::Buy, "100"), (Side::Sell, "101")] {
+            b.apply(&BookDelta {
+                action: BookAction::Add,
+                side,
+                flags: DeltaFlags::default(),
+                price: Price::parse(px).unwrap(),
+                qty: Qty::parse("1").unwrap(),
+                sequence: 1,
+            });
+        }
+        b
+    }
+
+    fn trade(ts: u64) -> MarketEvent {
+        MarketEvent {
+            ts_exchange: UnixNanos(ts),
+            ts_recv: UnixNanos(ts),
+            instrument: InstrumentId(0),
+            decode_ns: 0,
+            kind: MarketEventKind::Trade(Trade { price: Price::from_units(1), qty: Qty::from_units(1), trade_id: 1, aggressor: Side::Buy }),
+        }
+    }
+
+    #[test]
+    fn follows_signal_to_target_and_respects_cooldown() {
+        let (b, pos) = (book(), Position::default());
+        let mut s = SignalTaker::new(SignalTakerConfig::default());
+        let mut out = Vec::new();
+        let st = |now, signal| State { now: UnixNanos(now), instrument: InstrumentId(0), book: &b, features: &[], scores: Scores { signal, anomaly: 0.0 }, position: &pos };
+        s.on_event(&trade(0), &st(0, 0.1), &mut out);
+        assert!(out.is_empty(), "signal below entry");
+        s.on_event(&trade(0), &st(0, 2.0), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].side, Side::Buy);
+        assert_eq!(out[0].limit, Price::parse("101.0505").unwrap());
+        s.on_event(&trade(1), &st(1, -2.0), &mut out);
+        assert_eq!(out.len(), 1, "cooldown");
+        s.on_event(&trade(2_000_000_000), &st(2_000_000_000, -2.0), &mut out);
+        assert_eq!(out[1].side, Side::Sell);
+        assert_eq!(out[1].qty, SignalTakerConfig::default().target_qty);
+    }
+}
