@@ -180,7 +180,11 @@ impl OrderBook {
     /// Mid price in `10^-9` units, when both sides exist.
     pub fn mid_units(&self) -> Option<i64> {
         let (b, a) = (self.best_bid()?, self.best_ask()?);
-        Some(b.price.units() / 2 + a.price.units() / 2 + (b.price.units() % 2 + a.price.units() % 2) / 2)
+        Some(
+            b.price.units() / 2
+                + a.price.units() / 2
+                + (b.price.units() % 2 + a.price.units() % 2) / 2,
+        )
     }
 
     /// True when the best bid is at or above the best ask.
@@ -237,7 +241,10 @@ mod tests {
         // Better than the worst: the worst goes.
         b.apply(&delta(Side::Buy, 1_000_000, 1));
         assert_eq!(b.depth(Side::Buy), MIN_BOOK_LEVELS);
-        assert_eq!(b.levels(Side::Buy).last().map(|l| l.price.units()), Some(1001));
+        assert_eq!(
+            b.levels(Side::Buy).last().map(|l| l.price.units()),
+            Some(1001)
+        );
         assert_eq!(b.evicted(), 2);
     }
 

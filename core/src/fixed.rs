@@ -94,7 +94,11 @@ fn write_fixed(f: &mut fmt::Formatter<'_>, units: i64, decimals: u8) -> fmt::Res
         return write!(f, "{sign}{int}");
     }
     let frac = frac / 10_u64.pow(u32::from(FIXED_DECIMALS - decimals));
-    write!(f, "{sign}{int}.{frac:0width$}", width = usize::from(decimals))
+    write!(
+        f,
+        "{sign}{int}.{frac:0width$}",
+        width = usize::from(decimals)
+    )
 }
 
 /// The fewest fractional digits that show `units` exactly.
@@ -251,7 +255,9 @@ impl Money {
 impl<'de> serde::Deserialize<'de> for Money {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        parse_fixed(s.as_bytes()).map(|u| Money(i128::from(u))).map_err(serde::de::Error::custom)
+        parse_fixed(s.as_bytes())
+            .map(|u| Money(i128::from(u)))
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -304,7 +310,10 @@ mod tests {
         assert_eq!(Price::parse("."), Err(ParseFixedError::Empty));
         assert_eq!(Price::parse("1.2.3"), Err(ParseFixedError::InvalidChar(3)));
         assert_eq!(Price::parse("1e5"), Err(ParseFixedError::InvalidChar(1)));
-        assert_eq!(Price::parse("0.0000000001"), Err(ParseFixedError::TooPrecise));
+        assert_eq!(
+            Price::parse("0.0000000001"),
+            Err(ParseFixedError::TooPrecise)
+        );
         assert_eq!(Price::parse("9223372037"), Err(ParseFixedError::Overflow));
     }
 
@@ -313,7 +322,10 @@ mod tests {
         let p = Price::parse("61837.63000000").unwrap();
         assert_eq!(p.display_with(8).to_string(), "61837.63000000");
         assert_eq!(p.to_string(), "61837.63");
-        assert_eq!(Qty::parse("-0.5").unwrap().display_with(3).to_string(), "-0.500");
+        assert_eq!(
+            Qty::parse("-0.5").unwrap().display_with(3).to_string(),
+            "-0.500"
+        );
         assert_eq!(Qty::ZERO.to_string(), "0");
     }
 

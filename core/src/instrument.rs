@@ -23,7 +23,13 @@ pub struct InstrumentTable {
 
 impl InstrumentTable {
     /// Adds an instrument and returns its id.
-    pub fn add(&mut self, venue: Venue, symbol: &str, price_decimals: u8, size_decimals: u8) -> InstrumentId {
+    pub fn add(
+        &mut self,
+        venue: Venue,
+        symbol: &str,
+        price_decimals: u8,
+        size_decimals: u8,
+    ) -> InstrumentId {
         let id = InstrumentId(self.instruments.len() as u32);
         self.instruments.push(Instrument {
             id,

@@ -82,7 +82,10 @@ impl BinanceRecording {
                 continue;
             }
             self.decoded.clear();
-            match self.normalizer.normalize(frame.frame.as_bytes(), ts, &mut self.decoded) {
+            match self
+                .normalizer
+                .normalize(frame.frame.as_bytes(), ts, &mut self.decoded)
+            {
                 Ok(Decoded::Trade) => {
                     self.stats.trade += 1;
                     self.ready.extend_from_slice(&self.decoded);
@@ -91,10 +94,19 @@ impl BinanceRecording {
                     self.stats.book_ticker += 1;
                     self.ready.extend_from_slice(&self.decoded);
                 }
-                Ok(Decoded::Depth { first_update_id, final_update_id, prev_final_update_id }) => {
+                Ok(Decoded::Depth {
+                    first_update_id,
+                    final_update_id,
+                    prev_final_update_id,
+                }) => {
                     self.stats.depth += 1;
-                    self.sync
-                        .on_diff(first_update_id, final_update_id, prev_final_update_id, &self.decoded, &mut self.ready);
+                    self.sync.on_diff(
+                        first_update_id,
+                        final_update_id,
+                        prev_final_update_id,
+                        &self.decoded,
+                        &mut self.ready,
+                    );
                 }
                 Ok(Decoded::Ignored) => self.stats.ignored += 1,
                 Err(_) => self.stats.malformed += 1,
@@ -124,7 +136,10 @@ mod tests {
 
     #[test]
     fn bundled_recording_decodes_completely_and_syncs_once() {
-        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../data/binance_spot/btcusdt_20240808.jsonl.gz"));
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../data/binance_spot/btcusdt_20240808.jsonl.gz"
+        ));
         let mut rec = BinanceRecording::open(path, "BTCUSDT", InstrumentId(0)).unwrap();
         let mut book = OrderBook::new(5000);
         let mut trades = 0;
@@ -136,7 +151,10 @@ mod tests {
             }
         }
         let s = rec.stats();
-        assert_eq!((s.trade, s.depth, s.book_ticker, s.snapshot, s.malformed), (9757, 3451, 28040, 1, 0));
+        assert_eq!(
+            (s.trade, s.depth, s.book_ticker, s.snapshot, s.malformed),
+            (9757, 3451, 28040, 1, 0)
+        );
         assert_eq!(trades, 9757);
         assert_eq!(rec.sync_stats().gaps, 0);
         assert_eq!(rec.sync_stats().stale_diffs_dropped, 2);

@@ -36,7 +36,9 @@ impl std::str::FromStr for Speed {
         }
         match s.parse::<f64>() {
             Ok(f) if f.is_finite() && f > 0.0 => Ok(Speed::Factor(f)),
-            _ => Err(format!("speed must be a positive number or `max`, got `{s}`")),
+            _ => Err(format!(
+                "speed must be a positive number or `max`, got `{s}`"
+            )),
         }
     }
 }
@@ -73,14 +75,26 @@ impl ReplayServer {
     ///
     /// # Errors
     /// When the listener cannot be bound.
-    pub async fn start(frames: &[RecordedFrame], speed: Speed, faults: Faults) -> Result<Self, FeedError> {
-        let snapshot = frames.iter().find(|f| f.is_snapshot()).map(|f| f.frame.clone());
+    pub async fn start(
+        frames: &[RecordedFrame],
+        speed: Speed,
+        faults: Faults,
+    ) -> Result<Self, FeedError> {
+        let snapshot = frames
+            .iter()
+            .find(|f| f.is_snapshot())
+            .map(|f| f.frame.clone());
         let ws_frames = frames
             .iter()
             .filter(|f| !f.is_snapshot())
             .map(|f| (f.ts_recv_ns, Utf8Bytes::from(f.frame.clone())))
             .collect();
-        let shared = Arc::new(Shared { frames: ws_frames, snapshot, speed, faults });
+        let shared = Arc::new(Shared {
+            frames: ws_frames,
+            snapshot,
+            speed,
+            faults,
+        });
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
@@ -129,13 +143,20 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) -> Result<(), FeedErr
     let mut buf = vec![0_u8; 8192];
     let _ = stream.read(&mut buf).await?;
     let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
-    let (status, body) = if path.starts_with("/api/v3/depth") || path.starts_with("/fapi/v1/depth") {
+    let (status, body) = if path.starts_with("/api/v3/depth") || path.starts_with("/fapi/v1/depth")
+    {
         match (&shared.snapshot, shared.faults.no_snapshot) {
             (Some(s), false) => ("200 OK", s.clone()),
-            _ => ("503 Service Unavailable", r#"{"code":-1003,"msg":"snapshot unavailable"}"#.to_owned()),
+            _ => (
+                "503 Service Unavailable",
+                r#"{"code":-1003,"msg":"snapshot unavailable"}"#.to_owned(),
+            ),
         }
     } else {
-        ("404 Not Found", r#"{"code":-1100,"msg":"unknown path"}"#.to_owned())
+        (
+            "404 Not Found",
+            r#"{"code":-1100,"msg":"unknown path"}"#.to_owned(),
+        )
     };
     let resp = format!(
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -167,7 +188,9 @@ async fn replay_ws(stream: TcpStream, shared: &Shared) -> Result<(), FeedError> 
             }
         }
         let msg = if shared.faults.corrupt.contains(&i) {
-            Message::Text(Utf8Bytes::from_static("{\"stream\":\"btcusdt@trade\",\"data\":{\"e\":\"trade\",\"p\":"))
+            Message::Text(Utf8Bytes::from_static(
+                "{\"stream\":\"btcusdt@trade\",\"data\":{\"e\":\"trade\",\"p\":",
+            ))
         } else {
             Message::Text(frame.clone())
         };
@@ -177,9 +200,16 @@ async fn replay_ws(stream: TcpStream, shared: &Shared) -> Result<(), FeedError> 
         }
     }
     ws.flush().await?;
-    ws.send(Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "end of recording".into() }))).await?;
+    ws.send(Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "end of recording".into(),
+    })))
+    .await?;
     // Wait for the client's close reply so every frame is delivered before the socket closes.
     use futures_util::StreamExt;
-    let _ = tokio::time::timeout(Duration::from_secs(5), async { while let Some(Ok(_)) = ws.next().await {} }).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
     Ok(())
 }

@@ -47,8 +47,12 @@ impl Features {
     /// Mid from the freshest top of book: the venue quote if seen, else the depth book.
     pub fn mid(&self, book: &OrderBook) -> Option<f64> {
         match self.quote {
-            Some(q) if q.ask_price > q.bid_price => Some((q.bid_price.as_f64() + q.ask_price.as_f64()) / 2.0),
-            _ => book.mid_units().map(|m| m as f64 / argus_core::FIXED_SCALE as f64),
+            Some(q) if q.ask_price > q.bid_price => {
+                Some((q.bid_price.as_f64() + q.ask_price.as_f64()) / 2.0)
+            }
+            _ => book
+                .mid_units()
+                .map(|m| m as f64 / argus_core::FIXED_SCALE as f64),
         }
     }
 
@@ -76,7 +80,11 @@ impl Features {
                 let (b, a) = (q.bid_price.as_f64(), q.ask_price.as_f64());
                 let (bq, aq) = (q.bid_qty.as_f64(), q.ask_qty.as_f64());
                 let total = bq + aq;
-                let microprice = if total > 0.0 { (b * aq + a * bq) / total } else { mid };
+                let microprice = if total > 0.0 {
+                    (b * aq + a * bq) / total
+                } else {
+                    mid
+                };
                 let qimb = if total > 0.0 { (bq - aq) / total } else { 0.0 };
                 ((a - b) / mid * 1e4, (microprice - mid) / mid * 1e4, qimb)
             }
@@ -85,10 +93,26 @@ impl Features {
                 _ => (0.0, 0.0, 0.0),
             },
         };
-        let depth = |side| book.levels(side).take(TOP_N).map(|l| l.qty.as_f64()).sum::<f64>();
+        let depth = |side| {
+            book.levels(side)
+                .take(TOP_N)
+                .map(|l| l.qty.as_f64())
+                .sum::<f64>()
+        };
         let (bd, ad) = (depth(Side::Buy), depth(Side::Sell));
-        let imb = if bd + ad > 0.0 { (bd - ad) / (bd + ad) } else { 0.0 };
-        self.values = [spread as f32, micro as f32, imb as f32, qimb as f32, self.flow as f32, self.var_bps2.sqrt() as f32];
+        let imb = if bd + ad > 0.0 {
+            (bd - ad) / (bd + ad)
+        } else {
+            0.0
+        };
+        self.values = [
+            spread as f32,
+            micro as f32,
+            imb as f32,
+            qimb as f32,
+            self.flow as f32,
+            self.var_bps2.sqrt() as f32,
+        ];
     }
 }
 
@@ -98,20 +122,39 @@ mod tests {
     use argus_core::{InstrumentId, Price, Qty, Trade, UnixNanos};
 
     fn ev(kind: MarketEventKind) -> MarketEvent {
-        MarketEvent { ts_exchange: UnixNanos(0), ts_recv: UnixNanos(0), instrument: InstrumentId(0), decode_ns: 0, kind }
+        MarketEvent {
+            ts_exchange: UnixNanos(0),
+            ts_recv: UnixNanos(0),
+            instrument: InstrumentId(0),
+            decode_ns: 0,
+            kind,
+        }
     }
 
     #[test]
     fn quote_and_trades_move_the_features() {
         let book = OrderBook::new(0);
         let mut f = Features::new();
-        let q = Quote { bid_price: Price::parse("100").unwrap(), bid_qty: Qty::parse("3").unwrap(), ask_price: Price::parse("100.02").unwrap(), ask_qty: Qty::parse("1").unwrap() };
+        let q = Quote {
+            bid_price: Price::parse("100").unwrap(),
+            bid_qty: Qty::parse("3").unwrap(),
+            ask_price: Price::parse("100.02").unwrap(),
+            ask_qty: Qty::parse("1").unwrap(),
+        };
         f.update(&ev(MarketEventKind::Quote(q)), &book);
         let v = *f.values();
         assert!((v[0] - 1.9998).abs() < 1e-3, "spread {v:?}");
-        assert!(v[1] > 0.0, "microprice leans to the ask when bids are heavier");
+        assert!(
+            v[1] > 0.0,
+            "microprice leans to the ask when bids are heavier"
+        );
         assert!((v[3] - 0.5).abs() < 1e-6);
-        let t = Trade { price: Price::parse("100.02").unwrap(), qty: Qty::parse("2").unwrap(), trade_id: 1, aggressor: Side::Buy };
+        let t = Trade {
+            price: Price::parse("100.02").unwrap(),
+            qty: Qty::parse("2").unwrap(),
+            trade_id: 1,
+            aggressor: Side::Buy,
+        };
         f.update(&ev(MarketEventKind::Trade(t)), &book);
         assert!((f.values()[4] - 0.1).abs() < 1e-6);
     }

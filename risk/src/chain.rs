@@ -64,7 +64,11 @@ impl RiskChain {
     ///
     /// # Errors
     /// The [`Reject`] reason.
-    pub fn evaluate(&mut self, o: OrderIntent, st: &State<'_>) -> Result<Approved<OrderIntent>, Reject> {
+    pub fn evaluate(
+        &mut self,
+        o: OrderIntent,
+        st: &State<'_>,
+    ) -> Result<Approved<OrderIntent>, Reject> {
         let r = self.evaluate_inner(&o, st);
         match r {
             Ok(()) => {
@@ -83,7 +87,13 @@ impl RiskChain {
         if self.halted {
             return Err(Reject::Halted);
         }
-        let checks: [&dyn RiskCheck; 5] = [&self.max_qty, &self.max_pos, &self.max_notional, &self.band, &self.anomaly];
+        let checks: [&dyn RiskCheck; 5] = [
+            &self.max_qty,
+            &self.max_pos,
+            &self.max_notional,
+            &self.band,
+            &self.anomaly,
+        ];
         for c in checks {
             c.check(o, st)?;
         }
@@ -120,25 +130,47 @@ impl RiskChain {
 mod tests {
     use super::*;
     use argus_core::{
-        BookAction, BookDelta, DeltaFlags, InstrumentId, Money, OrderBook, Position, Price, Qty, Scores, Side,
-        TimeInForce, UnixNanos,
+        BookAction, BookDelta, DeltaFlags, InstrumentId, Money, OrderBook, Position, Price, Qty,
+        Scores, Side, TimeInForce, UnixNanos,
     };
     use proptest::prelude::*;
 
     fn book() -> OrderBook {
         let mut b = OrderBook::new(0);
         for (side, px) in [(Side::Buy, "100"), (Side::Sell, "100.02")] {
-            b.apply(&BookDelta { action: BookAction::Add, side, flags: DeltaFlags::default(), price: Price::parse(px).unwrap(), qty: Qty::parse("5").unwrap(), sequence: 1 });
+            b.apply(&BookDelta {
+                action: BookAction::Add,
+                side,
+                flags: DeltaFlags::default(),
+                price: Price::parse(px).unwrap(),
+                qty: Qty::parse("5").unwrap(),
+                sequence: 1,
+            });
         }
         b
     }
 
     fn intent(side: Side, qty: &str, limit: &str) -> OrderIntent {
-        OrderIntent { instrument: InstrumentId(0), side, qty: Qty::parse(qty).unwrap(), limit: Price::parse(limit).unwrap(), tif: TimeInForce::Ioc, ts: UnixNanos(0) }
+        OrderIntent {
+            instrument: InstrumentId(0),
+            side,
+            qty: Qty::parse(qty).unwrap(),
+            limit: Price::parse(limit).unwrap(),
+            tif: TimeInForce::Ioc,
+            ts: UnixNanos(0),
+        }
     }
 
     fn cfg() -> RiskConfig {
-        RiskConfig { max_order_qty: Qty::parse("1").unwrap(), max_position: Qty::parse("2").unwrap(), max_notional: Money(150 * 1_000_000_000), price_band_bps: 10, max_orders_per_window: 2, rate_window_ns: 1000, anomaly_threshold: 0.5 }
+        RiskConfig {
+            max_order_qty: Qty::parse("1").unwrap(),
+            max_position: Qty::parse("2").unwrap(),
+            max_notional: Money(150 * 1_000_000_000),
+            price_band_bps: 10,
+            max_orders_per_window: 2,
+            rate_window_ns: 1000,
+            anomaly_threshold: 0.5,
+        }
     }
 
     #[test]
@@ -147,35 +179,103 @@ mod tests {
         let mut chain = RiskChain::new(cfg()).unwrap();
         let mk = |now: u64, anomaly: f32| (now, anomaly);
         let cases = [
-            (intent(Side::Buy, "1.5", "100.02"), mk(0, 0.0), Err(Reject::MaxOrderQty)),
-            (intent(Side::Buy, "1", "160"), mk(0, 0.0), Err(Reject::MaxNotional)),
-            (intent(Side::Buy, "1", "100.5"), mk(0, 0.0), Err(Reject::PriceBand)),
-            (intent(Side::Buy, "1", "100.02"), mk(0, 0.9), Err(Reject::AnomalyBlock)),
-            (intent(Side::Buy, "1", "100.02"), mk(0, f32::NAN), Err(Reject::AnomalyBlock)),
+            (
+                intent(Side::Buy, "1.5", "100.02"),
+                mk(0, 0.0),
+                Err(Reject::MaxOrderQty),
+            ),
+            (
+                intent(Side::Buy, "1", "160"),
+                mk(0, 0.0),
+                Err(Reject::MaxNotional),
+            ),
+            (
+                intent(Side::Buy, "1", "100.5"),
+                mk(0, 0.0),
+                Err(Reject::PriceBand),
+            ),
+            (
+                intent(Side::Buy, "1", "100.02"),
+                mk(0, 0.9),
+                Err(Reject::AnomalyBlock),
+            ),
+            (
+                intent(Side::Buy, "1", "100.02"),
+                mk(0, f32::NAN),
+                Err(Reject::AnomalyBlock),
+            ),
             (intent(Side::Buy, "1", "100.02"), mk(0, 0.1), Ok(())),
             (intent(Side::Sell, "1", "100"), mk(10, 0.1), Ok(())),
-            (intent(Side::Sell, "1", "100"), mk(20, 0.1), Err(Reject::OrderRate)),
+            (
+                intent(Side::Sell, "1", "100"),
+                mk(20, 0.1),
+                Err(Reject::OrderRate),
+            ),
             (intent(Side::Sell, "1", "100"), mk(1000, 0.1), Ok(())),
         ];
         for (i, (o, (now, anomaly), want)) in cases.into_iter().enumerate() {
-            let st = State { now: UnixNanos(now), instrument: InstrumentId(0), book: &b, features: &[], scores: Scores { signal: 0.0, anomaly }, position: &pos };
+            let st = State {
+                now: UnixNanos(now),
+                instrument: InstrumentId(0),
+                book: &b,
+                features: &[],
+                scores: Scores {
+                    signal: 0.0,
+                    anomaly,
+                },
+                position: &pos,
+            };
             assert_eq!(chain.evaluate(o, &st).map(|_| ()), want, "case {i}");
         }
         pos.qty = Qty::parse("1.5").unwrap();
-        let st = State { now: UnixNanos(5000), instrument: InstrumentId(0), book: &b, features: &[], scores: Scores::default(), position: &pos };
-        assert_eq!(chain.evaluate(intent(Side::Buy, "1", "100.02"), &st).map(|_| ()), Err(Reject::MaxPosition));
+        let st = State {
+            now: UnixNanos(5000),
+            instrument: InstrumentId(0),
+            book: &b,
+            features: &[],
+            scores: Scores::default(),
+            position: &pos,
+        };
+        assert_eq!(
+            chain
+                .evaluate(intent(Side::Buy, "1", "100.02"), &st)
+                .map(|_| ()),
+            Err(Reject::MaxPosition)
+        );
         chain.set_halted(true);
-        assert_eq!(chain.evaluate(intent(Side::Sell, "1", "100"), &st).map(|_| ()), Err(Reject::Halted));
+        assert_eq!(
+            chain
+                .evaluate(intent(Side::Sell, "1", "100"), &st)
+                .map(|_| ()),
+            Err(Reject::Halted)
+        );
         assert_eq!(chain.stats().approved, 3);
         let empty = OrderBook::new(0);
         chain.set_halted(false);
-        let st = State { now: UnixNanos(9000), instrument: InstrumentId(0), book: &empty, features: &[], scores: Scores::default(), position: &pos };
-        assert_eq!(chain.evaluate(intent(Side::Sell, "1", "100"), &st).map(|_| ()), Err(Reject::NoMarket));
+        let st = State {
+            now: UnixNanos(9000),
+            instrument: InstrumentId(0),
+            book: &empty,
+            features: &[],
+            scores: Scores::default(),
+            position: &pos,
+        };
+        assert_eq!(
+            chain
+                .evaluate(intent(Side::Sell, "1", "100"), &st)
+                .map(|_| ()),
+            Err(Reject::NoMarket)
+        );
     }
 
     #[test]
     fn invalid_config_reports_every_error() {
-        let bad = RiskConfig { max_order_qty: Qty::ZERO, price_band_bps: -1, rate_window_ns: 0, ..cfg() };
+        let bad = RiskConfig {
+            max_order_qty: Qty::ZERO,
+            price_band_bps: -1,
+            rate_window_ns: 0,
+            ..cfg()
+        };
         let err = RiskChain::new(bad).unwrap_err();
         assert_eq!(err.0.len(), 3, "{err}");
     }

@@ -23,9 +23,9 @@ pub struct RiskConfig {
 impl Default for RiskConfig {
     fn default() -> Self {
         Self {
-            max_order_qty: Qty::from_units(50_000_000),     // 0.05
-            max_position: Qty::from_units(20_000_000),      // 0.02
-            max_notional: Money(5_000 * 1_000_000_000),     // 5000 quote
+            max_order_qty: Qty::from_units(50_000_000), // 0.05
+            max_position: Qty::from_units(20_000_000),  // 0.02
+            max_notional: Money(5_000 * 1_000_000_000), // 5000 quote
             price_band_bps: 20,
             max_orders_per_window: 5,
             rate_window_ns: 10_000_000_000,
@@ -60,7 +60,9 @@ impl RiskConfig {
             errs.push("price_band_bps must be within 0..=10000".to_owned());
         }
         if self.max_orders_per_window > MAX_RATE_WINDOW_ORDERS {
-            errs.push(format!("max_orders_per_window must be at most {MAX_RATE_WINDOW_ORDERS}"));
+            errs.push(format!(
+                "max_orders_per_window must be at most {MAX_RATE_WINDOW_ORDERS}"
+            ));
         }
         if self.rate_window_ns == 0 {
             errs.push("rate_window_ns must be positive".to_owned());

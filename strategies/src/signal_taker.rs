@@ -1,7 +1,9 @@
 //! Trades toward a target position chosen by the model's signal, taking liquidity with IOC limit
 //! orders a few basis points through the touch.
 
-use argus_core::{MarketEvent, MarketEventKind, OrderIntent, Price, Qty, Side, State, Strategy, TimeInForce};
+use argus_core::{
+    MarketEvent, MarketEventKind, OrderIntent, Price, Qty, Side, State, Strategy, TimeInForce,
+};
 
 /// Parameters of [`SignalTaker`].
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
@@ -37,7 +39,10 @@ pub struct SignalTaker {
 
 impl SignalTaker {
     pub fn new(cfg: SignalTakerConfig) -> Self {
-        Self { cfg, last_intent_ns: None }
+        Self {
+            cfg,
+            last_intent_ns: None,
+        }
     }
 }
 
@@ -46,7 +51,10 @@ impl Strategy for SignalTaker {
         if !matches!(ev.kind, MarketEventKind::Trade(_)) {
             return;
         }
-        if self.last_intent_ns.is_some_and(|t| st.now.0.saturating_sub(t) < self.cfg.cooldown_ns) {
+        if self
+            .last_intent_ns
+            .is_some_and(|t| st.now.0.saturating_sub(t) < self.cfg.cooldown_ns)
+        {
             return;
         }
         let signal = st.scores.signal;
@@ -84,7 +92,10 @@ impl Strategy for SignalTaker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use argus_core::{BookAction, BookDelta, DeltaFlags, InstrumentId, OrderBook, Position, Scores, Trade, UnixNanos};
+    use argus_core::{
+        BookAction, BookDelta, DeltaFlags, InstrumentId, OrderBook, Position, Scores, Trade,
+        UnixNanos,
+    };
 
     fn book() -> OrderBook {
         let mut b = OrderBook::new(0);
@@ -107,7 +118,12 @@ mod tests {
             ts_recv: UnixNanos(ts),
             instrument: InstrumentId(0),
             decode_ns: 0,
-            kind: MarketEventKind::Trade(Trade { price: Price::from_units(1), qty: Qty::from_units(1), trade_id: 1, aggressor: Side::Buy }),
+            kind: MarketEventKind::Trade(Trade {
+                price: Price::from_units(1),
+                qty: Qty::from_units(1),
+                trade_id: 1,
+                aggressor: Side::Buy,
+            }),
         }
     }
 
@@ -116,7 +132,17 @@ mod tests {
         let (b, pos) = (book(), Position::default());
         let mut s = SignalTaker::new(SignalTakerConfig::default());
         let mut out = Vec::new();
-        let st = |now, signal| State { now: UnixNanos(now), instrument: InstrumentId(0), book: &b, features: &[], scores: Scores { signal, anomaly: 0.0 }, position: &pos };
+        let st = |now, signal| State {
+            now: UnixNanos(now),
+            instrument: InstrumentId(0),
+            book: &b,
+            features: &[],
+            scores: Scores {
+                signal,
+                anomaly: 0.0,
+            },
+            position: &pos,
+        };
         s.on_event(&trade(0), &st(0, 0.1), &mut out);
         assert!(out.is_empty(), "signal below entry");
         s.on_event(&trade(0), &st(0, 2.0), &mut out);

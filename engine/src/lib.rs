@@ -1,0 +1,11 @@
+//! argus-engine: the `argus` binary's library half: the hot thread, paper execution, latency
+//! accounting, metrics, reports and the wiring of feeds to the hot thread.
+//!
+//! `anyhow` is allowed here and only here.
+
+pub mod hot;
+pub mod latency;
+pub mod metrics;
+pub mod paper;
+pub mod pipeline;
+pub mod report;

@@ -1,0 +1,310 @@
+//! `argus`: low-latency crypto trading and fraud-detection engine.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use argus_core::InstrumentId;
+use argus_engine::pipeline::{self, PipelineConfig};
+use argus_engine::report::Report;
+use argus_feeds::offline::BinanceRecording;
+use argus_feeds::recording::RecordingReader;
+use argus_feeds::replay::{Faults, ReplayServer, Speed};
+use argus_models::train::{collect_samples, train, TrainConfig};
+use argus_risk::RiskConfig;
+use argus_strategies::SignalTakerConfig;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokio::sync::watch;
+use tracing::info;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Bundled data, found from the working directory or the source tree.
+const RECORDING: &str = "data/binance_spot/btcusdt_20240808.jsonl.gz";
+const MODEL_DIR: &str = "models/zoo/btcusdt_mlp";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "argus",
+    version,
+    about = "Low-latency crypto trading and fraud-detection engine"
+)]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, global = true, default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Replay the bundled recording through an embedded Binance-compatible server and the full
+    /// live pipeline: feed -> book -> features -> model -> strategy -> risk -> paper fills.
+    Demo(DemoArgs),
+    /// Connect to a real venue (Binance spot) and paper-trade.
+    Live(LiveArgs),
+    /// Model tooling.
+    Models {
+        #[command(subcommand)]
+        cmd: ModelsCmd,
+    },
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Model directory (manifest.json + weights).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Inference device: auto, cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Prometheus endpoint address ("off" disables it).
+    #[arg(long, default_value = "127.0.0.1:9898")]
+    metrics_addr: String,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    report_json: Option<PathBuf>,
+    /// Capacity of the feed -> hot thread queue, in events.
+    #[arg(long, default_value_t = 1 << 16)]
+    queue_capacity: usize,
+    /// Levels kept per book side (at least 5000).
+    #[arg(long, default_value_t = 5000)]
+    book_levels: usize,
+    /// Taker fee of paper fills, in basis points.
+    #[arg(long, default_value_t = 1)]
+    fee_bps: i64,
+    /// Risk limits as a JSON file (RiskConfig fields); defaults otherwise.
+    #[arg(long)]
+    risk_config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Replay speed: a factor of recorded time, or `max`.
+    #[arg(long, default_value = "20")]
+    speed: Speed,
+    /// Recording to replay (`<recv_ns> <frame>` lines, optionally gzipped).
+    #[arg(long)]
+    recording: Option<PathBuf>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args, Debug)]
+struct LiveArgs {
+    #[arg(long, default_value = "BTCUSDT")]
+    symbol: String,
+    #[arg(long, default_value = argus_feeds::binance::client::SPOT_WS_BASE)]
+    ws_base: String,
+    #[arg(long, default_value = argus_feeds::binance::client::SPOT_REST_BASE)]
+    rest_base: String,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum ModelsCmd {
+    /// Train the MLP on a recording (same book and feature code as the hot thread).
+    Train {
+        #[arg(long)]
+        recording: Option<PathBuf>,
+        #[arg(long, default_value = MODEL_DIR)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 400)]
+        epochs: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, default_value_t = 50)]
+        horizon: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, &cli.log);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("argus: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// A bundled file: relative to the working directory, else to the source tree.
+fn bundled(rel: &str) -> PathBuf {
+    let here = PathBuf::from(rel);
+    if here.exists() {
+        return here;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Command::Demo(args) => demo(args),
+        Command::Live(args) => live(args),
+        Command::Models {
+            cmd:
+                ModelsCmd::Train {
+                    recording,
+                    out,
+                    epochs,
+                    seed,
+                    horizon,
+                },
+        } => {
+            let recording = recording.unwrap_or_else(|| bundled(RECORDING));
+            let events = BinanceRecording::open(&recording, "BTCUSDT", InstrumentId(0))?;
+            let samples = collect_samples(events, 5000);
+            info!(samples = samples.len(), "collected training samples");
+            let cfg = TrainConfig {
+                epochs,
+                seed,
+                horizon_trades: horizon,
+                data: recording.display().to_string(),
+                ..TrainConfig::default()
+            };
+            let m = train(&samples, &cfg, &out)?;
+            println!(
+                "trained {} on {} samples ({} held out): loss {:.4}, held-out signal corr {:.3}, anomaly AUC {:.3} -> {}",
+                m.name,
+                m.training.samples_train,
+                m.training.samples_val,
+                m.training.train_loss,
+                m.training.val_signal_corr,
+                m.training.val_anomaly_auc,
+                out.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("argus-io")
+        .build()?)
+}
+
+fn pipeline_config(
+    run: &RunArgs,
+    ws_base: String,
+    rest_base: String,
+    symbol: &str,
+    reconnect: bool,
+) -> Result<PipelineConfig> {
+    let metrics_addr = match run.metrics_addr.as_str() {
+        "off" => None,
+        a => Some(
+            a.parse::<SocketAddr>()
+                .with_context(|| format!("--metrics-addr `{a}`"))?,
+        ),
+    };
+    let risk = match &run.risk_config {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            serde_json::from_str::<RiskConfig>(&text)
+                .with_context(|| format!("parsing {}", p.display()))?
+        }
+        None => RiskConfig::default(),
+    };
+    risk.validate()?;
+    Ok(PipelineConfig {
+        ws_base,
+        rest_base,
+        symbol: symbol.to_owned(),
+        model_dir: run.model.clone().unwrap_or_else(|| bundled(MODEL_DIR)),
+        device: run.device.clone(),
+        metrics_addr,
+        queue_capacity: run.queue_capacity.max(1024),
+        book_levels: run.book_levels,
+        strategy: SignalTakerConfig::default(),
+        risk,
+        fee_bps: run.fee_bps,
+        reconnect,
+    })
+}
+
+/// Ctrl-C turns the shutdown flag; the pipeline drains and still reports.
+fn shutdown_on_ctrl_c(rt: &tokio::runtime::Runtime) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    rt.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            info!("interrupted; stopping feeds and writing the report");
+            let _ = tx.send(true);
+        }
+    });
+    rx
+}
+
+fn finish(report: &Report, path: Option<&Path>) -> Result<()> {
+    print!("{}", report.human());
+    if let Some(p) = path {
+        let json = serde_json::to_string_pretty(report)?;
+        std::fs::write(p, json + "\n").with_context(|| format!("writing {}", p.display()))?;
+        info!(path = %p.display(), "report written");
+    }
+    Ok(())
+}
+
+fn demo(args: DemoArgs) -> Result<()> {
+    let rt = runtime()?;
+    let path = args.recording.clone().unwrap_or_else(|| bundled(RECORDING));
+    let frames = RecordingReader::read_all(&path)
+        .with_context(|| format!("reading recording {}", path.display()))?;
+    let server = rt.block_on(ReplayServer::start(&frames, args.speed, Faults::default()))?;
+    info!(addr = %server.addr(), frames = frames.len(), speed = ?args.speed, "replay server up");
+    let cfg = pipeline_config(
+        &args.run,
+        server.ws_base(),
+        server.rest_base(),
+        "BTCUSDT",
+        false,
+    )?;
+    let shutdown = shutdown_on_ctrl_c(&rt);
+    let report = pipeline::run(&rt, &cfg, shutdown)?;
+    drop(server);
+    finish(&report, args.run.report_json.as_deref())
+}
+
+fn live(args: LiveArgs) -> Result<()> {
+    let rt = runtime()?;
+    let cfg = pipeline_config(
+        &args.run,
+        args.ws_base.clone(),
+        args.rest_base.clone(),
+        &args.symbol,
+        true,
+    )?;
+    let shutdown = shutdown_on_ctrl_c(&rt);
+    let report = pipeline::run(&rt, &cfg, shutdown)?;
+    finish(&report, args.run.report_json.as_deref())
+}

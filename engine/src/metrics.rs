@@ -1,0 +1,224 @@
+//! Prometheus metrics: names defined once, a registry, per-batch publishing from the hot thread,
+//! and a tiny `/metrics` HTTP endpoint.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use prometheus::core::Collector;
+use prometheus::proto;
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::latency::{Stage, StageBuckets, BUCKET_BOUNDS_NS};
+
+pub const FEED_FRAMES_TOTAL: &str = "argus_feed_frames_total";
+pub const FEED_MALFORMED_TOTAL: &str = "argus_feed_malformed_frames_total";
+pub const FEED_DISCONNECTS_TOTAL: &str = "argus_feed_disconnects_total";
+pub const FEED_GAPS_TOTAL: &str = "argus_feed_book_gaps_total";
+pub const FEED_SNAPSHOTS_TOTAL: &str = "argus_feed_snapshots_total";
+pub const QUEUE_DEPTH: &str = "argus_queue_depth_events";
+pub const QUEUE_FULL_TOTAL: &str = "argus_queue_full_waits_total";
+pub const QUEUE_DROPPED_TOTAL: &str = "argus_queue_dropped_events_total";
+pub const BOOK_UPDATES_TOTAL: &str = "argus_book_updates_total";
+pub const BOOK_LEVELS: &str = "argus_book_levels";
+pub const MODEL_SCORES_TOTAL: &str = "argus_model_scores_total";
+pub const MODEL_ERRORS_TOTAL: &str = "argus_model_errors_total";
+pub const ORDERS_TOTAL: &str = "argus_orders_total";
+pub const FILLS_TOTAL: &str = "argus_fills_total";
+pub const POSITION: &str = "argus_position_base_nano";
+pub const PNL: &str = "argus_pnl_quote_nano";
+pub const STAGE_LATENCY: &str = "argus_stage_latency_seconds";
+
+/// Every metric of a run.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub frames: IntCounterVec,
+    pub malformed: IntCounter,
+    pub disconnects: IntCounter,
+    pub gaps: IntCounter,
+    pub snapshots: IntCounter,
+    pub queue_depth: IntGauge,
+    pub queue_full: IntCounter,
+    pub queue_dropped: IntCounter,
+    pub book_updates: IntCounter,
+    pub book_levels: IntGaugeVec,
+    pub model_scores: IntCounter,
+    pub model_errors: IntCounter,
+    pub orders: IntCounterVec,
+    pub fills: IntCounter,
+    pub position: IntGauge,
+    pub pnl: IntGaugeVec,
+    pub latency: Arc<Mutex<Vec<StageBuckets>>>,
+}
+
+impl Metrics {
+    /// # Errors
+    /// Duplicate or invalid metric definitions (a programming error).
+    pub fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| -> prometheus::Result<IntCounter> {
+            let c = IntCounter::new(name, help)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let gauge = |name: &str, help: &str| -> prometheus::Result<IntGauge> {
+            let g = IntGauge::new(name, help)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let frames = IntCounterVec::new(
+            Opts::new(FEED_FRAMES_TOTAL, "Websocket frames received, by type"),
+            &["type"],
+        )?;
+        registry.register(Box::new(frames.clone()))?;
+        let book_levels = IntGaugeVec::new(
+            Opts::new(BOOK_LEVELS, "Levels in the book, by side"),
+            &["side"],
+        )?;
+        registry.register(Box::new(book_levels.clone()))?;
+        let orders = IntCounterVec::new(
+            Opts::new(ORDERS_TOTAL, "Order intents by risk outcome"),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(orders.clone()))?;
+        let pnl = IntGaugeVec::new(
+            Opts::new(PNL, "PnL in 1e-9 quote units, by kind"),
+            &["kind"],
+        )?;
+        registry.register(Box::new(pnl.clone()))?;
+        let latency = Arc::new(Mutex::new(vec![StageBuckets::default(); Stage::ALL.len()]));
+        registry.register(Box::new(LatencyCollector::new(Arc::clone(&latency))?))?;
+        Ok(Self {
+            frames,
+            malformed: counter(FEED_MALFORMED_TOTAL, "Frames that failed to decode")?,
+            disconnects: counter(FEED_DISCONNECTS_TOTAL, "Lost websocket connections")?,
+            gaps: counter(
+                FEED_GAPS_TOTAL,
+                "Depth sequence gaps (each forces a resync)",
+            )?,
+            snapshots: counter(FEED_SNAPSHOTS_TOTAL, "REST depth snapshots fetched")?,
+            queue_depth: gauge(
+                QUEUE_DEPTH,
+                "Events waiting in the feed -> hot thread queue",
+            )?,
+            queue_full: counter(QUEUE_FULL_TOTAL, "Times a feed waited on a full queue")?,
+            queue_dropped: counter(
+                QUEUE_DROPPED_TOTAL,
+                "Events dropped between feed and hot thread",
+            )?,
+            book_updates: counter(BOOK_UPDATES_TOTAL, "Book deltas applied")?,
+            book_levels,
+            model_scores: counter(MODEL_SCORES_TOTAL, "Model inferences")?,
+            model_errors: counter(MODEL_ERRORS_TOTAL, "Model inferences that failed")?,
+            orders,
+            fills: counter(FILLS_TOTAL, "Paper fills")?,
+            position: gauge(POSITION, "Position in 1e-9 base units")?,
+            pnl,
+            latency,
+            registry,
+        })
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for valid families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        buf
+    }
+}
+
+/// Exposes the hot thread's stage buckets (published per batch) as Prometheus histograms.
+#[derive(Debug)]
+struct LatencyCollector {
+    shared: Arc<Mutex<Vec<StageBuckets>>>,
+    desc: prometheus::core::Desc,
+}
+
+impl LatencyCollector {
+    fn new(shared: Arc<Mutex<Vec<StageBuckets>>>) -> prometheus::Result<Self> {
+        let desc = prometheus::core::Desc::new(
+            STAGE_LATENCY.to_owned(),
+            "Per-stage latency of the pipeline".to_owned(),
+            vec!["stage".to_owned()],
+            Default::default(),
+        )?;
+        Ok(Self { shared, desc })
+    }
+}
+
+impl Collector for LatencyCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<proto::MetricFamily> {
+        let stages = match self.shared.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        let mut mf = proto::MetricFamily::default();
+        mf.set_name(STAGE_LATENCY.to_owned());
+        mf.set_help("Per-stage latency of the pipeline".to_owned());
+        mf.set_field_type(proto::MetricType::HISTOGRAM);
+        for (stage, b) in Stage::ALL.iter().zip(stages.iter()) {
+            let mut h = proto::Histogram::default();
+            h.set_sample_count(b.count);
+            h.set_sample_sum(b.sum_ns as f64 / 1e9);
+            let mut cumulative = 0;
+            let mut buckets = Vec::with_capacity(BUCKET_BOUNDS_NS.len());
+            for (i, bound) in BUCKET_BOUNDS_NS.iter().enumerate() {
+                cumulative += b.counts[i];
+                let mut bucket = proto::Bucket::default();
+                bucket.set_upper_bound(*bound as f64 / 1e9);
+                bucket.set_cumulative_count(cumulative);
+                buckets.push(bucket);
+            }
+            h.set_bucket(buckets);
+            let mut label = proto::LabelPair::default();
+            label.set_name("stage".to_owned());
+            label.set_value(stage.metric_label().to_owned());
+            let mut m = proto::Metric::default();
+            m.set_label(vec![label]);
+            m.set_histogram(h);
+            mf.mut_metric().push(m);
+        }
+        vec![mf]
+    }
+}
+
+/// Serves `GET /metrics` until the task is dropped.
+///
+/// # Errors
+/// When the address cannot be bound.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Metrics,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let handle = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let metrics = metrics.clone();
+            tokio::spawn(async move {
+                let mut buf = [0_u8; 2048];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]);
+                let (status, body, ctype) = if req.starts_with("GET /metrics") {
+                    ("200 OK", metrics.render(), "text/plain; version=0.0.4")
+                } else {
+                    ("404 Not Found", b"try /metrics\n".to_vec(), "text/plain")
+                };
+                let head = format!("HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(&body).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    Ok((bound, handle))
+}

@@ -1,0 +1,225 @@
+//! Wiring: feed task(s) on a tokio runtime -> bounded crossbeam queue -> hot thread, metrics
+//! endpoint beside them, report at the end. Demo and live differ only in the base URLs.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use argus_core::{InstrumentTable, MarketEvent, Reject, Venue};
+use argus_feeds::binance::{self, BinanceFeedConfig};
+use argus_feeds::FeedStats;
+use argus_models::mlp::{device_name, parse_device, TchScorer};
+use argus_risk::{RiskChain, RiskConfig};
+use argus_strategies::{SignalTaker, SignalTakerConfig};
+use tokio::runtime::Runtime;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::hot::{HotCounters, HotThread};
+use crate::latency::StageLatencies;
+use crate::metrics::{self, Metrics};
+use crate::paper::PaperExecutor;
+use crate::report::{FeedReport, Frames, ModelReport, QueueReport, Report};
+
+/// Everything a pipeline run needs.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub ws_base: String,
+    pub rest_base: String,
+    pub symbol: String,
+    pub model_dir: PathBuf,
+    pub device: String,
+    pub metrics_addr: Option<SocketAddr>,
+    pub queue_capacity: usize,
+    pub book_levels: usize,
+    pub strategy: SignalTakerConfig,
+    pub risk: RiskConfig,
+    pub fee_bps: i64,
+    pub reconnect: bool,
+}
+
+/// Events the hot thread publishes metrics after.
+const PUBLISH_EVERY: u64 = 1024;
+
+/// Runs the pipeline until the feed ends or `shutdown` turns true.
+///
+/// # Errors
+/// Model, metrics or configuration failures; a feed that fails terminally.
+pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) -> Result<Report> {
+    let mut instruments = InstrumentTable::default();
+    // Binance spot prints prices and sizes with 8 decimals.
+    let instrument = instruments.add(Venue::BinanceSpot, &cfg.symbol, 8, 8);
+    let device = parse_device(&cfg.device)?;
+    let scorer = TchScorer::load(&cfg.model_dir, device)
+        .with_context(|| format!("loading model {}", cfg.model_dir.display()))?;
+    info!(device = %device_name(scorer.device()), model = %scorer.manifest().name, "model loaded");
+    let model_name = scorer.manifest().name.clone();
+    let risk = RiskChain::new(cfg.risk)?;
+    let metrics = Metrics::new()?;
+    let _metrics_server = match cfg.metrics_addr {
+        Some(addr) => {
+            let (bound, handle) = rt
+                .block_on(metrics::serve(addr, metrics.clone()))
+                .with_context(|| format!("binding metrics on {addr}"))?;
+            info!(addr = %bound, "serving /metrics");
+            Some(handle)
+        }
+        None => None,
+    };
+
+    let (tx, rx) = crossbeam_channel::bounded::<MarketEvent>(cfg.queue_capacity);
+    let stats = Arc::new(FeedStats::default());
+    let mut hot = HotThread::new(
+        instrument,
+        cfg.book_levels,
+        scorer,
+        SignalTaker::new(cfg.strategy),
+        risk,
+        PaperExecutor::new(cfg.fee_bps),
+        StageLatencies::new()?,
+        true,
+    );
+    let hot_stats = Arc::clone(&stats);
+    let hot_metrics = metrics.clone();
+    let started = Instant::now();
+    let hot_thread = std::thread::Builder::new()
+        .name("argus-hot".into())
+        .spawn(move || {
+            let depth = rx.clone();
+            let mut publisher = Publisher::default();
+            hot.run(rx.iter(), PUBLISH_EVERY, |h| {
+                publisher.publish(h, &hot_metrics, &hot_stats, depth.len())
+            });
+            hot
+        })?;
+
+    let feed_cfg = BinanceFeedConfig {
+        reconnect: cfg.reconnect,
+        ..BinanceFeedConfig::spot(&cfg.symbol, instrument, &cfg.ws_base, &cfg.rest_base)
+    };
+    let feed_result = rt.block_on(binance::run(feed_cfg, tx, Arc::clone(&stats), shutdown));
+    if let Err(error) = &feed_result {
+        warn!(%error, "feed ended with an error");
+    }
+    let hot = hot_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("hot thread panicked"))?;
+    let wall = started.elapsed().as_secs_f64();
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let frames = Frames {
+        trade: get(&stats.frames_trade),
+        depth: get(&stats.frames_depth),
+        book_ticker: get(&stats.frames_book_ticker),
+        snapshot: get(&stats.snapshots),
+        ignored: get(&stats.frames_ignored),
+        malformed: get(&stats.malformed),
+    };
+    let model = ModelReport {
+        name: model_name,
+        device: device_name(device),
+        scores: hot.counters.scores,
+        errors: hot.counters.model_errors,
+    };
+    // The feed never drops: on a full queue it waits, so `dropped` is the difference between
+    // what was sent and what the hot thread consumed (zero unless the hot thread died).
+    let sent = get(&stats.events_sent);
+    let queue = QueueReport {
+        capacity: cfg.queue_capacity,
+        full_waits: get(&stats.queue_full),
+        dropped: sent.saturating_sub(hot.counters.events),
+    };
+    let feed = FeedReport {
+        disconnects: get(&stats.disconnects),
+        reconnects: get(&stats.reconnects),
+        gaps: get(&stats.gaps),
+        stale_diffs: get(&stats.stale_diffs),
+        snapshot_failures: get(&stats.snapshot_failures),
+    };
+    let instrument = instruments.get(instrument).context("instrument table")?;
+    let report = Report::build(&hot, instrument, frames, model, queue, feed, wall);
+    Ok(report)
+}
+
+/// Turns local hot-thread counts into Prometheus updates, once per batch.
+#[derive(Debug, Default)]
+struct Publisher {
+    hot: HotCounters,
+    feed: [u64; 8],
+}
+
+impl Publisher {
+    fn publish<Sc, St>(
+        &mut self,
+        h: &HotThread<Sc, St>,
+        m: &Metrics,
+        feed: &FeedStats,
+        queue_depth: usize,
+    ) {
+        let c = h.counters;
+        let delta = |now: u64, last: u64| now.saturating_sub(last);
+        m.book_updates.inc_by(delta(c.deltas, self.hot.deltas));
+        m.model_scores.inc_by(delta(c.scores, self.hot.scores));
+        m.model_errors
+            .inc_by(delta(c.model_errors, self.hot.model_errors));
+        m.fills.inc_by(delta(c.fills, self.hot.fills));
+        m.orders
+            .with_label_values(&["approved"])
+            .inc_by(delta(c.approved, self.hot.approved));
+        for r in Reject::ALL {
+            m.orders
+                .with_label_values(&[r.as_str()])
+                .inc_by(delta(c.rejected[r.index()], self.hot.rejected[r.index()]));
+        }
+        self.hot = c;
+        let f = [
+            FeedStats::get(&feed.frames_trade),
+            FeedStats::get(&feed.frames_depth),
+            FeedStats::get(&feed.frames_book_ticker),
+            FeedStats::get(&feed.malformed),
+            FeedStats::get(&feed.disconnects),
+            FeedStats::get(&feed.gaps),
+            FeedStats::get(&feed.snapshots),
+            FeedStats::get(&feed.queue_full),
+        ];
+        m.frames
+            .with_label_values(&["trade"])
+            .inc_by(delta(f[0], self.feed[0]));
+        m.frames
+            .with_label_values(&["depth"])
+            .inc_by(delta(f[1], self.feed[1]));
+        m.frames
+            .with_label_values(&["book_ticker"])
+            .inc_by(delta(f[2], self.feed[2]));
+        m.malformed.inc_by(delta(f[3], self.feed[3]));
+        m.disconnects.inc_by(delta(f[4], self.feed[4]));
+        m.gaps.inc_by(delta(f[5], self.feed[5]));
+        m.snapshots.inc_by(delta(f[6], self.feed[6]));
+        m.queue_full.inc_by(delta(f[7], self.feed[7]));
+        self.feed = f;
+        m.queue_depth.set(queue_depth as i64);
+        m.book_levels
+            .with_label_values(&["bid"])
+            .set(h.book.depth(argus_core::Side::Buy) as i64);
+        m.book_levels
+            .with_label_values(&["ask"])
+            .set(h.book.depth(argus_core::Side::Sell) as i64);
+        m.position.set(h.position.qty.units());
+        let mark = h.book.mid_units().unwrap_or(0);
+        let clamp = |v: i128| i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX });
+        m.pnl
+            .with_label_values(&["realized"])
+            .set(clamp(h.position.realized.0));
+        m.pnl
+            .with_label_values(&["unrealized"])
+            .set(clamp(h.position.unrealized(mark).0));
+        m.pnl
+            .with_label_values(&["fees"])
+            .set(clamp(h.position.fees.0));
+        if let Ok(mut shared) = m.latency.lock() {
+            shared.copy_from_slice(h.latency.buckets());
+        }
+    }
+}

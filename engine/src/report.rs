@@ -1,0 +1,250 @@
+//! The end-of-run report: printed for humans, written as JSON with `--report-json`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use argus_core::{Instrument, Reject, Side};
+use serde::Serialize;
+
+use crate::hot::HotThread;
+use crate::latency::Stage;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub frames: Frames,
+    pub book: BookReport,
+    pub latency_ns: BTreeMap<&'static str, LatencySummary>,
+    pub orders: Orders,
+    pub pnl: Pnl,
+    pub model: ModelReport,
+    pub events: u64,
+    pub queue: QueueReport,
+    pub feed: FeedReport,
+    pub wall_seconds: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Frames {
+    pub trade: u64,
+    pub depth: u64,
+    pub book_ticker: u64,
+    pub snapshot: u64,
+    pub ignored: u64,
+    pub malformed: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BookReport {
+    pub instrument: String,
+    /// `[price, qty]` as the venue prints them.
+    pub best_bid: Option<[String; 2]>,
+    pub best_ask: Option<[String; 2]>,
+    pub bid_levels: usize,
+    pub ask_levels: usize,
+    pub sequence: u64,
+    pub evicted_levels: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LatencySummary {
+    pub p50: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Orders {
+    pub intents: u64,
+    pub approved: u64,
+    pub rejected: BTreeMap<&'static str, u64>,
+    pub fills: u64,
+    pub exec_errors: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Pnl {
+    pub realized: String,
+    pub unrealized: String,
+    pub fees: String,
+    pub position: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelReport {
+    pub name: String,
+    pub device: String,
+    pub scores: u64,
+    pub errors: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct QueueReport {
+    pub capacity: usize,
+    pub full_waits: u64,
+    pub dropped: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct FeedReport {
+    pub disconnects: u64,
+    pub reconnects: u64,
+    pub gaps: u64,
+    pub stale_diffs: u64,
+    pub snapshot_failures: u64,
+}
+
+impl Report {
+    /// Builds the report from the hot thread's final state.
+    pub fn build<Sc, St>(
+        hot: &HotThread<Sc, St>,
+        instrument: &Instrument,
+        frames: Frames,
+        model: ModelReport,
+        queue: QueueReport,
+        feed: FeedReport,
+        wall_seconds: f64,
+    ) -> Self {
+        let level = |l: Option<argus_core::Level>| {
+            l.map(|l| {
+                [
+                    l.price.display_with(instrument.price_decimals).to_string(),
+                    l.qty.display_with(instrument.size_decimals).to_string(),
+                ]
+            })
+        };
+        let latency_ns = Stage::ALL
+            .iter()
+            .map(|&s| {
+                let h = hot.latency.histogram(s);
+                let n = h.len();
+                let q = |p: f64| if n == 0 { 0 } else { h.value_at_quantile(p) };
+                (
+                    s.report_key(),
+                    LatencySummary {
+                        p50: q(0.5),
+                        p99: q(0.99),
+                        p999: q(0.999),
+                        max: if n == 0 { 0 } else { h.max() },
+                        count: n,
+                    },
+                )
+            })
+            .collect();
+        let c = &hot.counters;
+        let mark = hot.book.mid_units().unwrap_or(0);
+        Self {
+            frames,
+            book: BookReport {
+                instrument: instrument.symbol.clone(),
+                best_bid: level(hot.book.best_bid()),
+                best_ask: level(hot.book.best_ask()),
+                bid_levels: hot.book.depth(Side::Buy),
+                ask_levels: hot.book.depth(Side::Sell),
+                sequence: hot.book.sequence(),
+                evicted_levels: hot.book.evicted(),
+            },
+            latency_ns,
+            orders: Orders {
+                intents: c.intents,
+                approved: c.approved,
+                rejected: Reject::ALL
+                    .iter()
+                    .map(|r| (r.as_str(), c.rejected[r.index()]))
+                    .collect(),
+                fills: c.fills,
+                exec_errors: c.exec_errors,
+            },
+            pnl: Pnl {
+                realized: hot.position.realized.to_string(),
+                unrealized: hot.position.unrealized(mark).to_string(),
+                fees: hot.position.fees.to_string(),
+                position: hot.position.qty.to_string(),
+            },
+            model,
+            events: c.events,
+            queue,
+            feed,
+            wall_seconds,
+        }
+    }
+
+    /// A short human summary.
+    pub fn human(&self) -> String {
+        let mut s = String::new();
+        let f = &self.frames;
+        let _ = writeln!(s, "argus report ({:.1} s wall)", self.wall_seconds);
+        let _ = writeln!(
+            s,
+            "  frames   trade {}  depth {}  bookTicker {}  snapshot {}  malformed {}  ({} events to the hot thread)",
+            f.trade, f.depth, f.book_ticker, f.snapshot, f.malformed, self.events
+        );
+        let b = &self.book;
+        let show = |l: &Option<[String; 2]>| {
+            l.as_ref()
+                .map_or("-".to_owned(), |[p, q]| format!("{q} @ {p}"))
+        };
+        let _ = writeln!(
+            s,
+            "  book     {}  bid {}  ask {}  levels {}/{}",
+            b.instrument,
+            show(&b.best_bid),
+            show(&b.best_ask),
+            b.bid_levels,
+            b.ask_levels
+        );
+        let _ = writeln!(
+            s,
+            "  latency  (ns)          p50      p99     p999      max    count"
+        );
+        for st in Stage::ALL {
+            if let Some(l) = self.latency_ns.get(st.report_key()) {
+                let _ = writeln!(
+                    s,
+                    "    {:<18} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                    st.report_key(),
+                    l.p50,
+                    l.p99,
+                    l.p999,
+                    l.max,
+                    l.count
+                );
+            }
+        }
+        let o = &self.orders;
+        let rejected: Vec<String> = o
+            .rejected
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "  orders   intents {}  approved {}  fills {}  rejected [{}]",
+            o.intents,
+            o.approved,
+            o.fills,
+            rejected.join(", ")
+        );
+        let p = &self.pnl;
+        let _ = writeln!(
+            s,
+            "  pnl      realized {}  unrealized {}  fees {}  position {}",
+            p.realized, p.unrealized, p.fees, p.position
+        );
+        let m = &self.model;
+        let _ = writeln!(
+            s,
+            "  model    {} on {}  scores {}  errors {}",
+            m.name, m.device, m.scores, m.errors
+        );
+        let q = &self.queue;
+        let _ = writeln!(
+            s,
+            "  queue    capacity {}  full-waits {}  dropped {}",
+            q.capacity, q.full_waits, q.dropped
+        );
+        s
+    }
+}
