@@ -27,11 +27,7 @@ struct Ladder {
 
 impl Ladder {
     fn new(side: Side, cap: usize) -> Self {
-        Self {
-            side,
-            levels: Vec::with_capacity(cap),
-            cap,
-        }
+        Self { side, levels: Vec::with_capacity(cap), cap }
     }
 
     /// Sort key: ascending, best last.
@@ -110,12 +106,7 @@ impl OrderBook {
     /// A book keeping up to `max_levels` per side (at least [`MIN_BOOK_LEVELS`]).
     pub fn new(max_levels: usize) -> Self {
         let cap = max_levels.max(MIN_BOOK_LEVELS);
-        Self {
-            bids: Ladder::new(Side::Buy, cap),
-            asks: Ladder::new(Side::Sell, cap),
-            sequence: 0,
-            evicted: 0,
-        }
+        Self { bids: Ladder::new(Side::Buy, cap), asks: Ladder::new(Side::Sell, cap), sequence: 0, evicted: 0 }
     }
 
     /// Applies one delta.
@@ -180,11 +171,7 @@ impl OrderBook {
     /// Mid price in `10^-9` units, when both sides exist.
     pub fn mid_units(&self) -> Option<i64> {
         let (b, a) = (self.best_bid()?, self.best_ask()?);
-        Some(
-            b.price.units() / 2
-                + a.price.units() / 2
-                + (b.price.units() % 2 + a.price.units() % 2) / 2,
-        )
+        Some(b.price.units() / 2 + a.price.units() / 2 + (b.price.units() % 2 + a.price.units() % 2) / 2)
     }
 
     /// True when the best bid is at or above the best ask.
@@ -241,10 +228,7 @@ mod tests {
         // Better than the worst: the worst goes.
         b.apply(&delta(Side::Buy, 1_000_000, 1));
         assert_eq!(b.depth(Side::Buy), MIN_BOOK_LEVELS);
-        assert_eq!(
-            b.levels(Side::Buy).last().map(|l| l.price.units()),
-            Some(1001)
-        );
+        assert_eq!(b.levels(Side::Buy).last().map(|l| l.price.units()), Some(1001));
         assert_eq!(b.evicted(), 2);
     }
 

@@ -61,10 +61,7 @@ pub fn parse_fixed(s: &[u8]) -> Result<i64, ParseFixedError> {
                         return Err(ParseFixedError::TooPrecise);
                     }
                 } else {
-                    int = int
-                        .checked_mul(10)
-                        .and_then(|v| v.checked_add(d))
-                        .ok_or(ParseFixedError::Overflow)?;
+                    int = int.checked_mul(10).and_then(|v| v.checked_add(d)).ok_or(ParseFixedError::Overflow)?;
                 }
             }
             b'.' if !seen_dot => seen_dot = true,
@@ -75,10 +72,7 @@ pub fn parse_fixed(s: &[u8]) -> Result<i64, ParseFixedError> {
         return Err(ParseFixedError::Empty);
     }
     frac *= 10_i64.pow(u32::from(FIXED_DECIMALS - frac_digits));
-    let units = int
-        .checked_mul(FIXED_SCALE)
-        .and_then(|v| v.checked_add(frac))
-        .ok_or(ParseFixedError::Overflow)?;
+    let units = int.checked_mul(FIXED_SCALE).and_then(|v| v.checked_add(frac)).ok_or(ParseFixedError::Overflow)?;
     Ok(if neg { -units } else { units })
 }
 
@@ -94,11 +88,7 @@ fn write_fixed(f: &mut fmt::Formatter<'_>, units: i64, decimals: u8) -> fmt::Res
         return write!(f, "{sign}{int}");
     }
     let frac = frac / 10_u64.pow(u32::from(FIXED_DECIMALS - decimals));
-    write!(
-        f,
-        "{sign}{int}.{frac:0width$}",
-        width = usize::from(decimals)
-    )
+    write!(f, "{sign}{int}.{frac:0width$}", width = usize::from(decimals))
 }
 
 /// The fewest fractional digits that show `units` exactly.
@@ -255,9 +245,7 @@ impl Money {
 impl<'de> serde::Deserialize<'de> for Money {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        parse_fixed(s.as_bytes())
-            .map(|u| Money(i128::from(u)))
-            .map_err(serde::de::Error::custom)
+        parse_fixed(s.as_bytes()).map(|u| Money(i128::from(u))).map_err(serde::de::Error::custom)
     }
 }
 
@@ -310,10 +298,7 @@ mod tests {
         assert_eq!(Price::parse("."), Err(ParseFixedError::Empty));
         assert_eq!(Price::parse("1.2.3"), Err(ParseFixedError::InvalidChar(3)));
         assert_eq!(Price::parse("1e5"), Err(ParseFixedError::InvalidChar(1)));
-        assert_eq!(
-            Price::parse("0.0000000001"),
-            Err(ParseFixedError::TooPrecise)
-        );
+        assert_eq!(Price::parse("0.0000000001"), Err(ParseFixedError::TooPrecise));
         assert_eq!(Price::parse("9223372037"), Err(ParseFixedError::Overflow));
     }
 
@@ -322,10 +307,7 @@ mod tests {
         let p = Price::parse("61837.63000000").unwrap();
         assert_eq!(p.display_with(8).to_string(), "61837.63000000");
         assert_eq!(p.to_string(), "61837.63");
-        assert_eq!(
-            Qty::parse("-0.5").unwrap().display_with(3).to_string(),
-            "-0.500"
-        );
+        assert_eq!(Qty::parse("-0.5").unwrap().display_with(3).to_string(), "-0.500");
         assert_eq!(Qty::ZERO.to_string(), "0");
     }
 

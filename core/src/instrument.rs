@@ -23,21 +23,9 @@ pub struct InstrumentTable {
 
 impl InstrumentTable {
     /// Adds an instrument and returns its id.
-    pub fn add(
-        &mut self,
-        venue: Venue,
-        symbol: &str,
-        price_decimals: u8,
-        size_decimals: u8,
-    ) -> InstrumentId {
+    pub fn add(&mut self, venue: Venue, symbol: &str, price_decimals: u8, size_decimals: u8) -> InstrumentId {
         let id = InstrumentId(self.instruments.len() as u32);
-        self.instruments.push(Instrument {
-            id,
-            venue,
-            symbol: symbol.to_owned(),
-            price_decimals,
-            size_decimals,
-        });
+        self.instruments.push(Instrument { id, venue, symbol: symbol.to_owned(), price_decimals, size_decimals });
         id
     }
 
@@ -47,9 +35,7 @@ impl InstrumentTable {
 
     /// Finds an instrument by venue and symbol (case-insensitive).
     pub fn find(&self, venue: Venue, symbol: &str) -> Option<&Instrument> {
-        self.instruments
-            .iter()
-            .find(|i| i.venue == venue && i.symbol.eq_ignore_ascii_case(symbol))
+        self.instruments.iter().find(|i| i.venue == venue && i.symbol.eq_ignore_ascii_case(symbol))
     }
 
     pub fn len(&self) -> usize {

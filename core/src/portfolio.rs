@@ -89,11 +89,7 @@ mod tests {
         p.apply(&fill(Side::Sell, "1", "110"));
         assert_eq!(p.realized.to_string(), "10");
         assert_eq!(p.qty.to_string(), "1");
-        assert_eq!(
-            p.unrealized(Price::parse("105").unwrap().units())
-                .to_string(),
-            "5"
-        );
+        assert_eq!(p.unrealized(Price::parse("105").unwrap().units()).to_string(), "5");
         p.apply(&fill(Side::Sell, "1", "90"));
         assert_eq!(p.realized.to_string(), "0");
         assert_eq!(p.qty, Qty::ZERO);
@@ -107,10 +103,6 @@ mod tests {
         p.apply(&fill(Side::Buy, "3", "90"));
         assert_eq!(p.realized.to_string(), "10");
         assert_eq!(p.qty.to_string(), "2");
-        assert_eq!(
-            p.unrealized(Price::parse("91").unwrap().units())
-                .to_string(),
-            "2"
-        );
+        assert_eq!(p.unrealized(Price::parse("91").unwrap().units()).to_string(), "2");
     }
 }

@@ -1,10 +1,7 @@
 //! The boundaries between stages. Each stage is a trait so the hot thread can be wired with the
 //! live or the simulated implementation without knowing which.
 
-use crate::{
-    Approved, ClientOrderId, Fill, InstrumentId, MarketEvent, OrderBook, OrderIntent, Position,
-    UnixNanos,
-};
+use crate::{Approved, ClientOrderId, Fill, InstrumentId, MarketEvent, OrderBook, OrderIntent, Position, UnixNanos};
 
 /// Model outputs for the current event.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

@@ -6,8 +6,8 @@
 use std::time::Instant;
 
 use argus_core::{
-    Executor, Fill, InstrumentId, MarketEvent, MarketEventKind, OrderBook, OrderIntent, Position,
-    Reject, Scorer, Scores, State, Strategy,
+    Executor, Fill, InstrumentId, MarketEvent, MarketEventKind, OrderBook, OrderIntent, Position, Reject, Scorer,
+    Scores, State, Strategy,
 };
 use argus_models::features::Features;
 use argus_risk::RiskChain;
@@ -106,10 +106,8 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
         self.counters.events += 1;
         if self.live_clock && ev.ends_message() {
             let now = argus_feeds::binance::client::now();
-            self.latency
-                .record(Stage::ReceiveDecode, u64::from(ev.decode_ns));
-            self.latency
-                .record(Stage::DecodeHot, now.since(ev.ts_decoded()));
+            self.latency.record(Stage::ReceiveDecode, u64::from(ev.decode_ns));
+            self.latency.record(Stage::DecodeHot, now.since(ev.ts_decoded()));
         }
         match ev.kind {
             MarketEventKind::Delta(d) => {
@@ -129,18 +127,12 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
         }
         match self.scorer.score(self.features.values(), &mut self.out) {
             Ok(()) => {
-                self.scores = Scores {
-                    signal: self.out[0],
-                    anomaly: self.out[1],
-                };
+                self.scores = Scores { signal: self.out[0], anomaly: self.out[1] };
                 self.counters.scores += 1;
             }
             Err(_) => {
                 // Fail closed: without a fresh score, the anomaly gate blocks orders.
-                self.scores = Scores {
-                    signal: 0.0,
-                    anomaly: f32::NAN,
-                };
+                self.scores = Scores { signal: 0.0, anomaly: f32::NAN };
                 self.counters.model_errors += 1;
             }
         }
@@ -148,11 +140,7 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
         self.latency.record(Stage::Model, nanos(t2, t3));
         self.intents.clear();
         // Decisions run on venue time, so a replay decides the same at any speed.
-        let now = if ev.ts_exchange.0 != 0 {
-            ev.ts_exchange
-        } else {
-            ev.ts_recv
-        };
+        let now = if ev.ts_exchange.0 != 0 { ev.ts_exchange } else { ev.ts_recv };
         let st = State {
             now,
             instrument: self.instrument,

@@ -101,10 +101,7 @@ impl StageLatencies {
             .iter()
             .map(|_| Histogram::new_with_bounds(1, MAX_TRACKED_NS, 3))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self {
-            hist,
-            buckets: vec![StageBuckets::default(); Stage::ALL.len()],
-        })
+        Ok(Self { hist, buckets: vec![StageBuckets::default(); Stage::ALL.len()] })
     }
 
     #[inline]
@@ -114,10 +111,7 @@ impl StageLatencies {
         // Saturating: the value was clamped into range, so this cannot fail.
         self.hist[i].saturating_record(v);
         let b = &mut self.buckets[i];
-        let slot = BUCKET_BOUNDS_NS
-            .iter()
-            .position(|&ub| v <= ub)
-            .unwrap_or(BUCKET_BOUNDS_NS.len() - 1);
+        let slot = BUCKET_BOUNDS_NS.iter().position(|&ub| v <= ub).unwrap_or(BUCKET_BOUNDS_NS.len() - 1);
         b.counts[slot] += 1;
         b.count += 1;
         b.sum_ns += v;

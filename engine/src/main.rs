@@ -26,11 +26,7 @@ const RECORDING: &str = "data/binance_spot/btcusdt_20240808.jsonl.gz";
 const MODEL_DIR: &str = "models/zoo/btcusdt_mlp";
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "argus",
-    version,
-    about = "Low-latency crypto trading and fraud-detection engine"
-)]
+#[command(name = "argus", version, about = "Low-latency crypto trading and fraud-detection engine")]
 struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -144,11 +140,9 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(format: LogFormat, filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -168,16 +162,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Command::Demo(args) => demo(args),
         Command::Live(args) => live(args),
-        Command::Models {
-            cmd:
-                ModelsCmd::Train {
-                    recording,
-                    out,
-                    epochs,
-                    seed,
-                    horizon,
-                },
-        } => {
+        Command::Models { cmd: ModelsCmd::Train { recording, out, epochs, seed, horizon } } => {
             let recording = recording.unwrap_or_else(|| bundled(RECORDING));
             let events = BinanceRecording::open(&recording, "BTCUSDT", InstrumentId(0))?;
             let samples = collect_samples(events, 5000);
@@ -206,11 +191,7 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .thread_name("argus-io")
-        .build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().thread_name("argus-io").build()?)
 }
 
 fn pipeline_config(
@@ -222,17 +203,12 @@ fn pipeline_config(
 ) -> Result<PipelineConfig> {
     let metrics_addr = match run.metrics_addr.as_str() {
         "off" => None,
-        a => Some(
-            a.parse::<SocketAddr>()
-                .with_context(|| format!("--metrics-addr `{a}`"))?,
-        ),
+        a => Some(a.parse::<SocketAddr>().with_context(|| format!("--metrics-addr `{a}`"))?),
     };
     let risk = match &run.risk_config {
         Some(p) => {
-            let text =
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            serde_json::from_str::<RiskConfig>(&text)
-                .with_context(|| format!("parsing {}", p.display()))?
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            serde_json::from_str::<RiskConfig>(&text).with_context(|| format!("parsing {}", p.display()))?
         }
         None => RiskConfig::default(),
     };
@@ -278,17 +254,10 @@ fn finish(report: &Report, path: Option<&Path>) -> Result<()> {
 fn demo(args: DemoArgs) -> Result<()> {
     let rt = runtime()?;
     let path = args.recording.clone().unwrap_or_else(|| bundled(RECORDING));
-    let frames = RecordingReader::read_all(&path)
-        .with_context(|| format!("reading recording {}", path.display()))?;
+    let frames = RecordingReader::read_all(&path).with_context(|| format!("reading recording {}", path.display()))?;
     let server = rt.block_on(ReplayServer::start(&frames, args.speed, Faults::default()))?;
     info!(addr = %server.addr(), frames = frames.len(), speed = ?args.speed, "replay server up");
-    let cfg = pipeline_config(
-        &args.run,
-        server.ws_base(),
-        server.rest_base(),
-        "BTCUSDT",
-        false,
-    )?;
+    let cfg = pipeline_config(&args.run, server.ws_base(), server.rest_base(), "BTCUSDT", false)?;
     let shutdown = shutdown_on_ctrl_c(&rt);
     let report = pipeline::run(&rt, &cfg, shutdown)?;
     drop(server);
@@ -297,13 +266,7 @@ fn demo(args: DemoArgs) -> Result<()> {
 
 fn live(args: LiveArgs) -> Result<()> {
     let rt = runtime()?;
-    let cfg = pipeline_config(
-        &args.run,
-        args.ws_base.clone(),
-        args.rest_base.clone(),
-        &args.symbol,
-        true,
-    )?;
+    let cfg = pipeline_config(&args.run, args.ws_base.clone(), args.rest_base.clone(), &args.symbol, true)?;
     let shutdown = shutdown_on_ctrl_c(&rt);
     let report = pipeline::run(&rt, &cfg, shutdown)?;
     finish(&report, args.run.report_json.as_deref())

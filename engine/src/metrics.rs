@@ -6,9 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use prometheus::core::Collector;
 use prometheus::proto;
-use prometheus::{
-    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -70,25 +68,13 @@ impl Metrics {
             registry.register(Box::new(g.clone()))?;
             Ok(g)
         };
-        let frames = IntCounterVec::new(
-            Opts::new(FEED_FRAMES_TOTAL, "Websocket frames received, by type"),
-            &["type"],
-        )?;
+        let frames = IntCounterVec::new(Opts::new(FEED_FRAMES_TOTAL, "Websocket frames received, by type"), &["type"])?;
         registry.register(Box::new(frames.clone()))?;
-        let book_levels = IntGaugeVec::new(
-            Opts::new(BOOK_LEVELS, "Levels in the book, by side"),
-            &["side"],
-        )?;
+        let book_levels = IntGaugeVec::new(Opts::new(BOOK_LEVELS, "Levels in the book, by side"), &["side"])?;
         registry.register(Box::new(book_levels.clone()))?;
-        let orders = IntCounterVec::new(
-            Opts::new(ORDERS_TOTAL, "Order intents by risk outcome"),
-            &["outcome"],
-        )?;
+        let orders = IntCounterVec::new(Opts::new(ORDERS_TOTAL, "Order intents by risk outcome"), &["outcome"])?;
         registry.register(Box::new(orders.clone()))?;
-        let pnl = IntGaugeVec::new(
-            Opts::new(PNL, "PnL in 1e-9 quote units, by kind"),
-            &["kind"],
-        )?;
+        let pnl = IntGaugeVec::new(Opts::new(PNL, "PnL in 1e-9 quote units, by kind"), &["kind"])?;
         registry.register(Box::new(pnl.clone()))?;
         let latency = Arc::new(Mutex::new(vec![StageBuckets::default(); Stage::ALL.len()]));
         registry.register(Box::new(LatencyCollector::new(Arc::clone(&latency))?))?;
@@ -96,20 +82,11 @@ impl Metrics {
             frames,
             malformed: counter(FEED_MALFORMED_TOTAL, "Frames that failed to decode")?,
             disconnects: counter(FEED_DISCONNECTS_TOTAL, "Lost websocket connections")?,
-            gaps: counter(
-                FEED_GAPS_TOTAL,
-                "Depth sequence gaps (each forces a resync)",
-            )?,
+            gaps: counter(FEED_GAPS_TOTAL, "Depth sequence gaps (each forces a resync)")?,
             snapshots: counter(FEED_SNAPSHOTS_TOTAL, "REST depth snapshots fetched")?,
-            queue_depth: gauge(
-                QUEUE_DEPTH,
-                "Events waiting in the feed -> hot thread queue",
-            )?,
+            queue_depth: gauge(QUEUE_DEPTH, "Events waiting in the feed -> hot thread queue")?,
             queue_full: counter(QUEUE_FULL_TOTAL, "Times a feed waited on a full queue")?,
-            queue_dropped: counter(
-                QUEUE_DROPPED_TOTAL,
-                "Events dropped between feed and hot thread",
-            )?,
+            queue_dropped: counter(QUEUE_DROPPED_TOTAL, "Events dropped between feed and hot thread")?,
             book_updates: counter(BOOK_UPDATES_TOTAL, "Book deltas applied")?,
             book_levels,
             model_scores: counter(MODEL_SCORES_TOTAL, "Model inferences")?,
@@ -195,10 +172,7 @@ impl Collector for LatencyCollector {
 ///
 /// # Errors
 /// When the address cannot be bound.
-pub async fn serve(
-    addr: SocketAddr,
-    metrics: Metrics,
-) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+pub async fn serve(addr: SocketAddr, metrics: Metrics) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let handle = tokio::spawn(async move {
@@ -213,7 +187,10 @@ pub async fn serve(
                 } else {
                     ("404 Not Found", b"try /metrics\n".to_vec(), "text/plain")
                 };
-                let head = format!("HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
                 let _ = s.write_all(head.as_bytes()).await;
                 let _ = s.write_all(&body).await;
                 let _ = s.shutdown().await;

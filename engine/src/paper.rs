@@ -3,8 +3,8 @@
 //! sizes are small next to the displayed depth); that bias is documented in the report.
 
 use argus_core::{
-    notional_units, Approved, ClientOrderId, ExecError, Executor, Fill, Money, OrderBook,
-    OrderIntent, Price, Qty, Side, FIXED_SCALE,
+    notional_units, Approved, ClientOrderId, ExecError, Executor, Fill, Money, OrderBook, OrderIntent, Price, Qty,
+    Side, FIXED_SCALE,
 };
 
 /// Fills approved orders against a book.
@@ -17,11 +17,7 @@ pub struct PaperExecutor {
 
 impl PaperExecutor {
     pub fn new(fee_bps: i64) -> Self {
-        Self {
-            fee_bps,
-            next_id: 1,
-            fills: Vec::with_capacity(64),
-        }
+        Self { fee_bps, next_id: 1, fills: Vec::with_capacity(64) }
     }
 
     /// The executor bound to the book as it is now.

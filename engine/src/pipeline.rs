@@ -85,16 +85,12 @@ pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) 
     let hot_stats = Arc::clone(&stats);
     let hot_metrics = metrics.clone();
     let started = Instant::now();
-    let hot_thread = std::thread::Builder::new()
-        .name("argus-hot".into())
-        .spawn(move || {
-            let depth = rx.clone();
-            let mut publisher = Publisher::default();
-            hot.run(rx.iter(), PUBLISH_EVERY, |h| {
-                publisher.publish(h, &hot_metrics, &hot_stats, depth.len())
-            });
-            hot
-        })?;
+    let hot_thread = std::thread::Builder::new().name("argus-hot".into()).spawn(move || {
+        let depth = rx.clone();
+        let mut publisher = Publisher::default();
+        hot.run(rx.iter(), PUBLISH_EVERY, |h| publisher.publish(h, &hot_metrics, &hot_stats, depth.len()));
+        hot
+    })?;
 
     let feed_cfg = BinanceFeedConfig {
         reconnect: cfg.reconnect,
@@ -104,9 +100,7 @@ pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) 
     if let Err(error) = &feed_result {
         warn!(%error, "feed ended with an error");
     }
-    let hot = hot_thread
-        .join()
-        .map_err(|_| anyhow::anyhow!("hot thread panicked"))?;
+    let hot = hot_thread.join().map_err(|_| anyhow::anyhow!("hot thread panicked"))?;
     let wall = started.elapsed().as_secs_f64();
     let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let frames = Frames {
@@ -151,23 +145,14 @@ struct Publisher {
 }
 
 impl Publisher {
-    fn publish<Sc, St>(
-        &mut self,
-        h: &HotThread<Sc, St>,
-        m: &Metrics,
-        feed: &FeedStats,
-        queue_depth: usize,
-    ) {
+    fn publish<Sc, St>(&mut self, h: &HotThread<Sc, St>, m: &Metrics, feed: &FeedStats, queue_depth: usize) {
         let c = h.counters;
         let delta = |now: u64, last: u64| now.saturating_sub(last);
         m.book_updates.inc_by(delta(c.deltas, self.hot.deltas));
         m.model_scores.inc_by(delta(c.scores, self.hot.scores));
-        m.model_errors
-            .inc_by(delta(c.model_errors, self.hot.model_errors));
+        m.model_errors.inc_by(delta(c.model_errors, self.hot.model_errors));
         m.fills.inc_by(delta(c.fills, self.hot.fills));
-        m.orders
-            .with_label_values(&["approved"])
-            .inc_by(delta(c.approved, self.hot.approved));
+        m.orders.with_label_values(&["approved"]).inc_by(delta(c.approved, self.hot.approved));
         for r in Reject::ALL {
             m.orders
                 .with_label_values(&[r.as_str()])
@@ -184,15 +169,9 @@ impl Publisher {
             FeedStats::get(&feed.snapshots),
             FeedStats::get(&feed.queue_full),
         ];
-        m.frames
-            .with_label_values(&["trade"])
-            .inc_by(delta(f[0], self.feed[0]));
-        m.frames
-            .with_label_values(&["depth"])
-            .inc_by(delta(f[1], self.feed[1]));
-        m.frames
-            .with_label_values(&["book_ticker"])
-            .inc_by(delta(f[2], self.feed[2]));
+        m.frames.with_label_values(&["trade"]).inc_by(delta(f[0], self.feed[0]));
+        m.frames.with_label_values(&["depth"]).inc_by(delta(f[1], self.feed[1]));
+        m.frames.with_label_values(&["book_ticker"]).inc_by(delta(f[2], self.feed[2]));
         m.malformed.inc_by(delta(f[3], self.feed[3]));
         m.disconnects.inc_by(delta(f[4], self.feed[4]));
         m.gaps.inc_by(delta(f[5], self.feed[5]));
@@ -200,24 +179,14 @@ impl Publisher {
         m.queue_full.inc_by(delta(f[7], self.feed[7]));
         self.feed = f;
         m.queue_depth.set(queue_depth as i64);
-        m.book_levels
-            .with_label_values(&["bid"])
-            .set(h.book.depth(argus_core::Side::Buy) as i64);
-        m.book_levels
-            .with_label_values(&["ask"])
-            .set(h.book.depth(argus_core::Side::Sell) as i64);
+        m.book_levels.with_label_values(&["bid"]).set(h.book.depth(argus_core::Side::Buy) as i64);
+        m.book_levels.with_label_values(&["ask"]).set(h.book.depth(argus_core::Side::Sell) as i64);
         m.position.set(h.position.qty.units());
         let mark = h.book.mid_units().unwrap_or(0);
         let clamp = |v: i128| i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX });
-        m.pnl
-            .with_label_values(&["realized"])
-            .set(clamp(h.position.realized.0));
-        m.pnl
-            .with_label_values(&["unrealized"])
-            .set(clamp(h.position.unrealized(mark).0));
-        m.pnl
-            .with_label_values(&["fees"])
-            .set(clamp(h.position.fees.0));
+        m.pnl.with_label_values(&["realized"]).set(clamp(h.position.realized.0));
+        m.pnl.with_label_values(&["unrealized"]).set(clamp(h.position.unrealized(mark).0));
+        m.pnl.with_label_values(&["fees"]).set(clamp(h.position.fees.0));
         if let Ok(mut shared) = m.latency.lock() {
             shared.copy_from_slice(h.latency.buckets());
         }

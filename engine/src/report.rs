@@ -149,10 +149,7 @@ impl Report {
             orders: Orders {
                 intents: c.intents,
                 approved: c.approved,
-                rejected: Reject::ALL
-                    .iter()
-                    .map(|r| (r.as_str(), c.rejected[r.index()]))
-                    .collect(),
+                rejected: Reject::ALL.iter().map(|r| (r.as_str(), c.rejected[r.index()])).collect(),
                 fills: c.fills,
                 exec_errors: c.exec_errors,
             },
@@ -181,10 +178,7 @@ impl Report {
             f.trade, f.depth, f.book_ticker, f.snapshot, f.malformed, self.events
         );
         let b = &self.book;
-        let show = |l: &Option<[String; 2]>| {
-            l.as_ref()
-                .map_or("-".to_owned(), |[p, q]| format!("{q} @ {p}"))
-        };
+        let show = |l: &Option<[String; 2]>| l.as_ref().map_or("-".to_owned(), |[p, q]| format!("{q} @ {p}"));
         let _ = writeln!(
             s,
             "  book     {}  bid {}  ask {}  levels {}/{}",
@@ -194,10 +188,7 @@ impl Report {
             b.bid_levels,
             b.ask_levels
         );
-        let _ = writeln!(
-            s,
-            "  latency  (ns)          p50      p99     p999      max    count"
-        );
+        let _ = writeln!(s, "  latency  (ns)          p50      p99     p999      max    count");
         for st in Stage::ALL {
             if let Some(l) = self.latency_ns.get(st.report_key()) {
                 let _ = writeln!(
@@ -213,12 +204,8 @@ impl Report {
             }
         }
         let o = &self.orders;
-        let rejected: Vec<String> = o
-            .rejected
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect();
+        let rejected: Vec<String> =
+            o.rejected.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} {n}")).collect();
         let _ = writeln!(
             s,
             "  orders   intents {}  approved {}  fills {}  rejected [{}]",
@@ -234,17 +221,9 @@ impl Report {
             p.realized, p.unrealized, p.fees, p.position
         );
         let m = &self.model;
-        let _ = writeln!(
-            s,
-            "  model    {} on {}  scores {}  errors {}",
-            m.name, m.device, m.scores, m.errors
-        );
+        let _ = writeln!(s, "  model    {} on {}  scores {}  errors {}", m.name, m.device, m.scores, m.errors);
         let q = &self.queue;
-        let _ = writeln!(
-            s,
-            "  queue    capacity {}  full-waits {}  dropped {}",
-            q.capacity, q.full_waits, q.dropped
-        );
+        let _ = writeln!(s, "  queue    capacity {}  full-waits {}  dropped {}", q.capacity, q.full_waits, q.dropped);
         s
     }
 }

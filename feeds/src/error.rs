@@ -8,10 +8,7 @@ pub enum FeedError {
     #[error("malformed frame: {0}")]
     Json(#[from] serde_json::Error),
     #[error("malformed decimal in field `{field}`: {source}")]
-    Decimal {
-        field: &'static str,
-        source: ParseFixedError,
-    },
+    Decimal { field: &'static str, source: ParseFixedError },
     #[error("frame has no field `{0}`")]
     MissingField(&'static str),
     #[error("unknown symbol `{0}`")]
@@ -32,6 +29,10 @@ pub enum FeedError {
     Url(String),
     #[error("recording line {line}: {reason}")]
     Recording { line: u64, reason: String },
+    #[error("no usable depth snapshot ({failures} failed attempts): the book never synced")]
+    NoSnapshot { failures: u64 },
+    #[error("connection lost without a close frame")]
+    ConnectionLost,
     #[error("event queue closed")]
     QueueClosed,
 }

@@ -35,13 +35,8 @@ pub async fn get_owned(url: String, timeout: Duration) -> Result<Vec<u8>, FeedEr
 
 async fn get_inner(url: &str) -> Result<Vec<u8>, FeedError> {
     let parsed = url::Url::parse(url).map_err(|_| FeedError::Url(url.to_owned()))?;
-    let host = parsed
-        .host_str()
-        .ok_or_else(|| FeedError::Url(url.to_owned()))?
-        .to_owned();
-    let port = parsed
-        .port_or_known_default()
-        .ok_or_else(|| FeedError::Url(url.to_owned()))?;
+    let host = parsed.host_str().ok_or_else(|| FeedError::Url(url.to_owned()))?.to_owned();
+    let port = parsed.port_or_known_default().ok_or_else(|| FeedError::Url(url.to_owned()))?;
     let target = match parsed.query() {
         Some(q) => format!("{}?{q}", parsed.path()),
         None => parsed.path().to_owned(),
@@ -53,33 +48,21 @@ async fn get_inner(url: &str) -> Result<Vec<u8>, FeedError> {
         "https" => {
             let mut roots = RootCertStore::empty();
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            let config = ClientConfig::builder()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            let name =
-                ServerName::try_from(host.clone()).map_err(|_| FeedError::Url(url.to_owned()))?;
-            let tls = TlsConnector::from(Arc::new(config))
-                .connect(name, tcp)
-                .await?;
+            let config = ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+            let name = ServerName::try_from(host.clone()).map_err(|_| FeedError::Url(url.to_owned()))?;
+            let tls = TlsConnector::from(Arc::new(config)).connect(name, tcp).await?;
             request(tls, &host, &target).await
         }
         _ => Err(FeedError::Url(url.to_owned())),
     }
 }
 
-async fn request<S: AsyncRead + AsyncWrite + Unpin>(
-    mut s: S,
-    host: &str,
-    target: &str,
-) -> Result<Vec<u8>, FeedError> {
+async fn request<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, host: &str, target: &str) -> Result<Vec<u8>, FeedError> {
     let req = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: argus\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await?;
     s.flush().await?;
     let mut raw = Vec::with_capacity(1 << 16);
-    (&mut s)
-        .take(MAX_BODY_BYTES as u64 + 65536)
-        .read_to_end(&mut raw)
-        .await?;
+    (&mut s).take(MAX_BODY_BYTES as u64 + 65536).read_to_end(&mut raw).await?;
     parse_response(&raw)
 }
 
@@ -92,8 +75,7 @@ pub fn parse_response(raw: &[u8]) -> Result<Vec<u8>, FeedError> {
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .ok_or_else(|| FeedError::Http("response has no header terminator".into()))?;
-    let head = std::str::from_utf8(&raw[..head_end])
-        .map_err(|_| FeedError::Http("non-UTF-8 header".into()))?;
+    let head = std::str::from_utf8(&raw[..head_end]).map_err(|_| FeedError::Http("non-UTF-8 header".into()))?;
     let body = &raw[head_end + 4..];
     let mut lines = head.split("\r\n");
     let status = lines
@@ -117,9 +99,7 @@ pub fn parse_response(raw: &[u8]) -> Result<Vec<u8>, FeedError> {
     let body = if chunked {
         dechunk(body)?
     } else if let Some(n) = length {
-        body.get(..n)
-            .ok_or_else(|| FeedError::Http(format!("body truncated: {} of {n} bytes", body.len())))?
-            .to_vec()
+        body.get(..n).ok_or_else(|| FeedError::Http(format!("body truncated: {} of {n} bytes", body.len())))?.to_vec()
     } else {
         body.to_vec()
     };
@@ -136,8 +116,7 @@ fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, FeedError> {
     loop {
         let eol = b.windows(2).position(|w| w == b"\r\n").ok_or_else(bad)?;
         let size_str = std::str::from_utf8(&b[..eol]).map_err(|_| bad())?;
-        let size = usize::from_str_radix(size_str.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| bad())?;
+        let size = usize::from_str_radix(size_str.split(';').next().unwrap_or("").trim(), 16).map_err(|_| bad())?;
         b = &b[eol + 2..];
         if size == 0 {
             return Ok(out);
@@ -157,8 +136,7 @@ mod tests {
         assert_eq!(parse_response(plain).unwrap(), b"hello");
         let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n";
         assert_eq!(parse_response(chunked).unwrap(), b"hello");
-        let err =
-            parse_response(b"HTTP/1.1 429 Too Many\r\nContent-Length: 4\r\n\r\nslow").unwrap_err();
+        let err = parse_response(b"HTTP/1.1 429 Too Many\r\nContent-Length: 4\r\n\r\nslow").unwrap_err();
         assert!(err.to_string().contains("429"));
         assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort").is_err());
         assert!(parse_response(b"garbage").is_err());

@@ -82,10 +82,7 @@ impl BinanceRecording {
                 continue;
             }
             self.decoded.clear();
-            match self
-                .normalizer
-                .normalize(frame.frame.as_bytes(), ts, &mut self.decoded)
-            {
+            match self.normalizer.normalize(frame.frame.as_bytes(), ts, &mut self.decoded) {
                 Ok(Decoded::Trade) => {
                     self.stats.trade += 1;
                     self.ready.extend_from_slice(&self.decoded);
@@ -94,11 +91,7 @@ impl BinanceRecording {
                     self.stats.book_ticker += 1;
                     self.ready.extend_from_slice(&self.decoded);
                 }
-                Ok(Decoded::Depth {
-                    first_update_id,
-                    final_update_id,
-                    prev_final_update_id,
-                }) => {
+                Ok(Decoded::Depth { first_update_id, final_update_id, prev_final_update_id }) => {
                     self.stats.depth += 1;
                     self.sync.on_diff(
                         first_update_id,
@@ -136,10 +129,7 @@ mod tests {
 
     #[test]
     fn bundled_recording_decodes_completely_and_syncs_once() {
-        let path = Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../data/binance_spot/btcusdt_20240808.jsonl.gz"
-        ));
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../data/binance_spot/btcusdt_20240808.jsonl.gz"));
         let mut rec = BinanceRecording::open(path, "BTCUSDT", InstrumentId(0)).unwrap();
         let mut book = OrderBook::new(5000);
         let mut trades = 0;
@@ -151,10 +141,7 @@ mod tests {
             }
         }
         let s = rec.stats();
-        assert_eq!(
-            (s.trade, s.depth, s.book_ticker, s.snapshot, s.malformed),
-            (9757, 3451, 28040, 1, 0)
-        );
+        assert_eq!((s.trade, s.depth, s.book_ticker, s.snapshot, s.malformed), (9757, 3451, 28040, 1, 0));
         assert_eq!(trades, 9757);
         assert_eq!(rec.sync_stats().gaps, 0);
         assert_eq!(rec.sync_stats().stale_diffs_dropped, 2);

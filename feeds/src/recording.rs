@@ -38,9 +38,7 @@ pub struct RecordingReader {
 
 impl std::fmt::Debug for RecordingReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecordingReader")
-            .field("line", &self.line)
-            .finish()
+        f.debug_struct("RecordingReader").field("line", &self.line).finish()
     }
 }
 
@@ -56,18 +54,11 @@ impl RecordingReader {
         } else {
             Box::new(file)
         };
-        Ok(Self::from_reader(Box::new(BufReader::with_capacity(
-            1 << 16,
-            reader,
-        ))))
+        Ok(Self::from_reader(Box::new(BufReader::with_capacity(1 << 16, reader))))
     }
 
     pub fn from_reader(reader: Box<dyn BufRead + Send>) -> Self {
-        Self {
-            reader,
-            line: 0,
-            buf: String::new(),
-        }
+        Self { reader, line: 0, buf: String::new() }
     }
 
     /// Reads every frame into memory.
@@ -85,29 +76,16 @@ impl Iterator for RecordingReader {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             self.buf.clear();
-            let n = match self
-                .reader
-                .as_mut()
-                .take(MAX_FRAME_BYTES as u64 + 1)
-                .read_line(&mut self.buf)
-            {
+            let n = match self.reader.as_mut().take(MAX_FRAME_BYTES as u64 + 1).read_line(&mut self.buf) {
                 Ok(n) => n,
-                Err(e) => {
-                    return Some(Err(FeedError::Recording {
-                        line: self.line + 1,
-                        reason: e.to_string(),
-                    }))
-                }
+                Err(e) => return Some(Err(FeedError::Recording { line: self.line + 1, reason: e.to_string() })),
             };
             if n == 0 {
                 return None;
             }
             self.line += 1;
             if n > MAX_FRAME_BYTES {
-                return Some(Err(FeedError::Recording {
-                    line: self.line,
-                    reason: "line too long".into(),
-                }));
+                return Some(Err(FeedError::Recording { line: self.line, reason: "line too long".into() }));
             }
             let line = self.buf.trim_end();
             if line.is_empty() {
@@ -120,16 +98,9 @@ impl Iterator for RecordingReader {
                 }));
             };
             let Ok(ts_recv_ns) = ts.parse::<u64>() else {
-                return Some(Err(FeedError::Recording {
-                    line: self.line,
-                    reason: format!("bad timestamp `{ts}`"),
-                }));
+                return Some(Err(FeedError::Recording { line: self.line, reason: format!("bad timestamp `{ts}`") }));
             };
-            return Some(Ok(RecordedFrame {
-                ts_recv_ns,
-                frame: frame.to_owned(),
-                line: self.line,
-            }));
+            return Some(Ok(RecordedFrame { ts_recv_ns, frame: frame.to_owned(), line: self.line }));
         }
     }
 }
@@ -145,10 +116,7 @@ mod tests {
         let got: Vec<_> = r.collect();
         assert_eq!(got.len(), 4);
         let first = got[0].as_ref().unwrap();
-        assert_eq!(
-            (first.ts_recv_ns, first.frame.as_str(), first.line),
-            (1, "{\"a\":1}", 1)
-        );
+        assert_eq!((first.ts_recv_ns, first.frame.as_str(), first.line), (1, "{\"a\":1}", 1));
         assert!(got[1].as_ref().unwrap().is_snapshot());
         assert!(matches!(got[2], Err(FeedError::Recording { line: 4, .. })));
         assert!(matches!(got[3], Err(FeedError::Recording { line: 5, .. })));

@@ -5,7 +5,7 @@
 //! be injected for tests.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
@@ -16,6 +16,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use argus_core::{MarketEventKind, OrderBook, Side, UnixNanos};
+
+use crate::binance::{parse_snapshot, BinanceNormalizer, Decoded};
 use crate::recording::RecordedFrame;
 use crate::FeedError;
 
@@ -36,9 +39,7 @@ impl std::str::FromStr for Speed {
         }
         match s.parse::<f64>() {
             Ok(f) if f.is_finite() && f > 0.0 => Ok(Speed::Factor(f)),
-            _ => Err(format!(
-                "speed must be a positive number or `max`, got `{s}`"
-            )),
+            _ => Err(format!("speed must be a positive number or `max`, got `{s}`")),
         }
     }
 }
@@ -58,9 +59,93 @@ pub struct Faults {
 
 struct Shared {
     frames: Vec<(u64, Utf8Bytes)>,
-    snapshot: Option<String>,
     speed: Speed,
     faults: Faults,
+    /// The exchange's own book: the recorded snapshot plus every diff replayed since, so a
+    /// client that resyncs mid-stream gets a snapshot consistent with what it was sent.
+    book: Mutex<ExchangeBook>,
+}
+
+/// Book state of the simulated exchange.
+struct ExchangeBook {
+    normalizer: BinanceNormalizer,
+    book: OrderBook,
+    /// `lastUpdateId` of the book, `None` until the recorded snapshot is loaded.
+    last_update_id: Option<u64>,
+    recorded: Option<String>,
+    /// The first snapshot request of a connection gets the recorded snapshot, as the venue
+    /// served it in the original session; later ones (resyncs) get the book as it is now.
+    recorded_served: bool,
+    scratch: Vec<argus_core::MarketEvent>,
+}
+
+impl ExchangeBook {
+    fn new(recorded: Option<String>) -> Self {
+        let mut b = Self {
+            normalizer: BinanceNormalizer::new([]),
+            book: OrderBook::new(20_000),
+            last_update_id: None,
+            recorded: None,
+            recorded_served: false,
+            scratch: Vec::new(),
+        };
+        if let Some(snap) = recorded.as_deref().and_then(|s| parse_snapshot(s.as_bytes()).ok()) {
+            for (side, levels) in [(Side::Buy, &snap.bids), (Side::Sell, &snap.asks)] {
+                for &(price, qty) in levels {
+                    b.book.apply(&argus_core::BookDelta {
+                        action: argus_core::BookAction::Add,
+                        side,
+                        flags: argus_core::DeltaFlags::default(),
+                        price,
+                        qty,
+                        sequence: snap.last_update_id,
+                    });
+                }
+            }
+            b.last_update_id = Some(snap.last_update_id);
+        }
+        b.recorded = recorded;
+        b
+    }
+
+    /// Applies a depth frame the exchange has published (sent or lost in transit).
+    fn publish(&mut self, frame: &str) {
+        let Some(last) = self.last_update_id else { return };
+        self.scratch.clear();
+        // Any symbol: the exchange book follows whatever the recording carries.
+        let decoded = self.normalizer.normalize_any_symbol(frame.as_bytes(), UnixNanos(0), &mut self.scratch);
+        if let Ok(Decoded::Depth { final_update_id, .. }) = decoded {
+            if final_update_id <= last {
+                return;
+            }
+            for ev in &self.scratch {
+                if let MarketEventKind::Delta(d) = ev.kind {
+                    self.book.apply(&d);
+                }
+            }
+            self.last_update_id = Some(final_update_id);
+        }
+    }
+
+    /// `GET /api/v3/depth` body.
+    fn snapshot_json(&mut self, limit: usize) -> Option<String> {
+        if !self.recorded_served {
+            self.recorded_served = true;
+            if let Some(rec) = &self.recorded {
+                return Some(rec.clone());
+            }
+        }
+        let last = self.last_update_id?;
+        let side = |s: Side| -> String {
+            self.book
+                .levels(s)
+                .take(limit)
+                .map(|l| format!("[\"{}\",\"{}\"]", l.price.display_with(8), l.qty.display_with(8)))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        Some(format!("{{\"lastUpdateId\":{last},\"bids\":[{}],\"asks\":[{}]}}", side(Side::Buy), side(Side::Sell)))
+    }
 }
 
 /// A running replay server.
@@ -75,26 +160,15 @@ impl ReplayServer {
     ///
     /// # Errors
     /// When the listener cannot be bound.
-    pub async fn start(
-        frames: &[RecordedFrame],
-        speed: Speed,
-        faults: Faults,
-    ) -> Result<Self, FeedError> {
-        let snapshot = frames
-            .iter()
-            .find(|f| f.is_snapshot())
-            .map(|f| f.frame.clone());
+    pub async fn start(frames: &[RecordedFrame], speed: Speed, faults: Faults) -> Result<Self, FeedError> {
+        let snapshot = frames.iter().find(|f| f.is_snapshot()).map(|f| f.frame.clone());
         let ws_frames = frames
             .iter()
             .filter(|f| !f.is_snapshot())
             .map(|f| (f.ts_recv_ns, Utf8Bytes::from(f.frame.clone())))
             .collect();
-        let shared = Arc::new(Shared {
-            frames: ws_frames,
-            snapshot,
-            speed,
-            faults,
-        });
+        let book = Mutex::new(ExchangeBook::new(snapshot));
+        let shared = Arc::new(Shared { frames: ws_frames, speed, faults, book });
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
@@ -143,20 +217,24 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) -> Result<(), FeedErr
     let mut buf = vec![0_u8; 8192];
     let _ = stream.read(&mut buf).await?;
     let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
-    let (status, body) = if path.starts_with("/api/v3/depth") || path.starts_with("/fapi/v1/depth")
-    {
-        match (&shared.snapshot, shared.faults.no_snapshot) {
-            (Some(s), false) => ("200 OK", s.clone()),
-            _ => (
-                "503 Service Unavailable",
-                r#"{"code":-1003,"msg":"snapshot unavailable"}"#.to_owned(),
-            ),
+    let (status, body) = if path.starts_with("/api/v3/depth") || path.starts_with("/fapi/v1/depth") {
+        let limit = path
+            .split(['?', '&'])
+            .find_map(|kv| kv.strip_prefix("limit="))
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(100)
+            .min(5000);
+        let snap = if shared.faults.no_snapshot {
+            None
+        } else {
+            shared.book.lock().ok().and_then(|mut b| b.snapshot_json(limit))
+        };
+        match snap {
+            Some(s) => ("200 OK", s),
+            None => ("503 Service Unavailable", r#"{"code":-1003,"msg":"snapshot unavailable"}"#.to_owned()),
         }
     } else {
-        (
-            "404 Not Found",
-            r#"{"code":-1100,"msg":"unknown path"}"#.to_owned(),
-        )
+        ("404 Not Found", r#"{"code":-1100,"msg":"unknown path"}"#.to_owned())
     };
     let resp = format!(
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -169,12 +247,22 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) -> Result<(), FeedErr
 
 async fn replay_ws(stream: TcpStream, shared: &Shared) -> Result<(), FeedError> {
     let mut ws = tokio_tungstenite::accept_async(stream).await?;
+    // A new session replays from the start: the exchange's book starts over with it.
+    if let Ok(mut b) = shared.book.lock() {
+        let recorded = b.recorded.take();
+        *b = ExchangeBook::new(recorded);
+    }
     let start = Instant::now();
     let t0 = shared.frames.first().map_or(0, |f| f.0);
     for (i, (ts, frame)) in shared.frames.iter().enumerate() {
         if shared.faults.drop_after == Some(i) {
             // Abrupt loss: no close handshake.
             return Ok(());
+        }
+        if frame.as_str().contains("depthUpdate") {
+            if let Ok(mut b) = shared.book.lock() {
+                b.publish(frame.as_str());
+            }
         }
         if shared.faults.skip.contains(&i) {
             continue;
@@ -188,9 +276,7 @@ async fn replay_ws(stream: TcpStream, shared: &Shared) -> Result<(), FeedError> 
             }
         }
         let msg = if shared.faults.corrupt.contains(&i) {
-            Message::Text(Utf8Bytes::from_static(
-                "{\"stream\":\"btcusdt@trade\",\"data\":{\"e\":\"trade\",\"p\":",
-            ))
+            Message::Text(Utf8Bytes::from_static("{\"stream\":\"btcusdt@trade\",\"data\":{\"e\":\"trade\",\"p\":"))
         } else {
             Message::Text(frame.clone())
         };
@@ -200,16 +286,9 @@ async fn replay_ws(stream: TcpStream, shared: &Shared) -> Result<(), FeedError> 
         }
     }
     ws.flush().await?;
-    ws.send(Message::Close(Some(CloseFrame {
-        code: CloseCode::Normal,
-        reason: "end of recording".into(),
-    })))
-    .await?;
+    ws.send(Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "end of recording".into() }))).await?;
     // Wait for the client's close reply so every frame is delivered before the socket closes.
     use futures_util::StreamExt;
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(Ok(_)) = ws.next().await {}
-    })
-    .await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), async { while let Some(Ok(_)) = ws.next().await {} }).await;
     Ok(())
 }

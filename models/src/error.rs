@@ -6,10 +6,7 @@ pub enum ModelError {
     #[error("model directory {dir}: {reason}")]
     Manifest { dir: String, reason: String },
     #[error("i/o on {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("torch: {0}")]
     Torch(#[from] tch::TchError),
     #[error("device `{0}` is not available (use auto, cpu or cuda[:N])")]

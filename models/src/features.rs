@@ -6,14 +6,8 @@
 use argus_core::{MarketEvent, MarketEventKind, OrderBook, Quote, Side};
 
 /// Feature names, in input order.
-pub const FEATURE_NAMES: [&str; N_FEATURES] = [
-    "spread_bps",
-    "microprice_offset_bps",
-    "imbalance_top5",
-    "quote_imbalance",
-    "trade_flow",
-    "volatility_bps",
-];
+pub const FEATURE_NAMES: [&str; N_FEATURES] =
+    ["spread_bps", "microprice_offset_bps", "imbalance_top5", "quote_imbalance", "trade_flow", "volatility_bps"];
 pub const N_FEATURES: usize = 6;
 
 /// Levels per side in the depth imbalance.
@@ -47,12 +41,8 @@ impl Features {
     /// Mid from the freshest top of book: the venue quote if seen, else the depth book.
     pub fn mid(&self, book: &OrderBook) -> Option<f64> {
         match self.quote {
-            Some(q) if q.ask_price > q.bid_price => {
-                Some((q.bid_price.as_f64() + q.ask_price.as_f64()) / 2.0)
-            }
-            _ => book
-                .mid_units()
-                .map(|m| m as f64 / argus_core::FIXED_SCALE as f64),
+            Some(q) if q.ask_price > q.bid_price => Some((q.bid_price.as_f64() + q.ask_price.as_f64()) / 2.0),
+            _ => book.mid_units().map(|m| m as f64 / argus_core::FIXED_SCALE as f64),
         }
     }
 
@@ -80,11 +70,7 @@ impl Features {
                 let (b, a) = (q.bid_price.as_f64(), q.ask_price.as_f64());
                 let (bq, aq) = (q.bid_qty.as_f64(), q.ask_qty.as_f64());
                 let total = bq + aq;
-                let microprice = if total > 0.0 {
-                    (b * aq + a * bq) / total
-                } else {
-                    mid
-                };
+                let microprice = if total > 0.0 { (b * aq + a * bq) / total } else { mid };
                 let qimb = if total > 0.0 { (bq - aq) / total } else { 0.0 };
                 ((a - b) / mid * 1e4, (microprice - mid) / mid * 1e4, qimb)
             }
@@ -93,26 +79,11 @@ impl Features {
                 _ => (0.0, 0.0, 0.0),
             },
         };
-        let depth = |side| {
-            book.levels(side)
-                .take(TOP_N)
-                .map(|l| l.qty.as_f64())
-                .sum::<f64>()
-        };
+        let depth = |side| book.levels(side).take(TOP_N).map(|l| l.qty.as_f64()).sum::<f64>();
         let (bd, ad) = (depth(Side::Buy), depth(Side::Sell));
-        let imb = if bd + ad > 0.0 {
-            (bd - ad) / (bd + ad)
-        } else {
-            0.0
-        };
-        self.values = [
-            spread as f32,
-            micro as f32,
-            imb as f32,
-            qimb as f32,
-            self.flow as f32,
-            self.var_bps2.sqrt() as f32,
-        ];
+        let imb = if bd + ad > 0.0 { (bd - ad) / (bd + ad) } else { 0.0 };
+        self.values =
+            [spread as f32, micro as f32, imb as f32, qimb as f32, self.flow as f32, self.var_bps2.sqrt() as f32];
     }
 }
 
@@ -144,10 +115,7 @@ mod tests {
         f.update(&ev(MarketEventKind::Quote(q)), &book);
         let v = *f.values();
         assert!((v[0] - 1.9998).abs() < 1e-3, "spread {v:?}");
-        assert!(
-            v[1] > 0.0,
-            "microprice leans to the ask when bids are heavier"
-        );
+        assert!(v[1] > 0.0, "microprice leans to the ask when bids are heavier");
         assert!((v[3] - 0.5).abs() < 1e-6);
         let t = Trade {
             price: Price::parse("100.02").unwrap(),

@@ -52,14 +52,10 @@ impl Manifest {
     /// Missing or malformed manifest, or inconsistent lengths.
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
         let path = dir.join("manifest.json");
-        let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let m: Manifest = serde_json::from_str(&text).map_err(|e| ModelError::Manifest {
-            dir: dir.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|source| ModelError::Io { path: path.display().to_string(), source })?;
+        let m: Manifest = serde_json::from_str(&text)
+            .map_err(|e| ModelError::Manifest { dir: dir.display().to_string(), reason: e.to_string() })?;
         m.validate(dir)?;
         Ok(m)
     }
@@ -71,28 +67,18 @@ impl Manifest {
         }
         let n = self.features.len();
         if self.mean.len() != n || self.std.len() != n {
-            errs.push(format!(
-                "{n} features but {} means and {} stds",
-                self.mean.len(),
-                self.std.len()
-            ));
+            errs.push(format!("{n} features but {} means and {} stds", self.mean.len(), self.std.len()));
         }
         if self.std.iter().any(|s| !s.is_finite() || *s <= 0.0) {
             errs.push("every std must be positive".into());
         }
         if self.outputs.len() != 2 {
-            errs.push(format!(
-                "expected 2 outputs (signal, anomaly), got {}",
-                self.outputs.len()
-            ));
+            errs.push(format!("expected 2 outputs (signal, anomaly), got {}", self.outputs.len()));
         }
         if errs.is_empty() {
             Ok(())
         } else {
-            Err(ModelError::Manifest {
-                dir: dir.display().to_string(),
-                reason: errs.join("; "),
-            })
+            Err(ModelError::Manifest { dir: dir.display().to_string(), reason: errs.join("; ") })
         }
     }
 
@@ -102,13 +88,8 @@ impl Manifest {
     /// I/O failures.
     pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
         let path = dir.join("manifest.json");
-        let text = serde_json::to_string_pretty(self).map_err(|e| ModelError::Manifest {
-            dir: dir.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        std::fs::write(&path, text + "\n").map_err(|source| ModelError::Io {
-            path: path.display().to_string(),
-            source,
-        })
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| ModelError::Manifest { dir: dir.display().to_string(), reason: e.to_string() })?;
+        std::fs::write(&path, text + "\n").map_err(|source| ModelError::Io { path: path.display().to_string(), source })
     }
 }

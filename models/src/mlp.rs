@@ -21,12 +21,7 @@ impl Mlp {
         let mut layers = Vec::new();
         let mut width = inputs;
         for (i, &h) in hidden.iter().chain(std::iter::once(&outputs)).enumerate() {
-            layers.push(nn::linear(
-                root / format!("l{i}"),
-                width,
-                h,
-                Default::default(),
-            ));
+            layers.push(nn::linear(root / format!("l{i}"), width, h, Default::default()));
             width = h;
         }
         Self { layers }
@@ -58,13 +53,8 @@ pub fn parse_device(s: &str) -> Result<Device, ModelError> {
         "auto" => Ok(Device::cuda_if_available()),
         "cpu" => Ok(Device::Cpu),
         "cuda" if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
-        _ => match s
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse::<usize>().ok())
-        {
-            Some(n) if tch::Cuda::is_available() && (n as i64) < tch::Cuda::device_count() => {
-                Ok(Device::Cuda(n))
-            }
+        _ => match s.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) if tch::Cuda::is_available() && (n as i64) < tch::Cuda::device_count() => Ok(Device::Cuda(n)),
             _ => Err(ModelError::Device(s.to_owned())),
         },
     }
@@ -99,18 +89,10 @@ impl TchScorer {
     /// do not fit the declared shape.
     pub fn load(dir: &Path, device: Device) -> Result<Self, ModelError> {
         let manifest = Manifest::load(dir)?;
-        if manifest
-            .features
-            .iter()
-            .map(String::as_str)
-            .ne(FEATURE_NAMES.iter().copied())
-        {
+        if manifest.features.iter().map(String::as_str).ne(FEATURE_NAMES.iter().copied()) {
             return Err(ModelError::Manifest {
                 dir: dir.display().to_string(),
-                reason: format!(
-                    "model features {:?} differ from this build's {:?}",
-                    manifest.features, FEATURE_NAMES
-                ),
+                reason: format!("model features {:?} differ from this build's {:?}", manifest.features, FEATURE_NAMES),
             });
         }
         let mut vs = nn::VarStore::new(device);
@@ -120,21 +102,12 @@ impl TchScorer {
             // Inline batch-1 inference on the hot thread: one thread, no pool hand-offs.
             tch::set_num_threads(1);
         }
-        let mut s = Self {
-            manifest,
-            _vs: vs,
-            mlp,
-            device,
-            buf: [0.0; N_FEATURES],
-            out: [0.0; 2],
-        };
+        let mut s = Self { manifest, _vs: vs, mlp, device, buf: [0.0; N_FEATURES], out: [0.0; 2] };
         let warm = [0.0_f32; N_FEATURES];
         let mut out = [0.0_f32; 2];
         for _ in 0..50 {
-            s.score(&warm, &mut out).map_err(|e| ModelError::Manifest {
-                dir: dir.display().to_string(),
-                reason: e.0,
-            })?;
+            s.score(&warm, &mut out)
+                .map_err(|e| ModelError::Manifest { dir: dir.display().to_string(), reason: e.0 })?;
         }
         Ok(s)
     }
@@ -149,14 +122,8 @@ impl TchScorer {
 
     fn run(&mut self) -> Result<(), tch::TchError> {
         let _guard = tch::no_grad_guard();
-        let input = Tensor::f_from_slice(&self.buf)?
-            .f_view([1, N_FEATURES as i64])?
-            .f_to_device(self.device)?;
-        let y = self
-            .mlp
-            .forward(&input)?
-            .f_to_device(Device::Cpu)?
-            .f_to_kind(Kind::Float)?;
+        let input = Tensor::f_from_slice(&self.buf)?.f_view([1, N_FEATURES as i64])?.f_to_device(self.device)?;
+        let y = self.mlp.forward(&input)?.f_to_device(Device::Cpu)?.f_to_kind(Kind::Float)?;
         y.f_copy_data(&mut self.out, 2)
     }
 }
@@ -164,9 +131,7 @@ impl TchScorer {
 impl Scorer for TchScorer {
     fn score(&mut self, features: &[f32], out: &mut [f32]) -> Result<(), ScoreError> {
         if features.len() != N_FEATURES || out.len() < 2 {
-            return Err(ScoreError(format!(
-                "expected {N_FEATURES} features and 2 outputs"
-            )));
+            return Err(ScoreError(format!("expected {N_FEATURES} features and 2 outputs")));
         }
         for (i, x) in features.iter().enumerate() {
             self.buf[i] = (x - self.manifest.mean[i]) / self.manifest.std[i];

@@ -23,10 +23,7 @@ pub struct Sample {
 }
 
 /// Replays `events` through a book and [`Features`], sampling at each trade.
-pub fn collect_samples(
-    events: impl Iterator<Item = MarketEvent>,
-    book_levels: usize,
-) -> Vec<Sample> {
+pub fn collect_samples(events: impl Iterator<Item = MarketEvent>, book_levels: usize) -> Vec<Sample> {
     let mut book = OrderBook::new(book_levels);
     let mut feats = Features::new();
     let mut out = Vec::new();
@@ -37,10 +34,7 @@ pub fn collect_samples(
         feats.update(&ev, &book);
         if matches!(ev.kind, MarketEventKind::Trade(_)) {
             if let Some(mid) = feats.mid(&book) {
-                out.push(Sample {
-                    features: *feats.values(),
-                    mid,
-                });
+                out.push(Sample { features: *feats.values(), mid });
             }
         }
     }
@@ -83,21 +77,14 @@ const MAX_TARGET_BPS: f64 = 50.0;
 ///
 /// # Errors
 /// Too few samples, torch failures, or I/O.
-pub fn train(
-    samples: &[Sample],
-    cfg: &TrainConfig,
-    out_dir: &Path,
-) -> Result<Manifest, ModelError> {
+pub fn train(samples: &[Sample], cfg: &TrainConfig, out_dir: &Path) -> Result<Manifest, ModelError> {
     let h = cfg.horizon_trades;
     if samples.len() < h + 200 {
         return Err(ModelError::NotEnoughData(samples.len()));
     }
     let n = samples.len() - h;
     let fwd: Vec<f32> = (0..n)
-        .map(|i| {
-            ((samples[i + h].mid / samples[i].mid - 1.0) * 1e4)
-                .clamp(-MAX_TARGET_BPS, MAX_TARGET_BPS) as f32
-        })
+        .map(|i| ((samples[i + h].mid / samples[i].mid - 1.0) * 1e4).clamp(-MAX_TARGET_BPS, MAX_TARGET_BPS) as f32)
         .collect();
     let split = ((n as f64) * (1.0 - cfg.val_fraction)) as usize;
     // Leave a horizon between train and validation so no target overlaps.
@@ -120,10 +107,7 @@ pub fn train(
             var[j] += (f64::from(*x) - mean[j]).powi(2);
         }
     }
-    let std: Vec<f32> = var
-        .iter()
-        .map(|v| (v / split as f64).sqrt().max(1e-6) as f32)
-        .collect();
+    let std: Vec<f32> = var.iter().map(|v| (v / split as f64).sqrt().max(1e-6) as f32).collect();
     let mean: Vec<f32> = mean.iter().map(|m| *m as f32).collect();
 
     let mut abs_train: Vec<f32> = fwd[..split].iter().map(|r| r.abs()).collect();
@@ -139,11 +123,7 @@ pub fn train(
                 x.push((v - mean[j]) / std[j]);
             }
             ys.push(fwd[i]);
-            ya.push(if fwd[i].abs() > threshold {
-                1.0_f32
-            } else {
-                0.0
-            });
+            ya.push(if fwd[i].abs() > threshold { 1.0_f32 } else { 0.0 });
         }
         let rows = idx.len() as i64;
         Ok((
@@ -164,14 +144,9 @@ pub fn train(
         let y = mlp.forward(&xt)?;
         let sig = y.f_narrow(1, 0, 1)?;
         let anom = y.f_narrow(1, 1, 1)?;
-        let loss = sig.f_mse_loss(&yst, Reduction::Mean)?.f_add(
-            &anom.f_binary_cross_entropy_with_logits::<Tensor>(
-                &yat,
-                None,
-                None,
-                Reduction::Mean,
-            )?,
-        )?;
+        let loss = sig
+            .f_mse_loss(&yst, Reduction::Mean)?
+            .f_add(&anom.f_binary_cross_entropy_with_logits::<Tensor>(&yat, None, None, Reduction::Mean)?)?;
         opt.zero_grad();
         loss.f_backward()?;
         opt.step();
@@ -182,16 +157,11 @@ pub fn train(
         let y = mlp.forward(&xv)?;
         let pred_sig = to_vec(&y.f_narrow(1, 0, 1)?)?;
         let pred_anom = to_vec(&y.f_narrow(1, 1, 1)?)?;
-        Ok((
-            pearson(&pred_sig, &to_vec(&ysv)?),
-            auc(&pred_anom, &to_vec(&yav)?),
-        ))
+        Ok((pearson(&pred_sig, &to_vec(&ysv)?), auc(&pred_anom, &to_vec(&yav)?)))
     })?;
 
-    std::fs::create_dir_all(out_dir).map_err(|source| ModelError::Io {
-        path: out_dir.display().to_string(),
-        source,
-    })?;
+    std::fs::create_dir_all(out_dir)
+        .map_err(|source| ModelError::Io { path: out_dir.display().to_string(), source })?;
     let weights = "weights.safetensors";
     vs.save(out_dir.join(weights))?;
     let manifest = Manifest {

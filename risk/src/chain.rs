@@ -64,11 +64,7 @@ impl RiskChain {
     ///
     /// # Errors
     /// The [`Reject`] reason.
-    pub fn evaluate(
-        &mut self,
-        o: OrderIntent,
-        st: &State<'_>,
-    ) -> Result<Approved<OrderIntent>, Reject> {
+    pub fn evaluate(&mut self, o: OrderIntent, st: &State<'_>) -> Result<Approved<OrderIntent>, Reject> {
         let r = self.evaluate_inner(&o, st);
         match r {
             Ok(()) => {
@@ -87,13 +83,7 @@ impl RiskChain {
         if self.halted {
             return Err(Reject::Halted);
         }
-        let checks: [&dyn RiskCheck; 5] = [
-            &self.max_qty,
-            &self.max_pos,
-            &self.max_notional,
-            &self.band,
-            &self.anomaly,
-        ];
+        let checks: [&dyn RiskCheck; 5] = [&self.max_qty, &self.max_pos, &self.max_notional, &self.band, &self.anomaly];
         for c in checks {
             c.check(o, st)?;
         }
@@ -130,8 +120,8 @@ impl RiskChain {
 mod tests {
     use super::*;
     use argus_core::{
-        BookAction, BookDelta, DeltaFlags, InstrumentId, Money, OrderBook, Position, Price, Qty,
-        Scores, Side, TimeInForce, UnixNanos,
+        BookAction, BookDelta, DeltaFlags, InstrumentId, Money, OrderBook, Position, Price, Qty, Scores, Side,
+        TimeInForce, UnixNanos,
     };
     use proptest::prelude::*;
 
@@ -179,38 +169,14 @@ mod tests {
         let mut chain = RiskChain::new(cfg()).unwrap();
         let mk = |now: u64, anomaly: f32| (now, anomaly);
         let cases = [
-            (
-                intent(Side::Buy, "1.5", "100.02"),
-                mk(0, 0.0),
-                Err(Reject::MaxOrderQty),
-            ),
-            (
-                intent(Side::Buy, "1", "160"),
-                mk(0, 0.0),
-                Err(Reject::MaxNotional),
-            ),
-            (
-                intent(Side::Buy, "1", "100.5"),
-                mk(0, 0.0),
-                Err(Reject::PriceBand),
-            ),
-            (
-                intent(Side::Buy, "1", "100.02"),
-                mk(0, 0.9),
-                Err(Reject::AnomalyBlock),
-            ),
-            (
-                intent(Side::Buy, "1", "100.02"),
-                mk(0, f32::NAN),
-                Err(Reject::AnomalyBlock),
-            ),
+            (intent(Side::Buy, "1.5", "100.02"), mk(0, 0.0), Err(Reject::MaxOrderQty)),
+            (intent(Side::Buy, "1", "160"), mk(0, 0.0), Err(Reject::MaxNotional)),
+            (intent(Side::Buy, "1", "100.5"), mk(0, 0.0), Err(Reject::PriceBand)),
+            (intent(Side::Buy, "1", "100.02"), mk(0, 0.9), Err(Reject::AnomalyBlock)),
+            (intent(Side::Buy, "1", "100.02"), mk(0, f32::NAN), Err(Reject::AnomalyBlock)),
             (intent(Side::Buy, "1", "100.02"), mk(0, 0.1), Ok(())),
             (intent(Side::Sell, "1", "100"), mk(10, 0.1), Ok(())),
-            (
-                intent(Side::Sell, "1", "100"),
-                mk(20, 0.1),
-                Err(Reject::OrderRate),
-            ),
+            (intent(Side::Sell, "1", "100"), mk(20, 0.1), Err(Reject::OrderRate)),
             (intent(Side::Sell, "1", "100"), mk(1000, 0.1), Ok(())),
         ];
         for (i, (o, (now, anomaly), want)) in cases.into_iter().enumerate() {
@@ -219,10 +185,7 @@ mod tests {
                 instrument: InstrumentId(0),
                 book: &b,
                 features: &[],
-                scores: Scores {
-                    signal: 0.0,
-                    anomaly,
-                },
+                scores: Scores { signal: 0.0, anomaly },
                 position: &pos,
             };
             assert_eq!(chain.evaluate(o, &st).map(|_| ()), want, "case {i}");
@@ -236,19 +199,9 @@ mod tests {
             scores: Scores::default(),
             position: &pos,
         };
-        assert_eq!(
-            chain
-                .evaluate(intent(Side::Buy, "1", "100.02"), &st)
-                .map(|_| ()),
-            Err(Reject::MaxPosition)
-        );
+        assert_eq!(chain.evaluate(intent(Side::Buy, "1", "100.02"), &st).map(|_| ()), Err(Reject::MaxPosition));
         chain.set_halted(true);
-        assert_eq!(
-            chain
-                .evaluate(intent(Side::Sell, "1", "100"), &st)
-                .map(|_| ()),
-            Err(Reject::Halted)
-        );
+        assert_eq!(chain.evaluate(intent(Side::Sell, "1", "100"), &st).map(|_| ()), Err(Reject::Halted));
         assert_eq!(chain.stats().approved, 3);
         let empty = OrderBook::new(0);
         chain.set_halted(false);
@@ -260,22 +213,12 @@ mod tests {
             scores: Scores::default(),
             position: &pos,
         };
-        assert_eq!(
-            chain
-                .evaluate(intent(Side::Sell, "1", "100"), &st)
-                .map(|_| ()),
-            Err(Reject::NoMarket)
-        );
+        assert_eq!(chain.evaluate(intent(Side::Sell, "1", "100"), &st).map(|_| ()), Err(Reject::NoMarket));
     }
 
     #[test]
     fn invalid_config_reports_every_error() {
-        let bad = RiskConfig {
-            max_order_qty: Qty::ZERO,
-            price_band_bps: -1,
-            rate_window_ns: 0,
-            ..cfg()
-        };
+        let bad = RiskConfig { max_order_qty: Qty::ZERO, price_band_bps: -1, rate_window_ns: 0, ..cfg() };
         let err = RiskChain::new(bad).unwrap_err();
         assert_eq!(err.0.len(), 3, "{err}");
     }

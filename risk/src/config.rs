@@ -60,9 +60,7 @@ impl RiskConfig {
             errs.push("price_band_bps must be within 0..=10000".to_owned());
         }
         if self.max_orders_per_window > MAX_RATE_WINDOW_ORDERS {
-            errs.push(format!(
-                "max_orders_per_window must be at most {MAX_RATE_WINDOW_ORDERS}"
-            ));
+            errs.push(format!("max_orders_per_window must be at most {MAX_RATE_WINDOW_ORDERS}"));
         }
         if self.rate_window_ns == 0 {
             errs.push("rate_window_ns must be positive".to_owned());

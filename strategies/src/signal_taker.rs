@@ -1,9 +1,7 @@
 //! Trades toward a target position chosen by the model's signal, taking liquidity with IOC limit
 //! orders a few basis points through the touch.
 
-use argus_core::{
-    MarketEvent, MarketEventKind, OrderIntent, Price, Qty, Side, State, Strategy, TimeInForce,
-};
+use argus_core::{MarketEvent, MarketEventKind, OrderIntent, Price, Qty, Side, State, Strategy, TimeInForce};
 
 /// Parameters of [`SignalTaker`].
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
@@ -39,10 +37,7 @@ pub struct SignalTaker {
 
 impl SignalTaker {
     pub fn new(cfg: SignalTakerConfig) -> Self {
-        Self {
-            cfg,
-            last_intent_ns: None,
-        }
+        Self { cfg, last_intent_ns: None }
     }
 }
 
@@ -51,10 +46,7 @@ impl Strategy for SignalTaker {
         if !matches!(ev.kind, MarketEventKind::Trade(_)) {
             return;
         }
-        if self
-            .last_intent_ns
-            .is_some_and(|t| st.now.0.saturating_sub(t) < self.cfg.cooldown_ns)
-        {
+        if self.last_intent_ns.is_some_and(|t| st.now.0.saturating_sub(t) < self.cfg.cooldown_ns) {
             return;
         }
         let signal = st.scores.signal;
@@ -92,10 +84,7 @@ impl Strategy for SignalTaker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use argus_core::{
-        BookAction, BookDelta, DeltaFlags, InstrumentId, OrderBook, Position, Scores, Trade,
-        UnixNanos,
-    };
+    use argus_core::{BookAction, BookDelta, DeltaFlags, InstrumentId, OrderBook, Position, Scores, Trade, UnixNanos};
 
     fn book() -> OrderBook {
         let mut b = OrderBook::new(0);
@@ -137,10 +126,7 @@ mod tests {
             instrument: InstrumentId(0),
             book: &b,
             features: &[],
-            scores: Scores {
-                signal,
-                anomaly: 0.0,
-            },
+            scores: Scores { signal, anomaly: 0.0 },
             position: &pos,
         };
         s.on_event(&trade(0), &st(0, 0.1), &mut out);

@@ -57,27 +57,17 @@ impl BinanceFeedConfig {
 
     fn stream_url(&self) -> String {
         let s = self.symbol.to_ascii_lowercase();
-        format!(
-            "{}/stream?streams={s}@trade/{s}@depth@100ms/{s}@bookTicker",
-            self.ws_base
-        )
+        format!("{}/stream?streams={s}@trade/{s}@depth@100ms/{s}@bookTicker", self.ws_base)
     }
 
     fn snapshot_url(&self) -> String {
-        format!(
-            "{}{}?symbol={}&limit={}",
-            self.rest_base, self.snapshot_path, self.symbol, self.depth_limit
-        )
+        format!("{}{}?symbol={}&limit={}", self.rest_base, self.snapshot_path, self.symbol, self.depth_limit)
     }
 }
 
 /// Wall-clock now.
 pub fn now() -> UnixNanos {
-    UnixNanos(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64),
-    )
+    UnixNanos(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64))
 }
 
 /// Runs the feed until the stream ends (replay), reconnects run out, or `shutdown` turns true.
@@ -95,9 +85,10 @@ pub async fn run(
     let mut attempt = 0_u32;
     loop {
         match session(&cfg, &normalizer, &mut sync, &tx, &stats, &mut shutdown).await {
-            Ok(End::Shutdown) | Ok(End::Closed) if !cfg.reconnect || *shutdown.borrow() => {
-                return Ok(())
+            Ok(End::Closed) if !sync.is_synced() && FeedStats::get(&stats.snapshot_failures) > 0 => {
+                return Err(FeedError::NoSnapshot { failures: FeedStats::get(&stats.snapshot_failures) });
             }
+            Ok(End::Shutdown) | Ok(End::Closed) if !cfg.reconnect || *shutdown.borrow() => return Ok(()),
             Ok(End::Shutdown) => return Ok(()),
             Ok(End::Closed) => warn!(venue = "binance", "stream closed by server"),
             Err(e) if e.is_terminal() => return Err(e),
@@ -111,10 +102,7 @@ pub async fn run(
         }
         attempt += 1;
         if attempt > cfg.max_reconnects {
-            return Err(FeedError::Http(format!(
-                "gave up after {} reconnects",
-                cfg.max_reconnects
-            )));
+            return Err(FeedError::Http(format!("gave up after {} reconnects", cfg.max_reconnects)));
         }
         FeedStats::inc(&stats.reconnects);
         sync.reset();
@@ -149,7 +137,7 @@ async fn session(
     let result = loop {
         tokio::select! {
             msg = ws.next() => {
-                let Some(msg) = msg else { break Ok(End::Closed) };
+                let Some(msg) = msg else { break Err(FeedError::ConnectionLost) };
                 let ts_recv = now();
                 let text = match msg? {
                     Message::Text(t) => t,
@@ -210,7 +198,7 @@ async fn session(
                         }
                         snapshot_tries += 1;
                         if snapshot_tries > 5 {
-                            break Err(FeedError::Http("no usable depth snapshot after 5 tries".into()));
+                            break Err(FeedError::NoSnapshot { failures: u64::from(snapshot_tries) });
                         }
                         let delay = Duration::from_millis(200 * u64::from(snapshot_tries));
                         let url = cfg.snapshot_url();
@@ -237,23 +225,15 @@ async fn session(
 
 fn account(stats: &FeedStats, before: super::sync::SyncStats, sync: &DepthSync) {
     let after = sync.stats();
-    stats.gaps.fetch_add(
-        after.gaps - before.gaps,
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    stats.stale_diffs.fetch_add(
-        after.stale_diffs_dropped - before.stale_diffs_dropped,
-        std::sync::atomic::Ordering::Relaxed,
-    );
+    stats.gaps.fetch_add(after.gaps - before.gaps, std::sync::atomic::Ordering::Relaxed);
+    stats
+        .stale_diffs
+        .fetch_add(after.stale_diffs_dropped - before.stale_diffs_dropped, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Stamps decode latency and pushes events, waiting (never dropping) while the queue is full:
 /// a dropped book delta would corrupt the book.
-fn stamp_and_send(
-    ready: &mut [MarketEvent],
-    tx: &Sender<MarketEvent>,
-    stats: &FeedStats,
-) -> Result<(), FeedError> {
+fn stamp_and_send(ready: &mut [MarketEvent], tx: &Sender<MarketEvent>, stats: &FeedStats) -> Result<(), FeedError> {
     let done = now();
     for ev in ready.iter_mut() {
         ev.decode_ns = u32::try_from(done.since(ev.ts_recv)).unwrap_or(u32::MAX);
@@ -268,8 +248,6 @@ fn stamp_and_send(
             Err(TrySendError::Disconnected(_)) => return Err(FeedError::QueueClosed),
         }
     }
-    stats
-        .events_sent
-        .fetch_add(ready.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    stats.events_sent.fetch_add(ready.len() as u64, std::sync::atomic::Ordering::Relaxed);
     Ok(())
 }

@@ -7,8 +7,8 @@
 use std::fmt;
 
 use argus_core::{
-    BookAction, BookDelta, DeltaFlags, InstrumentId, MarketEvent, MarketEventKind, Price, Qty,
-    Quote, Side, Trade, UnixNanos,
+    BookAction, BookDelta, DeltaFlags, InstrumentId, MarketEvent, MarketEventKind, Price, Qty, Quote, Side, Trade,
+    UnixNanos,
 };
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -38,20 +38,34 @@ pub enum Decoded {
 #[derive(Debug, Clone, Default)]
 pub struct BinanceNormalizer {
     symbols: Vec<(String, InstrumentId)>,
+    any_symbol: bool,
 }
 
 impl BinanceNormalizer {
     /// `symbols`: venue symbols (any case) and the instrument each maps to.
     pub fn new<'a>(symbols: impl IntoIterator<Item = (&'a str, InstrumentId)>) -> Self {
-        Self {
-            symbols: symbols
-                .into_iter()
-                .map(|(s, id)| (s.to_ascii_uppercase(), id))
-                .collect(),
-        }
+        Self { symbols: symbols.into_iter().map(|(s, id)| (s.to_ascii_uppercase(), id)).collect(), any_symbol: false }
+    }
+
+    /// Like [`Self::normalize`], but maps every symbol to instrument 0 (for tools that follow
+    /// whatever a recording carries).
+    ///
+    /// # Errors
+    /// As [`Self::normalize`], minus unknown symbols.
+    pub fn normalize_any_symbol(
+        &mut self,
+        frame: &[u8],
+        ts_recv: UnixNanos,
+        out: &mut Vec<MarketEvent>,
+    ) -> Result<Decoded, FeedError> {
+        self.any_symbol = true;
+        self.normalize(frame, ts_recv, out)
     }
 
     fn instrument(&self, symbol: &str) -> Result<InstrumentId, FeedError> {
+        if self.any_symbol {
+            return Ok(InstrumentId(0));
+        }
         self.symbols
             .iter()
             .find(|(s, _)| s.eq_ignore_ascii_case(symbol))
@@ -87,12 +101,7 @@ impl BinanceNormalizer {
     ) -> Result<Decoded, FeedError> {
         let mut de = serde_json::Deserializer::from_slice(frame);
         let mut f = Fields::default();
-        FrameSeed {
-            f: &mut f,
-            out,
-            ts_recv,
-        }
-        .deserialize(&mut de)?;
+        FrameSeed { f: &mut f, out, ts_recv }.deserialize(&mut de)?;
         de.end()?;
         let kind = f.classify()?;
         if kind == Decoded::Ignored {
@@ -107,18 +116,9 @@ impl BinanceNormalizer {
                     qty: decimal("q", f.q)?,
                     trade_id: f.t.or(f.a_num).ok_or(FeedError::MissingField("t"))?,
                     // `m`: the buyer is the maker, so the taker sold.
-                    aggressor: if f.m.ok_or(FeedError::MissingField("m"))? {
-                        Side::Sell
-                    } else {
-                        Side::Buy
-                    },
+                    aggressor: if f.m.ok_or(FeedError::MissingField("m"))? { Side::Sell } else { Side::Buy },
                 };
-                out.push(event(
-                    f.trade_time.or(f.event_time),
-                    ts_recv,
-                    instrument,
-                    MarketEventKind::Trade(trade),
-                ));
+                out.push(event(f.trade_time.or(f.event_time), ts_recv, instrument, MarketEventKind::Trade(trade)));
             }
             Decoded::BookTicker => {
                 let quote = Quote {
@@ -127,16 +127,9 @@ impl BinanceNormalizer {
                     ask_price: decimal("a", f.a_str)?,
                     ask_qty: decimal("A", f.ask_qty)?,
                 };
-                out.push(event(
-                    f.event_time,
-                    ts_recv,
-                    instrument,
-                    MarketEventKind::Quote(quote),
-                ));
+                out.push(event(f.event_time, ts_recv, instrument, MarketEventKind::Quote(quote)));
             }
-            Decoded::Depth {
-                final_update_id, ..
-            } => {
+            Decoded::Depth { final_update_id, .. } => {
                 let ts_exchange = f.event_time.map_or(UnixNanos(0), UnixNanos::from_millis);
                 for ev in &mut out[start..] {
                     ev.instrument = instrument;
@@ -145,9 +138,7 @@ impl BinanceNormalizer {
                         d.sequence = final_update_id;
                     }
                 }
-                if let Some(MarketEventKind::Delta(d)) =
-                    out[start..].last_mut().map(|e| &mut e.kind)
-                {
+                if let Some(MarketEventKind::Delta(d)) = out[start..].last_mut().map(|e| &mut e.kind) {
                     d.flags.0 |= DeltaFlags::LAST;
                 }
             }
@@ -157,12 +148,7 @@ impl BinanceNormalizer {
     }
 }
 
-fn event(
-    ms: Option<u64>,
-    ts_recv: UnixNanos,
-    instrument: InstrumentId,
-    kind: MarketEventKind,
-) -> MarketEvent {
+fn event(ms: Option<u64>, ts_recv: UnixNanos, instrument: InstrumentId, kind: MarketEventKind) -> MarketEvent {
     MarketEvent {
         ts_exchange: ms.map_or(UnixNanos(0), UnixNanos::from_millis),
         ts_recv,
@@ -242,9 +228,7 @@ impl Fields<'_> {
             }),
             Some("bookTicker") => Ok(Decoded::BookTicker),
             Some(_) => Ok(Decoded::Ignored),
-            None if self.b_str.is_some() && self.a_str.is_some() && self.final_id.is_some() => {
-                Ok(Decoded::BookTicker)
-            }
+            None if self.b_str.is_some() && self.a_str.is_some() && self.final_id.is_some() => Ok(Decoded::BookTicker),
             // Subscription acknowledgements: {"result":null,"id":1}.
             None if self.result_or_id => Ok(Decoded::Ignored),
             None => Err(FeedError::UnknownMessage),
@@ -276,11 +260,7 @@ impl<'de> Visitor<'de> for FrameSeed<'_, 'de, '_> {
         let FrameSeed { f, out, ts_recv } = self;
         while let Some(key) = map.next_key::<&'de str>()? {
             match key {
-                "data" => map.next_value_seed(FrameSeed {
-                    f: &mut *f,
-                    out: &mut *out,
-                    ts_recv,
-                })?,
+                "data" => map.next_value_seed(FrameSeed { f: &mut *f, out: &mut *out, ts_recv })?,
                 "e" => f.e = Some(map.next_value()?),
                 "E" => f.event_time = Some(map.next_value()?),
                 "T" => f.trade_time = Some(map.next_value()?),
@@ -294,22 +274,12 @@ impl<'de> Visitor<'de> for FrameSeed<'_, 'de, '_> {
                 "pu" => f.prev_final_id = Some(map.next_value()?),
                 "B" => f.bid_qty = Some(map.next_value()?),
                 "A" => f.ask_qty = Some(map.next_value()?),
-                "b" => match map.next_value_seed(SideSeed {
-                    out: &mut *out,
-                    side: Side::Buy,
-                    ts_recv,
-                })? {
+                "b" => match map.next_value_seed(SideSeed { out: &mut *out, side: Side::Buy, ts_recv })? {
                     SideValue::Str(s) => f.b_str = Some(s),
-                    SideValue::Num(_) => {
-                        return Err(de::Error::custom("`b` must be a price or levels"))
-                    }
+                    SideValue::Num(_) => return Err(de::Error::custom("`b` must be a price or levels")),
                     SideValue::Levels => f.levels = true,
                 },
-                "a" => match map.next_value_seed(SideSeed {
-                    out: &mut *out,
-                    side: Side::Sell,
-                    ts_recv,
-                })? {
+                "a" => match map.next_value_seed(SideSeed { out: &mut *out, side: Side::Sell, ts_recv })? {
                     SideValue::Str(s) => f.a_str = Some(s),
                     SideValue::Num(n) => f.a_num = Some(n),
                     SideValue::Levels => f.levels = true,
@@ -364,12 +334,9 @@ impl<'de> Visitor<'de> for SideSeed<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         while let Some((px, qty)) = seq.next_element::<(&'de str, &'de str)>()? {
-            let price = Price::parse(px)
-                .map_err(|e| de::Error::custom(format_args!("level price `{px}`: {e}")))?;
-            let qty = Qty::parse(qty)
-                .map_err(|e| de::Error::custom(format_args!("level qty `{qty}`: {e}")))?;
-            self.out
-                .push(delta_event(self.side, price, qty, self.ts_recv));
+            let price = Price::parse(px).map_err(|e| de::Error::custom(format_args!("level price `{px}`: {e}")))?;
+            let qty = Qty::parse(qty).map_err(|e| de::Error::custom(format_args!("level qty `{qty}`: {e}")))?;
+            self.out.push(delta_event(self.side, price, qty, self.ts_recv));
         }
         Ok(SideValue::Levels)
     }
@@ -393,22 +360,14 @@ mod tests {
     fn decodes_trade_frame() {
         let frame = br#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255343,"s":"BTCUSDT","t":3735683259,"p":"61837.63000000","q":"0.02000000","T":1723161255342,"m":true,"M":true}}"#;
         let mut out = Vec::new();
-        assert_eq!(
-            norm().normalize(frame, UnixNanos(7), &mut out).unwrap(),
-            Decoded::Trade
-        );
+        assert_eq!(norm().normalize(frame, UnixNanos(7), &mut out).unwrap(), Decoded::Trade);
         assert_eq!(out.len(), 1);
-        let MarketEventKind::Trade(t) = out[0].kind else {
-            panic!("not a trade")
-        };
+        let MarketEventKind::Trade(t) = out[0].kind else { panic!("not a trade") };
         assert_eq!(t.price.display_with(8).to_string(), "61837.63000000");
         assert_eq!(t.qty.to_string(), "0.02");
         assert_eq!(t.trade_id, 3_735_683_259);
         assert_eq!(t.aggressor, Side::Sell);
-        assert_eq!(
-            out[0].ts_exchange,
-            UnixNanos::from_millis(1_723_161_255_342)
-        );
+        assert_eq!(out[0].ts_exchange, UnixNanos::from_millis(1_723_161_255_342));
         assert_eq!(out[0].ts_recv, UnixNanos(7));
     }
 
@@ -417,14 +376,7 @@ mod tests {
         let frame = br#"{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":5,"u":7,"b":[["1.0","2"],["0.5","0"]],"a":[["2.0","1"]]}}"#;
         let mut out = Vec::new();
         let got = norm().normalize(frame, UnixNanos(0), &mut out).unwrap();
-        assert_eq!(
-            got,
-            Decoded::Depth {
-                first_update_id: 5,
-                final_update_id: 7,
-                prev_final_update_id: None
-            }
-        );
+        assert_eq!(got, Decoded::Depth { first_update_id: 5, final_update_id: 7, prev_final_update_id: None });
         assert_eq!(out.len(), 3);
         let flags: Vec<(Side, bool, u64)> = out
             .iter()
@@ -433,36 +385,18 @@ mod tests {
                 _ => panic!("not a delta"),
             })
             .collect();
-        assert_eq!(
-            flags,
-            vec![
-                (Side::Buy, false, 7),
-                (Side::Buy, false, 7),
-                (Side::Sell, true, 7)
-            ]
-        );
+        assert_eq!(flags, vec![(Side::Buy, false, 7), (Side::Buy, false, 7), (Side::Sell, true, 7)]);
     }
 
     #[test]
     fn decodes_book_ticker_and_agg_trade() {
         let mut out = Vec::new();
         let bt = br#"{"u":50093239212,"s":"BTCUSDT","b":"61837.63000000","B":"3.78826000","a":"61837.64000000","A":"1.54698000"}"#;
-        assert_eq!(
-            norm().normalize(bt, UnixNanos(0), &mut out).unwrap(),
-            Decoded::BookTicker
-        );
+        assert_eq!(norm().normalize(bt, UnixNanos(0), &mut out).unwrap(), Decoded::BookTicker);
         let agg = br#"{"e":"aggTrade","E":1,"s":"ETHUSDT","a":226532,"p":"1.5","q":"2","f":1,"l":2,"T":3,"m":false,"M":true,"st":0}"#;
-        assert_eq!(
-            norm().normalize(agg, UnixNanos(0), &mut out).unwrap(),
-            Decoded::Trade
-        );
-        let MarketEventKind::Trade(t) = out[1].kind else {
-            panic!("not a trade")
-        };
-        assert_eq!(
-            (t.trade_id, t.aggressor, out[1].instrument),
-            (226_532, Side::Buy, InstrumentId(1))
-        );
+        assert_eq!(norm().normalize(agg, UnixNanos(0), &mut out).unwrap(), Decoded::Trade);
+        let MarketEventKind::Trade(t) = out[1].kind else { panic!("not a trade") };
+        assert_eq!((t.trade_id, t.aggressor, out[1].instrument), (226_532, Side::Buy, InstrumentId(1)));
     }
 
     #[test]
@@ -513,11 +447,7 @@ mod tests {
         ];
         for frame in cases {
             let mut out = vec![delta_event(Side::Buy, Price::ZERO, Qty::ZERO, UnixNanos(0))];
-            assert!(
-                norm().normalize(frame, UnixNanos(0), &mut out).is_err(),
-                "{}",
-                String::from_utf8_lossy(frame)
-            );
+            assert!(norm().normalize(frame, UnixNanos(0), &mut out).is_err(), "{}", String::from_utf8_lossy(frame));
             assert_eq!(out.len(), 1);
         }
     }

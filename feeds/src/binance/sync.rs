@@ -8,8 +8,7 @@
 //! with a `Clear`.
 
 use argus_core::{
-    BookAction, BookDelta, DeltaFlags, InstrumentId, MarketEvent, MarketEventKind, Price, Qty,
-    Side, UnixNanos,
+    BookAction, BookDelta, DeltaFlags, InstrumentId, MarketEvent, MarketEventKind, Price, Qty, Side, UnixNanos,
 };
 
 use crate::FeedError;
@@ -41,17 +40,16 @@ struct RawSnapshot<'a> {
 /// Malformed JSON or decimals.
 pub fn parse_snapshot(body: &[u8]) -> Result<Snapshot, FeedError> {
     let raw: RawSnapshot<'_> = serde_json::from_slice(body)?;
-    let levels =
-        |v: &[(&str, &str)], field: &'static str| -> Result<Vec<(Price, Qty)>, FeedError> {
-            v.iter()
-                .map(|(p, q)| {
-                    Ok((
-                        Price::parse(p).map_err(|source| FeedError::Decimal { field, source })?,
-                        Qty::parse(q).map_err(|source| FeedError::Decimal { field, source })?,
-                    ))
-                })
-                .collect()
-        };
+    let levels = |v: &[(&str, &str)], field: &'static str| -> Result<Vec<(Price, Qty)>, FeedError> {
+        v.iter()
+            .map(|(p, q)| {
+                Ok((
+                    Price::parse(p).map_err(|source| FeedError::Decimal { field, source })?,
+                    Qty::parse(q).map_err(|source| FeedError::Decimal { field, source })?,
+                ))
+            })
+            .collect()
+    };
     Ok(Snapshot {
         last_update_id: raw.last_update_id,
         bids: levels(&raw.bids, "bids")?,
@@ -187,13 +185,7 @@ impl DepthSync {
         }
         let start = self.buffer.len();
         self.buffer.extend_from_slice(deltas);
-        self.frames.push(Frame {
-            first,
-            last,
-            prev,
-            start,
-            end: self.buffer.len(),
-        });
+        self.frames.push(Frame { first, last, prev, start, end: self.buffer.len() });
     }
 
     /// Applies a snapshot: emits `Clear` + its levels, then the buffered diffs that follow it.
@@ -208,19 +200,11 @@ impl DepthSync {
         out: &mut Vec<MarketEvent>,
     ) -> Result<SyncStatus, FeedError> {
         let id = snap.last_update_id;
-        let fresh: Vec<Frame> = self
-            .frames
-            .iter()
-            .copied()
-            .filter(|f| f.last > id)
-            .collect();
+        let fresh: Vec<Frame> = self.frames.iter().copied().filter(|f| f.last > id).collect();
         if let Some(f) = fresh.first() {
             if f.first > id + 1 {
                 // Diffs between the snapshot and the buffer are lost: this snapshot is too old.
-                return Err(FeedError::StaleSnapshot {
-                    snapshot: id,
-                    first: f.first,
-                });
+                return Err(FeedError::StaleSnapshot { snapshot: id, first: f.first });
             }
         }
         self.stats.stale_diffs_dropped += (self.frames.len() - fresh.len()) as u64;
@@ -245,23 +229,11 @@ impl DepthSync {
             Side::Buy,
             Price::ZERO,
             Qty::ZERO,
-            if total == 0 {
-                last_flags
-            } else {
-                DeltaFlags::SNAPSHOT
-            },
+            if total == 0 { last_flags } else { DeltaFlags::SNAPSHOT },
         ));
-        let levels = snap
-            .bids
-            .iter()
-            .map(|l| (Side::Buy, l))
-            .chain(snap.asks.iter().map(|l| (Side::Sell, l)));
+        let levels = snap.bids.iter().map(|l| (Side::Buy, l)).chain(snap.asks.iter().map(|l| (Side::Sell, l)));
         for (i, (side, &(price, qty))) in levels.enumerate() {
-            let flags = if i + 1 == total {
-                last_flags
-            } else {
-                DeltaFlags::SNAPSHOT
-            };
+            let flags = if i + 1 == total { last_flags } else { DeltaFlags::SNAPSHOT };
             out.push(snap_event(BookAction::Add, side, price, qty, flags));
         }
         self.stats.snapshots_applied += 1;
@@ -288,14 +260,7 @@ mod tests {
 
     fn diff(n: usize) -> Vec<MarketEvent> {
         (0..n)
-            .map(|i| {
-                delta_event(
-                    Side::Buy,
-                    Price::from_units(100 + i as i64),
-                    Qty::from_units(1),
-                    UnixNanos(0),
-                )
-            })
+            .map(|i| delta_event(Side::Buy, Price::from_units(100 + i as i64), Qty::from_units(1), UnixNanos(0)))
             .collect()
     }
 
@@ -312,23 +277,11 @@ mod tests {
         // Shape of the bundled recording: diffs u=202, 207 are stale; 208..224 straddles 218.
         let mut s = DepthSync::new(InstrumentId(0));
         let mut out = Vec::new();
-        assert_eq!(
-            s.on_diff(189, 202, None, &diff(2), &mut out),
-            SyncStatus::NeedSnapshot
-        );
-        assert_eq!(
-            s.on_diff(203, 207, None, &diff(1), &mut out),
-            SyncStatus::NeedSnapshot
-        );
-        assert_eq!(
-            s.on_diff(208, 224, None, &diff(3), &mut out),
-            SyncStatus::NeedSnapshot
-        );
+        assert_eq!(s.on_diff(189, 202, None, &diff(2), &mut out), SyncStatus::NeedSnapshot);
+        assert_eq!(s.on_diff(203, 207, None, &diff(1), &mut out), SyncStatus::NeedSnapshot);
+        assert_eq!(s.on_diff(208, 224, None, &diff(3), &mut out), SyncStatus::NeedSnapshot);
         assert!(out.is_empty());
-        assert_eq!(
-            s.on_snapshot(&snap(218), UnixNanos(0), &mut out).unwrap(),
-            SyncStatus::Synced
-        );
+        assert_eq!(s.on_snapshot(&snap(218), UnixNanos(0), &mut out).unwrap(), SyncStatus::Synced);
         // Clear + 2 levels + 3 deltas of the straddling diff.
         assert_eq!(out.len(), 6);
         assert_eq!(s.stats().stale_diffs_dropped, 2);
@@ -339,10 +292,7 @@ mod tests {
             }
         }
         assert_eq!(book.depth(Side::Buy), 4);
-        assert_eq!(
-            s.on_diff(225, 230, None, &diff(1), &mut out),
-            SyncStatus::Synced
-        );
+        assert_eq!(s.on_diff(225, 230, None, &diff(1), &mut out), SyncStatus::Synced);
     }
 
     #[test]
@@ -350,21 +300,12 @@ mod tests {
         let mut s = DepthSync::new(InstrumentId(0));
         let mut out = Vec::new();
         s.on_snapshot(&snap(100), UnixNanos(0), &mut out).unwrap();
-        assert_eq!(
-            s.on_diff(99, 105, None, &diff(1), &mut out),
-            SyncStatus::Synced
-        );
-        assert_eq!(
-            s.on_diff(107, 110, None, &diff(1), &mut out),
-            SyncStatus::NeedSnapshot
-        );
+        assert_eq!(s.on_diff(99, 105, None, &diff(1), &mut out), SyncStatus::Synced);
+        assert_eq!(s.on_diff(107, 110, None, &diff(1), &mut out), SyncStatus::NeedSnapshot);
         assert_eq!(s.stats().gaps, 1);
         assert!(!s.is_synced());
         out.clear();
-        assert_eq!(
-            s.on_snapshot(&snap(108), UnixNanos(0), &mut out).unwrap(),
-            SyncStatus::Synced
-        );
+        assert_eq!(s.on_snapshot(&snap(108), UnixNanos(0), &mut out).unwrap(), SyncStatus::Synced);
         assert_eq!(out.len(), 3 + 1);
     }
 
@@ -373,10 +314,7 @@ mod tests {
         let mut s = DepthSync::new(InstrumentId(0));
         let mut out = Vec::new();
         s.on_diff(300, 310, None, &diff(1), &mut out);
-        assert!(matches!(
-            s.on_snapshot(&snap(200), UnixNanos(0), &mut out),
-            Err(FeedError::StaleSnapshot { .. })
-        ));
+        assert!(matches!(s.on_snapshot(&snap(200), UnixNanos(0), &mut out), Err(FeedError::StaleSnapshot { .. })));
         assert!(out.is_empty());
         assert!(s.on_snapshot(&snap(305), UnixNanos(0), &mut out).is_ok());
     }
@@ -386,18 +324,9 @@ mod tests {
         let mut s = DepthSync::new(InstrumentId(0));
         let mut out = Vec::new();
         s.on_snapshot(&snap(100), UnixNanos(0), &mut out).unwrap();
-        assert_eq!(
-            s.on_diff(90, 105, Some(89), &diff(1), &mut out),
-            SyncStatus::Synced
-        );
-        assert_eq!(
-            s.on_diff(120, 130, Some(105), &diff(1), &mut out),
-            SyncStatus::Synced
-        );
-        assert_eq!(
-            s.on_diff(140, 150, Some(131), &diff(1), &mut out),
-            SyncStatus::NeedSnapshot
-        );
+        assert_eq!(s.on_diff(90, 105, Some(89), &diff(1), &mut out), SyncStatus::Synced);
+        assert_eq!(s.on_diff(120, 130, Some(105), &diff(1), &mut out), SyncStatus::Synced);
+        assert_eq!(s.on_diff(140, 150, Some(131), &diff(1), &mut out), SyncStatus::NeedSnapshot);
     }
 
     #[test]

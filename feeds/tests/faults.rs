@@ -1,0 +1,131 @@
+//! The real Binance client against the real replay server on loopback, with injected faults.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use argus_core::{InstrumentId, MarketEvent, MarketEventKind, OrderBook};
+use argus_feeds::binance::{self, BinanceFeedConfig};
+use argus_feeds::offline::BinanceRecording;
+use argus_feeds::recording::{RecordedFrame, RecordingReader};
+use argus_feeds::replay::{Faults, ReplayServer, Speed};
+use argus_feeds::{FeedError, FeedStats};
+use tokio::sync::watch;
+
+const RECORDING: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/binance_spot/btcusdt_20240808.jsonl.gz");
+
+fn frames() -> Vec<RecordedFrame> {
+    RecordingReader::read_all(Path::new(RECORDING)).unwrap()
+}
+
+struct Outcome {
+    result: Result<(), FeedError>,
+    stats: Arc<FeedStats>,
+    book: OrderBook,
+}
+
+async fn run_with(frames: &[RecordedFrame], faults: Faults, reconnect: bool, max_reconnects: u32) -> Outcome {
+    let server = ReplayServer::start(frames, Speed::Max, faults).await.unwrap();
+    let (tx, rx) = crossbeam_channel::bounded::<MarketEvent>(1 << 16);
+    let consumer = std::thread::spawn(move || {
+        let mut book = OrderBook::new(5000);
+        for ev in rx.iter() {
+            if let MarketEventKind::Delta(d) = ev.kind {
+                book.apply(&d);
+            }
+        }
+        book
+    });
+    let cfg = BinanceFeedConfig {
+        reconnect,
+        max_reconnects,
+        ..BinanceFeedConfig::spot("BTCUSDT", InstrumentId(0), &server.ws_base(), &server.rest_base())
+    };
+    let stats = Arc::new(FeedStats::default());
+    let (_stop, shutdown) = watch::channel(false);
+    let result = binance::run(cfg, tx, Arc::clone(&stats), shutdown).await;
+    let book = tokio::task::spawn_blocking(move || consumer.join().unwrap()).await.unwrap();
+    Outcome { result, stats, book }
+}
+
+fn reference_book() -> OrderBook {
+    let mut book = OrderBook::new(5000);
+    for ev in BinanceRecording::open(Path::new(RECORDING), "BTCUSDT", InstrumentId(0)).unwrap() {
+        if let MarketEventKind::Delta(d) = ev.kind {
+            book.apply(&d);
+        }
+    }
+    book
+}
+
+fn ws_index_of(frames: &[RecordedFrame], pred: impl Fn(&RecordedFrame) -> bool) -> usize {
+    frames.iter().filter(|f| !f.is_snapshot()).position(pred).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_replay_matches_offline_decode() {
+    let frames = frames();
+    let o = run_with(&frames, Faults::default(), false, 0).await;
+    o.result.unwrap();
+    assert_eq!(FeedStats::get(&o.stats.frames_trade), 9757);
+    assert_eq!(FeedStats::get(&o.stats.frames_depth), 3451);
+    assert_eq!(FeedStats::get(&o.stats.frames_book_ticker), 28040);
+    assert_eq!(FeedStats::get(&o.stats.snapshots), 1);
+    let r = reference_book();
+    assert_eq!(o.book.best_bid(), r.best_bid());
+    assert_eq!(o.book.best_ask(), r.best_ask());
+    // The demo's first snapshot is the recorded one, so the whole book matches, level for level.
+    assert!(o.book.levels(argus_core::Side::Buy).eq(r.levels(argus_core::Side::Buy)), "bid ladders differ");
+    assert!(o.book.levels(argus_core::Side::Sell).eq(r.levels(argus_core::Side::Sell)), "ask ladders differ");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_frame_is_counted_and_the_stream_goes_on() {
+    let frames = frames();
+    let trade = ws_index_of(&frames, |f| f.frame.contains("@trade"));
+    let o = run_with(&frames, Faults { corrupt: vec![trade], ..Faults::default() }, false, 0).await;
+    o.result.unwrap();
+    assert_eq!(FeedStats::get(&o.stats.malformed), 1);
+    assert_eq!(FeedStats::get(&o.stats.frames_trade), 9756);
+    assert_eq!(o.book.best_bid(), reference_book().best_bid());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequence_gap_resyncs_from_a_fresh_snapshot() {
+    let frames = frames();
+    let ws: Vec<&RecordedFrame> = frames.iter().filter(|f| !f.is_snapshot()).collect();
+    // Lose a depth diff in the middle of the session.
+    let lost = (ws.len() / 2..ws.len()).find(|&i| ws[i].frame.contains("depthUpdate")).unwrap();
+    let o = run_with(&frames, Faults { skip: vec![lost], ..Faults::default() }, false, 0).await;
+    o.result.unwrap();
+    assert_eq!(FeedStats::get(&o.stats.gaps), 1);
+    assert_eq!(FeedStats::get(&o.stats.snapshots), 2, "one initial snapshot, one resync");
+    let r = reference_book();
+    // After the resync the book is the exchange's again: top of book identical.
+    assert_eq!(o.book.best_bid(), r.best_bid());
+    assert_eq!(o.book.best_ask(), r.best_ask());
+    let top = |b: &OrderBook| b.levels(argus_core::Side::Sell).take(100).copied().collect::<Vec<_>>();
+    assert_eq!(top(&o.book), top(&r));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connection_reconnects_then_gives_up() {
+    let frames = frames();
+    let o = run_with(&frames, Faults { drop_after: Some(500), ..Faults::default() }, true, 2).await;
+    let err = o.result.unwrap_err();
+    assert!(err.to_string().contains("gave up after 2 reconnects"), "{err}");
+    assert_eq!(FeedStats::get(&o.stats.disconnects), 3);
+    assert_eq!(FeedStats::get(&o.stats.reconnects), 2);
+    assert!(FeedStats::get(&o.stats.snapshots) >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_snapshot_is_a_clear_error() {
+    let frames = frames();
+    let o = run_with(&frames[..2000], Faults { no_snapshot: true, ..Faults::default() }, false, 0).await;
+    let err = o.result.unwrap_err();
+    assert!(err.to_string().contains("snapshot"), "{err}");
+    assert!(FeedStats::get(&o.stats.snapshot_failures) >= 1);
+    assert!(matches!(err, FeedError::NoSnapshot { .. }));
+    assert_eq!(o.book.depth(argus_core::Side::Buy), 0, "nothing applied without a snapshot");
+}
