@@ -15,6 +15,9 @@ pub struct SignalTakerConfig {
     pub slippage_bps: i64,
     /// Minimum time between two intents.
     pub cooldown_ns: u64,
+    /// No intents until this long after the first trade seen: features need history, and a
+    /// fixed anchor in venue time makes replays decide identically at any speed.
+    pub warmup_ns: u64,
 }
 
 impl Default for SignalTakerConfig {
@@ -24,6 +27,7 @@ impl Default for SignalTakerConfig {
             target_qty: Qty::from_units(10_000_000), // 0.01 BTC
             slippage_bps: 5,
             cooldown_ns: 1_000_000_000,
+            warmup_ns: 5_000_000_000,
         }
     }
 }
@@ -33,17 +37,22 @@ impl Default for SignalTakerConfig {
 pub struct SignalTaker {
     cfg: SignalTakerConfig,
     last_intent_ns: Option<u64>,
+    first_trade_ns: Option<u64>,
 }
 
 impl SignalTaker {
     pub fn new(cfg: SignalTakerConfig) -> Self {
-        Self { cfg, last_intent_ns: None }
+        Self { cfg, last_intent_ns: None, first_trade_ns: None }
     }
 }
 
 impl Strategy for SignalTaker {
     fn on_event(&mut self, ev: &MarketEvent, st: &State<'_>, out: &mut Vec<OrderIntent>) {
         if !matches!(ev.kind, MarketEventKind::Trade(_)) {
+            return;
+        }
+        let first = *self.first_trade_ns.get_or_insert(st.now.0);
+        if st.now.0.saturating_sub(first) < self.cfg.warmup_ns {
             return;
         }
         if self.last_intent_ns.is_some_and(|t| st.now.0.saturating_sub(t) < self.cfg.cooldown_ns) {
@@ -117,9 +126,29 @@ mod tests {
     }
 
     #[test]
-    fn follows_signal_to_target_and_respects_cooldown() {
+    fn waits_for_warmup_from_the_first_trade() {
         let (b, pos) = (book(), Position::default());
         let mut s = SignalTaker::new(SignalTakerConfig::default());
+        let mut out = Vec::new();
+        let st = |now| State {
+            now: UnixNanos(now),
+            instrument: InstrumentId(0),
+            book: &b,
+            features: &[],
+            scores: Scores { signal: 5.0, anomaly: 0.0 },
+            position: &pos,
+        };
+        s.on_event(&trade(1_000), &st(1_000), &mut out);
+        s.on_event(&trade(4_000_000_000), &st(4_000_000_000), &mut out);
+        assert!(out.is_empty());
+        s.on_event(&trade(5_000_001_000), &st(5_000_001_000), &mut out);
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn follows_signal_to_target_and_respects_cooldown() {
+        let (b, pos) = (book(), Position::default());
+        let mut s = SignalTaker::new(SignalTakerConfig { warmup_ns: 0, ..SignalTakerConfig::default() });
         let mut out = Vec::new();
         let st = |now, signal| State {
             now: UnixNanos(now),

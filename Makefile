@@ -1,0 +1,50 @@
+# argus: `make demo` and `make test` work on a fresh machine; everything they need is set up here.
+
+PYTHON      ?= python3
+VENV        := .venv
+TORCH       := 2.11.0
+VENV_STAMP  := $(VENV)/.argus-torch-$(TORCH)
+ARGUS       := target/release/argus
+CARGO       ?= cargo
+
+.PHONY: all demo test build bench venv tools lint check-deps clean-venv
+
+all: build
+
+# libtorch comes from PyPI's torch wheel, installed once into a git-ignored venv; `.venv/libtorch`
+# points at it and .cargo/config.toml tells tch-sys to use it.
+$(VENV_STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check torch==$(TORCH) pyarrow
+	ln -sfn "$$($(VENV)/bin/python -c 'import os, torch; print(os.path.dirname(torch.__file__))')" $(VENV)/libtorch
+	touch $@
+
+venv: $(VENV_STAMP)
+
+# promtool validates the /metrics exposition in the tests (Debian's prometheus package).
+tools:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  echo "installing promtool (Debian package prometheus)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus) >/dev/null; }
+
+build: venv
+	$(CARGO) build --release -p argus-engine
+
+demo: build
+	./$(ARGUS) demo
+
+lint: venv
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+check-deps:
+	bash scripts/check-deps.sh
+
+test: venv tools build lint check-deps
+	$(CARGO) test --workspace --release
+
+bench: venv
+	$(CARGO) bench --workspace
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,286 @@
+//! End-to-end: the `argus` binary replays the bundled recording through its embedded server and
+//! the live pipeline; results are checked against values computed here, independently, from the
+//! recording file.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const RECORDING: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/binance_spot/btcusdt_20240808.jsonl.gz");
+
+fn argus() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_argus"));
+    c.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    c
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("argus-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// `"61837.63000000"` -> integer of 1e-8 units; Binance prints exactly 8 decimals.
+fn key(s: &str) -> u128 {
+    let (i, f) = s.split_once('.').unwrap();
+    assert_eq!(f.len(), 8, "{s}");
+    format!("{i}{f}").parse().unwrap()
+}
+
+struct Expected {
+    trade: u64,
+    depth: u64,
+    book_ticker: u64,
+    snapshot: u64,
+    best_bid: [String; 2],
+    best_ask: [String; 2],
+    bid_levels: usize,
+    ask_levels: usize,
+}
+
+/// Binance's documented procedure, written again from scratch over `serde_json::Value`.
+fn expected() -> Expected {
+    let gz = flate2::read::GzDecoder::new(std::fs::File::open(RECORDING).unwrap());
+    let (mut trade, mut depth, mut book_ticker, mut snapshot) = (0, 0, 0, 0);
+    let mut diffs: Vec<(u64, u64, Value)> = Vec::new();
+    let mut snap: Option<Value> = None;
+    for line in BufReader::new(gz).lines() {
+        let line = line.unwrap();
+        let (_, frame) = line.split_once(' ').unwrap();
+        let v: Value = serde_json::from_str(frame).unwrap();
+        if v.get("lastUpdateId").is_some() {
+            snapshot += 1;
+            snap = Some(v);
+            continue;
+        }
+        let stream = v["stream"].as_str().unwrap();
+        if stream.ends_with("@trade") {
+            trade += 1;
+        } else if stream.ends_with("@bookTicker") {
+            book_ticker += 1;
+        } else if stream.contains("@depth") {
+            depth += 1;
+            let d = &v["data"];
+            diffs.push((d["U"].as_u64().unwrap(), d["u"].as_u64().unwrap(), d.clone()));
+        }
+    }
+    let snap = snap.unwrap();
+    let last = snap["lastUpdateId"].as_u64().unwrap();
+    let mut bids: BTreeMap<u128, (String, String)> = BTreeMap::new();
+    let mut asks: BTreeMap<u128, (String, String)> = BTreeMap::new();
+    let load = |side: &mut BTreeMap<u128, (String, String)>, levels: &Value| {
+        for l in levels.as_array().unwrap() {
+            let (p, q) = (l[0].as_str().unwrap(), l[1].as_str().unwrap());
+            if key(q) == 0 {
+                side.remove(&key(p));
+            } else {
+                side.insert(key(p), (p.to_owned(), q.to_owned()));
+            }
+        }
+    };
+    load(&mut bids, &snap["bids"]);
+    load(&mut asks, &snap["asks"]);
+    let mut prev: Option<u64> = None;
+    for (first, fin, d) in diffs.iter().filter(|(_, u, _)| *u > last) {
+        match prev {
+            None => assert!(*first <= last + 1, "first diff must straddle the snapshot"),
+            Some(p) => assert_eq!(*first, p + 1, "recording has a gap"),
+        }
+        prev = Some(*fin);
+        load(&mut bids, &d["b"]);
+        load(&mut asks, &d["a"]);
+    }
+    let (bp, (bps, bqs)) = bids.iter().next_back().unwrap();
+    let (ap, (aps, aqs)) = asks.iter().next().unwrap();
+    assert!(bp < ap);
+    Expected {
+        trade,
+        depth,
+        book_ticker,
+        snapshot,
+        best_bid: [bps.clone(), bqs.clone()],
+        best_ask: [aps.clone(), aqs.clone()],
+        bid_levels: bids.len(),
+        ask_levels: asks.len(),
+    }
+}
+
+fn run_demo(extra: &[&str], report: &Path) -> Value {
+    let out = argus()
+        .args(["demo", "--speed", "max", "--metrics-addr", "off", "--device", "cpu", "--report-json"])
+        .arg(report)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "argus demo failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap()
+}
+
+#[test]
+fn demo_at_max_speed_is_exact() {
+    let want = expected();
+    let r = run_demo(&[], &tmp("exact.json"));
+    let f = &r["frames"];
+    assert_eq!(f["trade"], want.trade);
+    assert_eq!(f["depth"], want.depth);
+    assert_eq!(f["book_ticker"], want.book_ticker);
+    assert_eq!(f["snapshot"], want.snapshot);
+    assert_eq!(f["malformed"], 0);
+    assert_eq!(r["queue"]["dropped"], 0, "every frame in at --speed max");
+    let b = &r["book"];
+    assert_eq!(b["instrument"], "BTCUSDT");
+    assert_eq!(b["best_bid"], serde_json::json!(want.best_bid));
+    assert_eq!(b["best_ask"], serde_json::json!(want.best_ask));
+    assert_eq!(b["bid_levels"], want.bid_levels);
+    assert_eq!(b["ask_levels"], want.ask_levels);
+
+    let lat = r["latency_ns"].as_object().unwrap();
+    for stage in ["receive->decode", "decode->hot thread", "book", "features", "model", "strategy", "risk"] {
+        let s = &lat[stage];
+        let (p50, p99, p999, max) = (
+            s["p50"].as_u64().unwrap(),
+            s["p99"].as_u64().unwrap(),
+            s["p999"].as_u64().unwrap(),
+            s["max"].as_u64().unwrap(),
+        );
+        assert!(p50 <= p99 && p99 <= p999 && p999 <= max, "{stage}: {s}");
+        assert!(s["count"].as_u64().unwrap() > 0, "{stage} never measured");
+    }
+    assert_eq!(lat["model"]["count"], want.trade, "every trade scored");
+
+    let o = &r["orders"];
+    let rejected: u64 = o["rejected"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(o["intents"].as_u64().unwrap(), o["approved"].as_u64().unwrap() + rejected);
+    assert!(o["intents"].as_u64().unwrap() > 0, "the strategy never traded");
+    assert!(o["fills"].as_u64().unwrap() <= o["approved"].as_u64().unwrap());
+    for k in ["realized", "unrealized", "fees"] {
+        r["pnl"][k].as_str().unwrap().parse::<f64>().unwrap();
+    }
+    assert_eq!(r["model"]["name"], "btcusdt_mlp");
+    assert_eq!(r["model"]["device"], "cpu");
+    assert_eq!(r["model"]["scores"], want.trade);
+}
+
+/// Decisions run on venue time and start after a warm-up anchored at the first trade, so once
+/// the book has synced within the warm-up (milliseconds on loopback), two paced replays at
+/// different speeds decide exactly the same.
+#[test]
+fn decisions_do_not_depend_on_replay_speed() {
+    let run = |speed: &str, name: &str| -> Value {
+        let out = argus()
+            .args(["demo", "--speed", speed, "--metrics-addr", "off", "--device", "cpu", "--report-json"])
+            .arg(tmp(name))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_str(&std::fs::read_to_string(tmp(name)).unwrap()).unwrap()
+    };
+    let a = run("50", "speed-50.json");
+    let b = run("100", "speed-100.json");
+    assert_eq!(a["orders"], b["orders"]);
+    assert_eq!(a["pnl"], b["pnl"]);
+    assert_eq!(a["book"], b["book"]);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn scrape(addr: &str) -> Option<String> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
+}
+
+#[test]
+fn metrics_are_served_while_running_and_pass_promtool() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = argus()
+        .args(["demo", "--speed", "60", "--device", "cpu", "--metrics-addr", &addr])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut body = None;
+    while Instant::now() < deadline {
+        if let Some(b) = scrape(&addr) {
+            if b.contains("argus_feed_frames_total{type=\"trade\"}") && b.contains("argus_stage_latency_seconds_bucket")
+            {
+                body = Some(b);
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let body = body.expect("no metrics scraped while the demo ran");
+    let _ = child.kill();
+    let _ = child.wait();
+    for name in [
+        "argus_book_updates_total",
+        "argus_queue_depth_events",
+        "argus_model_scores_total",
+        "argus_orders_total",
+        "argus_position_base_nano",
+        "argus_pnl_quote_nano",
+    ] {
+        assert!(body.contains(name), "{name} missing");
+    }
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is installed by `make tools`");
+    promtool.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_still_reports() {
+    let report = tmp("interrupted.json");
+    let child = argus()
+        .args(["demo", "--speed", "5", "--metrics-addr", "off", "--device", "cpu", "--report-json"])
+        .arg(&report)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit {:?}", out.status);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("argus report"));
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let trades = r["frames"]["trade"].as_u64().unwrap();
+    assert!(trades > 0 && trades < 9757, "interrupted run saw {trades} trades");
+}
+
+#[test]
+fn malformed_recording_is_a_clear_error() {
+    let bad = tmp("bad.jsonl");
+    std::fs::write(&bad, "1723161253937085768 {\"stream\":\"btcusdt@trade\",\"data\":{}}\nnot-a-timestamp {}\n")
+        .unwrap();
+    let out = argus().args(["demo", "--metrics-addr", "off", "--recording"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("recording line 2"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

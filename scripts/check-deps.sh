@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Architecture checks that the compiler cannot make:
+#  * core, strategies and risk depend on no I/O, async or libtorch crate;
+#  * only argus-risk enables argus-core's `approve` feature (the one way to build Approved<T>).
+set -euo pipefail
+fail=0
+for pkg in argus-core argus-strategies argus-risk; do
+  bad=$(cargo tree -p "$pkg" -e normal --prefix none 2>/dev/null | grep -E '^(tokio|tch|torch-sys|tungstenite|tokio-tungstenite|arrow|parquet|prometheus|hyper|reqwest) ' || true)
+  if [ -n "$bad" ]; then
+    echo "FAIL: $pkg depends on: $bad"; fail=1
+  else
+    echo "ok: $pkg has no I/O, async or libtorch dependency"
+  fi
+done
+approvers=$(cargo metadata --format-version 1 --no-deps | python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+for p in m["packages"]:
+    for d in p["dependencies"]:
+        if d["name"] == "argus-core" and "approve" in d.get("features", []):
+            print(p["name"])
+')
+if [ "$approvers" != "argus-risk" ]; then
+  echo "FAIL: argus-core/approve enabled by: ${approvers:-nobody} (only argus-risk may)"; fail=1
+else
+  echo "ok: only argus-risk can approve orders"
+fi
+exit $fail
