@@ -98,7 +98,7 @@ fn min_decimals(units: i64) -> u8 {
         return 0;
     }
     let mut d = FIXED_DECIMALS;
-    while frac % 10 == 0 {
+    while frac.is_multiple_of(10) {
         frac /= 10;
         d -= 1;
     }
@@ -260,7 +260,7 @@ impl fmt::Display for Money {
             return write!(f, "{sign}{int}");
         }
         let mut width = usize::from(FIXED_DECIMALS);
-        while frac % 10 == 0 {
+        while frac.is_multiple_of(10) {
             frac /= 10;
             width -= 1;
         }

@@ -92,7 +92,7 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
     ) {
         for ev in source {
             self.step(&ev);
-            if self.counters.events % publish_every == 0 {
+            if self.counters.events.is_multiple_of(publish_every) {
                 publish(self);
             }
         }

@@ -1,11 +1,13 @@
 //! Binance's documented local order book procedure.
 //!
-//! 1. Open the stream and buffer depth diffs. 2. Fetch a REST snapshot. 3. Drop buffered diffs
-//! with `u <= lastUpdateId`. 4. The first applied diff must have `U <= lastUpdateId + 1 <= u`.
-//! 5. Every later diff must continue the chain: `U == prev.u + 1` (spot) or `pu == prev.u`
-//! (USD-M). A break is a gap: the book is stale, so the sync buffers again and asks for a new
-//! snapshot. Output is a stream of deltas the hot thread can apply blindly: a snapshot starts
-//! with a `Clear`.
+//! 1. Open the stream and buffer depth diffs.
+//! 2. Fetch a REST snapshot.
+//! 3. Drop buffered diffs with `u <= lastUpdateId`.
+//! 4. The first applied diff must have `U <= lastUpdateId + 1 <= u`.
+//! 5. Every later diff must continue the chain: `U == prev.u + 1` (spot) or `pu == prev.u` (USD-M).
+//!
+//! A break is a gap: the book is stale, so the sync buffers again and asks for a new snapshot.
+//! Output is a stream of deltas the hot thread can apply blindly: a snapshot starts with a `Clear`.
 
 use argus_core::{
     BookAction, BookDelta, DeltaFlags, InstrumentId, MarketEvent, MarketEventKind, Price, Qty, Side, UnixNanos,
