@@ -122,7 +122,10 @@ impl TchScorer {
 
     fn run(&mut self) -> Result<(), tch::TchError> {
         let _guard = tch::no_grad_guard();
-        let input = Tensor::f_from_slice(&self.buf)?.f_view([1, N_FEATURES as i64])?.f_to_device(self.device)?;
+        // `f_view_` with a borrowed size: `f_view` would box the shape on every call.
+        let input = Tensor::f_from_slice(&self.buf)?
+            .f_view_([1_i64, N_FEATURES as i64].as_slice())?
+            .f_to_device(self.device)?;
         let y = self.mlp.forward(&input)?.f_to_device(Device::Cpu)?.f_to_kind(Kind::Float)?;
         y.f_copy_data(&mut self.out, 2)
     }

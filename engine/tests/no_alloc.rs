@@ -1,0 +1,81 @@
+//! The hot path allocates nothing per event once warm (DESIGN §5): a counting global allocator
+//! watches the hot thread replaying the bundled recording with the real model.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use argus_core::InstrumentId;
+use argus_engine::hot::HotThread;
+use argus_engine::latency::StageLatencies;
+use argus_engine::paper::PaperExecutor;
+use argus_feeds::offline::BinanceRecording;
+use argus_models::mlp::TchScorer;
+use argus_risk::{RiskChain, RiskConfig};
+use argus_strategies::{SignalTaker, SignalTakerConfig};
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn hot_thread_step_does_not_allocate_after_warmup() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let events: Vec<_> =
+        BinanceRecording::open(&root.join("data/binance_spot/btcusdt_20240808.jsonl.gz"), "BTCUSDT", InstrumentId(0))
+            .unwrap()
+            .collect();
+    let scorer = TchScorer::load(&root.join("models/zoo/btcusdt_mlp"), tch::Device::Cpu).unwrap();
+    let mut hot = HotThread::new(
+        InstrumentId(0),
+        5000,
+        scorer,
+        SignalTaker::new(SignalTakerConfig::default()),
+        RiskChain::new(RiskConfig::default()).unwrap(),
+        PaperExecutor::new(1),
+        StageLatencies::new().unwrap(),
+        false,
+    );
+    // Warm-up: the snapshot fills the book to its working size.
+    let warm = 20_000;
+    for ev in &events[..warm] {
+        hot.step(ev);
+    }
+    COUNTING.store(true, Ordering::SeqCst);
+    for ev in &events[warm..] {
+        hot.step(ev);
+    }
+    COUNTING.store(false, Ordering::SeqCst);
+    let n = (events.len() - warm) as u64;
+    let allocs = ALLOCS.load(Ordering::SeqCst);
+    assert!(hot.counters.scores > 5_000, "the model ran");
+    assert!(hot.counters.intents > 0, "the strategy traded");
+    assert_eq!(allocs, 0, "{allocs} allocations over {n} events");
+}
