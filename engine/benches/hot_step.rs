@@ -1,1 +1,55 @@
-fn main() {}
+//! The hot-thread step (book -> features -> model -> strategy -> risk -> paper fill) over the
+//! whole bundled session with the real model on CPU.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::path::Path;
+
+use argus_core::{InstrumentId, MarketEventKind};
+use argus_engine::hot::HotThread;
+use argus_engine::latency::StageLatencies;
+use argus_engine::paper::PaperExecutor;
+use argus_feeds::offline::BinanceRecording;
+use argus_models::mlp::TchScorer;
+use argus_risk::{RiskChain, RiskConfig};
+use argus_strategies::{SignalTaker, SignalTakerConfig};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+
+fn bench(c: &mut Criterion) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let events: Vec<_> =
+        BinanceRecording::open(&root.join("data/binance_spot/btcusdt_20240808.jsonl.gz"), "BTCUSDT", InstrumentId(0))
+            .unwrap()
+            .collect();
+    let trades = events.iter().filter(|e| matches!(e.kind, MarketEventKind::Trade(_))).count();
+    let model = root.join("models/zoo/btcusdt_mlp");
+    let make = || {
+        HotThread::new(
+            InstrumentId(0),
+            5000,
+            TchScorer::load(&model, tch::Device::Cpu).unwrap(),
+            SignalTaker::new(SignalTakerConfig::default()),
+            RiskChain::new(RiskConfig::default()).unwrap(),
+            PaperExecutor::new(1),
+            StageLatencies::new().unwrap(),
+            false,
+        )
+    };
+    let mut g = c.benchmark_group("hot_thread");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(events.len() as u64));
+    g.bench_function(format!("replay_session_{}_events_{}_trades", events.len(), trades), |b| {
+        b.iter_batched_ref(
+            make,
+            |hot| {
+                for ev in &events {
+                    hot.step(ev);
+                }
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
