@@ -8,4 +8,6 @@ pub mod latency;
 pub mod metrics;
 pub mod paper;
 pub mod pipeline;
+pub mod recorder;
+pub mod replay;
 pub mod report;

@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use argus_backtest::tape::TapeReader;
 use argus_core::InstrumentId;
 use argus_engine::pipeline::{self, PipelineConfig};
+use argus_engine::replay;
 use argus_engine::report::Report;
 use argus_feeds::offline::BinanceRecording;
 use argus_feeds::recording::RecordingReader;
@@ -51,6 +53,9 @@ enum Command {
     Demo(DemoArgs),
     /// Connect to a real venue (Binance spot) and paper-trade.
     Live(LiveArgs),
+    /// Replay history through the same hot thread, without sockets: a Parquet tape recorded
+    /// with `--record`, or a raw venue recording.
+    Backtest(BacktestArgs),
     /// Model tooling.
     Models {
         #[command(subcommand)]
@@ -84,6 +89,10 @@ struct RunArgs {
     /// Risk limits as a JSON file (RiskConfig fields); defaults otherwise.
     #[arg(long)]
     risk_config: Option<PathBuf>,
+    /// Record every event the hot thread consumes to this Parquet tape (replay it with
+    /// `argus backtest --tape`).
+    #[arg(long)]
+    record: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -106,6 +115,20 @@ struct LiveArgs {
     ws_base: String,
     #[arg(long, default_value = argus_feeds::binance::client::SPOT_REST_BASE)]
     rest_base: String,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args, Debug)]
+struct BacktestArgs {
+    /// Parquet event tape.
+    #[arg(long, conflicts_with = "recording", required_unless_present = "recording")]
+    tape: Option<PathBuf>,
+    /// Raw recording (`<recv_ns> <frame>` lines, optionally gzipped), decoded like the live feed.
+    #[arg(long)]
+    recording: Option<PathBuf>,
+    #[arg(long, default_value = "BTCUSDT")]
+    symbol: String,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -162,6 +185,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Command::Demo(args) => demo(args),
         Command::Live(args) => live(args),
+        Command::Backtest(args) => backtest(args),
         Command::Models { cmd: ModelsCmd::Train { recording, out, epochs, seed, horizon } } => {
             let recording = recording.unwrap_or_else(|| bundled(RECORDING));
             let events = BinanceRecording::open(&recording, "BTCUSDT", InstrumentId(0))?;
@@ -226,6 +250,7 @@ fn pipeline_config(
         risk,
         fee_bps: run.fee_bps,
         reconnect,
+        record: run.record.clone(),
     })
 }
 
@@ -248,7 +273,46 @@ fn finish(report: &Report, path: Option<&Path>) -> Result<()> {
         std::fs::write(p, json + "\n").with_context(|| format!("writing {}", p.display()))?;
         info!(path = %p.display(), "report written");
     }
+    if let Some(r) = &report.recording {
+        if r.error.is_some() || r.lost > 0 {
+            anyhow::bail!(
+                "recording to {} failed ({} events lost): {}",
+                r.path,
+                r.lost,
+                r.error.as_deref().unwrap_or("?")
+            );
+        }
+    }
     Ok(())
+}
+
+fn backtest(args: BacktestArgs) -> Result<()> {
+    if args.run.record.is_some() {
+        anyhow::bail!("--record is for live runs; a backtest already has its tape");
+    }
+    let cfg = pipeline_config(&args.run, String::new(), String::new(), &args.symbol, false)?;
+    let setup = cfg.hot_setup();
+    let malformed = std::cell::Cell::new(0_u64);
+    let report = match (&args.tape, &args.recording) {
+        (Some(tape), _) => {
+            let reader = TapeReader::open(tape).with_context(|| format!("opening tape {}", tape.display()))?;
+            let events = reader.filter_map(|r| match r {
+                Ok(ev) => Some(ev),
+                Err(error) => {
+                    tracing::warn!(%error, "skipping bad tape row");
+                    malformed.set(malformed.get() + 1);
+                    None
+                }
+            });
+            replay::run(events, &args.symbol, &setup, &malformed)?
+        }
+        (None, Some(rec)) => {
+            let events = BinanceRecording::open(rec, &args.symbol, InstrumentId(0))?;
+            replay::run(events, &args.symbol, &setup, &malformed)?
+        }
+        (None, None) => anyhow::bail!("give --tape or --recording"),
+    };
+    finish(&report, args.run.report_json.as_deref())
 }
 
 fn demo(args: DemoArgs) -> Result<()> {

@@ -22,6 +22,7 @@ use crate::hot::{HotCounters, HotThread};
 use crate::latency::StageLatencies;
 use crate::metrics::{self, Metrics};
 use crate::paper::PaperExecutor;
+use crate::recorder::Recorder;
 use crate::report::{FeedReport, Frames, ModelReport, QueueReport, Report};
 
 /// Everything a pipeline run needs.
@@ -39,6 +40,61 @@ pub struct PipelineConfig {
     pub risk: RiskConfig,
     pub fee_bps: i64,
     pub reconnect: bool,
+    /// Record every event the hot thread consumes to this Parquet tape.
+    pub record: Option<PathBuf>,
+}
+
+/// What the hot thread is built from; shared by live runs and backtests.
+#[derive(Debug, Clone)]
+pub struct HotSetup {
+    pub model_dir: PathBuf,
+    pub device: String,
+    pub book_levels: usize,
+    pub strategy: SignalTakerConfig,
+    pub risk: RiskConfig,
+    pub fee_bps: i64,
+}
+
+/// A hot thread wired with the real model, strategy, risk chain and paper executor.
+pub type Hot = HotThread<TchScorer, SignalTaker>;
+
+impl HotSetup {
+    /// Loads the model and builds the hot thread; logs the device in use.
+    ///
+    /// # Errors
+    /// Unknown device, bad model directory or invalid risk limits.
+    pub fn build(&self, instrument: argus_core::InstrumentId, live_clock: bool) -> Result<(Hot, ModelReport)> {
+        let device = parse_device(&self.device)?;
+        let scorer = TchScorer::load(&self.model_dir, device)
+            .with_context(|| format!("loading model {}", self.model_dir.display()))?;
+        info!(device = %device_name(scorer.device()), model = %scorer.manifest().name, "model loaded");
+        let model =
+            ModelReport { name: scorer.manifest().name.clone(), device: device_name(device), scores: 0, errors: 0 };
+        let hot = HotThread::new(
+            instrument,
+            self.book_levels,
+            scorer,
+            SignalTaker::new(self.strategy),
+            RiskChain::new(self.risk)?,
+            PaperExecutor::new(self.fee_bps),
+            StageLatencies::new()?,
+            live_clock,
+        );
+        Ok((hot, model))
+    }
+}
+
+impl PipelineConfig {
+    pub fn hot_setup(&self) -> HotSetup {
+        HotSetup {
+            model_dir: self.model_dir.clone(),
+            device: self.device.clone(),
+            book_levels: self.book_levels,
+            strategy: self.strategy,
+            risk: self.risk,
+            fee_bps: self.fee_bps,
+        }
+    }
 }
 
 /// Events the hot thread publishes metrics after.
@@ -52,12 +108,8 @@ pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) 
     let mut instruments = InstrumentTable::default();
     // Binance spot prints prices and sizes with 8 decimals.
     let instrument = instruments.add(Venue::BinanceSpot, &cfg.symbol, 8, 8);
-    let device = parse_device(&cfg.device)?;
-    let scorer = TchScorer::load(&cfg.model_dir, device)
-        .with_context(|| format!("loading model {}", cfg.model_dir.display()))?;
-    info!(device = %device_name(scorer.device()), model = %scorer.manifest().name, "model loaded");
-    let model_name = scorer.manifest().name.clone();
-    let risk = RiskChain::new(cfg.risk)?;
+    let (mut hot, mut model) = cfg.hot_setup().build(instrument, true)?;
+    let recorder = cfg.record.as_deref().map(Recorder::start).transpose()?;
     let metrics = Metrics::new()?;
     let _metrics_server = match cfg.metrics_addr {
         Some(addr) => {
@@ -72,23 +124,21 @@ pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) 
 
     let (tx, rx) = crossbeam_channel::bounded::<MarketEvent>(cfg.queue_capacity);
     let stats = Arc::new(FeedStats::default());
-    let mut hot = HotThread::new(
-        instrument,
-        cfg.book_levels,
-        scorer,
-        SignalTaker::new(cfg.strategy),
-        risk,
-        PaperExecutor::new(cfg.fee_bps),
-        StageLatencies::new()?,
-        true,
-    );
     let hot_stats = Arc::clone(&stats);
     let hot_metrics = metrics.clone();
+    let rec_tx = recorder.as_ref().map(Recorder::sender);
     let started = Instant::now();
     let hot_thread = std::thread::Builder::new().name("argus-hot".into()).spawn(move || {
         let depth = rx.clone();
         let mut publisher = Publisher::default();
-        hot.run(rx.iter(), PUBLISH_EVERY, |h| publisher.publish(h, &hot_metrics, &hot_stats, depth.len()));
+        // Tee to the recorder: a blocking send, so a slow disk slows us down but loses nothing.
+        let source = rx.iter().inspect(|ev| {
+            if let Some(tx) = &rec_tx {
+                let _ = tx.send(*ev);
+            }
+        });
+        hot.run(source, PUBLISH_EVERY, |h| publisher.publish(h, &hot_metrics, &hot_stats, depth.len()));
+        drop(rec_tx);
         hot
     })?;
 
@@ -111,12 +161,8 @@ pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) 
         ignored: get(&stats.frames_ignored),
         malformed: get(&stats.malformed),
     };
-    let model = ModelReport {
-        name: model_name,
-        device: device_name(device),
-        scores: hot.counters.scores,
-        errors: hot.counters.model_errors,
-    };
+    model.scores = hot.counters.scores;
+    model.errors = hot.counters.model_errors;
     // The feed never drops: on a full queue it waits, so `dropped` is the difference between
     // what was sent and what the hot thread consumed (zero unless the hot thread died).
     let sent = get(&stats.events_sent);
@@ -133,7 +179,8 @@ pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) 
         snapshot_failures: get(&stats.snapshot_failures),
     };
     let instrument = instruments.get(instrument).context("instrument table")?;
-    let report = Report::build(&hot, instrument, frames, model, queue, feed, wall);
+    let mut report = Report::build(&hot, instrument, frames, model, queue, feed, wall);
+    report.recording = recorder.map(Recorder::finish);
     Ok(report)
 }
 

@@ -21,6 +21,9 @@ pub struct Report {
     pub queue: QueueReport,
     pub feed: FeedReport,
     pub wall_seconds: f64,
+    /// The Parquet tape, when `--record` was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording: Option<crate::recorder::RecordingReport>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -164,6 +167,7 @@ impl Report {
             queue,
             feed,
             wall_seconds,
+            recording: None,
         }
     }
 
@@ -224,6 +228,10 @@ impl Report {
         let _ = writeln!(s, "  model    {} on {}  scores {}  errors {}", m.name, m.device, m.scores, m.errors);
         let q = &self.queue;
         let _ = writeln!(s, "  queue    capacity {}  full-waits {}  dropped {}", q.capacity, q.full_waits, q.dropped);
+        if let Some(r) = &self.recording {
+            let status = r.error.as_deref().map_or_else(|| "ok".to_owned(), |e| format!("FAILED: {e}"));
+            let _ = writeln!(s, "  tape     {}  rows {}  lost {}  {status}", r.path, r.rows, r.lost);
+        }
         s
     }
 }

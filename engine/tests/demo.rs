@@ -167,25 +167,59 @@ fn demo_at_max_speed_is_exact() {
     assert_eq!(r["model"]["scores"], want.trade);
 }
 
-/// Decisions run on venue time and start after a warm-up anchored at the first trade, so once
-/// the book has synced within the warm-up (milliseconds on loopback), two paced replays at
-/// different speeds decide exactly the same.
+fn run_json(args: &[&str], report: &Path) -> Value {
+    let out = argus().args(args).arg("--report-json").arg(report).output().unwrap();
+    assert!(out.status.success(), "argus {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap()
+}
+
+/// One code path: decisions run on venue time after a warm-up anchored at the first trade, and
+/// the replay server never runs ahead of the recorded snapshot, so live replays at any speed, a
+/// backtest of the tape they recorded and a backtest of the raw recording all decide the same.
 #[test]
-fn decisions_do_not_depend_on_replay_speed() {
-    let run = |speed: &str, name: &str| -> Value {
-        let out = argus()
-            .args(["demo", "--speed", speed, "--metrics-addr", "off", "--device", "cpu", "--report-json"])
-            .arg(tmp(name))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_str(&std::fs::read_to_string(tmp(name)).unwrap()).unwrap()
-    };
-    let a = run("50", "speed-50.json");
-    let b = run("100", "speed-100.json");
-    assert_eq!(a["orders"], b["orders"]);
-    assert_eq!(a["pnl"], b["pnl"]);
-    assert_eq!(a["book"], b["book"]);
+fn live_replays_and_backtests_agree() {
+    let tape = tmp("session.parquet");
+    let common = ["--metrics-addr", "off", "--device", "cpu"];
+    let mut args = vec!["demo", "--speed", "max", "--record", tape.to_str().unwrap()];
+    args.extend(common);
+    let live_max = run_json(&args, &tmp("live-max.json"));
+    let mut args = vec!["demo", "--speed", "100"];
+    args.extend(common);
+    let live_paced = run_json(&args, &tmp("live-100.json"));
+    let mut args = vec!["backtest", "--tape", tape.to_str().unwrap()];
+    args.extend(common);
+    let from_tape = run_json(&args, &tmp("bt-tape.json"));
+    let mut args = vec!["backtest", "--recording", RECORDING];
+    args.extend(common);
+    let from_recording = run_json(&args, &tmp("bt-rec.json"));
+
+    assert_eq!(live_max["recording"]["rows"], live_max["events"]);
+    assert_eq!(live_max["recording"]["lost"], 0);
+    for (name, r) in [("live 100x", &live_paced), ("tape", &from_tape), ("recording", &from_recording)] {
+        assert_eq!(r["orders"], live_max["orders"], "{name}: orders differ");
+        assert_eq!(r["pnl"], live_max["pnl"], "{name}: pnl differs");
+        assert_eq!(r["book"]["best_bid"], live_max["book"]["best_bid"], "{name}");
+        assert_eq!(r["book"]["best_ask"], live_max["book"]["best_ask"], "{name}");
+        assert_eq!(r["model"]["scores"], live_max["model"]["scores"], "{name}");
+    }
+    assert_eq!(from_tape["events"], live_max["events"]);
+
+    // The tape is plain Parquet: pyarrow reads it back with the same content.
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let script = r#"
+import sys, pyarrow.parquet as pq, pyarrow.compute as pc
+t = pq.read_table(sys.argv[1])
+trades = t.filter(pc.equal(t["kind"], "trade"))
+print(t.num_rows, trades.num_rows, trades["price"][0].as_py(), t.schema.field("price").type)
+"#;
+    let out = Command::new(&python).args(["-c", script]).arg(&tape).output().expect("run `make venv` for pyarrow");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(fields[0], live_max["events"].to_string());
+    assert_eq!(fields[1], "9757");
+    assert_eq!(fields[2], "61837.630000000", "first trade of the recording, exact");
+    assert_eq!(fields[3], "decimal128(38,");
 }
 
 fn free_port() -> u16 {
@@ -283,4 +317,22 @@ fn malformed_recording_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("recording line 2"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_failing_tape_is_reported_not_silent() {
+    let out = argus()
+        .args(["demo", "--speed", "max", "--metrics-addr", "off", "--device", "cpu", "--record", "/dev/full"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "a lost recording must fail the run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("argus report"), "the report is still printed");
+    assert!(stdout.contains("tape     /dev/full  rows 0  lost 163871  FAILED"), "{stdout}");
+    assert!(stderr.contains("recording to /dev/full failed (163871 events lost)"), "{stderr}");
+    let missing =
+        argus().args(["demo", "--metrics-addr", "off", "--record", "/no/such/dir/t.parquet"]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/no/such/dir/t.parquet"));
 }

@@ -59,6 +59,8 @@ pub struct Faults {
 
 struct Shared {
     frames: Vec<(u64, Utf8Bytes)>,
+    /// Websocket frames recorded before the REST snapshot was answered in the original session.
+    snapshot_at: Option<usize>,
     speed: Speed,
     faults: Faults,
     /// The exchange's own book: the recorded snapshot plus every diff replayed since, so a
@@ -167,8 +169,9 @@ impl ReplayServer {
             .filter(|f| !f.is_snapshot())
             .map(|f| (f.ts_recv_ns, Utf8Bytes::from(f.frame.clone())))
             .collect();
+        let snapshot_at = frames.iter().position(RecordedFrame::is_snapshot);
         let book = Mutex::new(ExchangeBook::new(snapshot));
-        let shared = Arc::new(Shared { frames: ws_frames, speed, faults, book });
+        let shared = Arc::new(Shared { frames: ws_frames, snapshot_at, speed, faults, book });
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
@@ -262,6 +265,16 @@ async fn replay_ws(stream: TcpStream, shared: &Shared) -> Result<(), FeedError> 
         if frame.as_str().contains("depthUpdate") {
             if let Ok(mut b) = shared.book.lock() {
                 b.publish(frame.as_str());
+            }
+        }
+        if Some(i) == shared.snapshot_at && !shared.faults.no_snapshot {
+            // Causality: the original session had its snapshot before these frames. Never run
+            // ahead of that REST answer (matters at `--speed max`), so every replay of a
+            // recording puts the snapshot at the same point of the stream.
+            ws.flush().await?;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !shared.book.lock().is_ok_and(|b| b.recorded_served) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
         if shared.faults.skip.contains(&i) {

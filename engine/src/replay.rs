@@ -1,0 +1,47 @@
+//! Backtests: history replayed through the same hot thread as live trading, with no socket and
+//! no wall clock in any decision.
+
+use anyhow::Result;
+use argus_core::{BookAction, InstrumentTable, MarketEvent, MarketEventKind, Venue};
+use std::time::Instant;
+
+use crate::pipeline::HotSetup;
+use crate::report::{FeedReport, Frames, QueueReport, Report};
+
+/// Runs `events` through the hot thread. `malformed` counts input rows the source skipped.
+///
+/// # Errors
+/// Model or configuration failures.
+pub fn run(
+    events: impl Iterator<Item = MarketEvent>,
+    symbol: &str,
+    setup: &HotSetup,
+    malformed: &std::cell::Cell<u64>,
+) -> Result<Report> {
+    let mut instruments = InstrumentTable::default();
+    let instrument = instruments.add(Venue::BinanceSpot, symbol, 8, 8);
+    let (mut hot, mut model) = setup.build(instrument, false)?;
+    let mut frames = Frames::default();
+    let started = Instant::now();
+    let counted = events.inspect(|ev| match ev.kind {
+        MarketEventKind::Trade(_) => frames.trade += 1,
+        MarketEventKind::Quote(_) => frames.book_ticker += 1,
+        MarketEventKind::Delta(d) if d.action == BookAction::Clear && d.flags.is_snapshot() => frames.snapshot += 1,
+        MarketEventKind::Delta(d) if d.flags.is_last() && !d.flags.is_snapshot() => frames.depth += 1,
+        MarketEventKind::Delta(_) => {}
+    });
+    hot.run(counted, u64::MAX, |_| {});
+    frames.malformed = malformed.get();
+    model.scores = hot.counters.scores;
+    model.errors = hot.counters.model_errors;
+    let instrument = instruments.get(instrument).ok_or_else(|| anyhow::anyhow!("instrument table"))?;
+    Ok(Report::build(
+        &hot,
+        instrument,
+        frames,
+        model,
+        QueueReport::default(),
+        FeedReport::default(),
+        started.elapsed().as_secs_f64(),
+    ))
+}
