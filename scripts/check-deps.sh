@@ -25,4 +25,21 @@ if [ "$approvers" != "argus-risk" ]; then
 else
   echo "ok: only argus-risk can approve orders"
 fi
+# The release binary must run with no environment (rpath) and keep libtorch_cuda linked, or
+# `--device auto` would silently fall back to CPU on a GPU machine.
+if [ -x target/release/argus ]; then
+  if [ -e .venv/libtorch/lib/libtorch_cuda.so ] && ! readelf -d target/release/argus | grep -q 'NEEDED.*libtorch_cuda'; then
+    echo "FAIL: target/release/argus does not link libtorch_cuda"; fail=1
+  else
+    echo "ok: argus links libtorch_cuda"
+  fi
+  if env -i target/release/argus --version >/dev/null; then
+    echo "ok: argus runs with an empty environment"
+  else
+    echo "FAIL: argus needs environment variables to start"; fail=1
+  fi
+fi
+# Deployment files are checked with the real Prometheus tooling.
+promtool check config deploy/prometheus.yml >/dev/null && promtool check rules deploy/argus-rules.yml >/dev/null \
+  && echo "ok: deploy/prometheus.yml and argus-rules.yml pass promtool" || { echo "FAIL: promtool rejects deploy/"; fail=1; }
 exit $fail

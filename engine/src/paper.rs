@@ -78,3 +78,89 @@ impl Executor for PaperVenue<'_> {
         out.append(&mut self.exec.fills);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argus_core::{BookAction, BookDelta, DeltaFlags, InstrumentId, TimeInForce, UnixNanos};
+
+    fn book() -> OrderBook {
+        let mut b = OrderBook::new(0);
+        for (side, px, qty) in
+            [(Side::Sell, "100", "1"), (Side::Sell, "101", "2"), (Side::Sell, "105", "5"), (Side::Buy, "99", "3")]
+        {
+            b.apply(&BookDelta {
+                action: BookAction::Add,
+                side,
+                flags: DeltaFlags::default(),
+                price: Price::parse(px).unwrap(),
+                qty: Qty::parse(qty).unwrap(),
+                sequence: 1,
+            });
+        }
+        b
+    }
+
+    fn order(side: Side, qty: &str, limit: &str) -> OrderIntent {
+        OrderIntent {
+            instrument: InstrumentId(0),
+            side,
+            qty: Qty::parse(qty).unwrap(),
+            limit: Price::parse(limit).unwrap(),
+            tif: TimeInForce::Ioc,
+            ts: UnixNanos(0),
+        }
+    }
+
+    // Approval is risk's job; tests reach the executor through a real chain with loose limits.
+    fn approve(o: OrderIntent, b: &OrderBook) -> Approved<OrderIntent> {
+        let cfg = argus_risk::RiskConfig {
+            max_order_qty: Qty::parse("100").unwrap(),
+            max_position: Qty::parse("100").unwrap(),
+            max_notional: Money(1_000_000 * 1_000_000_000),
+            price_band_bps: 10_000,
+            max_orders_per_window: 100,
+            rate_window_ns: 1,
+            anomaly_threshold: 1.0,
+        };
+        let pos = argus_core::Position::default();
+        let st = argus_core::State {
+            now: UnixNanos(0),
+            instrument: InstrumentId(0),
+            book: b,
+            features: &[],
+            scores: argus_core::Scores::default(),
+            position: &pos,
+        };
+        argus_risk::RiskChain::new(cfg).unwrap().evaluate(o, &st).unwrap()
+    }
+
+    #[test]
+    fn ioc_buy_walks_levels_up_to_the_limit_and_pays_fees() {
+        let b = book();
+        let mut exec = PaperExecutor::new(10);
+        let mut fills = Vec::new();
+        let mut venue = exec.at(&b);
+        venue.submit(approve(order(Side::Buy, "4", "101"), &b)).unwrap();
+        venue.poll_fills(&mut fills);
+        assert_eq!(fills.len(), 1);
+        let f = fills[0];
+        // 1 @ 100 + 2 @ 101; the 105 level is outside the limit.
+        assert_eq!(f.qty, Qty::parse("3").unwrap());
+        assert_eq!(f.notional.to_string(), "302");
+        assert_eq!(f.avg_price.to_string(), "100.666666666");
+        assert_eq!(f.fee.to_string(), "0.302");
+        assert_eq!(f.levels, 2);
+    }
+
+    #[test]
+    fn nothing_inside_the_limit_is_an_error() {
+        let b = book();
+        let mut exec = PaperExecutor::new(1);
+        let mut venue = exec.at(&b);
+        assert_eq!(venue.submit(approve(order(Side::Sell, "1", "99.5"), &b)), Err(ExecError::NoLiquidity));
+        let mut fills = Vec::new();
+        venue.poll_fills(&mut fills);
+        assert!(fills.is_empty());
+    }
+}

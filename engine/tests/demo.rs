@@ -336,3 +336,26 @@ fn a_failing_tape_is_reported_not_silent() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/no/such/dir/t.parquet"));
 }
+
+#[test]
+fn risk_config_files_are_validated() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let ok = argus()
+        .args(["backtest", "--recording", RECORDING, "--device", "cpu", "--risk-config"])
+        .arg(root.join("deploy/risk.example.json"))
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let bad = tmp("bad-risk.json");
+    std::fs::write(&bad, r#"{"max_order_qty": "0", "price_band_bps": -3, "rate_window_ns": 0}"#).unwrap();
+    let out = argus().args(["backtest", "--recording", RECORDING, "--risk-config"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for msg in ["max_order_qty must be positive", "price_band_bps", "rate_window_ns must be positive"] {
+        assert!(err.contains(msg), "every error at once; missing `{msg}` in {err}");
+    }
+    let unknown = tmp("unknown-risk.json");
+    std::fs::write(&unknown, r#"{"max_qty": "1"}"#).unwrap();
+    let out = argus().args(["backtest", "--recording", RECORDING, "--risk-config"]).arg(&unknown).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `max_qty`"));
+}
