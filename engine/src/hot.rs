@@ -15,6 +15,21 @@ use argus_risk::RiskChain;
 use crate::latency::{Stage, StageLatencies};
 use crate::paper::PaperExecutor;
 
+/// The view strategies and risk get. A macro rather than a method so that it borrows only the
+/// fields it reads, leaving `risk` and `exec` free to be borrowed mutably beside it.
+macro_rules! state {
+    ($hot:ident, $now:expr) => {
+        State {
+            now: $now,
+            instrument: $hot.instrument,
+            book: &$hot.book,
+            features: $hot.features.values(),
+            scores: $hot.scores,
+            position: &$hot.position,
+        }
+    };
+}
+
 /// Counters kept by the hot thread.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HotCounters {
@@ -141,14 +156,7 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
         self.intents.clear();
         // Decisions run on venue time, so a replay decides the same at any speed.
         let now = if ev.ts_exchange.0 != 0 { ev.ts_exchange } else { ev.ts_recv };
-        let st = State {
-            now,
-            instrument: self.instrument,
-            book: &self.book,
-            features: self.features.values(),
-            scores: self.scores,
-            position: &self.position,
-        };
+        let st = state!(self, now);
         self.strategy.on_event(ev, &st, &mut self.intents);
         let t4 = Instant::now();
         self.latency.record(Stage::Strategy, nanos(t3, t4));
@@ -157,14 +165,7 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
         }
         for &intent in &self.intents {
             self.counters.intents += 1;
-            let st = State {
-                now,
-                instrument: self.instrument,
-                book: &self.book,
-                features: self.features.values(),
-                scores: self.scores,
-                position: &self.position,
-            };
+            let st = state!(self, now);
             match self.risk.evaluate(intent, &st) {
                 Ok(approved) => {
                     self.counters.approved += 1;

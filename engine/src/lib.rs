@@ -11,3 +11,4 @@ pub mod pipeline;
 pub mod recorder;
 pub mod replay;
 pub mod report;
+pub mod spin;

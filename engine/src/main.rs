@@ -89,6 +89,10 @@ struct RunArgs {
     /// Risk limits as a JSON file (RiskConfig fields); defaults otherwise.
     #[arg(long)]
     risk_config: Option<PathBuf>,
+    /// Polls of an empty queue before the hot thread parks: spinning trades a core for wake-up
+    /// latency; worth it only with a core to spare for the hot thread (0 = always park).
+    #[arg(long, default_value_t = 0)]
+    spin_polls: u32,
     /// Record every event the hot thread consumes to this Parquet tape (replay it with
     /// `argus backtest --tape`).
     #[arg(long)]
@@ -251,6 +255,7 @@ fn pipeline_config(
         fee_bps: run.fee_bps,
         reconnect,
         record: run.record.clone(),
+        spin_polls: run.spin_polls,
     })
 }
 

@@ -24,6 +24,7 @@ use crate::metrics::{self, Metrics};
 use crate::paper::PaperExecutor;
 use crate::recorder::Recorder;
 use crate::report::{FeedReport, Frames, ModelReport, QueueReport, Report};
+use crate::spin::SpinRecv;
 
 /// Everything a pipeline run needs.
 #[derive(Debug, Clone)]
@@ -42,6 +43,8 @@ pub struct PipelineConfig {
     pub reconnect: bool,
     /// Record every event the hot thread consumes to this Parquet tape.
     pub record: Option<PathBuf>,
+    /// Polls of an empty queue before the hot thread parks (0 = park at once).
+    pub spin_polls: u32,
 }
 
 /// What the hot thread is built from; shared by live runs and backtests.
@@ -127,12 +130,13 @@ pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) 
     let hot_stats = Arc::clone(&stats);
     let hot_metrics = metrics.clone();
     let rec_tx = recorder.as_ref().map(Recorder::sender);
+    let cfg_spins = cfg.spin_polls;
     let started = Instant::now();
     let hot_thread = std::thread::Builder::new().name("argus-hot".into()).spawn(move || {
         let depth = rx.clone();
         let mut publisher = Publisher::default();
         // Tee to the recorder: a blocking send, so a slow disk slows us down but loses nothing.
-        let source = rx.iter().inspect(|ev| {
+        let source = SpinRecv::new(&rx, cfg_spins).inspect(|ev| {
             if let Some(tx) = &rec_tx {
                 let _ = tx.send(*ev);
             }
