@@ -43,11 +43,13 @@ pub enum Reject {
     NoMarket,
     /// The kill switch is engaged.
     Halted,
+    /// The engine is reducing risk and this order would not.
+    ReducingOnly,
 }
 
 impl Reject {
     /// Every reason, for reports and metric labels.
-    pub const ALL: [Reject; 8] = [
+    pub const ALL: [Reject; 9] = [
         Reject::MaxOrderQty,
         Reject::MaxPosition,
         Reject::MaxNotional,
@@ -56,6 +58,7 @@ impl Reject {
         Reject::AnomalyBlock,
         Reject::NoMarket,
         Reject::Halted,
+        Reject::ReducingOnly,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -68,6 +71,7 @@ impl Reject {
             Reject::AnomalyBlock => "anomaly_block",
             Reject::NoMarket => "no_market",
             Reject::Halted => "halted",
+            Reject::ReducingOnly => "reducing_only",
         }
     }
 

@@ -6,8 +6,8 @@
 use std::time::Instant;
 
 use argus_core::{
-    Executor, Fill, InstrumentId, MarketEvent, MarketEventKind, OrderBook, OrderIntent, Position, Reject, Scorer,
-    Scores, State, Strategy,
+    Executor, Fill, InstrumentId, MarketEvent, MarketEventKind, Money, OrderBook, OrderIntent, Position, Reject,
+    Scorer, Scores, State, Strategy,
 };
 use argus_models::features::Features;
 use argus_risk::RiskChain;
@@ -153,6 +153,11 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
         }
         let t3 = Instant::now();
         self.latency.record(Stage::Model, nanos(t2, t3));
+        if let Some(mark) = self.book.mid_units() {
+            // Mark-to-market equity feeds the loss limits, which can escalate the kill switch.
+            let p = &self.position;
+            self.risk.on_equity(Money(p.realized.0 - p.fees.0 + p.unrealized(mark).0));
+        }
         self.intents.clear();
         // Decisions run on venue time, so a replay decides the same at any speed.
         let now = if ev.ts_exchange.0 != 0 { ev.ts_exchange } else { ev.ts_recv };

@@ -56,6 +56,14 @@ enum Command {
     /// Replay history through the same hot thread, without sockets: a Parquet tape recorded
     /// with `--record`, or a raw venue recording.
     Backtest(BacktestArgs),
+    /// Switch a running engine's risk state over its control endpoint (token from
+    /// ARGUS_CONTROL_TOKEN).
+    Risk {
+        /// halt, reduce, resume or state.
+        action: RiskAction,
+        #[arg(long, default_value = "127.0.0.1:9899")]
+        control_addr: String,
+    },
     /// Model tooling.
     Models {
         #[command(subcommand)]
@@ -93,6 +101,10 @@ struct RunArgs {
     /// latency; worth it only with a core to spare for the hot thread (0 = always park).
     #[arg(long, default_value_t = 0)]
     spin_polls: u32,
+    /// Risk control endpoint (POST /risk/halt|reduce|resume, GET /risk/state); needs a bearer
+    /// token in ARGUS_CONTROL_TOKEN ("off" disables it).
+    #[arg(long, default_value = "127.0.0.1:9899")]
+    control_addr: String,
     /// Record every event the hot thread consumes to this Parquet tape (replay it with
     /// `argus backtest --tape`).
     #[arg(long)]
@@ -121,6 +133,14 @@ struct LiveArgs {
     rest_base: String,
     #[command(flatten)]
     run: RunArgs,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum RiskAction {
+    Halt,
+    Reduce,
+    Resume,
+    State,
 }
 
 #[derive(Args, Debug)]
@@ -190,6 +210,22 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) => demo(args),
         Command::Live(args) => live(args),
         Command::Backtest(args) => backtest(args),
+        Command::Risk { action, control_addr } => {
+            let (method, path) = match action {
+                RiskAction::Halt => ("POST", "/risk/halt"),
+                RiskAction::Reduce => ("POST", "/risk/reduce"),
+                RiskAction::Resume => ("POST", "/risk/resume"),
+                RiskAction::State => ("GET", "/risk/state"),
+            };
+            let token = std::env::var(argus_engine::control::TOKEN_ENV).ok();
+            let (code, body) = argus_engine::control::request(&control_addr, method, path, token.as_deref())
+                .with_context(|| format!("contacting {control_addr}"))?;
+            println!("{}", body.trim());
+            if code != 200 {
+                anyhow::bail!("{method} {path}: HTTP {code}");
+            }
+            Ok(())
+        }
         Command::Models { cmd: ModelsCmd::Train { recording, out, epochs, seed, horizon } } => {
             let recording = recording.unwrap_or_else(|| bundled(RECORDING));
             let events = BinanceRecording::open(&recording, "BTCUSDT", InstrumentId(0))?;
@@ -233,6 +269,10 @@ fn pipeline_config(
         "off" => None,
         a => Some(a.parse::<SocketAddr>().with_context(|| format!("--metrics-addr `{a}`"))?),
     };
+    let control_addr = match run.control_addr.as_str() {
+        "off" => None,
+        a => Some(a.parse::<SocketAddr>().with_context(|| format!("--control-addr `{a}`"))?),
+    };
     let risk = match &run.risk_config {
         Some(p) => {
             let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
@@ -256,6 +296,8 @@ fn pipeline_config(
         reconnect,
         record: run.record.clone(),
         spin_polls: run.spin_polls,
+        control_addr,
+        control_token: std::env::var(argus_engine::control::TOKEN_ENV).ok().filter(|t| !t.is_empty()),
     })
 }
 

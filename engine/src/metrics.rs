@@ -29,6 +29,8 @@ pub const FILLS_TOTAL: &str = "argus_fills_total";
 pub const POSITION: &str = "argus_position_base_nano";
 pub const PNL: &str = "argus_pnl_quote_nano";
 pub const STAGE_LATENCY: &str = "argus_stage_latency_seconds";
+pub const RISK_STATE: &str = "argus_risk_state";
+pub const RISK_STATE_CHANGES_TOTAL: &str = "argus_risk_state_changes_total";
 
 /// Every metric of a run.
 #[derive(Debug, Clone)]
@@ -50,6 +52,8 @@ pub struct Metrics {
     pub fills: IntCounter,
     pub position: IntGauge,
     pub pnl: IntGaugeVec,
+    pub risk_state: IntGauge,
+    pub risk_changes: IntCounter,
     pub latency: Arc<Mutex<Vec<StageBuckets>>>,
 }
 
@@ -95,6 +99,8 @@ impl Metrics {
             fills: counter(FILLS_TOTAL, "Paper fills")?,
             position: gauge(POSITION, "Position in 1e-9 base units")?,
             pnl,
+            risk_state: gauge(RISK_STATE, "Kill switch: 0 active, 1 reducing, 2 halted")?,
+            risk_changes: counter(RISK_STATE_CHANGES_TOTAL, "Kill switch state changes")?,
             latency,
             registry,
         })

@@ -122,6 +122,8 @@ mod tests {
             max_orders_per_window: 100,
             rate_window_ns: 1,
             anomaly_threshold: 1.0,
+            max_loss: None,
+            max_drawdown: None,
         };
         let pos = argus_core::Position::default();
         let st = argus_core::State {

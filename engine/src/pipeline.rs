@@ -18,6 +18,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::control;
 use crate::hot::{HotCounters, HotThread};
 use crate::latency::StageLatencies;
 use crate::metrics::{self, Metrics};
@@ -45,6 +46,9 @@ pub struct PipelineConfig {
     pub record: Option<PathBuf>,
     /// Polls of an empty queue before the hot thread parks (0 = park at once).
     pub spin_polls: u32,
+    /// Risk control endpoint; served only when a token is set.
+    pub control_addr: Option<SocketAddr>,
+    pub control_token: Option<String>,
 }
 
 /// What the hot thread is built from; shared by live runs and backtests.
@@ -125,6 +129,23 @@ pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) 
         None => None,
     };
 
+    let switch = hot.risk.switch().clone();
+    let _control = match (cfg.control_addr, &cfg.control_token) {
+        (Some(addr), Some(token)) => {
+            let (bound, handle) = rt
+                .block_on(control::serve(addr, token.clone(), switch.clone()))
+                .with_context(|| format!("binding control endpoint on {addr}"))?;
+            info!(addr = %bound, "serving /risk control endpoint");
+            Some(handle)
+        }
+        (Some(_), None) => {
+            warn!("risk control endpoint disabled: set {} to enable it", control::TOKEN_ENV);
+            None
+        }
+        (None, _) => None,
+    };
+    halt_on_sigusr1(rt, switch);
+
     let (tx, rx) = crossbeam_channel::bounded::<MarketEvent>(cfg.queue_capacity);
     let stats = Arc::new(FeedStats::default());
     let hot_stats = Arc::clone(&stats);
@@ -188,6 +209,20 @@ pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) 
     Ok(report)
 }
 
+/// SIGUSR1 halts trading (the operator's panic button, no token needed: it takes local access).
+fn halt_on_sigusr1(rt: &Runtime, switch: argus_risk::KillSwitch) {
+    rt.spawn(async move {
+        let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()) else {
+            warn!("cannot install the SIGUSR1 handler");
+            return;
+        };
+        while sig.recv().await.is_some() {
+            let prev = switch.set(argus_risk::RiskState::Halted);
+            warn!(from = prev.as_str(), "SIGUSR1: trading halted");
+        }
+    });
+}
+
 /// Turns local hot-thread counts into Prometheus updates, once per batch.
 #[derive(Debug, Default)]
 struct Publisher {
@@ -238,6 +273,9 @@ impl Publisher {
         m.pnl.with_label_values(&["realized"]).set(clamp(h.position.realized.0));
         m.pnl.with_label_values(&["unrealized"]).set(clamp(h.position.unrealized(mark).0));
         m.pnl.with_label_values(&["fees"]).set(clamp(h.position.fees.0));
+        let switch = h.risk.switch();
+        m.risk_state.set(switch.state() as i64);
+        m.risk_changes.inc_by(switch.changes().saturating_sub(m.risk_changes.get()));
         if let Ok(mut shared) = m.latency.lock() {
             shared.copy_from_slice(h.latency.buckets());
         }

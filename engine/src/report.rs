@@ -21,6 +21,7 @@ pub struct Report {
     pub queue: QueueReport,
     pub feed: FeedReport,
     pub wall_seconds: f64,
+    pub risk: RiskReport,
     /// The Parquet tape, when `--record` was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recording: Option<crate::recorder::RecordingReport>,
@@ -80,6 +81,22 @@ pub struct ModelReport {
     pub device: String,
     pub scores: u64,
     pub errors: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RiskReport {
+    /// Kill-switch state at the end: `active`, `reducing` or `halted`.
+    pub state: &'static str,
+    pub state_changes: u64,
+    /// State changes as the risk chain saw them, with the counts before each took effect.
+    pub transitions: Vec<TransitionReport>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct TransitionReport {
+    pub state: &'static str,
+    pub intents_before: u64,
+    pub approved_before: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -167,6 +184,20 @@ impl Report {
             queue,
             feed,
             wall_seconds,
+            risk: RiskReport {
+                state: hot.risk.switch().state().as_str(),
+                state_changes: hot.risk.switch().changes(),
+                transitions: hot
+                    .risk
+                    .transitions()
+                    .iter()
+                    .map(|t| TransitionReport {
+                        state: t.state.as_str(),
+                        intents_before: t.intents_before,
+                        approved_before: t.approved_before,
+                    })
+                    .collect(),
+            },
             recording: None,
         }
     }
@@ -224,6 +255,7 @@ impl Report {
             "  pnl      realized {}  unrealized {}  fees {}  position {}",
             p.realized, p.unrealized, p.fees, p.position
         );
+        let _ = writeln!(s, "  risk     state {}  changes {}", self.risk.state, self.risk.state_changes);
         let m = &self.model;
         let _ = writeln!(s, "  model    {} on {}  scores {}  errors {}", m.name, m.device, m.scores, m.errors);
         let q = &self.queue;

@@ -1,9 +1,21 @@
 //! The chain: stateless checks in a fixed order, then the order-rate limit, then approval.
 
-use argus_core::{Approved, OrderIntent, Reject, RiskCheck, State};
+use argus_core::{Approved, Money, OrderIntent, Reject, RiskCheck, State};
 
 use crate::checks::{AnomalyBlock, MaxNotional, MaxOrderQty, MaxPosition, PriceBand};
 use crate::config::{ConfigError, RiskConfig};
+use crate::switch::{KillSwitch, RiskState};
+
+/// A state change as the chain observed it, with the counts before it took effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    pub state: RiskState,
+    pub intents_before: u64,
+    pub approved_before: u64,
+}
+
+/// Transitions kept for the report; later ones are only counted.
+const MAX_TRANSITIONS: usize = 64;
 
 /// Counts of outcomes, by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -24,7 +36,10 @@ pub struct RiskChain {
     /// Ring of the last approvals' times (preallocated; capacity = max orders per window).
     recent: Vec<u64>,
     head: usize,
-    halted: bool,
+    switch: KillSwitch,
+    seen: RiskState,
+    transitions: Vec<Transition>,
+    peak_equity: i128,
     stats: RiskStats,
 }
 
@@ -41,7 +56,10 @@ impl RiskChain {
             anomaly: AnomalyBlock(cfg.anomaly_threshold),
             recent: Vec::with_capacity(cfg.max_orders_per_window as usize),
             head: 0,
-            halted: false,
+            switch: KillSwitch::new(),
+            seen: RiskState::Active,
+            transitions: Vec::with_capacity(MAX_TRANSITIONS),
+            peak_equity: 0,
             stats: RiskStats::default(),
             cfg,
         })
@@ -55,9 +73,25 @@ impl RiskChain {
         self.stats
     }
 
-    /// Engages or releases the kill switch; while engaged every intent is rejected.
-    pub fn set_halted(&mut self, halted: bool) {
-        self.halted = halted;
+    /// The kill switch this chain obeys; clone it for the control plane.
+    pub fn switch(&self) -> &KillSwitch {
+        &self.switch
+    }
+
+    /// State changes observed at evaluation time, oldest first (at most 64).
+    pub fn transitions(&self) -> &[Transition] {
+        &self.transitions
+    }
+
+    /// Feeds the current equity (realized + unrealized - fees, quote units): a loss beyond
+    /// `max_loss` halts, a fall from peak beyond `max_drawdown` moves to reducing-only.
+    pub fn on_equity(&mut self, equity: Money) {
+        self.peak_equity = self.peak_equity.max(equity.0);
+        if self.cfg.max_loss.is_some_and(|m| -equity.0 > m.0) {
+            self.switch.escalate(RiskState::Halted);
+        } else if self.cfg.max_drawdown.is_some_and(|m| self.peak_equity - equity.0 > m.0) {
+            self.switch.escalate(RiskState::Reducing);
+        }
     }
 
     /// Runs every check; the first failure is the reason.
@@ -65,7 +99,19 @@ impl RiskChain {
     /// # Errors
     /// The [`Reject`] reason.
     pub fn evaluate(&mut self, o: OrderIntent, st: &State<'_>) -> Result<Approved<OrderIntent>, Reject> {
-        let r = self.evaluate_inner(&o, st);
+        let state = self.switch.state();
+        if state != self.seen {
+            self.seen = state;
+            if self.transitions.len() < MAX_TRANSITIONS {
+                let intents = self.stats.approved + self.stats.rejected.iter().sum::<u64>();
+                self.transitions.push(Transition {
+                    state,
+                    intents_before: intents,
+                    approved_before: self.stats.approved,
+                });
+            }
+        }
+        let r = self.evaluate_inner(&o, st, state);
         match r {
             Ok(()) => {
                 self.record_approval(st.now.0);
@@ -79,9 +125,11 @@ impl RiskChain {
         }
     }
 
-    fn evaluate_inner(&self, o: &OrderIntent, st: &State<'_>) -> Result<(), Reject> {
-        if self.halted {
-            return Err(Reject::Halted);
+    fn evaluate_inner(&self, o: &OrderIntent, st: &State<'_>, state: RiskState) -> Result<(), Reject> {
+        match state {
+            RiskState::Halted => return Err(Reject::Halted),
+            RiskState::Reducing if !reduces_risk(o, st) => return Err(Reject::ReducingOnly),
+            _ => {}
         }
         let checks: [&dyn RiskCheck; 5] = [&self.max_qty, &self.max_pos, &self.max_notional, &self.band, &self.anomaly];
         for c in checks {
@@ -113,6 +161,18 @@ impl RiskChain {
             self.recent[self.head] = now;
             self.head = (self.head + 1) % cap;
         }
+    }
+}
+
+/// True when filling `o` completely shrinks the position without flipping its sign.
+pub(crate) fn reduces_risk(o: &OrderIntent, st: &State<'_>) -> bool {
+    let before = st.position.qty.units();
+    match st.position.after(o.side, o.qty) {
+        Some(after) => {
+            let after = after.units();
+            before != 0 && after.signum() * before.signum() >= 0 && after.unsigned_abs() < before.unsigned_abs()
+        }
+        None => false,
     }
 }
 
@@ -160,6 +220,8 @@ mod tests {
             max_orders_per_window: 2,
             rate_window_ns: 1000,
             anomaly_threshold: 0.5,
+            max_loss: None,
+            max_drawdown: None,
         }
     }
 
@@ -200,11 +262,11 @@ mod tests {
             position: &pos,
         };
         assert_eq!(chain.evaluate(intent(Side::Buy, "1", "100.02"), &st).map(|_| ()), Err(Reject::MaxPosition));
-        chain.set_halted(true);
+        chain.switch().set(RiskState::Halted);
         assert_eq!(chain.evaluate(intent(Side::Sell, "1", "100"), &st).map(|_| ()), Err(Reject::Halted));
         assert_eq!(chain.stats().approved, 3);
         let empty = OrderBook::new(0);
-        chain.set_halted(false);
+        chain.switch().set(RiskState::Active);
         let st = State {
             now: UnixNanos(9000),
             instrument: InstrumentId(0),
@@ -217,6 +279,51 @@ mod tests {
     }
 
     #[test]
+    fn reducing_passes_only_orders_that_shrink_the_position() {
+        let b = book();
+        let mut chain = RiskChain::new(RiskConfig { max_orders_per_window: 100, ..cfg() }).unwrap();
+        chain.switch().set(RiskState::Reducing);
+        let mut pos = Position::default();
+        pos.qty = Qty::parse("1").unwrap();
+        let cases = [
+            (Side::Sell, "0.5", Ok(())),
+            (Side::Sell, "1", Ok(())),                      // closing to flat
+            (Side::Sell, "1.5", Err(Reject::ReducingOnly)), // flips to short
+            (Side::Buy, "0.1", Err(Reject::ReducingOnly)),  // grows the long
+        ];
+        for (i, (side, qty, want)) in cases.into_iter().enumerate() {
+            let limit = if side == Side::Sell { "100" } else { "100.02" };
+            let s = State {
+                now: UnixNanos(i as u64),
+                instrument: InstrumentId(0),
+                book: &b,
+                features: &[],
+                scores: Scores::default(),
+                position: &pos,
+            };
+            assert_eq!(chain.evaluate(intent(side, qty, limit), &s).map(|_| ()), want, "case {i}");
+        }
+        assert_eq!(
+            chain.transitions(),
+            &[Transition { state: RiskState::Reducing, intents_before: 0, approved_before: 0 }]
+        );
+    }
+
+    #[test]
+    fn loss_limits_escalate_the_switch() {
+        let mut chain =
+            RiskChain::new(RiskConfig { max_loss: Some(Money(100)), max_drawdown: Some(Money(50)), ..cfg() }).unwrap();
+        chain.on_equity(Money(200));
+        assert_eq!(chain.switch().state(), RiskState::Active);
+        chain.on_equity(Money(140));
+        assert_eq!(chain.switch().state(), RiskState::Reducing, "60 below the peak");
+        chain.on_equity(Money(-101));
+        assert_eq!(chain.switch().state(), RiskState::Halted);
+        chain.on_equity(Money(500));
+        assert_eq!(chain.switch().state(), RiskState::Halted, "recovering does not re-arm");
+    }
+
+    #[test]
     fn invalid_config_reports_every_error() {
         let bad = RiskConfig { max_order_qty: Qty::ZERO, price_band_bps: -1, rate_window_ns: 0, ..cfg() };
         let err = RiskChain::new(bad).unwrap_err();
@@ -224,6 +331,32 @@ mod tests {
     }
 
     proptest! {
+        // HALTED approves nothing; REDUCING approves only risk-reducing orders.
+        #[test]
+        fn states_bound_what_passes(
+            orders in proptest::collection::vec((any::<bool>(), 1_i64..300, -300_i64..300), 1..60),
+            halted in any::<bool>(),
+        ) {
+            let b = book();
+            let loose = RiskConfig { max_order_qty: Qty::parse("5").unwrap(), max_position: Qty::parse("5").unwrap(), max_notional: Money(1_000 * 1_000_000_000), price_band_bps: 20, max_orders_per_window: 4096, rate_window_ns: 1, anomaly_threshold: 0.9, max_loss: None, max_drawdown: None };
+            let mut chain = RiskChain::new(loose).unwrap();
+            chain.switch().set(if halted { RiskState::Halted } else { RiskState::Reducing });
+            for (i, (buy, qty_centi, pos_centi)) in orders.into_iter().enumerate() {
+                let mut pos = Position::default();
+                pos.qty = Qty::from_units(pos_centi * 10_000_000);
+                let side = if buy { Side::Buy } else { Side::Sell };
+                let o = OrderIntent { instrument: InstrumentId(0), side, qty: Qty::from_units(qty_centi * 10_000_000), limit: Price::parse(if buy { "100.02" } else { "100" }).unwrap(), tif: TimeInForce::Ioc, ts: UnixNanos(0) };
+                let st = State { now: UnixNanos(i as u64), instrument: InstrumentId(0), book: &b, features: &[], scores: Scores::default(), position: &pos };
+                let ok = chain.evaluate(o, &st).is_ok();
+                if halted {
+                    prop_assert!(!ok);
+                } else if ok {
+                    let after = pos.after(side, o.qty).unwrap().units();
+                    prop_assert!(after.unsigned_abs() < pos.qty.units().unsigned_abs() && after.signum() * pos.qty.units().signum() >= 0);
+                }
+            }
+        }
+
         // Tighter limits never approve more.
         #[test]
         fn tighter_limits_never_approve_more(
@@ -232,7 +365,7 @@ mod tests {
         ) {
             let b = book();
             let pos = Position::default();
-            let loose_cfg = RiskConfig { max_order_qty: Qty::parse("2").unwrap(), max_position: Qty::parse("3").unwrap(), max_notional: Money(300 * 1_000_000_000), price_band_bps: 20, max_orders_per_window: 4096, rate_window_ns: 1, anomaly_threshold: 0.8 };
+            let loose_cfg = RiskConfig { max_order_qty: Qty::parse("2").unwrap(), max_position: Qty::parse("3").unwrap(), max_notional: Money(300 * 1_000_000_000), price_band_bps: 20, max_orders_per_window: 4096, rate_window_ns: 1, anomaly_threshold: 0.8, max_loss: None, max_drawdown: None };
             let tight_cfg = RiskConfig { max_order_qty: Qty::from_units(loose_cfg.max_order_qty.units() - shrink_qty * 10_000_000), price_band_bps: 20 - shrink_band, anomaly_threshold: 0.8 - shrink_anom, ..loose_cfg };
             let mut loose = RiskChain::new(loose_cfg).unwrap();
             let mut tight = RiskChain::new(tight_cfg).unwrap();

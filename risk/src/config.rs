@@ -18,6 +18,10 @@ pub struct RiskConfig {
     pub rate_window_ns: u64,
     /// Block every order while the model's anomaly score is above this.
     pub anomaly_threshold: f32,
+    /// Loss from the start (realized + unrealized - fees) that halts trading.
+    pub max_loss: Option<Money>,
+    /// Fall from peak equity that moves the engine to reducing-only.
+    pub max_drawdown: Option<Money>,
 }
 
 impl Default for RiskConfig {
@@ -30,6 +34,8 @@ impl Default for RiskConfig {
             max_orders_per_window: 5,
             rate_window_ns: 10_000_000_000,
             anomaly_threshold: 0.5,
+            max_loss: None,
+            max_drawdown: None,
         }
     }
 }
@@ -64,6 +70,12 @@ impl RiskConfig {
         }
         if self.rate_window_ns == 0 {
             errs.push("rate_window_ns must be positive".to_owned());
+        }
+        if self.max_loss.is_some_and(|m| m.0 <= 0) {
+            errs.push("max_loss must be positive".to_owned());
+        }
+        if self.max_drawdown.is_some_and(|m| m.0 <= 0) {
+            errs.push("max_drawdown must be positive".to_owned());
         }
         if !self.anomaly_threshold.is_finite() {
             errs.push("anomaly_threshold must be finite".to_owned());

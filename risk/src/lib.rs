@@ -13,7 +13,10 @@
 mod chain;
 mod checks;
 mod config;
+mod switch;
 
+pub use chain::Transition;
 pub use chain::{RiskChain, RiskStats};
 pub use checks::{AnomalyBlock, MaxNotional, MaxOrderQty, MaxPosition, PriceBand};
 pub use config::{ConfigError, RiskConfig};
+pub use switch::{KillSwitch, RiskState};

@@ -1,0 +1,115 @@
+//! The kill switch on a running engine: HTTP (with and without the token), the CLI and SIGUSR1.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use argus_engine::control::request;
+use serde_json::Value;
+
+const TOKEN: &str = "t0ken-for-tests";
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("argus-risk-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+fn argus() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_argus"));
+    c.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    c
+}
+
+fn demo(control: &str, report: &PathBuf) -> Child {
+    argus()
+        .args([
+            "demo",
+            "--speed",
+            "40",
+            "--metrics-addr",
+            "off",
+            "--device",
+            "cpu",
+            "--control-addr",
+            control,
+            "--report-json",
+        ])
+        .arg(report)
+        .env("ARGUS_CONTROL_TOKEN", TOKEN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_until_up(control: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if matches!(request(control, "GET", "/risk/state", Some(TOKEN)), Ok((200, _))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("control endpoint never came up");
+}
+
+fn report(child: Child, path: &PathBuf) -> Value {
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit {:?}", out.status);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn halt_over_http_stops_approvals_mid_stream() {
+    let control = free_addr();
+    let path = tmp("http-halt.json");
+    let child = demo(&control, &path);
+    wait_until_up(&control);
+    assert_eq!(request(&control, "POST", "/risk/halt", None).unwrap().0, 401);
+    assert_eq!(request(&control, "POST", "/risk/halt", Some("wrong")).unwrap().0, 401);
+    assert_eq!(request(&control, "GET", "/risk/state", None).unwrap().0, 401);
+    // Let the strategy trade for a while (about 80 s of the session).
+    std::thread::sleep(Duration::from_secs(2));
+    let cli =
+        argus().args(["risk", "halt", "--control-addr", &control]).env("ARGUS_CONTROL_TOKEN", TOKEN).output().unwrap();
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    assert!(String::from_utf8_lossy(&cli.stdout).contains(r#""state":"halted""#));
+    let r = report(child, &path);
+    assert_eq!(r["risk"]["state"], "halted");
+    let t = &r["risk"]["transitions"][0];
+    assert_eq!(t["state"], "halted");
+    let approved_before = t["approved_before"].as_u64().unwrap();
+    assert!(approved_before > 0, "the halt came after some approvals: {r}");
+    assert_eq!(r["orders"]["approved"].as_u64().unwrap(), approved_before, "nothing approved after the halt");
+    assert!(r["orders"]["rejected"]["halted"].as_u64().unwrap() > 0, "later intents were rejected as halted");
+}
+
+#[test]
+fn sigusr1_halts_and_resume_is_refused_without_the_token() {
+    let control = free_addr();
+    let path = tmp("sigusr1.json");
+    let child = demo(&control, &path);
+    wait_until_up(&control);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(Command::new("kill").args(["-USR1", &child.id().to_string()]).status().unwrap().success());
+    std::thread::sleep(Duration::from_millis(200));
+    let (code, body) = request(&control, "GET", "/risk/state", Some(TOKEN)).unwrap();
+    assert_eq!((code, body.contains("halted")), (200, true), "{body}");
+    let no_token = argus()
+        .args(["risk", "resume", "--control-addr", &control])
+        .env_remove("ARGUS_CONTROL_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(no_token.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&no_token.stderr).contains("HTTP 401"));
+    let r = report(child, &path);
+    assert_eq!(r["risk"]["state"], "halted");
+    assert!(r["orders"]["rejected"]["halted"].as_u64().unwrap() > 0);
+}
