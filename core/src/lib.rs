@@ -27,7 +27,7 @@ pub use book::{Level, OrderBook, MIN_BOOK_LEVELS};
 pub use event::{BookAction, BookDelta, DeltaFlags, MarketEvent, MarketEventKind, Quote, Trade};
 pub use fixed::{notional_units, parse_fixed, Money, ParseFixedError, Price, Qty, FIXED_DECIMALS, FIXED_SCALE};
 pub use ids::{ClientOrderId, InstrumentId, Side, UnixNanos, Venue};
-pub use instrument::{Instrument, InstrumentTable};
+pub use instrument::{Instrument, InstrumentSpec, InstrumentTable, MarketStatus};
 pub use order::{Approved, Fill, OrderIntent, TimeInForce};
 pub use portfolio::Position;
 pub use traits::{ExecError, Executor, Reject, RiskCheck, ScoreError, Scorer, Scores, State, Strategy};

@@ -1,7 +1,9 @@
 //! The boundaries between stages. Each stage is a trait so the hot thread can be wired with the
 //! live or the simulated implementation without knowing which.
 
-use crate::{Approved, ClientOrderId, Fill, InstrumentId, MarketEvent, OrderBook, OrderIntent, Position, UnixNanos};
+use crate::{
+    Approved, ClientOrderId, Fill, InstrumentId, MarketEvent, MarketStatus, OrderBook, OrderIntent, Position, UnixNanos,
+};
 
 /// Model outputs for the current event.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -22,6 +24,21 @@ pub struct State<'a> {
     pub features: &'a [f32],
     pub scores: Scores,
     pub position: &'a Position,
+    pub market: MarketStatus,
+}
+
+impl State<'_> {
+    /// True when filling `o` completely shrinks the position without flipping its sign.
+    pub fn reduces_risk(&self, o: &OrderIntent) -> bool {
+        let before = self.position.qty.units();
+        match self.position.after(o.side, o.qty) {
+            Some(after) => {
+                let after = after.units();
+                before != 0 && after.signum() * before.signum() >= 0 && after.unsigned_abs() < before.unsigned_abs()
+            }
+            None => false,
+        }
+    }
 }
 
 /// Turns events into order intents. Pure: no I/O, no clocks but `State::now`.
@@ -45,11 +62,25 @@ pub enum Reject {
     Halted,
     /// The engine is reducing risk and this order would not.
     ReducingOnly,
+    /// No trading rules for the instrument, or it is not tradable.
+    UnknownInstrument,
+    /// Limit price not on the instrument's tick.
+    OffTick,
+    /// Quantity not on the instrument's lot step.
+    OffLot,
+    /// Quantity outside the instrument's min/max.
+    QtyOutOfRange,
+    /// Notional below the venue minimum.
+    MinNotional,
+    /// The book is resetting or resyncing.
+    BookNotReady,
+    /// The book has not changed for longer than allowed.
+    StaleBook,
 }
 
 impl Reject {
     /// Every reason, for reports and metric labels.
-    pub const ALL: [Reject; 9] = [
+    pub const ALL: [Reject; 16] = [
         Reject::MaxOrderQty,
         Reject::MaxPosition,
         Reject::MaxNotional,
@@ -59,6 +90,13 @@ impl Reject {
         Reject::NoMarket,
         Reject::Halted,
         Reject::ReducingOnly,
+        Reject::UnknownInstrument,
+        Reject::OffTick,
+        Reject::OffLot,
+        Reject::QtyOutOfRange,
+        Reject::MinNotional,
+        Reject::BookNotReady,
+        Reject::StaleBook,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -72,6 +110,13 @@ impl Reject {
             Reject::NoMarket => "no_market",
             Reject::Halted => "halted",
             Reject::ReducingOnly => "reducing_only",
+            Reject::UnknownInstrument => "unknown_instrument",
+            Reject::OffTick => "off_tick",
+            Reject::OffLot => "off_lot",
+            Reject::QtyOutOfRange => "qty_out_of_range",
+            Reject::MinNotional => "min_notional",
+            Reject::BookNotReady => "book_not_ready",
+            Reject::StaleBook => "stale_book",
         }
     }
 

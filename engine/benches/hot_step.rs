@@ -23,7 +23,7 @@ fn bench(c: &mut Criterion) {
     let trades = events.iter().filter(|e| matches!(e.kind, MarketEventKind::Trade(_))).count();
     let model = root.join("models/zoo/btcusdt_mlp");
     let make = || {
-        HotThread::new(
+        let mut hot = HotThread::new(
             InstrumentId(0),
             5000,
             TchScorer::load(&model, tch::Device::Cpu).unwrap(),
@@ -32,7 +32,9 @@ fn bench(c: &mut Criterion) {
             PaperExecutor::new(1),
             StageLatencies::new().unwrap(),
             false,
-        )
+        );
+        hot.market.spec = Some(argus_core::InstrumentSpec::BINANCE_SPOT_BTCUSDT);
+        hot
     };
     let mut g = c.benchmark_group("hot_thread");
     g.sample_size(10);

@@ -3,6 +3,7 @@
 //! A change lands in the shared [`KillSwitch`] and applies to the next order intent.
 
 use std::io::{Read, Write};
+
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -29,11 +30,20 @@ pub async fn serve(
         while let Ok((mut s, peer)) = listener.accept().await {
             let (token, switch) = (token.clone(), switch.clone());
             tokio::spawn(async move {
+                // Read the whole head (it may arrive in pieces), at most 4 KiB, within 5 s.
                 let mut buf = vec![0_u8; 4096];
-                let n = match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
-                    Ok(Ok(n)) => n,
-                    _ => return,
+                let mut n = 0;
+                let read_head = async {
+                    while n < buf.len() && !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut buf[n..]).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(k) => n += k,
+                        }
+                    }
                 };
+                if tokio::time::timeout(Duration::from_secs(5), read_head).await.is_err() {
+                    return;
+                }
                 let req = String::from_utf8_lossy(&buf[..n]);
                 let (status, body) = handle_request(&req, &token, &switch, peer);
                 let resp = format!(
@@ -93,7 +103,9 @@ pub fn request(addr: &str, method: &str, path: &str, token: Option<&str>) -> std
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n")?;
+    let req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes())?;
     let mut resp = String::new();
     s.read_to_string(&mut resp)?;
     let code = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);

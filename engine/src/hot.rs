@@ -6,8 +6,8 @@
 use std::time::Instant;
 
 use argus_core::{
-    Executor, Fill, InstrumentId, MarketEvent, MarketEventKind, Money, OrderBook, OrderIntent, Position, Reject,
-    Scorer, Scores, State, Strategy,
+    BookAction, Executor, Fill, InstrumentId, MarketEvent, MarketEventKind, MarketStatus, Money, OrderBook,
+    OrderIntent, Position, Reject, Scorer, Scores, State, Strategy, UnixNanos,
 };
 use argus_models::features::Features;
 use argus_risk::RiskChain;
@@ -26,6 +26,7 @@ macro_rules! state {
             features: $hot.features.values(),
             scores: $hot.scores,
             position: &$hot.position,
+            market: $hot.market,
         }
     };
 }
@@ -57,6 +58,10 @@ pub struct HotThread<Sc, St> {
     pub risk: RiskChain,
     pub exec: PaperExecutor,
     pub position: Position,
+    /// Instrument rules and book health, read by risk.
+    pub market: MarketStatus,
+    /// Latest venue time seen on any event.
+    last_venue_ts: UnixNanos,
     pub scores: Scores,
     pub latency: StageLatencies,
     pub counters: HotCounters,
@@ -88,6 +93,8 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
             risk,
             exec,
             position: Position::default(),
+            market: MarketStatus { spec: None, book_synced: false, last_book_update: UnixNanos(0) },
+            last_venue_ts: UnixNanos(0),
             scores: Scores::default(),
             latency,
             counters: HotCounters::default(),
@@ -124,10 +131,18 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
             self.latency.record(Stage::ReceiveDecode, u64::from(ev.decode_ns));
             self.latency.record(Stage::DecodeHot, now.since(ev.ts_decoded()));
         }
+        self.last_venue_ts = self.last_venue_ts.max(ev.ts_exchange);
         match ev.kind {
             MarketEventKind::Delta(d) => {
                 self.book.apply(&d);
                 self.counters.deltas += 1;
+                if d.action == BookAction::Clear {
+                    self.market.book_synced = false;
+                } else if d.flags.is_last() {
+                    // Snapshots carry no venue time: they are as fresh as the stream around them.
+                    self.market.book_synced = true;
+                    self.market.last_book_update = self.last_venue_ts;
+                }
             }
             MarketEventKind::Trade(_) => self.counters.trades += 1,
             MarketEventKind::Quote(_) => self.counters.quotes += 1,

@@ -82,7 +82,7 @@ impl Executor for PaperVenue<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use argus_core::{BookAction, BookDelta, DeltaFlags, InstrumentId, TimeInForce, UnixNanos};
+    use argus_core::{BookAction, BookDelta, DeltaFlags, InstrumentId, MarketStatus, TimeInForce, UnixNanos};
 
     fn book() -> OrderBook {
         let mut b = OrderBook::new(0);
@@ -124,6 +124,7 @@ mod tests {
             anomaly_threshold: 1.0,
             max_loss: None,
             max_drawdown: None,
+            max_book_age_ns: u64::MAX,
         };
         let pos = argus_core::Position::default();
         let st = argus_core::State {
@@ -133,6 +134,7 @@ mod tests {
             features: &[],
             scores: argus_core::Scores::default(),
             position: &pos,
+            market: MarketStatus::permissive(),
         };
         argus_risk::RiskChain::new(cfg).unwrap().evaluate(o, &st).unwrap()
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use argus_core::{InstrumentTable, MarketEvent, Reject, Venue};
+use argus_core::{InstrumentSpec, InstrumentTable, MarketEvent, Reject, Venue};
 use argus_feeds::binance::{self, BinanceFeedConfig};
 use argus_feeds::FeedStats;
 use argus_models::mlp::{device_name, parse_device, TchScorer};
@@ -70,14 +70,19 @@ impl HotSetup {
     ///
     /// # Errors
     /// Unknown device, bad model directory or invalid risk limits.
-    pub fn build(&self, instrument: argus_core::InstrumentId, live_clock: bool) -> Result<(Hot, ModelReport)> {
+    pub fn build(
+        &self,
+        instrument: argus_core::InstrumentId,
+        spec: InstrumentSpec,
+        live_clock: bool,
+    ) -> Result<(Hot, ModelReport)> {
         let device = parse_device(&self.device)?;
         let scorer = TchScorer::load(&self.model_dir, device)
             .with_context(|| format!("loading model {}", self.model_dir.display()))?;
         info!(device = %device_name(scorer.device()), model = %scorer.manifest().name, "model loaded");
         let model =
             ModelReport { name: scorer.manifest().name.clone(), device: device_name(device), scores: 0, errors: 0 };
-        let hot = HotThread::new(
+        let mut hot = HotThread::new(
             instrument,
             self.book_levels,
             scorer,
@@ -87,6 +92,7 @@ impl HotSetup {
             StageLatencies::new()?,
             live_clock,
         );
+        hot.market.spec = Some(spec);
         Ok((hot, model))
     }
 }
@@ -104,6 +110,16 @@ impl PipelineConfig {
     }
 }
 
+/// Trading rules for a Binance spot symbol. Only BTCUSDT's are built in; any other symbol gets a
+/// non-tradable spec, so risk rejects its orders until real venue metadata is loaded.
+pub fn spot_spec(symbol: &str) -> InstrumentSpec {
+    if symbol.eq_ignore_ascii_case("BTCUSDT") {
+        InstrumentSpec::BINANCE_SPOT_BTCUSDT
+    } else {
+        InstrumentSpec { tradable: false, ..InstrumentSpec::UNCONSTRAINED }
+    }
+}
+
 /// Events the hot thread publishes metrics after.
 const PUBLISH_EVERY: u64 = 1024;
 
@@ -114,8 +130,9 @@ const PUBLISH_EVERY: u64 = 1024;
 pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) -> Result<Report> {
     let mut instruments = InstrumentTable::default();
     // Binance spot prints prices and sizes with 8 decimals.
-    let instrument = instruments.add(Venue::BinanceSpot, &cfg.symbol, 8, 8);
-    let (mut hot, mut model) = cfg.hot_setup().build(instrument, true)?;
+    let spec = spot_spec(&cfg.symbol);
+    let instrument = instruments.add(Venue::BinanceSpot, &cfg.symbol, 8, 8, spec);
+    let (mut hot, mut model) = cfg.hot_setup().build(instrument, spec, true)?;
     let recorder = cfg.record.as_deref().map(Recorder::start).transpose()?;
     let metrics = Metrics::new()?;
     let _metrics_server = match cfg.metrics_addr {

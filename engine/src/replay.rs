@@ -19,8 +19,9 @@ pub fn run(
     malformed: &std::cell::Cell<u64>,
 ) -> Result<Report> {
     let mut instruments = InstrumentTable::default();
-    let instrument = instruments.add(Venue::BinanceSpot, symbol, 8, 8);
-    let (mut hot, mut model) = setup.build(instrument, false)?;
+    let spec = crate::pipeline::spot_spec(symbol);
+    let instrument = instruments.add(Venue::BinanceSpot, symbol, 8, 8, spec);
+    let (mut hot, mut model) = setup.build(instrument, spec, false)?;
     let mut frames = Frames::default();
     let started = Instant::now();
     let counted = events.inspect(|ev| match ev.kind {

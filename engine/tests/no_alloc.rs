@@ -63,6 +63,7 @@ fn hot_thread_step_does_not_allocate_after_warmup() {
         StageLatencies::new().unwrap(),
         false,
     );
+    hot.market.spec = Some(argus_core::InstrumentSpec::BINANCE_SPOT_BTCUSDT);
     // Warm-up: the snapshot fills the book to its working size.
     let warm = 20_000;
     for ev in &events[..warm] {

@@ -5,8 +5,8 @@
 use std::time::Instant;
 
 use argus_core::{
-    BookAction, BookDelta, DeltaFlags, InstrumentId, OrderBook, OrderIntent, Position, Price, Qty, Scores, Side, State,
-    TimeInForce, UnixNanos,
+    BookAction, BookDelta, DeltaFlags, InstrumentId, MarketStatus, OrderBook, OrderIntent, Position, Price, Qty,
+    Scores, Side, State, TimeInForce, UnixNanos,
 };
 use argus_risk::{RiskChain, RiskConfig};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
@@ -60,6 +60,7 @@ fn bench(c: &mut Criterion) {
                     features: &[],
                     scores: Scores::default(),
                     position: &pos,
+                    market: MarketStatus::permissive(),
                 };
                 black_box(chain.evaluate(*o, &st).is_ok());
             }
@@ -86,6 +87,7 @@ fn bench(c: &mut Criterion) {
                 features: &[],
                 scores: Scores::default(),
                 position: &pos,
+                market: MarketStatus::permissive(),
             };
             let t = Instant::now();
             black_box(chain.evaluate(*o, &st).is_ok());

@@ -2,7 +2,7 @@
 
 use argus_core::{Approved, Money, OrderIntent, Reject, RiskCheck, State};
 
-use crate::checks::{AnomalyBlock, MaxNotional, MaxOrderQty, MaxPosition, PriceBand};
+use crate::checks::{AnomalyBlock, MarketState, MaxNotional, MaxOrderQty, MaxPosition, OrderShape, PriceBand};
 use crate::config::{ConfigError, RiskConfig};
 use crate::switch::{KillSwitch, RiskState};
 
@@ -33,6 +33,7 @@ pub struct RiskChain {
     max_notional: MaxNotional,
     band: PriceBand,
     anomaly: AnomalyBlock,
+    market: MarketState,
     /// Ring of the last approvals' times (preallocated; capacity = max orders per window).
     recent: Vec<u64>,
     head: usize,
@@ -54,6 +55,7 @@ impl RiskChain {
             max_notional: MaxNotional(cfg.max_notional),
             band: PriceBand(cfg.price_band_bps),
             anomaly: AnomalyBlock(cfg.anomaly_threshold),
+            market: MarketState { max_age_ns: cfg.max_book_age_ns },
             recent: Vec::with_capacity(cfg.max_orders_per_window as usize),
             head: 0,
             switch: KillSwitch::new(),
@@ -128,10 +130,11 @@ impl RiskChain {
     fn evaluate_inner(&self, o: &OrderIntent, st: &State<'_>, state: RiskState) -> Result<(), Reject> {
         match state {
             RiskState::Halted => return Err(Reject::Halted),
-            RiskState::Reducing if !reduces_risk(o, st) => return Err(Reject::ReducingOnly),
+            RiskState::Reducing if !st.reduces_risk(o) => return Err(Reject::ReducingOnly),
             _ => {}
         }
-        let checks: [&dyn RiskCheck; 5] = [&self.max_qty, &self.max_pos, &self.max_notional, &self.band, &self.anomaly];
+        let checks: [&dyn RiskCheck; 7] =
+            [&OrderShape, &self.max_qty, &self.max_pos, &self.max_notional, &self.market, &self.band, &self.anomaly];
         for c in checks {
             c.check(o, st)?;
         }
@@ -164,24 +167,12 @@ impl RiskChain {
     }
 }
 
-/// True when filling `o` completely shrinks the position without flipping its sign.
-pub(crate) fn reduces_risk(o: &OrderIntent, st: &State<'_>) -> bool {
-    let before = st.position.qty.units();
-    match st.position.after(o.side, o.qty) {
-        Some(after) => {
-            let after = after.units();
-            before != 0 && after.signum() * before.signum() >= 0 && after.unsigned_abs() < before.unsigned_abs()
-        }
-        None => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use argus_core::{
-        BookAction, BookDelta, DeltaFlags, InstrumentId, Money, OrderBook, Position, Price, Qty, Scores, Side,
-        TimeInForce, UnixNanos,
+        BookAction, BookDelta, DeltaFlags, InstrumentId, MarketStatus, Money, OrderBook, Position, Price, Qty, Scores,
+        Side, TimeInForce, UnixNanos,
     };
     use proptest::prelude::*;
 
@@ -222,6 +213,7 @@ mod tests {
             anomaly_threshold: 0.5,
             max_loss: None,
             max_drawdown: None,
+            max_book_age_ns: 1_000_000,
         }
     }
 
@@ -249,6 +241,7 @@ mod tests {
                 features: &[],
                 scores: Scores { signal: 0.0, anomaly },
                 position: &pos,
+                market: MarketStatus::permissive(),
             };
             assert_eq!(chain.evaluate(o, &st).map(|_| ()), want, "case {i}");
         }
@@ -260,6 +253,7 @@ mod tests {
             features: &[],
             scores: Scores::default(),
             position: &pos,
+            market: MarketStatus::permissive(),
         };
         assert_eq!(chain.evaluate(intent(Side::Buy, "1", "100.02"), &st).map(|_| ()), Err(Reject::MaxPosition));
         chain.switch().set(RiskState::Halted);
@@ -274,6 +268,7 @@ mod tests {
             features: &[],
             scores: Scores::default(),
             position: &pos,
+            market: MarketStatus::permissive(),
         };
         assert_eq!(chain.evaluate(intent(Side::Sell, "1", "100"), &st).map(|_| ()), Err(Reject::NoMarket));
     }
@@ -300,6 +295,7 @@ mod tests {
                 features: &[],
                 scores: Scores::default(),
                 position: &pos,
+                market: MarketStatus::permissive(),
             };
             assert_eq!(chain.evaluate(intent(side, qty, limit), &s).map(|_| ()), want, "case {i}");
         }
@@ -338,7 +334,7 @@ mod tests {
             halted in any::<bool>(),
         ) {
             let b = book();
-            let loose = RiskConfig { max_order_qty: Qty::parse("5").unwrap(), max_position: Qty::parse("5").unwrap(), max_notional: Money(1_000 * 1_000_000_000), price_band_bps: 20, max_orders_per_window: 4096, rate_window_ns: 1, anomaly_threshold: 0.9, max_loss: None, max_drawdown: None };
+            let loose = RiskConfig { max_order_qty: Qty::parse("5").unwrap(), max_position: Qty::parse("5").unwrap(), max_notional: Money(1_000 * 1_000_000_000), price_band_bps: 20, max_orders_per_window: 4096, rate_window_ns: 1, anomaly_threshold: 0.9, max_loss: None, max_drawdown: None, max_book_age_ns: u64::MAX };
             let mut chain = RiskChain::new(loose).unwrap();
             chain.switch().set(if halted { RiskState::Halted } else { RiskState::Reducing });
             for (i, (buy, qty_centi, pos_centi)) in orders.into_iter().enumerate() {
@@ -346,7 +342,7 @@ mod tests {
                 pos.qty = Qty::from_units(pos_centi * 10_000_000);
                 let side = if buy { Side::Buy } else { Side::Sell };
                 let o = OrderIntent { instrument: InstrumentId(0), side, qty: Qty::from_units(qty_centi * 10_000_000), limit: Price::parse(if buy { "100.02" } else { "100" }).unwrap(), tif: TimeInForce::Ioc, ts: UnixNanos(0) };
-                let st = State { now: UnixNanos(i as u64), instrument: InstrumentId(0), book: &b, features: &[], scores: Scores::default(), position: &pos };
+                let st = State { now: UnixNanos(i as u64), instrument: InstrumentId(0), book: &b, features: &[], scores: Scores::default(), position: &pos, market: MarketStatus::permissive() };
                 let ok = chain.evaluate(o, &st).is_ok();
                 if halted {
                     prop_assert!(!ok);
@@ -365,7 +361,7 @@ mod tests {
         ) {
             let b = book();
             let pos = Position::default();
-            let loose_cfg = RiskConfig { max_order_qty: Qty::parse("2").unwrap(), max_position: Qty::parse("3").unwrap(), max_notional: Money(300 * 1_000_000_000), price_band_bps: 20, max_orders_per_window: 4096, rate_window_ns: 1, anomaly_threshold: 0.8, max_loss: None, max_drawdown: None };
+            let loose_cfg = RiskConfig { max_order_qty: Qty::parse("2").unwrap(), max_position: Qty::parse("3").unwrap(), max_notional: Money(300 * 1_000_000_000), price_band_bps: 20, max_orders_per_window: 4096, rate_window_ns: 1, anomaly_threshold: 0.8, max_loss: None, max_drawdown: None, max_book_age_ns: u64::MAX };
             let tight_cfg = RiskConfig { max_order_qty: Qty::from_units(loose_cfg.max_order_qty.units() - shrink_qty * 10_000_000), price_band_bps: 20 - shrink_band, anomaly_threshold: 0.8 - shrink_anom, ..loose_cfg };
             let mut loose = RiskChain::new(loose_cfg).unwrap();
             let mut tight = RiskChain::new(tight_cfg).unwrap();
@@ -373,7 +369,7 @@ mod tests {
                 let mid = 100_010_000_000_i64;
                 let limit = Price::from_units(mid + mid / 10_000 * off_bps);
                 let o = OrderIntent { instrument: InstrumentId(0), side: if buy { Side::Buy } else { Side::Sell }, qty: Qty::from_units(qty_centi * 10_000_000), limit, tif: TimeInForce::Ioc, ts: UnixNanos(0) };
-                let st = State { now: UnixNanos(i as u64 * 10), instrument: InstrumentId(0), book: &b, features: &[], scores: Scores { signal: 0.0, anomaly }, position: &pos };
+                let st = State { now: UnixNanos(i as u64 * 10), instrument: InstrumentId(0), book: &b, features: &[], scores: Scores { signal: 0.0, anomaly }, position: &pos, market: MarketStatus::permissive() };
                 let t = tight.evaluate(o, &st).is_ok();
                 let l = loose.evaluate(o, &st).is_ok();
                 prop_assert!(!t || l, "tight approved what loose rejected");

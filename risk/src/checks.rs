@@ -2,6 +2,51 @@
 
 use argus_core::{notional_units, Money, OrderIntent, Qty, Reject, RiskCheck, State};
 
+/// Instrument known and tradable, price on tick, quantity on lot and within min/max, notional at
+/// least the venue minimum.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderShape;
+
+impl RiskCheck for OrderShape {
+    fn check(&self, o: &OrderIntent, st: &State<'_>) -> Result<(), Reject> {
+        let spec = st.market.spec.filter(|s| s.tradable).ok_or(Reject::UnknownInstrument)?;
+        if spec.tick.units() <= 0 || o.limit.units() <= 0 || o.limit.units() % spec.tick.units() != 0 {
+            return Err(Reject::OffTick);
+        }
+        if spec.lot.units() <= 0 || o.qty.units() % spec.lot.units() != 0 {
+            return Err(Reject::OffLot);
+        }
+        if o.qty < spec.min_qty || o.qty > spec.max_qty {
+            return Err(Reject::QtyOutOfRange);
+        }
+        if notional_units(o.limit, o.qty) < spec.min_notional.0 {
+            return Err(Reject::MinNotional);
+        }
+        Ok(())
+    }
+}
+
+/// Risk-increasing orders need a synced book that changed within `max_age_ns` (venue time).
+#[derive(Debug, Clone, Copy)]
+pub struct MarketState {
+    pub max_age_ns: u64,
+}
+
+impl RiskCheck for MarketState {
+    fn check(&self, o: &OrderIntent, st: &State<'_>) -> Result<(), Reject> {
+        if st.reduces_risk(o) {
+            return Ok(());
+        }
+        if !st.market.book_synced {
+            return Err(Reject::BookNotReady);
+        }
+        if st.now.since(st.market.last_book_update) > self.max_age_ns {
+            return Err(Reject::StaleBook);
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct MaxOrderQty(pub Qty);
 
@@ -56,15 +101,92 @@ impl RiskCheck for PriceBand {
     }
 }
 
+/// Blocks risk-increasing orders while the model's anomaly score is above the threshold.
 #[derive(Debug, Clone, Copy)]
 pub struct AnomalyBlock(pub f32);
 
 impl RiskCheck for AnomalyBlock {
-    fn check(&self, _: &OrderIntent, st: &State<'_>) -> Result<(), Reject> {
+    fn check(&self, o: &OrderIntent, st: &State<'_>) -> Result<(), Reject> {
         // NaN scores fail closed.
-        if st.scores.anomaly.is_nan() || st.scores.anomaly > self.0 {
+        if (st.scores.anomaly.is_nan() || st.scores.anomaly > self.0) && !st.reduces_risk(o) {
             return Err(Reject::AnomalyBlock);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argus_core::{
+        InstrumentId, InstrumentSpec, MarketStatus, OrderBook, Position, Price, Scores, Side, TimeInForce, UnixNanos,
+    };
+
+    fn order(side: Side, qty: &str, limit: &str) -> OrderIntent {
+        OrderIntent {
+            instrument: InstrumentId(0),
+            side,
+            qty: Qty::parse(qty).unwrap(),
+            limit: Price::parse(limit).unwrap(),
+            tif: TimeInForce::Ioc,
+            ts: UnixNanos(0),
+        }
+    }
+
+    #[test]
+    fn order_shape_follows_the_venue_rules() {
+        let (book, pos) = (OrderBook::new(0), Position::default());
+        let spec = InstrumentSpec::BINANCE_SPOT_BTCUSDT;
+        let st = |spec: Option<InstrumentSpec>| State {
+            now: UnixNanos(0),
+            instrument: InstrumentId(0),
+            book: &book,
+            features: &[],
+            scores: Scores::default(),
+            position: &pos,
+            market: MarketStatus { spec, ..MarketStatus::permissive() },
+        };
+        type Case = (Option<InstrumentSpec>, &'static str, &'static str, Result<(), Reject>);
+        let cases: [Case; 9] = [
+            (Some(spec), "0.001", "61837.63", Ok(())),
+            (Some(spec), "0.00001", "61837.63", Err(Reject::MinNotional)), // 0.62 USDT < 5
+            (Some(spec), "0.001", "61837.635", Err(Reject::OffTick)),
+            (Some(spec), "0.000015", "61837.63", Err(Reject::OffLot)),
+            (Some(spec), "0.000000", "61837.63", Err(Reject::QtyOutOfRange)),
+            (Some(spec), "9000.00001", "61837.63", Err(Reject::QtyOutOfRange)),
+            (Some(spec), "0.001", "0", Err(Reject::OffTick)),
+            (None, "0.001", "61837.63", Err(Reject::UnknownInstrument)),
+            (Some(InstrumentSpec { tradable: false, ..spec }), "0.001", "61837.63", Err(Reject::UnknownInstrument)),
+        ];
+        for (i, (spec, qty, px, want)) in cases.into_iter().enumerate() {
+            assert_eq!(OrderShape.check(&order(Side::Buy, qty, px), &st(spec)), want, "case {i}");
+        }
+    }
+
+    #[test]
+    fn market_state_blocks_only_risk_increasing_orders() {
+        let book = OrderBook::new(0);
+        let mut long = Position::default();
+        long.qty = Qty::parse("1").unwrap();
+        let check = MarketState { max_age_ns: 100 };
+        let st = |synced: bool, now: u64, pos| State {
+            now: UnixNanos(now),
+            instrument: InstrumentId(0),
+            book: &book,
+            features: &[],
+            scores: Scores::default(),
+            position: pos,
+            market: MarketStatus {
+                book_synced: synced,
+                last_book_update: UnixNanos(1_000),
+                ..MarketStatus::permissive()
+            },
+        };
+        let buy = order(Side::Buy, "1", "1");
+        let sell = order(Side::Sell, "0.5", "1");
+        assert_eq!(check.check(&buy, &st(true, 1_100, &long)), Ok(()), "exactly at the age limit");
+        assert_eq!(check.check(&buy, &st(true, 1_101, &long)), Err(Reject::StaleBook));
+        assert_eq!(check.check(&buy, &st(false, 1_000, &long)), Err(Reject::BookNotReady));
+        assert_eq!(check.check(&sell, &st(false, 9_999, &long)), Ok(()), "reducing passes");
     }
 }

@@ -22,6 +22,8 @@ pub struct RiskConfig {
     pub max_loss: Option<Money>,
     /// Fall from peak equity that moves the engine to reducing-only.
     pub max_drawdown: Option<Money>,
+    /// Risk-increasing orders need a book changed within this much venue time.
+    pub max_book_age_ns: u64,
 }
 
 impl Default for RiskConfig {
@@ -36,6 +38,7 @@ impl Default for RiskConfig {
             anomaly_threshold: 0.5,
             max_loss: None,
             max_drawdown: None,
+            max_book_age_ns: 5_000_000_000,
         }
     }
 }
@@ -76,6 +79,9 @@ impl RiskConfig {
         }
         if self.max_drawdown.is_some_and(|m| m.0 <= 0) {
             errs.push("max_drawdown must be positive".to_owned());
+        }
+        if self.max_book_age_ns == 0 {
+            errs.push("max_book_age_ns must be positive".to_owned());
         }
         if !self.anomaly_threshold.is_finite() {
             errs.push("anomaly_threshold must be finite".to_owned());

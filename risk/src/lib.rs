@@ -17,6 +17,6 @@ mod switch;
 
 pub use chain::Transition;
 pub use chain::{RiskChain, RiskStats};
-pub use checks::{AnomalyBlock, MaxNotional, MaxOrderQty, MaxPosition, PriceBand};
+pub use checks::{AnomalyBlock, MarketState, MaxNotional, MaxOrderQty, MaxPosition, OrderShape, PriceBand};
 pub use config::{ConfigError, RiskConfig};
 pub use switch::{KillSwitch, RiskState};

@@ -75,13 +75,26 @@ impl Strategy for SignalTaker {
             Side::Buy => st.book.best_ask(),
             Side::Sell => st.book.best_bid(),
         };
-        let Some(touch) = touch else { return };
+        let (Some(touch), Some(spec)) = (touch, st.market.spec) else { return };
         let slip = touch.price.units() / 10_000 * self.cfg.slippage_bps;
-        let limit = Price::from_units(touch.price.units().saturating_add(side.sign() * slip));
+        let raw = touch.price.units().saturating_add(side.sign() * slip);
+        // On the venue's grid: the limit rounds toward the touch (never more aggressive than
+        // intended), the size down to the lot.
+        let tick = spec.tick.units().max(1);
+        let limit = match side {
+            Side::Buy => raw.div_euclid(tick) * tick,
+            Side::Sell => (raw + tick - 1).div_euclid(tick) * tick,
+        };
+        let lot = spec.lot.units().max(1);
+        let qty = delta.saturating_abs() / lot * lot;
+        if qty == 0 {
+            return;
+        }
+        let limit = Price::from_units(limit);
         out.push(OrderIntent {
             instrument: st.instrument,
             side,
-            qty: Qty::from_units(delta.saturating_abs()),
+            qty: Qty::from_units(qty),
             limit,
             tif: TimeInForce::Ioc,
             ts: st.now,
@@ -93,7 +106,9 @@ impl Strategy for SignalTaker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use argus_core::{BookAction, BookDelta, DeltaFlags, InstrumentId, OrderBook, Position, Scores, Trade, UnixNanos};
+    use argus_core::{
+        BookAction, BookDelta, DeltaFlags, InstrumentId, MarketStatus, OrderBook, Position, Scores, Trade, UnixNanos,
+    };
 
     fn book() -> OrderBook {
         let mut b = OrderBook::new(0);
@@ -137,6 +152,7 @@ mod tests {
             features: &[],
             scores: Scores { signal: 5.0, anomaly: 0.0 },
             position: &pos,
+            market: MarketStatus::permissive(),
         };
         s.on_event(&trade(1_000), &st(1_000), &mut out);
         s.on_event(&trade(4_000_000_000), &st(4_000_000_000), &mut out);
@@ -157,6 +173,7 @@ mod tests {
             features: &[],
             scores: Scores { signal, anomaly: 0.0 },
             position: &pos,
+            market: MarketStatus::permissive(),
         };
         s.on_event(&trade(0), &st(0, 0.1), &mut out);
         assert!(out.is_empty(), "signal below entry");
