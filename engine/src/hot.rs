@@ -12,6 +12,7 @@ use argus_core::{
 use argus_models::features::Features;
 use argus_risk::RiskChain;
 
+use crate::audit::{AuditRecord, AuditSink};
 use crate::latency::{Stage, StageLatencies};
 use crate::paper::PaperExecutor;
 
@@ -67,6 +68,8 @@ pub struct HotThread<Sc, St> {
     pub counters: HotCounters,
     /// Measure ingress latency against the wall clock (live) or not (replays of old data).
     pub live_clock: bool,
+    /// Where risk decisions are audited, if anywhere.
+    pub audit: Option<AuditSink>,
     intents: Vec<OrderIntent>,
     fills: Vec<Fill>,
     out: [f32; 2],
@@ -99,6 +102,7 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
             latency,
             counters: HotCounters::default(),
             live_clock,
+            audit: None,
             intents: Vec::with_capacity(16),
             fills: Vec::with_capacity(16),
             out: [0.0; 2],
@@ -186,7 +190,20 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
         for &intent in &self.intents {
             self.counters.intents += 1;
             let st = state!(self, now);
-            match self.risk.evaluate(intent, &st) {
+            let decision = self.risk.evaluate(intent, &st);
+            if let Some(audit) = &self.audit {
+                audit.record(AuditRecord {
+                    seq: self.counters.intents,
+                    intent,
+                    reject: decision.as_ref().err().copied(),
+                    state: self.risk.switch().state(),
+                    position: self.position.qty.units(),
+                    mid: self.book.mid_units().unwrap_or(0),
+                    signal: self.scores.signal,
+                    anomaly: self.scores.anomaly,
+                });
+            }
+            match decision {
                 Ok(approved) => {
                     self.counters.approved += 1;
                     let mut venue = self.exec.at(&self.book);

@@ -3,6 +3,7 @@
 //!
 //! `anyhow` is allowed here and only here.
 
+pub mod audit;
 pub mod control;
 pub mod hot;
 pub mod latency;

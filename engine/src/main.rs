@@ -105,6 +105,9 @@ struct RunArgs {
     /// token in ARGUS_CONTROL_TOKEN ("off" disables it).
     #[arg(long, default_value = "127.0.0.1:9899")]
     control_addr: String,
+    /// Audit every risk decision to this file: JSON lines, or Parquet with a `.parquet` name.
+    #[arg(long)]
+    audit: Option<PathBuf>,
     /// Record every event the hot thread consumes to this Parquet tape (replay it with
     /// `argus backtest --tape`).
     #[arg(long)]
@@ -296,6 +299,7 @@ fn pipeline_config(
         reconnect,
         record: run.record.clone(),
         spin_polls: run.spin_polls,
+        audit: run.audit.clone(),
         control_addr,
         control_token: std::env::var(argus_engine::control::TOKEN_ENV).ok().filter(|t| !t.is_empty()),
     })
@@ -319,6 +323,14 @@ fn finish(report: &Report, path: Option<&Path>) -> Result<()> {
         let json = serde_json::to_string_pretty(report)?;
         std::fs::write(p, json + "\n").with_context(|| format!("writing {}", p.display()))?;
         info!(path = %p.display(), "report written");
+    }
+    if let Some(a) = &report.audit {
+        if let Some(e) = &a.error {
+            anyhow::bail!("audit log {} failed ({} records dropped): {e}", a.path, a.dropped);
+        }
+        if a.dropped > 0 {
+            tracing::warn!(path = %a.path, dropped = a.dropped, "audit queue overflowed; records were dropped");
+        }
     }
     if let Some(r) = &report.recording {
         if r.error.is_some() || r.lost > 0 {

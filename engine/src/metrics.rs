@@ -30,6 +30,7 @@ pub const POSITION: &str = "argus_position_base_nano";
 pub const PNL: &str = "argus_pnl_quote_nano";
 pub const STAGE_LATENCY: &str = "argus_stage_latency_seconds";
 pub const RISK_STATE: &str = "argus_risk_state";
+pub const AUDIT_DROPPED_TOTAL: &str = "argus_audit_dropped_total";
 pub const RISK_STATE_CHANGES_TOTAL: &str = "argus_risk_state_changes_total";
 
 /// Every metric of a run.
@@ -54,6 +55,7 @@ pub struct Metrics {
     pub pnl: IntGaugeVec,
     pub risk_state: IntGauge,
     pub risk_changes: IntCounter,
+    pub audit_dropped: IntCounter,
     pub latency: Arc<Mutex<Vec<StageBuckets>>>,
 }
 
@@ -101,6 +103,7 @@ impl Metrics {
             pnl,
             risk_state: gauge(RISK_STATE, "Kill switch: 0 active, 1 reducing, 2 halted")?,
             risk_changes: counter(RISK_STATE_CHANGES_TOTAL, "Kill switch state changes")?,
+            audit_dropped: counter(AUDIT_DROPPED_TOTAL, "Risk decisions not audited (queue full or file failed)")?,
             latency,
             registry,
         })

@@ -18,6 +18,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::audit::Audit;
 use crate::control;
 use crate::hot::{HotCounters, HotThread};
 use crate::latency::StageLatencies;
@@ -46,6 +47,8 @@ pub struct PipelineConfig {
     pub record: Option<PathBuf>,
     /// Polls of an empty queue before the hot thread parks (0 = park at once).
     pub spin_polls: u32,
+    /// Audit log of every risk decision (`.jsonl` or `.parquet`).
+    pub audit: Option<PathBuf>,
     /// Risk control endpoint; served only when a token is set.
     pub control_addr: Option<SocketAddr>,
     pub control_token: Option<String>,
@@ -60,6 +63,8 @@ pub struct HotSetup {
     pub strategy: SignalTakerConfig,
     pub risk: RiskConfig,
     pub fee_bps: i64,
+    /// Audit log for backtests (live runs start theirs in `run`).
+    pub audit: Option<PathBuf>,
 }
 
 /// A hot thread wired with the real model, strategy, risk chain and paper executor.
@@ -106,6 +111,7 @@ impl PipelineConfig {
             strategy: self.strategy,
             risk: self.risk,
             fee_bps: self.fee_bps,
+            audit: self.audit.clone(),
         }
     }
 }
@@ -134,6 +140,8 @@ pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) 
     let instrument = instruments.add(Venue::BinanceSpot, &cfg.symbol, 8, 8, spec);
     let (mut hot, mut model) = cfg.hot_setup().build(instrument, spec, true)?;
     let recorder = cfg.record.as_deref().map(Recorder::start).transpose()?;
+    let audit = cfg.audit.as_deref().map(Audit::start).transpose()?;
+    hot.audit = audit.as_ref().map(Audit::sink);
     let metrics = Metrics::new()?;
     let _metrics_server = match cfg.metrics_addr {
         Some(addr) => {
@@ -192,7 +200,7 @@ pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) 
     if let Err(error) = &feed_result {
         warn!(%error, "feed ended with an error");
     }
-    let hot = hot_thread.join().map_err(|_| anyhow::anyhow!("hot thread panicked"))?;
+    let mut hot = hot_thread.join().map_err(|_| anyhow::anyhow!("hot thread panicked"))?;
     let wall = started.elapsed().as_secs_f64();
     let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let frames = Frames {
@@ -223,6 +231,9 @@ pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) 
     let instrument = instruments.get(instrument).context("instrument table")?;
     let mut report = Report::build(&hot, instrument, frames, model, queue, feed, wall);
     report.recording = recorder.map(Recorder::finish);
+    // The hot thread's sink must go before the writer can see the end of its queue.
+    hot.audit = None;
+    report.audit = audit.map(Audit::finish);
     Ok(report)
 }
 
@@ -290,6 +301,9 @@ impl Publisher {
         m.pnl.with_label_values(&["realized"]).set(clamp(h.position.realized.0));
         m.pnl.with_label_values(&["unrealized"]).set(clamp(h.position.unrealized(mark).0));
         m.pnl.with_label_values(&["fees"]).set(clamp(h.position.fees.0));
+        if let Some(a) = &h.audit {
+            m.audit_dropped.inc_by(a.dropped().saturating_sub(m.audit_dropped.get()));
+        }
         let switch = h.risk.switch();
         m.risk_state.set(switch.state() as i64);
         m.risk_changes.inc_by(switch.changes().saturating_sub(m.risk_changes.get()));

@@ -22,6 +22,8 @@ pub fn run(
     let spec = crate::pipeline::spot_spec(symbol);
     let instrument = instruments.add(Venue::BinanceSpot, symbol, 8, 8, spec);
     let (mut hot, mut model) = setup.build(instrument, spec, false)?;
+    let audit = setup.audit.as_deref().map(crate::audit::Audit::start).transpose()?;
+    hot.audit = audit.as_ref().map(crate::audit::Audit::sink);
     let mut frames = Frames::default();
     let started = Instant::now();
     let counted = events.inspect(|ev| match ev.kind {
@@ -36,7 +38,7 @@ pub fn run(
     model.scores = hot.counters.scores;
     model.errors = hot.counters.model_errors;
     let instrument = instruments.get(instrument).ok_or_else(|| anyhow::anyhow!("instrument table"))?;
-    Ok(Report::build(
+    let mut report = Report::build(
         &hot,
         instrument,
         frames,
@@ -44,5 +46,8 @@ pub fn run(
         QueueReport::default(),
         FeedReport::default(),
         started.elapsed().as_secs_f64(),
-    ))
+    );
+    drop(hot);
+    report.audit = audit.map(crate::audit::Audit::finish);
+    Ok(report)
 }

@@ -22,6 +22,9 @@ pub struct Report {
     pub feed: FeedReport,
     pub wall_seconds: f64,
     pub risk: RiskReport,
+    /// The audit log, when `--audit` was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<crate::audit::AuditReport>,
     /// The Parquet tape, when `--record` was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recording: Option<crate::recorder::RecordingReport>,
@@ -199,6 +202,7 @@ impl Report {
                     .collect(),
             },
             recording: None,
+            audit: None,
         }
     }
 
@@ -260,6 +264,10 @@ impl Report {
         let _ = writeln!(s, "  model    {} on {}  scores {}  errors {}", m.name, m.device, m.scores, m.errors);
         let q = &self.queue;
         let _ = writeln!(s, "  queue    capacity {}  full-waits {}  dropped {}", q.capacity, q.full_waits, q.dropped);
+        if let Some(a) = &self.audit {
+            let status = a.error.as_deref().map_or_else(|| "ok".to_owned(), |e| format!("FAILED: {e}"));
+            let _ = writeln!(s, "  audit    {}  records {}  dropped {}  {status}", a.path, a.records, a.dropped);
+        }
         if let Some(r) = &self.recording {
             let status = r.error.as_deref().map_or_else(|| "ok".to_owned(), |e| format!("FAILED: {e}"));
             let _ = writeln!(s, "  tape     {}  rows {}  lost {}  {status}", r.path, r.rows, r.lost);

@@ -113,3 +113,84 @@ fn sigusr1_halts_and_resume_is_refused_without_the_token() {
     assert_eq!(r["risk"]["state"], "halted");
     assert!(r["orders"]["rejected"]["halted"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn every_risk_decision_is_audited() {
+    let jsonl = tmp("audit.jsonl");
+    let report_path = tmp("audit-report.json");
+    let out = argus()
+        .args([
+            "demo",
+            "--speed",
+            "max",
+            "--metrics-addr",
+            "off",
+            "--control-addr",
+            "off",
+            "--device",
+            "cpu",
+            "--audit",
+        ])
+        .arg(&jsonl)
+        .arg("--report-json")
+        .arg(&report_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    let lines: Vec<Value> =
+        std::fs::read_to_string(&jsonl).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len() as u64, r["orders"]["intents"].as_u64().unwrap());
+    assert_eq!(r["audit"]["records"], lines.len());
+    assert_eq!(r["audit"]["dropped"], 0);
+    let approved = lines.iter().filter(|l| l["outcome"] == "approved").count() as u64;
+    assert_eq!(approved, r["orders"]["approved"].as_u64().unwrap());
+    for l in lines.iter().filter(|l| l["outcome"] == "rejected") {
+        let reason = l["reason"].as_str().unwrap();
+        assert!(r["orders"]["rejected"][reason].as_u64().unwrap() > 0, "reason {reason} not in the report");
+    }
+    let seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=lines.len() as u64).collect::<Vec<_>>(), "in order, none missing");
+
+    // The same decisions as Parquet, from a backtest, read back by pyarrow.
+    let parquet = tmp("audit.parquet");
+    let recording = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/binance_spot/btcusdt_20240808.jsonl.gz");
+    let bt = argus()
+        .args(["backtest", "--device", "cpu", "--recording", recording, "--audit"])
+        .arg(&parquet)
+        .output()
+        .unwrap();
+    assert!(bt.status.success(), "{}", String::from_utf8_lossy(&bt.stderr));
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let py = Command::new(python)
+        .args(["-c", "import sys, pyarrow.parquet as pq; t = pq.read_table(sys.argv[1]); print(t.num_rows, t.column('outcome').to_pylist().count('approved'))"])
+        .arg(&parquet)
+        .output()
+        .unwrap();
+    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    assert_eq!(String::from_utf8_lossy(&py.stdout).trim(), format!("{} {}", lines.len(), approved));
+
+    // A failing audit file fails the run, with the count of what it lost.
+    let full = argus()
+        .args([
+            "demo",
+            "--speed",
+            "max",
+            "--metrics-addr",
+            "off",
+            "--control-addr",
+            "off",
+            "--device",
+            "cpu",
+            "--audit",
+            "/dev/full",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(full.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&full.stderr).contains("audit log /dev/full failed"),
+        "{}",
+        String::from_utf8_lossy(&full.stderr)
+    );
+}
