@@ -94,7 +94,7 @@ struct RunArgs {
     /// Taker fee of paper fills, in basis points.
     #[arg(long, default_value_t = 1)]
     fee_bps: i64,
-    /// Risk limits as a JSON file (RiskConfig fields); defaults otherwise.
+    /// Risk limits: a TOML file (or JSON for `*.json`) with RiskConfig fields; defaults otherwise.
     #[arg(long)]
     risk_config: Option<PathBuf>,
     /// Polls of an empty queue before the hot thread parks: spinning trades a core for wake-up
@@ -279,7 +279,11 @@ fn pipeline_config(
     let risk = match &run.risk_config {
         Some(p) => {
             let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            serde_json::from_str::<RiskConfig>(&text).with_context(|| format!("parsing {}", p.display()))?
+            if p.extension().is_some_and(|e| e == "json") {
+                serde_json::from_str::<RiskConfig>(&text).with_context(|| format!("parsing {}", p.display()))?
+            } else {
+                toml::from_str::<RiskConfig>(&text).with_context(|| format!("parsing {}", p.display()))?
+            }
         }
         None => RiskConfig::default(),
     };

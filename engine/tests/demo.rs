@@ -340,12 +340,20 @@ fn a_failing_tape_is_reported_not_silent() {
 #[test]
 fn risk_config_files_are_validated() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let ok = argus()
-        .args(["backtest", "--recording", RECORDING, "--device", "cpu", "--risk-config"])
-        .arg(root.join("deploy/risk.example.json"))
-        .output()
-        .unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    for file in ["deploy/risk.example.json", "deploy/risk.example.toml"] {
+        let ok = argus()
+            .args(["backtest", "--recording", RECORDING, "--device", "cpu", "--risk-config"])
+            .arg(root.join(file))
+            .output()
+            .unwrap();
+        assert!(ok.status.success(), "{file}: {}", String::from_utf8_lossy(&ok.stderr));
+    }
+    let toml_bad = tmp("bad-risk.toml");
+    std::fs::write(&toml_bad, "max_order_qty = \"0\"\nrate_window_ns = 0\n").unwrap();
+    let out = argus().args(["backtest", "--recording", RECORDING, "--risk-config"]).arg(&toml_bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("max_order_qty must be positive") && err.contains("rate_window_ns must be positive"), "{err}");
     let bad = tmp("bad-risk.json");
     std::fs::write(&bad, r#"{"max_order_qty": "0", "price_band_bps": -3, "rate_window_ns": 0}"#).unwrap();
     let out = argus().args(["backtest", "--recording", RECORDING, "--risk-config"]).arg(&bad).output().unwrap();
