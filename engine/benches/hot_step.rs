@@ -4,14 +4,11 @@
 
 use std::path::Path;
 
-use argus_core::{InstrumentId, MarketEventKind};
-use argus_engine::hot::HotThread;
-use argus_engine::latency::StageLatencies;
-use argus_engine::paper::PaperExecutor;
+use argus_core::{InstrumentId, InstrumentSpec, MarketEventKind};
+use argus_engine::pipeline::HotSetup;
 use argus_feeds::offline::BinanceRecording;
-use argus_models::mlp::TchScorer;
-use argus_risk::{RiskChain, RiskConfig};
-use argus_strategies::{SignalTaker, SignalTakerConfig};
+use argus_risk::RiskConfig;
+use argus_strategies::SignalTakerConfig;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 fn bench(c: &mut Criterion) {
@@ -21,21 +18,16 @@ fn bench(c: &mut Criterion) {
             .unwrap()
             .collect();
     let trades = events.iter().filter(|e| matches!(e.kind, MarketEventKind::Trade(_))).count();
-    let model = root.join("models/zoo/btcusdt_mlp");
-    let make = || {
-        let mut hot = HotThread::new(
-            InstrumentId(0),
-            5000,
-            TchScorer::load(&model, tch::Device::Cpu).unwrap(),
-            SignalTaker::new(SignalTakerConfig::default()),
-            RiskChain::new(RiskConfig::default()).unwrap(),
-            PaperExecutor::new(1),
-            StageLatencies::new().unwrap(),
-            false,
-        );
-        hot.market.spec = Some(argus_core::InstrumentSpec::BINANCE_SPOT_BTCUSDT);
-        hot
+    let setup = HotSetup {
+        model_dir: root.join("models/zoo/btcusdt_mlp"),
+        device: "cpu".into(),
+        book_levels: 5000,
+        strategy: SignalTakerConfig::default(),
+        risk: RiskConfig::default(),
+        fee_bps: 1,
+        audit: None,
     };
+    let make = || setup.build(InstrumentId(0), InstrumentSpec::BINANCE_SPOT_BTCUSDT, false).unwrap().0;
     let mut g = c.benchmark_group("hot_thread");
     g.sample_size(10);
     g.throughput(Throughput::Elements(events.len() as u64));

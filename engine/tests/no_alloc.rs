@@ -6,14 +6,11 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use argus_core::InstrumentId;
-use argus_engine::hot::HotThread;
-use argus_engine::latency::StageLatencies;
-use argus_engine::paper::PaperExecutor;
+use argus_core::{InstrumentId, InstrumentSpec};
+use argus_engine::pipeline::HotSetup;
 use argus_feeds::offline::BinanceRecording;
-use argus_models::mlp::TchScorer;
-use argus_risk::{RiskChain, RiskConfig};
-use argus_strategies::{SignalTaker, SignalTakerConfig};
+use argus_risk::RiskConfig;
+use argus_strategies::SignalTakerConfig;
 
 struct Counting;
 
@@ -52,18 +49,16 @@ fn hot_thread_step_does_not_allocate_after_warmup() {
         BinanceRecording::open(&root.join("data/binance_spot/btcusdt_20240808.jsonl.gz"), "BTCUSDT", InstrumentId(0))
             .unwrap()
             .collect();
-    let scorer = TchScorer::load(&root.join("models/zoo/btcusdt_mlp"), tch::Device::Cpu).unwrap();
-    let mut hot = HotThread::new(
-        InstrumentId(0),
-        5000,
-        scorer,
-        SignalTaker::new(SignalTakerConfig::default()),
-        RiskChain::new(RiskConfig::default()).unwrap(),
-        PaperExecutor::new(1),
-        StageLatencies::new().unwrap(),
-        false,
-    );
-    hot.market.spec = Some(argus_core::InstrumentSpec::BINANCE_SPOT_BTCUSDT);
+    let setup = HotSetup {
+        model_dir: root.join("models/zoo/btcusdt_mlp"),
+        device: "cpu".into(),
+        book_levels: 5000,
+        strategy: SignalTakerConfig::default(),
+        risk: RiskConfig::default(),
+        fee_bps: 1,
+        audit: None,
+    };
+    let (mut hot, _) = setup.build(InstrumentId(0), InstrumentSpec::BINANCE_SPOT_BTCUSDT, false).unwrap();
     // Warm-up: the snapshot fills the book to its working size.
     let warm = 20_000;
     for ev in &events[..warm] {

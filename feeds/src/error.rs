@@ -31,6 +31,8 @@ pub enum FeedError {
     Recording { line: u64, reason: String },
     #[error("no usable depth snapshot ({failures} failed attempts): the book never synced")]
     NoSnapshot { failures: u64 },
+    #[error("gave up after {reconnects} reconnects")]
+    GaveUp { reconnects: u32 },
     #[error("connection lost without a close frame")]
     ConnectionLost,
     #[error("event queue closed")]

@@ -102,7 +102,7 @@ pub async fn run(
         }
         attempt += 1;
         if attempt > cfg.max_reconnects {
-            return Err(FeedError::Http(format!("gave up after {} reconnects", cfg.max_reconnects)));
+            return Err(FeedError::GaveUp { reconnects: cfg.max_reconnects });
         }
         FeedStats::inc(&stats.reconnects);
         sync.reset();
