@@ -215,7 +215,20 @@ async fn session(
         }
     };
     if let Some(h) = snapshot {
-        h.abort();
+        if matches!(result, Ok(End::Closed)) && !sync.is_synced() {
+            // The stream ended while the book waited for its snapshot: learn how that request
+            // ended, so a venue that never serves one is reported as such, not as a clean close.
+            match tokio::time::timeout(cfg.snapshot_timeout, h).await {
+                Ok(Ok(Ok(_))) => {}
+                Ok(Ok(Err(error))) => {
+                    FeedStats::inc(&stats.snapshot_failures);
+                    warn!(venue = "binance", %error, "snapshot failed");
+                }
+                Ok(Err(_)) | Err(_) => FeedStats::inc(&stats.snapshot_failures),
+            }
+        } else {
+            h.abort();
+        }
     }
     if matches!(result, Ok(End::Closed)) {
         let _ = ws.close(None).await;
