@@ -41,6 +41,15 @@ pub enum Venue {
 }
 
 impl Venue {
+    /// Every venue, in [`Venue::index`] order.
+    pub const ALL: [Venue; 7] =
+        [Venue::BinanceSpot, Venue::BinanceUsdm, Venue::Coinbase, Venue::Kraken, Venue::Bybit, Venue::Okx, Venue::Sim];
+
+    /// Dense index, for per-venue arrays.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Venue::BinanceSpot => "binance_spot",
@@ -59,6 +68,11 @@ impl fmt::Display for Venue {
         f.write_str(self.as_str())
     }
 }
+
+/// Which strategy of a run produced an intent; per-strategy loss limits key on it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct StrategyId(pub u16);
 
 /// Index into the [`crate::InstrumentTable`]; cheap to copy and compare on the hot path.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]

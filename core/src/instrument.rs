@@ -47,12 +47,20 @@ pub struct MarketStatus {
     pub book_synced: bool,
     /// Venue time of the last applied book change.
     pub last_book_update: UnixNanos,
+    /// Receive time minus venue time of the latest event that carried both, in nanoseconds:
+    /// network delay plus the skew between our clock and the venue's. `None` before any.
+    pub clock_skew_ns: Option<i64>,
 }
 
 impl MarketStatus {
     /// A synced book under [`InstrumentSpec::UNCONSTRAINED`], updated at time zero.
     pub const fn permissive() -> Self {
-        Self { spec: Some(InstrumentSpec::UNCONSTRAINED), book_synced: true, last_book_update: UnixNanos(0) }
+        Self {
+            spec: Some(InstrumentSpec::UNCONSTRAINED),
+            book_synced: true,
+            last_book_update: UnixNanos(0),
+            clock_skew_ns: Some(0),
+        }
     }
 }
 

@@ -26,7 +26,7 @@ mod traits;
 pub use book::{Level, OrderBook, MIN_BOOK_LEVELS};
 pub use event::{BookAction, BookDelta, DeltaFlags, MarketEvent, MarketEventKind, Quote, Trade};
 pub use fixed::{notional_units, parse_fixed, Money, ParseFixedError, Price, Qty, FIXED_DECIMALS, FIXED_SCALE};
-pub use ids::{ClientOrderId, InstrumentId, Side, UnixNanos, Venue};
+pub use ids::{ClientOrderId, InstrumentId, Side, StrategyId, UnixNanos, Venue};
 pub use instrument::{Instrument, InstrumentSpec, InstrumentTable, MarketStatus};
 pub use order::{Approved, Fill, OrderIntent, TimeInForce};
 pub use portfolio::Position;

@@ -1,6 +1,6 @@
 //! Order intents, approvals and fills.
 
-use crate::{ClientOrderId, InstrumentId, Money, Price, Qty, Side, UnixNanos};
+use crate::{ClientOrderId, InstrumentId, Money, Price, Qty, Side, StrategyId, UnixNanos};
 
 /// How long an order may rest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +22,8 @@ pub struct OrderIntent {
     pub tif: TimeInForce,
     /// When the strategy decided.
     pub ts: UnixNanos,
+    /// Who decided; per-strategy loss limits key on it.
+    pub strategy: StrategyId,
 }
 
 /// A value that passed the risk chain.

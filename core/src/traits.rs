@@ -76,11 +76,29 @@ pub enum Reject {
     BookNotReady,
     /// The book has not changed for longer than allowed.
     StaleBook,
+    /// Gross notional exposure (per venue or in total) would exceed its limit.
+    MaxGrossExposure,
+    /// Net notional exposure (per venue or in total) would exceed its limit.
+    MaxNetExposure,
+    /// Too many of our orders rest on books.
+    MaxOpenOrders,
+    /// Too many orders sent and not yet acknowledged.
+    MaxInFlight,
+    /// The order would cross one of our own resting orders.
+    SelfTrade,
+    /// Our clock and the venue's disagree by more than allowed (or no measurement yet).
+    ClockSkew,
+    /// The strategy's own loss limit halted it.
+    StrategyHalted,
+    /// The strategy's own drawdown limit allows it only risk-reducing orders.
+    StrategyReducingOnly,
+    /// Cancel refused by the cancel-rate limit.
+    CancelRate,
 }
 
 impl Reject {
     /// Every reason, for reports and metric labels.
-    pub const ALL: [Reject; 16] = [
+    pub const ALL: [Reject; 25] = [
         Reject::MaxOrderQty,
         Reject::MaxPosition,
         Reject::MaxNotional,
@@ -97,6 +115,15 @@ impl Reject {
         Reject::MinNotional,
         Reject::BookNotReady,
         Reject::StaleBook,
+        Reject::MaxGrossExposure,
+        Reject::MaxNetExposure,
+        Reject::MaxOpenOrders,
+        Reject::MaxInFlight,
+        Reject::SelfTrade,
+        Reject::ClockSkew,
+        Reject::StrategyHalted,
+        Reject::StrategyReducingOnly,
+        Reject::CancelRate,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -117,6 +144,15 @@ impl Reject {
             Reject::MinNotional => "min_notional",
             Reject::BookNotReady => "book_not_ready",
             Reject::StaleBook => "stale_book",
+            Reject::MaxGrossExposure => "max_gross_exposure",
+            Reject::MaxNetExposure => "max_net_exposure",
+            Reject::MaxOpenOrders => "max_open_orders",
+            Reject::MaxInFlight => "max_in_flight",
+            Reject::SelfTrade => "self_trade",
+            Reject::ClockSkew => "clock_skew",
+            Reject::StrategyHalted => "strategy_halted",
+            Reject::StrategyReducingOnly => "strategy_reducing_only",
+            Reject::CancelRate => "cancel_rate",
         }
     }
 
@@ -137,6 +173,8 @@ pub enum ExecError {
     NoLiquidity,
     #[error("execution queue full")]
     QueueFull,
+    #[error("no such open order")]
+    UnknownOrder,
     #[error("venue rejected the order: {0}")]
     Venue(String),
 }
@@ -146,6 +184,11 @@ pub trait Executor {
     /// # Errors
     /// When the order cannot be sent or filled.
     fn submit(&mut self, o: Approved<OrderIntent>) -> Result<ClientOrderId, ExecError>;
+    /// Asks the venue to cancel an open order.
+    ///
+    /// # Errors
+    /// When the order is not open there or the request cannot be sent.
+    fn cancel(&mut self, id: ClientOrderId) -> Result<(), ExecError>;
     /// Moves fills received since the last call into `out`.
     fn poll_fills(&mut self, out: &mut Vec<Fill>);
 }

@@ -2,6 +2,10 @@
 //! and the state it was decided in) appended to a file on its own thread, as JSON lines
 //! (`.jsonl`) or Parquet (`.parquet`).
 //!
+//! Rotation: after `rotate_records` records the part is closed (a Parquet part gets its footer
+//! and is complete from then on) and the next opens beside it: `audit.parquet`,
+//! `audit.1.parquet`, `audit.2.parquet`, ... The report lists every part.
+//!
 //! The hot thread never waits on the audit: records go through a bounded queue with `try_send`;
 //! a full queue is counted (`argus_audit_dropped_total`, alert `ArgusAuditDropping`) and reported,
 //! never silent.
@@ -38,12 +42,17 @@ pub struct AuditRecord {
     pub mid: i64,
     pub signal: f32,
     pub anomaly: f32,
+    /// How many of the chain's checks ran ([`argus_risk::CHECKS`] order): all of them when
+    /// approved, else up to and including the one that rejected.
+    pub checks_run: u8,
 }
 
 /// Outcome of the audit trail of a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditReport {
     pub path: String,
+    /// Every part written, in order (the first is `path`).
+    pub files: Vec<String>,
     pub records: u64,
     /// Records not written because the queue was full or the file failed.
     pub dropped: u64,
@@ -79,33 +88,78 @@ impl AuditSink {
 #[derive(Debug)]
 pub struct Audit {
     sink: AuditSink,
-    handle: JoinHandle<(u64, u64, Option<String>)>,
+    handle: JoinHandle<Outcome>,
     path: PathBuf,
 }
+
+/// What the writer thread did.
+type Outcome = (Vec<PathBuf>, u64, u64, Option<String>);
+
+/// Where the audit goes and how often it rotates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditTarget {
+    pub path: PathBuf,
+    /// Records per part.
+    pub rotate_records: u64,
+}
+
+/// Records per audit part unless told otherwise.
+pub const DEFAULT_ROTATE_RECORDS: u64 = 1_000_000;
 
 /// Queue capacity between the hot thread and the audit writer.
 pub const AUDIT_QUEUE: usize = 1 << 14;
 
 impl Audit {
-    /// Creates the file (`.parquet` or JSON lines) and starts the writer.
+    /// Creates the first part (`.parquet` or JSON lines) and starts the writer, which rotates
+    /// to a new part every `rotate_records` records.
     ///
     /// # Errors
     /// When the file cannot be created.
-    pub fn start(path: &Path) -> Result<Self> {
+    pub fn start(target: &AuditTarget) -> Result<Self> {
+        let (path, rotate_records) = (target.path.as_path(), target.rotate_records);
         let file = File::create(path).with_context(|| format!("creating audit log {}", path.display()))?;
         let parquet = path.extension().is_some_and(|e| e == "parquet");
         let (tx, rx) = crossbeam_channel::bounded(AUDIT_QUEUE);
         let owned = path.to_path_buf();
+        let rotate = rotate_records.max(1);
         let handle = std::thread::Builder::new().name("argus-audit".into()).spawn(move || {
-            let r = if parquet { write_parquet(file, &rx) } else { write_jsonl(file, &rx) };
-            match r {
-                Ok(n) => (n, 0, None),
-                Err((n, e)) => {
-                    error!(path = %owned.display(), error = %e, "audit log failed");
-                    // Keep draining so the hot thread never sees a full queue because of us;
-                    // everything after the failure counts as dropped.
-                    let rest = rx.iter().count() as u64;
-                    (n, rest, Some(format!("{e:#}")))
+            let mut files = vec![owned.clone()];
+            let mut written = 0;
+            let mut file = Some(file);
+            let mut first = None;
+            loop {
+                let part = match file.take() {
+                    Some(f) => Ok(f),
+                    None => {
+                        let p = part_path(&owned, files.len());
+                        let f = File::create(&p).with_context(|| format!("creating audit log {}", p.display()));
+                        files.push(p);
+                        f
+                    }
+                };
+                let r = part.map_err(|e| (0, e)).and_then(|f| {
+                    if parquet {
+                        write_parquet(f, first.take(), &rx, rotate)
+                    } else {
+                        write_jsonl(f, first.take(), &rx, rotate)
+                    }
+                });
+                match r {
+                    Ok(n) => {
+                        written += n;
+                        // A full part: the next record, if any, opens the next one.
+                        match rx.recv() {
+                            Ok(next) if n == rotate => first = Some(next),
+                            Ok(_) | Err(_) => return (files, written, 0, None),
+                        }
+                    }
+                    Err((n, e)) => {
+                        error!(path = %owned.display(), error = %e, "audit log failed");
+                        // Keep draining so the hot thread never sees a full queue because of us;
+                        // everything after the failure counts as dropped.
+                        let rest = rx.iter().count() as u64;
+                        return (files, written + n, rest, Some(format!("{e:#}")));
+                    }
                 }
             }
         })?;
@@ -120,9 +174,26 @@ impl Audit {
     pub fn finish(self) -> AuditReport {
         let dropped = self.sink.dropped();
         drop(self.sink);
-        let (records, lost, error) = self.handle.join().unwrap_or((0, 0, Some("audit thread panicked".into())));
-        AuditReport { path: self.path.display().to_string(), records, dropped: dropped + lost, error }
+        let (files, records, lost, error) =
+            self.handle.join().unwrap_or((Vec::new(), 0, 0, Some("audit thread panicked".into())));
+        AuditReport {
+            path: self.path.display().to_string(),
+            files: files.iter().map(|p| p.display().to_string()).collect(),
+            records,
+            dropped: dropped + lost,
+            error,
+        }
     }
+}
+
+/// Part `k` of an audit log: `audit.parquet` -> `audit.k.parquet` (`k` > 0).
+fn part_path(path: &Path, k: usize) -> PathBuf {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}.{k}.{}", ext.to_string_lossy()),
+        None => format!("{stem}.{k}"),
+    };
+    path.with_file_name(name)
 }
 
 fn side(s: Side) -> &'static str {
@@ -141,10 +212,23 @@ fn outcome(r: &AuditRecord) -> (&'static str, &'static str) {
 
 type WriteResult = std::result::Result<u64, (u64, anyhow::Error)>;
 
-fn write_jsonl(file: File, rx: &Receiver<AuditRecord>) -> WriteResult {
+/// Up to `limit` records: `first`, then from `rx` until it closes.
+fn records<'a>(
+    first: Option<AuditRecord>,
+    rx: &'a Receiver<AuditRecord>,
+    limit: u64,
+) -> impl Iterator<Item = AuditRecord> + 'a {
+    first.into_iter().chain(rx.iter()).take(usize::try_from(limit).unwrap_or(usize::MAX))
+}
+
+fn check_name(r: &AuditRecord) -> &'static str {
+    usize::from(r.checks_run).checked_sub(1).and_then(|i| argus_risk::CHECKS.get(i)).copied().unwrap_or("")
+}
+
+fn write_jsonl(file: File, first: Option<AuditRecord>, rx: &Receiver<AuditRecord>, limit: u64) -> WriteResult {
     let mut w = BufWriter::new(file);
     let mut n = 0;
-    for r in rx.iter() {
+    for r in records(first, rx, limit) {
         let (out, reason) = outcome(&r);
         let line = serde_json::json!({
             "seq": r.seq,
@@ -160,6 +244,9 @@ fn write_jsonl(file: File, rx: &Receiver<AuditRecord>) -> WriteResult {
             "mid": argus_core::Price::from_units(r.mid).to_string(),
             "signal": r.signal,
             "anomaly": r.anomaly,
+            "strategy": r.intent.strategy.0,
+            "checks_run": r.checks_run,
+            "last_check": check_name(&r),
         });
         writeln!(w, "{line}").map_err(|e| (n, e.into()))?;
         n += 1;
@@ -168,7 +255,7 @@ fn write_jsonl(file: File, rx: &Receiver<AuditRecord>) -> WriteResult {
     Ok(n)
 }
 
-fn write_parquet(file: File, rx: &Receiver<AuditRecord>) -> WriteResult {
+fn write_parquet(file: File, first: Option<AuditRecord>, rx: &Receiver<AuditRecord>, limit: u64) -> WriteResult {
     let schema = Arc::new(Schema::new(vec![
         Field::new("seq", DataType::UInt64, false),
         Field::new("ts_ns", DataType::UInt64, false),
@@ -182,6 +269,9 @@ fn write_parquet(file: File, rx: &Receiver<AuditRecord>) -> WriteResult {
         Field::new("mid_nano", DataType::Int64, false),
         Field::new("signal", DataType::Float32, false),
         Field::new("anomaly", DataType::Float32, false),
+        Field::new("strategy", DataType::UInt64, false),
+        Field::new("checks_run", DataType::UInt64, false),
+        Field::new("last_check", DataType::Utf8, false),
     ]));
     let mut writer = ArrowWriter::try_new(file, Arc::clone(&schema), None).map_err(|e| (0, e.into()))?;
     let mut n = 0_u64;
@@ -200,6 +290,7 @@ fn write_parquet(file: File, rx: &Receiver<AuditRecord>) -> WriteResult {
         let (mut out, mut why, mut st) = (StringBuilder::new(), StringBuilder::new(), StringBuilder::new());
         let (mut pos, mut mid, mut sig, mut anom) =
             (Int64Builder::new(), Int64Builder::new(), Float32Builder::new(), Float32Builder::new());
+        let (mut strat, mut ran, mut last) = (UInt64Builder::new(), UInt64Builder::new(), StringBuilder::new());
         for r in batch.iter() {
             let (o, reason) = outcome(r);
             seq.append_value(r.seq);
@@ -214,6 +305,9 @@ fn write_parquet(file: File, rx: &Receiver<AuditRecord>) -> WriteResult {
             mid.append_value(r.mid);
             sig.append_value(r.signal);
             anom.append_value(r.anomaly);
+            strat.append_value(u64::from(r.intent.strategy.0));
+            ran.append_value(u64::from(r.checks_run));
+            last.append_value(check_name(r));
         }
         let cols: Vec<ArrayRef> = vec![
             Arc::new(seq.finish()),
@@ -228,12 +322,15 @@ fn write_parquet(file: File, rx: &Receiver<AuditRecord>) -> WriteResult {
             Arc::new(mid.finish()),
             Arc::new(sig.finish()),
             Arc::new(anom.finish()),
+            Arc::new(strat.finish()),
+            Arc::new(ran.finish()),
+            Arc::new(last.finish()),
         ];
         writer.write(&RecordBatch::try_new(Arc::clone(&schema), cols)?)?;
         batch.clear();
         Ok(())
     };
-    for r in rx.iter() {
+    for r in records(first, rx, limit) {
         batch.push(r);
         n += 1;
         if batch.len() == batch.capacity() {

@@ -6,8 +6,8 @@
 use std::time::Instant;
 
 use argus_core::{
-    BookAction, Executor, Fill, InstrumentId, MarketEvent, MarketEventKind, MarketStatus, Money, OrderBook,
-    OrderIntent, Position, Reject, Scorer, Scores, State, Strategy, UnixNanos,
+    BookAction, ClientOrderId, Executor, Fill, InstrumentId, MarketEvent, MarketEventKind, MarketStatus, Money,
+    OrderBook, OrderIntent, Position, Reject, Scorer, Scores, State, Strategy, StrategyId, UnixNanos,
 };
 use argus_models::features::Features;
 use argus_risk::RiskChain;
@@ -46,6 +46,9 @@ pub struct HotCounters {
     pub rejected: [u64; Reject::ALL.len()],
     pub fills: u64,
     pub exec_errors: u64,
+    /// Cancels sent because the engine halted, and those the venue refused.
+    pub halt_cancels: u64,
+    pub cancel_errors: u64,
 }
 
 /// Wiring of the hot thread.
@@ -72,6 +75,7 @@ pub struct HotThread<Sc, St> {
     pub audit: Option<AuditSink>,
     intents: Vec<OrderIntent>,
     fills: Vec<Fill>,
+    cancels: Vec<ClientOrderId>,
     out: [f32; 2],
 }
 
@@ -96,7 +100,12 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
             risk,
             exec,
             position: Position::default(),
-            market: MarketStatus { spec: None, book_synced: false, last_book_update: UnixNanos(0) },
+            market: MarketStatus {
+                spec: None,
+                book_synced: false,
+                last_book_update: UnixNanos(0),
+                clock_skew_ns: None,
+            },
             last_venue_ts: UnixNanos(0),
             scores: Scores::default(),
             latency,
@@ -105,6 +114,7 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
             audit: None,
             intents: Vec::with_capacity(16),
             fills: Vec::with_capacity(16),
+            cancels: Vec::with_capacity(argus_risk::MAX_LIVE_ORDERS as usize),
             out: [0.0; 2],
         }
     }
@@ -136,6 +146,9 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
             self.latency.record(Stage::DecodeHot, now.since(ev.ts_decoded()));
         }
         self.last_venue_ts = self.last_venue_ts.max(ev.ts_exchange);
+        if ev.ts_exchange.0 != 0 && ev.ts_recv.0 != 0 {
+            self.market.clock_skew_ns = Some(ev.ts_recv.0.wrapping_sub(ev.ts_exchange.0) as i64);
+        }
         match ev.kind {
             MarketEventKind::Delta(d) => {
                 self.book.apply(&d);
@@ -172,14 +185,19 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
         }
         let t3 = Instant::now();
         self.latency.record(Stage::Model, nanos(t2, t3));
+        // Decisions run on venue time, so a replay decides the same at any speed.
+        let now = if ev.ts_exchange.0 != 0 { ev.ts_exchange } else { ev.ts_recv };
         if let Some(mark) = self.book.mid_units() {
             // Mark-to-market equity feeds the loss limits, which can escalate the kill switch.
             let p = &self.position;
-            self.risk.on_equity(Money(p.realized.0 - p.fees.0 + p.unrealized(mark).0));
+            let equity = Money(p.realized.0 - p.fees.0 + p.unrealized(mark).0);
+            self.risk.on_mark(self.instrument, mark);
+            self.risk.on_equity(now.0, equity);
+            // One strategy per hot thread today: its equity is the thread's.
+            self.risk.on_strategy_equity(StrategyId(0), equity);
         }
+        self.cancel_on_halt(now);
         self.intents.clear();
-        // Decisions run on venue time, so a replay decides the same at any speed.
-        let now = if ev.ts_exchange.0 != 0 { ev.ts_exchange } else { ev.ts_recv };
         let st = state!(self, now);
         self.strategy.on_event(ev, &st, &mut self.intents);
         let t4 = Instant::now();
@@ -201,25 +219,53 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
                     mid: self.book.mid_units().unwrap_or(0),
                     signal: self.scores.signal,
                     anomaly: self.scores.anomaly,
+                    checks_run: self.risk.last_checks(),
                 });
             }
             match decision {
                 Ok(approved) => {
                     self.counters.approved += 1;
                     let mut venue = self.exec.at(&self.book);
-                    if venue.submit(approved).is_err() {
-                        self.counters.exec_errors += 1;
-                    }
+                    let sent = venue.submit(approved);
                     venue.poll_fills(&mut self.fills);
+                    match sent {
+                        Ok(id) => self.risk.on_sent(id, &intent),
+                        Err(_) => self.counters.exec_errors += 1,
+                    }
                     for f in self.fills.drain(..) {
                         self.position.apply(&f);
+                        self.risk.on_fill(&f);
                         self.counters.fills += 1;
+                    }
+                    if let Ok(id) = sent {
+                        // Paper orders are immediate-or-cancel: done once submitted.
+                        self.risk.on_closed(id);
                     }
                 }
                 Err(reason) => self.counters.rejected[reason.index()] += 1,
             }
         }
         self.latency.record(Stage::Risk, nanos(t4, Instant::now()));
+    }
+}
+
+impl<Sc, St> HotThread<Sc, St> {
+    /// Once per halt (when configured), cancels every order risk knows to be live.
+    #[inline]
+    fn cancel_on_halt(&mut self, now: UnixNanos) {
+        self.risk.cancels_on_halt(now.0, &mut self.cancels);
+        if self.cancels.is_empty() {
+            return;
+        }
+        let mut venue = self.exec.at(&self.book);
+        for &id in &self.cancels {
+            self.counters.halt_cancels += 1;
+            match venue.cancel(id) {
+                Ok(()) => self.risk.on_closed(id),
+                Err(_) => self.counters.cancel_errors += 1,
+            }
+        }
+        self.cancels.clear();
     }
 }
 

@@ -108,6 +108,9 @@ struct RunArgs {
     /// Audit every risk decision to this file: JSON lines, or Parquet with a `.parquet` name.
     #[arg(long)]
     audit: Option<PathBuf>,
+    /// Close the audit part and open the next (`audit.1.parquet`, ...) after this many records.
+    #[arg(long, default_value_t = argus_engine::audit::DEFAULT_ROTATE_RECORDS, value_parser = clap::value_parser!(u64).range(1..))]
+    audit_rotate_records: u64,
     /// Record every event the hot thread consumes to this Parquet tape (replay it with
     /// `argus backtest --tape`).
     #[arg(long)]
@@ -261,6 +264,10 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().thread_name("argus-io").build()?)
 }
 
+fn audit_target(run: &RunArgs) -> Option<argus_engine::audit::AuditTarget> {
+    run.audit.clone().map(|path| argus_engine::audit::AuditTarget { path, rotate_records: run.audit_rotate_records })
+}
+
 fn pipeline_config(
     run: &RunArgs,
     ws_base: String,
@@ -303,7 +310,7 @@ fn pipeline_config(
         reconnect,
         record: run.record.clone(),
         spin_polls: run.spin_polls,
-        audit: run.audit.clone(),
+        audit: audit_target(run),
         control_addr,
         control_token: std::env::var(argus_engine::control::TOKEN_ENV).ok().filter(|t| !t.is_empty()),
     })

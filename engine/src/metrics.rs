@@ -32,6 +32,8 @@ pub const STAGE_LATENCY: &str = "argus_stage_latency_seconds";
 pub const RISK_STATE: &str = "argus_risk_state";
 pub const AUDIT_DROPPED_TOTAL: &str = "argus_audit_dropped_total";
 pub const RISK_STATE_CHANGES_TOTAL: &str = "argus_risk_state_changes_total";
+pub const RISK_EXPOSURE: &str = "argus_risk_exposure_quote_nano";
+pub const RISK_LIVE_ORDERS: &str = "argus_risk_live_orders";
 
 /// Every metric of a run.
 #[derive(Debug, Clone)]
@@ -55,6 +57,8 @@ pub struct Metrics {
     pub pnl: IntGaugeVec,
     pub risk_state: IntGauge,
     pub risk_changes: IntCounter,
+    pub risk_exposure: IntGaugeVec,
+    pub risk_live_orders: IntGaugeVec,
     pub audit_dropped: IntCounter,
     pub latency: Arc<Mutex<Vec<StageBuckets>>>,
 }
@@ -82,6 +86,14 @@ impl Metrics {
         registry.register(Box::new(orders.clone()))?;
         let pnl = IntGaugeVec::new(Opts::new(PNL, "PnL in 1e-9 quote units, by kind"), &["kind"])?;
         registry.register(Box::new(pnl.clone()))?;
+        let risk_exposure = IntGaugeVec::new(
+            Opts::new(RISK_EXPOSURE, "Notional exposure in 1e-9 quote units at the last marks, all venues"),
+            &["kind"],
+        )?;
+        registry.register(Box::new(risk_exposure.clone()))?;
+        let risk_live_orders =
+            IntGaugeVec::new(Opts::new(RISK_LIVE_ORDERS, "Our orders the venues may still fill"), &["state"])?;
+        registry.register(Box::new(risk_live_orders.clone()))?;
         let latency = Arc::new(Mutex::new(vec![StageBuckets::default(); Stage::ALL.len()]));
         registry.register(Box::new(LatencyCollector::new(Arc::clone(&latency))?))?;
         Ok(Self {
@@ -103,6 +115,8 @@ impl Metrics {
             pnl,
             risk_state: gauge(RISK_STATE, "Kill switch: 0 active, 1 reducing, 2 halted")?,
             risk_changes: counter(RISK_STATE_CHANGES_TOTAL, "Kill switch state changes")?,
+            risk_exposure,
+            risk_live_orders,
             audit_dropped: counter(AUDIT_DROPPED_TOTAL, "Risk decisions not audited (queue full or file failed)")?,
             latency,
             registry,

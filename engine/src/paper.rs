@@ -74,6 +74,11 @@ impl Executor for PaperVenue<'_> {
         Ok(id)
     }
 
+    fn cancel(&mut self, _: ClientOrderId) -> Result<(), ExecError> {
+        // Paper orders are immediate-or-cancel: none is ever left open to cancel.
+        Err(ExecError::UnknownOrder)
+    }
+
     fn poll_fills(&mut self, out: &mut Vec<Fill>) {
         out.append(&mut self.exec.fills);
     }
@@ -109,6 +114,7 @@ mod tests {
             limit: Price::parse(limit).unwrap(),
             tif: TimeInForce::Ioc,
             ts: UnixNanos(0),
+            strategy: argus_core::StrategyId(0),
         }
     }
 
@@ -122,9 +128,9 @@ mod tests {
             max_orders_per_window: 100,
             rate_window_ns: 1,
             anomaly_threshold: 1.0,
-            max_loss: None,
-            max_drawdown: None,
             max_book_age_ns: u64::MAX,
+            exposure: argus_risk::ExposureLimits::default(),
+            ..argus_risk::RiskConfig::default()
         };
         let pos = argus_core::Position::default();
         let st = argus_core::State {
@@ -136,7 +142,8 @@ mod tests {
             position: &pos,
             market: MarketStatus::permissive(),
         };
-        argus_risk::RiskChain::new(cfg).unwrap().evaluate(o, &st).unwrap()
+        let chain = argus_risk::RiskChain::new(cfg).unwrap();
+        chain.with_instrument(InstrumentId(0), argus_core::Venue::Sim).evaluate(o, &st).unwrap()
     }
 
     #[test]

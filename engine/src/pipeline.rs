@@ -48,7 +48,7 @@ pub struct PipelineConfig {
     /// Polls of an empty queue before the hot thread parks (0 = park at once).
     pub spin_polls: u32,
     /// Audit log of every risk decision (`.jsonl` or `.parquet`).
-    pub audit: Option<PathBuf>,
+    pub audit: Option<crate::audit::AuditTarget>,
     /// Risk control endpoint; served only when a token is set.
     pub control_addr: Option<SocketAddr>,
     pub control_token: Option<String>,
@@ -64,7 +64,7 @@ pub struct HotSetup {
     pub risk: RiskConfig,
     pub fee_bps: i64,
     /// Audit log for backtests (live runs start theirs in `run`).
-    pub audit: Option<PathBuf>,
+    pub audit: Option<crate::audit::AuditTarget>,
 }
 
 /// A hot thread wired with the real model, strategy, risk chain and paper executor.
@@ -92,7 +92,8 @@ impl HotSetup {
             self.book_levels,
             scorer,
             SignalTaker::new(self.strategy),
-            RiskChain::new(self.risk)?,
+            // Every hot thread today trades one Binance spot instrument.
+            RiskChain::new(self.risk)?.with_instrument(instrument, argus_core::Venue::BinanceSpot),
             PaperExecutor::new(self.fee_bps),
             StageLatencies::new()?,
             live_clock,
@@ -140,7 +141,7 @@ pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) 
     let instrument = instruments.add(Venue::BinanceSpot, &cfg.symbol, 8, 8, spec);
     let (mut hot, mut model) = cfg.hot_setup().build(instrument, spec, true)?;
     let recorder = cfg.record.as_deref().map(Recorder::start).transpose()?;
-    let audit = cfg.audit.as_deref().map(Audit::start).transpose()?;
+    let audit = cfg.audit.as_ref().map(Audit::start).transpose()?;
     hot.audit = audit.as_ref().map(Audit::sink);
     let metrics = Metrics::new()?;
     let _metrics_server = match cfg.metrics_addr {
@@ -307,6 +308,12 @@ impl Publisher {
         let switch = h.risk.switch();
         m.risk_state.set(switch.state() as i64);
         m.risk_changes.inc_by(switch.changes().saturating_sub(m.risk_changes.get()));
+        let e = h.risk.exposure(None);
+        m.risk_exposure.with_label_values(&["gross"]).set(clamp(e.gross));
+        m.risk_exposure.with_label_values(&["net"]).set(clamp(e.net));
+        let (in_flight, resting) = h.risk.order_counts();
+        m.risk_live_orders.with_label_values(&["in_flight"]).set(i64::from(in_flight));
+        m.risk_live_orders.with_label_values(&["open"]).set(i64::from(resting));
         if let Ok(mut shared) = m.latency.lock() {
             shared.copy_from_slice(h.latency.buckets());
         }

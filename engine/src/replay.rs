@@ -22,7 +22,7 @@ pub fn run(
     let spec = crate::pipeline::spot_spec(symbol);
     let instrument = instruments.add(Venue::BinanceSpot, symbol, 8, 8, spec);
     let (mut hot, mut model) = setup.build(instrument, spec, false)?;
-    let audit = setup.audit.as_deref().map(crate::audit::Audit::start).transpose()?;
+    let audit = setup.audit.as_ref().map(crate::audit::Audit::start).transpose()?;
     hot.audit = audit.as_ref().map(crate::audit::Audit::sink);
     let mut frames = Frames::default();
     let started = Instant::now();

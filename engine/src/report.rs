@@ -93,6 +93,15 @@ pub struct RiskReport {
     pub state_changes: u64,
     /// State changes as the risk chain saw them, with the counts before each took effect.
     pub transitions: Vec<TransitionReport>,
+    /// Gross and net notional over all venues at the last marks (quote currency).
+    pub exposure_gross: String,
+    pub exposure_net: String,
+    /// Orders still live at the end: sent and unacknowledged, and resting.
+    pub in_flight: u32,
+    pub open_orders: u32,
+    /// Cancels sent on halt, and those the venue refused.
+    pub halt_cancels: u64,
+    pub cancel_errors: u64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -200,6 +209,12 @@ impl Report {
                         approved_before: t.approved_before,
                     })
                     .collect(),
+                exposure_gross: argus_core::Money(hot.risk.exposure(None).gross).to_string(),
+                exposure_net: argus_core::Money(hot.risk.exposure(None).net).to_string(),
+                in_flight: hot.risk.order_counts().0,
+                open_orders: hot.risk.order_counts().1,
+                halt_cancels: c.halt_cancels,
+                cancel_errors: c.cancel_errors,
             },
             recording: None,
             audit: None,

@@ -349,11 +349,24 @@ fn risk_config_files_are_validated() {
         assert!(ok.status.success(), "{file}: {}", String::from_utf8_lossy(&ok.stderr));
     }
     let toml_bad = tmp("bad-risk.toml");
-    std::fs::write(&toml_bad, "max_order_qty = \"0\"\nrate_window_ns = 0\n").unwrap();
+    std::fs::write(
+        &toml_bad,
+        "max_order_qty = \"0\"\nrate_window_ns = 0\norder_rate_per_venue = { per_sec = 0, burst = 0 }\n\
+         [exposure]\nmax_gross_total = \"-1\"\n",
+    )
+    .unwrap();
     let out = argus().args(["backtest", "--recording", RECORDING, "--risk-config"]).arg(&toml_bad).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("max_order_qty must be positive") && err.contains("rate_window_ns must be positive"), "{err}");
+    for want in [
+        "max_order_qty must be positive",
+        "rate_window_ns must be positive",
+        "order_rate_per_venue.per_sec",
+        "order_rate_per_venue.burst",
+        "exposure.max_gross_total must be positive",
+    ] {
+        assert!(err.contains(want), "{want}: {err}");
+    }
     let bad = tmp("bad-risk.json");
     std::fs::write(&bad, r#"{"max_order_qty": "0", "price_band_bps": -3, "rate_window_ns": 0}"#).unwrap();
     let out = argus().args(["backtest", "--recording", RECORDING, "--risk-config"]).arg(&bad).output().unwrap();

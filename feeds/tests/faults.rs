@@ -22,6 +22,8 @@ struct Outcome {
     result: Result<(), FeedError>,
     stats: Arc<FeedStats>,
     book: OrderBook,
+    /// `Clear` deltas outside snapshots: the feed telling the hot thread its book is gone.
+    resets: u64,
 }
 
 async fn run_with(frames: &[RecordedFrame], faults: Faults, reconnect: bool, max_reconnects: u32) -> Outcome {
@@ -29,12 +31,14 @@ async fn run_with(frames: &[RecordedFrame], faults: Faults, reconnect: bool, max
     let (tx, rx) = crossbeam_channel::bounded::<MarketEvent>(1 << 16);
     let consumer = std::thread::spawn(move || {
         let mut book = OrderBook::new(5000);
+        let mut resets = 0;
         for ev in rx.iter() {
             if let MarketEventKind::Delta(d) = ev.kind {
                 book.apply(&d);
+                resets += u64::from(d.action == argus_core::BookAction::Clear && !d.flags.is_snapshot());
             }
         }
-        book
+        (book, resets)
     });
     let cfg = BinanceFeedConfig {
         reconnect,
@@ -44,8 +48,8 @@ async fn run_with(frames: &[RecordedFrame], faults: Faults, reconnect: bool, max
     let stats = Arc::new(FeedStats::default());
     let (_stop, shutdown) = watch::channel(false);
     let result = binance::run(cfg, tx, Arc::clone(&stats), shutdown).await;
-    let book = tokio::task::spawn_blocking(move || consumer.join().unwrap()).await.unwrap();
-    Outcome { result, stats, book }
+    let (book, resets) = tokio::task::spawn_blocking(move || consumer.join().unwrap()).await.unwrap();
+    Outcome { result, stats, book, resets }
 }
 
 fn reference_book() -> OrderBook {
@@ -77,6 +81,7 @@ async fn clean_replay_matches_offline_decode() {
     // The demo's first snapshot is the recorded one, so the whole book matches, level for level.
     assert!(o.book.levels(argus_core::Side::Buy).eq(r.levels(argus_core::Side::Buy)), "bid ladders differ");
     assert!(o.book.levels(argus_core::Side::Sell).eq(r.levels(argus_core::Side::Sell)), "ask ladders differ");
+    assert_eq!(o.resets, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,6 +121,7 @@ async fn dropped_connection_reconnects_then_gives_up() {
     assert!(err.to_string().contains("gave up after 2 reconnects"), "{err}");
     assert_eq!(FeedStats::get(&o.stats.disconnects), 3);
     assert_eq!(FeedStats::get(&o.stats.reconnects), 2);
+    assert_eq!(o.resets, 2, "each reconnect clears the hot thread's book first");
     assert!(FeedStats::get(&o.stats.snapshots) >= 1);
 }
 

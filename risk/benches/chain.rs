@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use argus_core::{
     BookAction, BookDelta, DeltaFlags, InstrumentId, MarketStatus, OrderBook, OrderIntent, Position, Price, Qty,
-    Scores, Side, State, TimeInForce, UnixNanos,
+    Scores, Side, State, StrategyId, TimeInForce, UnixNanos, Venue,
 };
-use argus_risk::{RiskChain, RiskConfig};
+use argus_risk::{Rate, RiskChain, RiskConfig};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 
 fn setup() -> (OrderBook, Vec<OrderIntent>) {
@@ -35,6 +35,7 @@ fn setup() -> (OrderBook, Vec<OrderIntent>) {
             limit: Price::from_units(if i % 2 == 0 { 61_840_000_000_000 } else { 61_835_000_000_000 }),
             tif: TimeInForce::Ioc,
             ts: UnixNanos(i),
+            strategy: StrategyId(0),
         })
         .collect();
     (b, intents)
@@ -44,15 +45,23 @@ fn bench(c: &mut Criterion) {
     let (book, intents) = setup();
     let pos = Position::default();
     // Limits that approve: the full chain runs for every intent.
-    let cfg = RiskConfig { max_orders_per_window: 4096, rate_window_ns: 1, ..RiskConfig::default() };
-    let mut chain = RiskChain::new(cfg).unwrap();
+    // Token buckets at 1 per µs (the loop's clock step) keep every stateful check in the path.
+    let fast = Some(Rate { per_sec: 1e6, burst: 1_000_000 });
+    let cfg = RiskConfig {
+        max_orders_per_window: 4096,
+        rate_window_ns: 1,
+        order_rate_per_venue: fast,
+        order_rate_per_instrument: fast,
+        ..RiskConfig::default()
+    };
+    let mut chain = RiskChain::new(cfg).unwrap().with_instrument(InstrumentId(0), Venue::BinanceSpot);
     let mut now = 0_u64;
     let mut g = c.benchmark_group("risk_chain");
     g.throughput(Throughput::Elements(intents.len() as u64));
     g.bench_function("evaluate_approving_intents", |b| {
         b.iter(|| {
             for o in &intents {
-                now += 1;
+                now += 1_000;
                 let st = State {
                     now: UnixNanos(now),
                     instrument: InstrumentId(0),
@@ -79,7 +88,7 @@ fn bench(c: &mut Criterion) {
     };
     for round in 0..1_000 {
         for o in &intents {
-            now += 1;
+            now += 1_000;
             let st = State {
                 now: UnixNanos(now),
                 instrument: InstrumentId(0),
@@ -97,6 +106,8 @@ fn bench(c: &mut Criterion) {
             }
         }
     }
+    let stats = chain.stats();
+    assert_eq!(stats.rejected.iter().sum::<u64>(), 0, "every intent must run the whole chain");
     println!(
         "risk_chain per intent (net of {clock} ns clock): p50 {} ns, p99 {} ns, p99.9 {} ns, max {} ns, n {}",
         hist.value_at_quantile(0.5),

@@ -47,6 +47,24 @@ impl RiskCheck for MarketState {
     }
 }
 
+/// Risk-increasing orders need our clock within `max_ns` of the venue's: |receive time - venue
+/// time| of the latest event (network delay included). No measurement yet fails closed.
+#[derive(Debug, Clone, Copy)]
+pub struct ClockSkew(pub Option<u64>);
+
+impl RiskCheck for ClockSkew {
+    fn check(&self, o: &OrderIntent, st: &State<'_>) -> Result<(), Reject> {
+        let Some(max) = self.0 else { return Ok(()) };
+        if st.reduces_risk(o) {
+            return Ok(());
+        }
+        match st.market.clock_skew_ns {
+            Some(skew) if skew.unsigned_abs() <= max => Ok(()),
+            _ => Err(Reject::ClockSkew),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct MaxOrderQty(pub Qty);
 
@@ -130,6 +148,7 @@ mod tests {
             limit: Price::parse(limit).unwrap(),
             tif: TimeInForce::Ioc,
             ts: UnixNanos(0),
+            strategy: argus_core::StrategyId(0),
         }
     }
 
@@ -188,5 +207,37 @@ mod tests {
         assert_eq!(check.check(&buy, &st(true, 1_101, &long)), Err(Reject::StaleBook));
         assert_eq!(check.check(&buy, &st(false, 1_000, &long)), Err(Reject::BookNotReady));
         assert_eq!(check.check(&sell, &st(false, 9_999, &long)), Ok(()), "reducing passes");
+    }
+
+    #[test]
+    fn clock_skew_blocks_risk_increasing_orders_beyond_the_bound() {
+        let book = OrderBook::new(0);
+        let mut long = Position::default();
+        long.qty = Qty::parse("1").unwrap();
+        let st = |skew: Option<i64>| State {
+            now: UnixNanos(0),
+            instrument: InstrumentId(0),
+            book: &book,
+            features: &[],
+            scores: Scores::default(),
+            position: &long,
+            market: MarketStatus { clock_skew_ns: skew, ..MarketStatus::permissive() },
+        };
+        let (buy, sell) = (order(Side::Buy, "1", "1"), order(Side::Sell, "1", "1"));
+        let check = ClockSkew(Some(1_000));
+        let cases = [
+            (buy, Some(1_000), Ok(())),
+            (buy, Some(-1_000), Ok(())),
+            (buy, Some(1_001), Err(Reject::ClockSkew)),
+            (buy, Some(-1_001), Err(Reject::ClockSkew)),
+            (buy, Some(i64::MIN), Err(Reject::ClockSkew)),
+            (buy, None, Err(Reject::ClockSkew)),
+            (sell, None, Ok(())),
+            (sell, Some(i64::MAX), Ok(())),
+        ];
+        for (i, (o, skew, want)) in cases.into_iter().enumerate() {
+            assert_eq!(check.check(&o, &st(skew)), want, "case {i}");
+        }
+        assert_eq!(ClockSkew(None).check(&buy, &st(None)), Ok(()), "off");
     }
 }

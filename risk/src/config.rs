@@ -2,6 +2,8 @@
 
 use argus_core::{Money, Qty};
 
+use crate::ledger::{ExposureLimits, Rate};
+
 /// Limits of the risk chain. Every limit is inclusive.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -24,6 +26,30 @@ pub struct RiskConfig {
     pub max_drawdown: Option<Money>,
     /// Risk-increasing orders need a book changed within this much venue time.
     pub max_book_age_ns: u64,
+    /// Gross and net notional per venue and in total.
+    pub exposure: ExposureLimits,
+    /// Our orders resting on books, all venues together.
+    pub max_open_orders: u32,
+    /// Orders sent and not yet acknowledged.
+    pub max_in_flight: u32,
+    /// Token buckets for new orders, per venue and per instrument.
+    pub order_rate_per_venue: Option<Rate>,
+    pub order_rate_per_instrument: Option<Rate>,
+    /// Token buckets for cancels, per venue and per instrument.
+    pub cancel_rate_per_venue: Option<Rate>,
+    pub cancel_rate_per_instrument: Option<Rate>,
+    /// Loss since the start of the UTC day (venue time) that halts trading. The baseline resets
+    /// at midnight; a halt does not lift by itself.
+    pub max_daily_loss: Option<Money>,
+    /// Per strategy: loss from its start that halts the strategy.
+    pub strategy_max_loss: Option<Money>,
+    /// Per strategy: fall from its peak equity that leaves it reducing-only.
+    pub strategy_max_drawdown: Option<Money>,
+    /// Risk-increasing orders need |receive time - venue time| of the latest event within this.
+    /// Off by default: replays of old recordings through `demo` carry years of apparent skew.
+    pub max_clock_skew_ns: Option<u64>,
+    /// When the engine halts, cancel every open order.
+    pub cancel_on_halt: bool,
 }
 
 impl Default for RiskConfig {
@@ -39,6 +65,24 @@ impl Default for RiskConfig {
             max_loss: None,
             max_drawdown: None,
             max_book_age_ns: 5_000_000_000,
+            exposure: ExposureLimits {
+                max_gross_per_venue: None,
+                max_net_per_venue: None,
+                max_gross_total: Some(Money(10_000 * 1_000_000_000)),
+                max_net_total: Some(Money(10_000 * 1_000_000_000)),
+            },
+            max_open_orders: 50,
+            max_in_flight: 8,
+            // Binance spot's documented order limit: 100 per 10 s.
+            order_rate_per_venue: Some(Rate { per_sec: 10.0, burst: 100 }),
+            order_rate_per_instrument: None,
+            cancel_rate_per_venue: Some(Rate { per_sec: 10.0, burst: 100 }),
+            cancel_rate_per_instrument: None,
+            max_daily_loss: None,
+            strategy_max_loss: None,
+            strategy_max_drawdown: None,
+            max_clock_skew_ns: None,
+            cancel_on_halt: true,
         }
     }
 }
@@ -50,6 +94,9 @@ pub struct ConfigError(pub Vec<String>);
 
 /// Most approvals the rate limiter can track.
 pub const MAX_RATE_WINDOW_ORDERS: u32 = 4096;
+
+/// Most open plus in-flight orders risk tracks.
+pub const MAX_LIVE_ORDERS: u32 = 4096;
 
 impl RiskConfig {
     /// # Errors
@@ -82,6 +129,42 @@ impl RiskConfig {
         }
         if self.max_book_age_ns == 0 {
             errs.push("max_book_age_ns must be positive".to_owned());
+        }
+        let limits = [
+            ("exposure.max_gross_per_venue", self.exposure.max_gross_per_venue),
+            ("exposure.max_net_per_venue", self.exposure.max_net_per_venue),
+            ("exposure.max_gross_total", self.exposure.max_gross_total),
+            ("exposure.max_net_total", self.exposure.max_net_total),
+            ("max_daily_loss", self.max_daily_loss),
+            ("strategy_max_loss", self.strategy_max_loss),
+            ("strategy_max_drawdown", self.strategy_max_drawdown),
+        ];
+        for (name, m) in limits {
+            if m.is_some_and(|m| m.0 <= 0) {
+                errs.push(format!("{name} must be positive"));
+            }
+        }
+        let rates = [
+            ("order_rate_per_venue", self.order_rate_per_venue),
+            ("order_rate_per_instrument", self.order_rate_per_instrument),
+            ("cancel_rate_per_venue", self.cancel_rate_per_venue),
+            ("cancel_rate_per_instrument", self.cancel_rate_per_instrument),
+        ];
+        for (name, r) in rates {
+            if let Some(r) = r {
+                if !(r.per_sec.is_finite() && r.per_sec > 0.0 && r.per_sec <= 1e6) {
+                    errs.push(format!("{name}.per_sec must be within (0, 1000000]"));
+                }
+                if r.burst == 0 || r.burst > 1_000_000 {
+                    errs.push(format!("{name}.burst must be within 1..=1000000"));
+                }
+            }
+        }
+        if self.max_open_orders > MAX_LIVE_ORDERS || self.max_in_flight > MAX_LIVE_ORDERS {
+            errs.push(format!("max_open_orders and max_in_flight must be at most {MAX_LIVE_ORDERS}"));
+        }
+        if self.max_clock_skew_ns == Some(0) {
+            errs.push("max_clock_skew_ns must be positive".to_owned());
         }
         if !self.anomaly_threshold.is_finite() {
             errs.push("anomaly_threshold must be finite".to_owned());

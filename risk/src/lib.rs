@@ -13,10 +13,12 @@
 mod chain;
 mod checks;
 mod config;
+mod ledger;
 mod switch;
 
 pub use chain::Transition;
-pub use chain::{RiskChain, RiskStats};
-pub use checks::{AnomalyBlock, MarketState, MaxNotional, MaxOrderQty, MaxPosition, OrderShape, PriceBand};
-pub use config::{ConfigError, RiskConfig};
+pub use chain::{RiskChain, RiskStats, CHECKS, MAX_STRATEGIES};
+pub use checks::{AnomalyBlock, ClockSkew, MarketState, MaxNotional, MaxOrderQty, MaxPosition, OrderShape, PriceBand};
+pub use config::{ConfigError, RiskConfig, MAX_LIVE_ORDERS};
+pub use ledger::{Exposure, ExposureLimits, LiveOrder, Rate};
 pub use switch::{KillSwitch, RiskState};

@@ -1,7 +1,9 @@
 //! Trades toward a target position chosen by the model's signal, taking liquidity with IOC limit
 //! orders a few basis points through the touch.
 
-use argus_core::{MarketEvent, MarketEventKind, OrderIntent, Price, Qty, Side, State, Strategy, TimeInForce};
+use argus_core::{
+    MarketEvent, MarketEventKind, OrderIntent, Price, Qty, Side, State, Strategy, StrategyId, TimeInForce,
+};
 
 /// Parameters of [`SignalTaker`].
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
@@ -18,6 +20,8 @@ pub struct SignalTakerConfig {
     /// No intents until this long after the first trade seen: features need history, and a
     /// fixed anchor in venue time makes replays decide identically at any speed.
     pub warmup_ns: u64,
+    /// Stamped on every intent; per-strategy loss limits key on it.
+    pub id: StrategyId,
 }
 
 impl Default for SignalTakerConfig {
@@ -27,6 +31,7 @@ impl Default for SignalTakerConfig {
             target_qty: Qty::from_units(10_000_000), // 0.01 BTC
             slippage_bps: 5,
             cooldown_ns: 1_000_000_000,
+            id: StrategyId(0),
             warmup_ns: 5_000_000_000,
         }
     }
@@ -98,6 +103,7 @@ impl Strategy for SignalTaker {
             limit,
             tif: TimeInForce::Ioc,
             ts: st.now,
+            strategy: self.cfg.id,
         });
         self.last_intent_ns = Some(st.now.0);
     }

@@ -106,6 +106,10 @@ pub async fn run(
         }
         FeedStats::inc(&stats.reconnects);
         sync.reset();
+        // Tell the hot thread at once: a cleared book is not synced, so risk blocks
+        // risk-increasing orders until the fresh snapshot has been applied.
+        let mut clear = [book_reset(cfg.instrument)];
+        stamp_and_send(&mut clear, &tx, &stats)?;
         let backoff = Duration::from_millis(100 * 2_u64.pow(attempt.min(6)));
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
@@ -234,6 +238,24 @@ async fn session(
         let _ = ws.close(None).await;
     }
     result
+}
+
+/// A `Clear` delta: the book is gone until the next snapshot.
+fn book_reset(instrument: InstrumentId) -> MarketEvent {
+    MarketEvent {
+        ts_exchange: UnixNanos(0),
+        ts_recv: now(),
+        instrument,
+        decode_ns: 0,
+        kind: argus_core::MarketEventKind::Delta(argus_core::BookDelta {
+            action: argus_core::BookAction::Clear,
+            side: argus_core::Side::Buy,
+            flags: argus_core::DeltaFlags(0),
+            price: argus_core::Price::ZERO,
+            qty: argus_core::Qty::ZERO,
+            sequence: 0,
+        }),
+    }
 }
 
 fn account(stats: &FeedStats, before: super::sync::SyncStats, sync: &DepthSync) {
