@@ -151,6 +151,14 @@ fn every_risk_decision_is_audited() {
     }
     let seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (1..=lines.len() as u64).collect::<Vec<_>>(), "in order, none missing");
+    for l in &lines {
+        // Approvals ran every check; a rejection names the check that refused.
+        let ran = l["checks_run"].as_u64().unwrap() as usize;
+        assert_eq!(l["last_check"], argus_risk::CHECKS[ran - 1]);
+        if l["outcome"] == "approved" {
+            assert_eq!(ran, argus_risk::CHECKS.len());
+        }
+    }
 
     // The same decisions as Parquet, from a backtest, read back by pyarrow.
     let parquet = tmp("audit.parquet");
@@ -169,6 +177,33 @@ fn every_risk_decision_is_audited() {
         .unwrap();
     assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
     assert_eq!(String::from_utf8_lossy(&py.stdout).trim(), format!("{} {}", lines.len(), approved));
+
+    // Rotation: 20 records per part, every part a complete Parquet file, nothing lost or doubled.
+    let rotated = tmp("rotated.parquet");
+    let rotated_report = tmp("rotated-report.json");
+    let bt = argus()
+        .args(["backtest", "--device", "cpu", "--recording", recording, "--audit-rotate-records", "20", "--audit"])
+        .arg(&rotated)
+        .arg("--report-json")
+        .arg(&rotated_report)
+        .output()
+        .unwrap();
+    assert!(bt.status.success(), "{}", String::from_utf8_lossy(&bt.stderr));
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&rotated_report).unwrap()).unwrap();
+    let files: Vec<String> =
+        r["audit"]["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_owned()).collect();
+    let n = lines.len();
+    assert_eq!(files.len(), n.div_ceil(20), "{files:?}");
+    assert_eq!(files[1], tmp("rotated.1.parquet").display().to_string());
+    let py = Command::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"))
+        .args(["-c", "import sys, pyarrow.parquet as pq; print(' '.join(str(pq.read_table(f).num_rows) for f in sys.argv[1:]), sum(pq.read_table(f).column('seq').to_pylist() == sorted(pq.read_table(f).column('seq').to_pylist()) for f in sys.argv[1:]))"])
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    let mut want: Vec<String> = (0..files.len()).map(|i| (n - i * 20).min(20).to_string()).collect();
+    want.push(files.len().to_string());
+    assert_eq!(String::from_utf8_lossy(&py.stdout).trim(), want.join(" "));
 
     // A failing audit file fails the run, with the count of what it lost.
     let full = argus()
