@@ -17,6 +17,7 @@ use argus_models::train::{collect_samples, train, TrainConfig};
 use argus_risk::RiskConfig;
 use argus_strategies::SignalTakerConfig;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
 use tokio::sync::watch;
 use tracing::info;
 
@@ -264,6 +265,31 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().thread_name("argus-io").build()?)
 }
 
+/// Risk limits from TOML (or JSON by extension), plus the control endpoint's bearer token if the
+/// file sets `control_token`.
+fn load_risk_config(p: &Path) -> Result<(RiskConfig, Option<String>)> {
+    let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+    let ctx = || format!("parsing {}", p.display());
+    let token_of = |v: Option<String>| v.filter(|t| !t.is_empty());
+    if p.extension().is_some_and(|e| e == "json") {
+        let mut v: serde_json::Value = serde_json::from_str(&text).with_context(ctx)?;
+        let token = match v.as_object_mut().and_then(|o| o.remove("control_token")) {
+            Some(serde_json::Value::String(t)) => Some(t),
+            Some(_) => anyhow::bail!("{}: control_token must be a string", p.display()),
+            None => None,
+        };
+        Ok((serde_json::from_value(v).with_context(ctx)?, token_of(token)))
+    } else {
+        let mut t: toml::Table = toml::from_str(&text).with_context(ctx)?;
+        let token = match t.remove("control_token") {
+            Some(toml::Value::String(s)) => Some(s),
+            Some(_) => anyhow::bail!("{}: control_token must be a string", p.display()),
+            None => None,
+        };
+        Ok((RiskConfig::deserialize(toml::Value::Table(t)).with_context(ctx)?, token_of(token)))
+    }
+}
+
 fn audit_target(run: &RunArgs) -> Option<argus_engine::audit::AuditTarget> {
     run.audit.clone().map(|path| argus_engine::audit::AuditTarget { path, rotate_records: run.audit_rotate_records })
 }
@@ -283,18 +309,13 @@ fn pipeline_config(
         "off" => None,
         a => Some(a.parse::<SocketAddr>().with_context(|| format!("--control-addr `{a}`"))?),
     };
-    let risk = match &run.risk_config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            if p.extension().is_some_and(|e| e == "json") {
-                serde_json::from_str::<RiskConfig>(&text).with_context(|| format!("parsing {}", p.display()))?
-            } else {
-                toml::from_str::<RiskConfig>(&text).with_context(|| format!("parsing {}", p.display()))?
-            }
-        }
-        None => RiskConfig::default(),
+    let (risk, file_token) = match &run.risk_config {
+        Some(p) => load_risk_config(p)?,
+        None => (RiskConfig::default(), None),
     };
     risk.validate()?;
+    // The environment wins over the file, so a deployment can rotate the token without edits.
+    let control_token = std::env::var(argus_engine::control::TOKEN_ENV).ok().filter(|t| !t.is_empty()).or(file_token);
     Ok(PipelineConfig {
         ws_base,
         rest_base,
@@ -312,7 +333,7 @@ fn pipeline_config(
         spin_polls: run.spin_polls,
         audit: audit_target(run),
         control_addr,
-        control_token: std::env::var(argus_engine::control::TOKEN_ENV).ok().filter(|t| !t.is_empty()),
+        control_token,
     })
 }
 

@@ -92,6 +92,35 @@ fn halt_over_http_stops_approvals_mid_stream() {
 }
 
 #[test]
+fn control_token_can_come_from_the_risk_config() {
+    let control = free_addr();
+    let cfg = tmp("token-risk.toml");
+    std::fs::write(&cfg, "control_token = \"from-the-file\"\nmax_position = \"0.02\"\n").unwrap();
+    let mut child = argus()
+        .args(["demo", "--speed", "10", "--metrics-addr", "off", "--device", "cpu", "--control-addr", &control])
+        .arg("--risk-config")
+        .arg(&cfg)
+        .env_remove("ARGUS_CONTROL_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut up = false;
+    while !up && Instant::now() < deadline {
+        up = matches!(request(&control, "GET", "/risk/state", Some("from-the-file")), Ok((200, _)));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let without = request(&control, "POST", "/risk/halt", None).map(|r| r.0);
+    let wrong = request(&control, "POST", "/risk/halt", Some(TOKEN)).map(|r| r.0);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(up, "endpoint never answered the file's token");
+    assert_eq!(without.unwrap(), 401);
+    assert_eq!(wrong.unwrap(), 401);
+}
+
+#[test]
 fn sigusr1_halts_and_resume_is_refused_without_the_token() {
     let control = free_addr();
     let path = tmp("sigusr1.json");
