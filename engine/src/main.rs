@@ -65,6 +65,11 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9899")]
         control_addr: String,
     },
+    /// Feed tooling.
+    Feeds {
+        #[command(subcommand)]
+        cmd: FeedsCmd,
+    },
     /// Model tooling.
     Models {
         #[command(subcommand)]
@@ -165,6 +170,23 @@ struct BacktestArgs {
 }
 
 #[derive(Subcommand, Debug)]
+enum FeedsCmd {
+    /// Run recorded raw frames through the live normalizer and book sync and summarise: frames,
+    /// events by type, errors, gaps, resyncs, checksums and the final books. Inputs may be bare
+    /// JSON lines, `<recv_ns> <frame>` (hftbacktest) or cryptofeed logs (REST bodies from a second
+    /// --input are merged by time); gzip is read transparently.
+    Check {
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(argus_feeds::check::CheckVenue::NAMES))]
+        venue: String,
+        #[arg(long = "input", required = true)]
+        inputs: Vec<PathBuf>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum ModelsCmd {
     /// Train the MLP on a recording (same book and feature code as the hot thread).
     Train {
@@ -233,6 +255,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Feeds { cmd: FeedsCmd::Check { venue, inputs, json } } => feeds_check(&venue, &inputs, json),
         Command::Models { cmd: ModelsCmd::Train { recording, out, epochs, seed, horizon } } => {
             let recording = recording.unwrap_or_else(|| bundled(RECORDING));
             let events = BinanceRecording::open(&recording, "BTCUSDT", InstrumentId(0))?;
@@ -259,6 +282,35 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn feeds_check(venue: &str, inputs: &[PathBuf], json: bool) -> Result<()> {
+    use argus_feeds::check::{check, CheckVenue};
+    let venue = CheckVenue::parse(venue).with_context(|| format!("unknown venue `{venue}`"))?;
+    let merged = argus_feeds::rawlog::MergedInputs::open(inputs).context("opening --input")?;
+    let r = check(venue, merged);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "{}: {} frames, {} REST, events {:?}, {} errors, {} gaps, {} resyncs, checksum ok {} failed {}",
+            r.venue, r.frames, r.rest, r.events, r.errors, r.gaps, r.resyncs, r.checksum.ok, r.checksum.failed
+        );
+        for (s, b) in &r.books {
+            println!(
+                "  {s:<12} bid {:?} ask {:?} levels {}/{}{}",
+                b.best_bid,
+                b.best_ask,
+                b.bid_levels,
+                b.ask_levels,
+                if b.synced { "" } else { " (stale)" }
+            );
+        }
+        for e in &r.error_samples {
+            println!("  error: {e}");
+        }
+    }
+    Ok(())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

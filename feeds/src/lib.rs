@@ -18,9 +18,11 @@
 //! ```
 
 pub mod binance;
+pub mod check;
 mod error;
 pub mod http;
 pub mod offline;
+pub mod rawlog;
 pub mod recording;
 pub mod replay;
 pub mod stats;

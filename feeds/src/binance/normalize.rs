@@ -47,6 +47,11 @@ impl BinanceNormalizer {
         Self { symbols: symbols.into_iter().map(|(s, id)| (s.to_ascii_uppercase(), id)).collect(), any_symbol: false }
     }
 
+    /// Maps one more venue symbol (any case) to `id`.
+    pub fn add_symbol(&mut self, symbol: &str, id: InstrumentId) {
+        self.symbols.push((symbol.to_ascii_uppercase(), id));
+    }
+
     /// Like [`Self::normalize`], but maps every symbol to instrument 0 (for tools that follow
     /// whatever a recording carries).
     ///

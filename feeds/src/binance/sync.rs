@@ -5,6 +5,8 @@
 //! 3. Drop buffered diffs with `u <= lastUpdateId`.
 //! 4. The first applied diff must have `U <= lastUpdateId + 1 <= u`.
 //! 5. Every later diff must continue the chain: `U == prev.u + 1` (spot) or `pu == prev.u` (USD-M).
+//!    On USD-M a first diff with `pu == lastUpdateId` also continues the snapshot (ids there are
+//!    not contiguous, so `U` may lie far beyond `lastUpdateId + 1`).
 //!
 //! A break is a gap: the book is stale, so the sync buffers again and asks for a new snapshot.
 //! Output is a stream of deltas the hot thread can apply blindly: a snapshot starts with a `Clear`.
@@ -154,7 +156,9 @@ impl DepthSync {
                     return SyncStatus::Synced;
                 }
                 let continues = match self.phase {
-                    Phase::AwaitFirst { .. } => first <= id + 1,
+                    // USD-M ids are not contiguous: a diff whose `pu` is the snapshot's id
+                    // continues it exactly even when its `U` is far beyond.
+                    Phase::AwaitFirst { .. } => first <= id + 1 || prev == Some(id),
                     _ => match prev {
                         Some(pu) => pu == id,
                         None => first == id + 1,

@@ -1,0 +1,203 @@
+//! `argus feeds check`: recorded raw frames through the same normalizers and book syncs that
+//! live uses, summarised: frames, events by type, errors, gaps, resyncs, checksums and the final
+//! books.
+//!
+//! Each venue has a checker that owns one book per symbol and follows the venue's documented
+//! procedure; anything it cannot use is counted as an error with a sample kept for the report.
+
+mod binance;
+
+use std::collections::BTreeMap;
+
+use argus_core::{BookDelta, MarketEvent, MarketEventKind, OrderBook, Side};
+use serde::Serialize;
+
+use crate::rawlog::{MergedInputs, RawKind, RawRecord};
+
+/// Venues `feeds check` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckVenue {
+    BinanceSpot,
+    BinanceUsdm,
+}
+
+impl CheckVenue {
+    /// The names `--venue` takes.
+    pub const NAMES: [&'static str; 2] = ["binance-spot", "binance-usdm"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "binance-spot" => Some(Self::BinanceSpot),
+            "binance-usdm" => Some(Self::BinanceUsdm),
+            _ => None,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::BinanceSpot => "binance-spot",
+            Self::BinanceUsdm => "binance-usdm",
+        }
+    }
+}
+
+/// Checksum verdicts (venues that send checksums).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ChecksumReport {
+    pub ok: u64,
+    pub failed: u64,
+}
+
+/// A book at the end of the capture.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BookReport {
+    /// `[price, qty]` as the venue prints them; `null` for an empty side.
+    pub best_bid: Option<[String; 2]>,
+    pub best_ask: Option<[String; 2]>,
+    pub bid_levels: usize,
+    pub ask_levels: usize,
+    /// False when the book ended stale (a gap or a checksum failure not yet repaired).
+    pub synced: bool,
+}
+
+/// The summary `feeds check --json` prints.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CheckReport {
+    pub venue: String,
+    /// Websocket frames read (REST bodies are counted in `rest`).
+    pub frames: u64,
+    pub rest: u64,
+    /// Normalized events by type: `trade`, `quote`, `delta`, plus frames ignored by design.
+    pub events: BTreeMap<String, u64>,
+    /// Lines and frames that could not be used.
+    pub errors: u64,
+    /// Up to 20 error messages, first seen first.
+    pub error_samples: Vec<String>,
+    /// Sequence breaks detected.
+    pub gaps: u64,
+    /// Books rebuilt from a fresh snapshot after a gap or checksum failure.
+    pub resyncs: u64,
+    pub checksum: ChecksumReport,
+    pub books: BTreeMap<String, BookReport>,
+}
+
+const MAX_ERROR_SAMPLES: usize = 20;
+
+impl CheckReport {
+    fn error(&mut self, msg: impl Into<String>) {
+        self.errors += 1;
+        if self.error_samples.len() < MAX_ERROR_SAMPLES {
+            self.error_samples.push(msg.into());
+        }
+    }
+
+    fn count(&mut self, kind: &str, n: u64) {
+        if n > 0 {
+            *self.events.entry(kind.to_owned()).or_default() += n;
+        }
+    }
+
+    /// Counts normalized events by type.
+    fn count_events(&mut self, evs: &[MarketEvent]) {
+        let (mut t, mut q, mut d) = (0, 0, 0);
+        for e in evs {
+            match e.kind {
+                MarketEventKind::Trade(_) => t += 1,
+                MarketEventKind::Quote(_) => q += 1,
+                MarketEventKind::Delta(_) => d += 1,
+            }
+        }
+        self.count("trade", t);
+        self.count("quote", q);
+        self.count("delta", d);
+    }
+}
+
+/// One symbol's book and the precision its venue prints.
+#[derive(Debug)]
+pub(crate) struct SymbolBook {
+    pub book: OrderBook,
+    pub price_decimals: u8,
+    pub size_decimals: u8,
+    pub synced: bool,
+}
+
+impl SymbolBook {
+    pub(crate) fn new() -> Self {
+        Self { book: OrderBook::new(argus_core::MIN_BOOK_LEVELS), price_decimals: 0, size_decimals: 0, synced: false }
+    }
+
+    /// Widens the printed precision to cover `price` and `size` as the venue wrote them.
+    pub(crate) fn learn(&mut self, price: &str, size: &str) {
+        self.price_decimals = self.price_decimals.max(decimals(price));
+        self.size_decimals = self.size_decimals.max(decimals(size));
+    }
+
+    pub(crate) fn apply_all(&mut self, evs: &[MarketEvent]) {
+        for e in evs {
+            if let MarketEventKind::Delta(d) = e.kind {
+                self.apply(&d);
+            }
+        }
+    }
+
+    pub(crate) fn apply(&mut self, d: &BookDelta) {
+        self.book.apply(d);
+    }
+
+    fn report(&self) -> BookReport {
+        let fmt = |l: Option<argus_core::Level>| {
+            l.map(|l| {
+                [
+                    l.price.display_with(self.price_decimals).to_string(),
+                    l.qty.display_with(self.size_decimals).to_string(),
+                ]
+            })
+        };
+        BookReport {
+            best_bid: fmt(self.book.best_bid()),
+            best_ask: fmt(self.book.best_ask()),
+            bid_levels: self.book.depth(Side::Buy),
+            ask_levels: self.book.depth(Side::Sell),
+            synced: self.synced,
+        }
+    }
+}
+
+/// Fractional digits of a decimal string (`"0.35130000"` -> 8).
+pub(crate) fn decimals(s: &str) -> u8 {
+    s.split_once('.').map_or(0, |(_, f)| u8::try_from(f.len()).unwrap_or(u8::MAX).min(9))
+}
+
+/// What every venue checker does with records.
+pub(crate) trait Checker {
+    fn on_ws(&mut self, r: &RawRecord, report: &mut CheckReport);
+    fn on_rest(&mut self, r: &RawRecord, url: &str, report: &mut CheckReport);
+    fn books(&self) -> Vec<(String, &SymbolBook)>;
+}
+
+/// Runs the capture through the venue's checker.
+pub fn check(venue: CheckVenue, mut inputs: MergedInputs) -> CheckReport {
+    let mut report = CheckReport { venue: venue.as_str().to_owned(), ..CheckReport::default() };
+    let mut checker: Box<dyn Checker> = match venue {
+        CheckVenue::BinanceSpot => Box::new(binance::BinanceChecker::new(false)),
+        CheckVenue::BinanceUsdm => Box::new(binance::BinanceChecker::new(true)),
+    };
+    while let Some(r) = inputs.next() {
+        for e in inputs.take_errors() {
+            report.error(e.to_string());
+        }
+        match &r.kind {
+            RawKind::Ws => checker.on_ws(&r, &mut report),
+            RawKind::Rest { url } => {
+                report.rest += 1;
+                checker.on_rest(&r, url, &mut report);
+            }
+        }
+    }
+    for e in inputs.take_errors() {
+        report.error(e.to_string());
+    }
+    report.books = checker.books().into_iter().map(|(s, b)| (s, b.report())).collect();
+    report
+}
