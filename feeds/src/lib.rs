@@ -21,6 +21,7 @@ pub mod binance;
 pub mod check;
 mod error;
 pub mod http;
+pub mod kraken;
 pub mod offline;
 pub mod rawlog;
 pub mod recording;

@@ -6,6 +6,7 @@
 //! procedure; anything it cannot use is counted as an error with a sample kept for the report.
 
 mod binance;
+mod kraken;
 
 use std::collections::BTreeMap;
 
@@ -19,16 +20,18 @@ use crate::rawlog::{MergedInputs, RawKind, RawRecord};
 pub enum CheckVenue {
     BinanceSpot,
     BinanceUsdm,
+    Kraken,
 }
 
 impl CheckVenue {
     /// The names `--venue` takes.
-    pub const NAMES: [&'static str; 2] = ["binance-spot", "binance-usdm"];
+    pub const NAMES: [&'static str; 3] = ["binance-spot", "binance-usdm", "kraken"];
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "binance-spot" => Some(Self::BinanceSpot),
             "binance-usdm" => Some(Self::BinanceUsdm),
+            "kraken" => Some(Self::Kraken),
             _ => None,
         }
     }
@@ -37,6 +40,7 @@ impl CheckVenue {
         match self {
             Self::BinanceSpot => "binance-spot",
             Self::BinanceUsdm => "binance-usdm",
+            Self::Kraken => "kraken",
         }
     }
 }
@@ -182,6 +186,7 @@ pub fn check(venue: CheckVenue, mut inputs: MergedInputs) -> CheckReport {
     let mut checker: Box<dyn Checker> = match venue {
         CheckVenue::BinanceSpot => Box::new(binance::BinanceChecker::new(false)),
         CheckVenue::BinanceUsdm => Box::new(binance::BinanceChecker::new(true)),
+        CheckVenue::Kraken => Box::new(kraken::KrakenChecker::default()),
     };
     while let Some(r) = inputs.next() {
         for e in inputs.take_errors() {
