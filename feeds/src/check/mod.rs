@@ -6,6 +6,7 @@
 //! procedure; anything it cannot use is counted as an error with a sample kept for the report.
 
 mod binance;
+mod coinbase;
 mod kraken;
 
 use std::collections::BTreeMap;
@@ -20,17 +21,19 @@ use crate::rawlog::{MergedInputs, RawKind, RawRecord};
 pub enum CheckVenue {
     BinanceSpot,
     BinanceUsdm,
+    Coinbase,
     Kraken,
 }
 
 impl CheckVenue {
     /// The names `--venue` takes.
-    pub const NAMES: [&'static str; 3] = ["binance-spot", "binance-usdm", "kraken"];
+    pub const NAMES: [&'static str; 4] = ["binance-spot", "binance-usdm", "coinbase", "kraken"];
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "binance-spot" => Some(Self::BinanceSpot),
             "binance-usdm" => Some(Self::BinanceUsdm),
+            "coinbase" => Some(Self::Coinbase),
             "kraken" => Some(Self::Kraken),
             _ => None,
         }
@@ -40,6 +43,7 @@ impl CheckVenue {
         match self {
             Self::BinanceSpot => "binance-spot",
             Self::BinanceUsdm => "binance-usdm",
+            Self::Coinbase => "coinbase",
             Self::Kraken => "kraken",
         }
     }
@@ -186,6 +190,7 @@ pub fn check(venue: CheckVenue, mut inputs: MergedInputs) -> CheckReport {
     let mut checker: Box<dyn Checker> = match venue {
         CheckVenue::BinanceSpot => Box::new(binance::BinanceChecker::new(false)),
         CheckVenue::BinanceUsdm => Box::new(binance::BinanceChecker::new(true)),
+        CheckVenue::Coinbase => Box::new(coinbase::CoinbaseChecker::default()),
         CheckVenue::Kraken => Box::new(kraken::KrakenChecker::default()),
     };
     while let Some(r) = inputs.next() {

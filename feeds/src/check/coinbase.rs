@@ -1,0 +1,197 @@
+//! Coinbase: the Exchange (ex-Pro) feed found in recordings (`snapshot`/`l2update`, `match`,
+//! `ticker`) and Advanced Trade (`l2_data`, `market_trades`, per-connection `sequence_num`).
+
+use std::collections::BTreeMap;
+
+use argus_core::{BookAction, BookDelta, DeltaFlags, Price, Qty, Side};
+use serde_json::Value;
+
+use super::{CheckReport, Checker, SymbolBook};
+use crate::rawlog::RawRecord;
+
+#[derive(Default)]
+pub(crate) struct CoinbaseChecker {
+    books: BTreeMap<String, SymbolBook>,
+    /// Advanced Trade's last `sequence_num` (per connection, across channels).
+    last_seq: Option<u64>,
+    /// Products whose book broke and waits for a snapshot.
+    broken: Vec<String>,
+}
+
+fn level(side: Side, p: &str, q: &str, flags: u8) -> Result<BookDelta, String> {
+    let price = Price::parse(p).map_err(|e| format!("price `{p}`: {e}"))?;
+    let qty = Qty::parse(q).map_err(|e| format!("size `{q}`: {e}"))?;
+    if qty.units() < 0 {
+        return Err(format!("negative size `{q}`"));
+    }
+    Ok(BookDelta { action: BookAction::Update, side, flags: DeltaFlags(flags), price, qty, sequence: 0 })
+}
+
+impl CoinbaseChecker {
+    fn book(&mut self, product: &str) -> &mut SymbolBook {
+        self.books.entry(product.to_owned()).or_insert_with(SymbolBook::new)
+    }
+
+    /// Applies one product's levels; `snapshot` clears the book first.
+    fn apply(
+        &mut self,
+        product: &str,
+        snapshot: bool,
+        levels: &[(Side, &str, &str)],
+        line: u64,
+        report: &mut CheckReport,
+    ) {
+        let was_broken = self.broken.iter().any(|p| p == product);
+        let book = self.book(product);
+        if !snapshot && !book.synced {
+            if !was_broken {
+                report.error(format!("line {line}: {product} update before its snapshot"));
+            }
+            return;
+        }
+        if snapshot {
+            book.apply(&BookDelta {
+                action: BookAction::Clear,
+                side: Side::Buy,
+                flags: DeltaFlags(DeltaFlags::SNAPSHOT),
+                price: Price::ZERO,
+                qty: Qty::ZERO,
+                sequence: 0,
+            });
+        }
+        let flags = if snapshot { DeltaFlags::SNAPSHOT } else { 0 };
+        let mut n = 0;
+        for &(side, p, q) in levels {
+            match level(side, p, q, flags) {
+                Ok(d) => {
+                    book.learn(p, q);
+                    book.apply(&d);
+                    n += 1;
+                }
+                // A bad level (real captures hold `0.-10000`) is counted; the rest of the
+                // message still applies, as a venue-side typo must not kill the book.
+                Err(e) => report.error(format!("line {line}: {product}: {e}")),
+            }
+        }
+        report.count("delta", n);
+        if snapshot {
+            book.synced = true;
+            if was_broken {
+                report.resyncs += 1;
+                self.broken.retain(|p| p != product);
+            }
+        }
+    }
+
+    fn exchange(&mut self, v: &Value, ty: &str, line: u64, report: &mut CheckReport) -> Result<(), String> {
+        let product = v["product_id"].as_str().unwrap_or_default().to_owned();
+        match ty {
+            "snapshot" => {
+                let mut levels = Vec::new();
+                for (key, side) in [("bids", Side::Buy), ("asks", Side::Sell)] {
+                    for l in v[key].as_array().ok_or(format!("snapshot without `{key}`"))? {
+                        levels.push((side, l[0].as_str().unwrap_or("?"), l[1].as_str().unwrap_or("?")));
+                    }
+                }
+                self.apply(&product, true, &levels, line, report);
+            }
+            "l2update" => {
+                let mut levels = Vec::new();
+                for c in v["changes"].as_array().ok_or("l2update without `changes`")? {
+                    let side = match c[0].as_str() {
+                        Some("buy") => Side::Buy,
+                        Some("sell") => Side::Sell,
+                        _ => return Err(format!("bad change side {}", c[0])),
+                    };
+                    levels.push((side, c[1].as_str().unwrap_or("?"), c[2].as_str().unwrap_or("?")));
+                }
+                self.apply(&product, false, &levels, line, report);
+            }
+            "match" | "last_match" => {
+                Price::parse(v["price"].as_str().unwrap_or("?")).map_err(|e| format!("match price: {e}"))?;
+                Qty::parse(v["size"].as_str().unwrap_or("?")).map_err(|e| format!("match size: {e}"))?;
+                report.count("trade", 1);
+            }
+            "ticker" => report.count("quote", 1),
+            "heartbeat" | "subscriptions" | "error" | "status" => report.count("ignored", 1),
+            other => return Err(format!("unknown message type `{other}`")),
+        }
+        Ok(())
+    }
+
+    fn advanced(&mut self, v: &Value, channel: &str, line: u64, report: &mut CheckReport) -> Result<(), String> {
+        if let Some(seq) = v["sequence_num"].as_u64() {
+            if let Some(last) = self.last_seq {
+                if seq != last + 1 && seq > last {
+                    // One sequence for the whole connection: every book is suspect.
+                    report.gaps += 1;
+                    for (p, b) in &mut self.books {
+                        if b.synced {
+                            b.synced = false;
+                            self.broken.push(p.clone());
+                        }
+                    }
+                }
+            }
+            self.last_seq = Some(seq);
+        }
+        let events = v["events"].as_array().ok_or("no `events`")?;
+        match channel {
+            "l2_data" => {
+                for e in events {
+                    let product = e["product_id"].as_str().ok_or("event without product_id")?.to_owned();
+                    let snapshot = e["type"].as_str() == Some("snapshot");
+                    let mut levels = Vec::new();
+                    for u in e["updates"].as_array().ok_or("event without updates")? {
+                        let side = match u["side"].as_str() {
+                            Some("bid") => Side::Buy,
+                            Some("offer" | "ask") => Side::Sell,
+                            _ => return Err(format!("bad update side {}", u["side"])),
+                        };
+                        levels.push((
+                            side,
+                            u["price_level"].as_str().unwrap_or("?"),
+                            u["new_quantity"].as_str().unwrap_or("?"),
+                        ));
+                    }
+                    self.apply(&product, snapshot, &levels, line, report);
+                }
+            }
+            "market_trades" => {
+                let n: usize = events.iter().map(|e| e["trades"].as_array().map_or(0, Vec::len)).sum();
+                report.count("trade", n as u64);
+            }
+            "ticker" | "ticker_batch" => report.count("quote", 1),
+            _ => report.count("ignored", 1),
+        }
+        Ok(())
+    }
+}
+
+impl Checker for CoinbaseChecker {
+    fn on_ws(&mut self, r: &RawRecord, report: &mut CheckReport) {
+        report.frames += 1;
+        let v: Value = match serde_json::from_str(&r.body) {
+            Ok(v) => v,
+            Err(e) => return report.error(format!("line {}: malformed frame: {e}", r.line)),
+        };
+        let result = if let Some(ch) = v["channel"].as_str() {
+            self.advanced(&v, ch, r.line, report)
+        } else if let Some(ty) = v["type"].as_str() {
+            self.exchange(&v, ty, r.line, report)
+        } else {
+            Err("neither `type` nor `channel`".to_owned())
+        };
+        if let Err(e) = result {
+            report.error(format!("line {}: {e}", r.line));
+        }
+    }
+
+    fn on_rest(&mut self, _: &RawRecord, _: &str, report: &mut CheckReport) {
+        report.count("ignored", 1);
+    }
+
+    fn books(&self) -> Vec<(String, &SymbolBook)> {
+        self.books.iter().map(|(s, b)| (s.clone(), b)).collect()
+    }
+}
