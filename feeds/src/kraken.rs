@@ -18,7 +18,7 @@ use crate::FeedError;
 type Ladder = BTreeMap<i128, (String, String)>;
 
 /// A non-negative decimal string in 1e-9 units, exactly.
-fn key(s: &str) -> Result<i128, FeedError> {
+pub(crate) fn key(s: &str) -> Result<i128, FeedError> {
     let bad = || malformed(&format!("bad price `{s}`"));
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
     if int.is_empty() || int.len() > 28 || !int.bytes().all(|b| b.is_ascii_digit()) {

@@ -8,6 +8,7 @@
 mod binance;
 mod coinbase;
 mod kraken;
+mod okx;
 
 use std::collections::BTreeMap;
 
@@ -23,11 +24,12 @@ pub enum CheckVenue {
     BinanceUsdm,
     Coinbase,
     Kraken,
+    Okx,
 }
 
 impl CheckVenue {
     /// The names `--venue` takes.
-    pub const NAMES: [&'static str; 4] = ["binance-spot", "binance-usdm", "coinbase", "kraken"];
+    pub const NAMES: [&'static str; 5] = ["binance-spot", "binance-usdm", "coinbase", "kraken", "okx"];
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
@@ -35,6 +37,7 @@ impl CheckVenue {
             "binance-usdm" => Some(Self::BinanceUsdm),
             "coinbase" => Some(Self::Coinbase),
             "kraken" => Some(Self::Kraken),
+            "okx" => Some(Self::Okx),
             _ => None,
         }
     }
@@ -45,6 +48,7 @@ impl CheckVenue {
             Self::BinanceUsdm => "binance-usdm",
             Self::Coinbase => "coinbase",
             Self::Kraken => "kraken",
+            Self::Okx => "okx",
         }
     }
 }
@@ -192,6 +196,7 @@ pub fn check(venue: CheckVenue, mut inputs: MergedInputs) -> CheckReport {
         CheckVenue::BinanceUsdm => Box::new(binance::BinanceChecker::new(true)),
         CheckVenue::Coinbase => Box::new(coinbase::CoinbaseChecker::default()),
         CheckVenue::Kraken => Box::new(kraken::KrakenChecker::default()),
+        CheckVenue::Okx => Box::new(okx::OkxChecker::default()),
     };
     while let Some(r) = inputs.next() {
         for e in inputs.take_errors() {
