@@ -200,6 +200,21 @@ impl KrakenBook {
         Ok(())
     }
 
+    /// Best bid as the venue wrote it.
+    pub fn best_bid(&self) -> Option<(&str, &str)> {
+        self.bids.values().next_back().map(|(p, q)| (p.as_str(), q.as_str()))
+    }
+
+    /// Best ask as the venue wrote it.
+    pub fn best_ask(&self) -> Option<(&str, &str)> {
+        self.asks.values().next().map(|(p, q)| (p.as_str(), q.as_str()))
+    }
+
+    /// Levels per side (bids, asks), including any beyond `Price`'s range.
+    pub fn depths(&self) -> (usize, usize) {
+        (self.bids.len(), self.asks.len())
+    }
+
     /// The v1 checksum of the book as it stands.
     pub fn checksum(&self) -> u32 {
         let mut s = String::with_capacity(512);

@@ -162,11 +162,9 @@ impl Checker for BinanceChecker {
         }
     }
 
-    fn books(&self) -> Vec<(String, &SymbolBook)> {
-        let mut v: BTreeMap<String, &SymbolBook> = BTreeMap::new();
-        for (s, sym) in &self.symbols {
-            v.insert(s.clone(), &sym.book);
-        }
+    fn books(&self) -> Vec<(String, super::BookReport)> {
+        let v: BTreeMap<String, super::BookReport> =
+            self.symbols.iter().map(|(s, sym)| (s.clone(), sym.book.report())).collect();
         v.into_iter().collect()
     }
 }

@@ -191,7 +191,7 @@ impl Checker for CoinbaseChecker {
         report.count("ignored", 1);
     }
 
-    fn books(&self) -> Vec<(String, &SymbolBook)> {
-        self.books.iter().map(|(s, b)| (s.clone(), b)).collect()
+    fn books(&self) -> Vec<(String, super::BookReport)> {
+        self.books.iter().map(|(s, b)| (s.clone(), b.report())).collect()
     }
 }

@@ -83,7 +83,16 @@ impl Checker for KrakenChecker {
         report.count("ignored", 1);
     }
 
-    fn books(&self) -> Vec<(String, &SymbolBook)> {
-        self.pairs.iter().map(|(s, p)| (s.clone(), &p.view)).collect()
+    fn books(&self) -> Vec<(String, super::BookReport)> {
+        self.pairs
+            .iter()
+            .map(|(s, p)| {
+                let mut r = p.view.report();
+                r.best_bid = p.book.best_bid().map(|(a, b)| [a.to_owned(), b.to_owned()]);
+                r.best_ask = p.book.best_ask().map(|(a, b)| [a.to_owned(), b.to_owned()]);
+                (r.bid_levels, r.ask_levels) = p.book.depths();
+                (s.clone(), r)
+            })
+            .collect()
     }
 }

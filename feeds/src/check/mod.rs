@@ -6,6 +6,7 @@
 //! procedure; anything it cannot use is counted as an error with a sample kept for the report.
 
 mod binance;
+mod bybit;
 mod coinbase;
 mod kraken;
 mod okx;
@@ -22,6 +23,7 @@ use crate::rawlog::{MergedInputs, RawKind, RawRecord};
 pub enum CheckVenue {
     BinanceSpot,
     BinanceUsdm,
+    Bybit,
     Coinbase,
     Kraken,
     Okx,
@@ -29,12 +31,13 @@ pub enum CheckVenue {
 
 impl CheckVenue {
     /// The names `--venue` takes.
-    pub const NAMES: [&'static str; 5] = ["binance-spot", "binance-usdm", "coinbase", "kraken", "okx"];
+    pub const NAMES: [&'static str; 6] = ["binance-spot", "binance-usdm", "bybit", "coinbase", "kraken", "okx"];
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "binance-spot" => Some(Self::BinanceSpot),
             "binance-usdm" => Some(Self::BinanceUsdm),
+            "bybit" => Some(Self::Bybit),
             "coinbase" => Some(Self::Coinbase),
             "kraken" => Some(Self::Kraken),
             "okx" => Some(Self::Okx),
@@ -46,6 +49,7 @@ impl CheckVenue {
         match self {
             Self::BinanceSpot => "binance-spot",
             Self::BinanceUsdm => "binance-usdm",
+            Self::Bybit => "bybit",
             Self::Coinbase => "coinbase",
             Self::Kraken => "kraken",
             Self::Okx => "okx",
@@ -157,7 +161,7 @@ impl SymbolBook {
         self.book.apply(d);
     }
 
-    fn report(&self) -> BookReport {
+    pub(crate) fn report(&self) -> BookReport {
         let fmt = |l: Option<argus_core::Level>| {
             l.map(|l| {
                 [
@@ -185,7 +189,13 @@ pub(crate) fn decimals(s: &str) -> u8 {
 pub(crate) trait Checker {
     fn on_ws(&mut self, r: &RawRecord, report: &mut CheckReport);
     fn on_rest(&mut self, r: &RawRecord, url: &str, report: &mut CheckReport);
-    fn books(&self) -> Vec<(String, &SymbolBook)>;
+    /// Final books, keyed by the venue's symbol.
+    fn books(&self) -> Vec<(String, BookReport)>;
+}
+
+/// Best level of a string ladder as the venue wrote it.
+pub(crate) fn best_strings<'a>(mut it: impl Iterator<Item = &'a (String, String)>) -> Option<[String; 2]> {
+    it.next().map(|(p, q)| [p.clone(), q.clone()])
 }
 
 /// Runs the capture through the venue's checker.
@@ -194,6 +204,7 @@ pub fn check(venue: CheckVenue, mut inputs: MergedInputs) -> CheckReport {
     let mut checker: Box<dyn Checker> = match venue {
         CheckVenue::BinanceSpot => Box::new(binance::BinanceChecker::new(false)),
         CheckVenue::BinanceUsdm => Box::new(binance::BinanceChecker::new(true)),
+        CheckVenue::Bybit => Box::new(bybit::BybitChecker::default()),
         CheckVenue::Coinbase => Box::new(coinbase::CoinbaseChecker::default()),
         CheckVenue::Kraken => Box::new(kraken::KrakenChecker::default()),
         CheckVenue::Okx => Box::new(okx::OkxChecker::default()),
@@ -213,6 +224,6 @@ pub fn check(venue: CheckVenue, mut inputs: MergedInputs) -> CheckReport {
     for e in inputs.take_errors() {
         report.error(e.to_string());
     }
-    report.books = checker.books().into_iter().map(|(s, b)| (s, b.report())).collect();
+    report.books = checker.books().into_iter().collect();
     report
 }

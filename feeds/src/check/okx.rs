@@ -191,8 +191,21 @@ impl Checker for OkxChecker {
         report.count("ignored", 1);
     }
 
-    fn books(&self) -> Vec<(String, &SymbolBook)> {
-        self.insts.iter().filter_map(|(s, i)| i.view.as_ref().map(|v| (s.clone(), v))).collect()
+    fn books(&self) -> Vec<(String, super::BookReport)> {
+        // OKX trims trailing zeros: report the venue's own strings, from the ladders.
+        self.insts
+            .iter()
+            .filter_map(|(s, i)| {
+                i.view.as_ref().map(|v| {
+                    let mut r = v.report();
+                    r.best_bid = super::best_strings(i.bids.values().rev());
+                    r.best_ask = super::best_strings(i.asks.values());
+                    r.bid_levels = i.bids.len();
+                    r.ask_levels = i.asks.len();
+                    (s.clone(), r)
+                })
+            })
+            .collect()
     }
 }
 
