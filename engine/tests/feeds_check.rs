@@ -191,6 +191,29 @@ fn kraken_v1_book_checksums_all_verify() {
 }
 
 #[test]
+fn kraken_v2_checksums_verify_on_real_and_documented_books() {
+    let r = check("kraken", &["kraken/snippets_real_kraken_v2_book.jsonl"]);
+    clean(&r);
+    assert_eq!(r["checksum"]["ok"], 3, "ETH/USD snapshot + update and a re-serialised BTC/USD snapshot");
+    // The documentation's MATIC/USD snapshot and update, one frame a line.
+    let dir = std::env::temp_dir().join(format!("argus-kraken-v2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("matic.jsonl");
+    let mut text = String::new();
+    for name in ["kraken_v2_doc_book_snapshot_MATICUSD.json", "kraken_v2_doc_book_update_MATICUSD.json"] {
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(data(&format!("kraken/{name}"))).unwrap()).unwrap();
+        text.push_str(&v.to_string());
+        text.push('\n');
+    }
+    std::fs::write(&f, text).unwrap();
+    let r = check("kraken", &[f.to_str().unwrap()]);
+    clean(&r);
+    assert_eq!(r["checksum"]["ok"], 2);
+    assert_eq!(r["books"]["MATIC/USD"]["best_bid"], serde_json::json!(["0.5666", "4831.75496356"]));
+}
+
+#[test]
 fn coinbase_okx_and_bybit_captures() {
     // Coinbase Exchange feed: snapshot then l2update changes.
     let rel = "coinbase/cryptofeed_COINBASE.ws.28.0.log.gz";

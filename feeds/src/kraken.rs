@@ -215,6 +215,25 @@ impl KrakenBook {
         (self.bids.len(), self.asks.len())
     }
 
+    /// The v2 checksum: like v1, over numbers formatted at the pair's precision.
+    pub fn checksum_v2(&self, price_decimals: u8, qty_decimals: u8) -> u32 {
+        let mut s = String::with_capacity(512);
+        let mut push = |v: &str, d: u8| {
+            let padded = pad(v, d);
+            let digits: String = padded.chars().filter(|c| *c != '.').collect();
+            s.push_str(digits.trim_start_matches('0'));
+        };
+        for (p, q) in self.asks.values().take(10) {
+            push(p, price_decimals);
+            push(q, qty_decimals);
+        }
+        for (p, q) in self.bids.values().rev().take(10) {
+            push(p, price_decimals);
+            push(q, qty_decimals);
+        }
+        crc32fast::hash(s.as_bytes())
+    }
+
     /// The v1 checksum of the book as it stands.
     pub fn checksum(&self) -> u32 {
         let mut s = String::with_capacity(512);
@@ -231,6 +250,137 @@ impl KrakenBook {
             push(p, q);
         }
         crc32fast::hash(s.as_bytes())
+    }
+}
+
+/// `v` with exactly `d` fractional digits (zeros appended; never shortened).
+fn pad(v: &str, d: u8) -> String {
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    let mut s = String::with_capacity(int.len() + 1 + usize::from(d));
+    s.push_str(int);
+    if d > 0 || !frac.is_empty() {
+        s.push('.');
+        s.push_str(frac);
+        for _ in frac.len()..usize::from(d) {
+            s.push('0');
+        }
+    }
+    s
+}
+
+/// A JSON number's text as a plain decimal: `5.325e-05` -> `0.00005325`, `45281.0` unchanged.
+///
+/// # Errors
+/// Not a non-negative JSON number.
+pub fn plain_decimal(raw: &str) -> Result<String, FeedError> {
+    let bad = || malformed(&format!("bad number `{raw}`"));
+    let (mantissa, exp) = match raw.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i32>().map_err(|_| bad())?),
+        None => (raw, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    if exp == 0 {
+        return Ok(mantissa.to_owned());
+    }
+    let digits = format!("{int}{frac}");
+    let point = i32::try_from(int.len()).map_err(|_| bad())? + exp;
+    let out = if point <= 0 {
+        format!("0.{}{}", "0".repeat(point.unsigned_abs() as usize), digits)
+    } else if point as usize >= digits.len() {
+        format!("{digits}{}", "0".repeat(point as usize - digits.len()))
+    } else {
+        format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
+    };
+    let trimmed = out.trim_start_matches('0');
+    Ok(if trimmed.starts_with('.') || trimmed.is_empty() { format!("0{trimmed}") } else { trimmed.to_owned() })
+}
+
+/// One v2 `book` entry, with numbers as the venue wrote them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KrakenV2Book {
+    pub symbol: String,
+    pub levels: Vec<(Side, String, String)>,
+    pub checksum: Option<u32>,
+}
+
+/// What a v2 frame was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KrakenV2 {
+    /// Heartbeats, status, acks; a `book` subscribe ack carries the depth.
+    Control {
+        book_depth: Option<(String, usize)>,
+    },
+    Trades(u64),
+    Quotes(u64),
+    Book {
+        snapshot: bool,
+        books: Vec<KrakenV2Book>,
+    },
+}
+
+#[derive(serde::Deserialize)]
+struct RawV2Level<'a> {
+    #[serde(borrow)]
+    price: &'a serde_json::value::RawValue,
+    #[serde(borrow)]
+    qty: &'a serde_json::value::RawValue,
+}
+
+#[derive(serde::Deserialize)]
+struct RawV2Book<'a> {
+    symbol: String,
+    #[serde(borrow, default)]
+    bids: Vec<RawV2Level<'a>>,
+    #[serde(borrow, default)]
+    asks: Vec<RawV2Level<'a>>,
+    checksum: Option<u32>,
+}
+
+/// Decodes one v2 frame (`{"channel": ...}` or a `{"method": ...}` ack).
+///
+/// # Errors
+/// Malformed JSON or numbers.
+pub fn decode_v2(frame: &str) -> Result<KrakenV2, FeedError> {
+    let v: Value = serde_json::from_str(frame)?;
+    if v.get("method").is_some() {
+        let r = &v["result"];
+        let depth = (r["channel"] == "book")
+            .then(|| Some((r["symbol"].as_str()?.to_owned(), usize::try_from(r["depth"].as_u64()?).ok()?)))
+            .flatten();
+        return Ok(KrakenV2::Control { book_depth: depth });
+    }
+    let channel = v["channel"].as_str().ok_or_else(|| malformed("v2 frame without channel"))?;
+    let count = || v["data"].as_array().map_or(0, |a| a.len() as u64);
+    match channel {
+        "book" => {
+            #[derive(serde::Deserialize)]
+            struct Frame<'a> {
+                #[serde(rename = "type")]
+                ty: Option<String>,
+                #[serde(borrow)]
+                data: Vec<RawV2Book<'a>>,
+            }
+            let f: Frame<'_> = serde_json::from_str(frame)?;
+            let mut books = Vec::with_capacity(f.data.len());
+            for b in f.data {
+                let mut levels = Vec::with_capacity(b.bids.len() + b.asks.len());
+                for (side, ls) in [(Side::Buy, &b.bids), (Side::Sell, &b.asks)] {
+                    for l in ls {
+                        levels.push((side, plain_decimal(l.price.get())?, plain_decimal(l.qty.get())?));
+                    }
+                }
+                books.push(KrakenV2Book { symbol: b.symbol, levels, checksum: b.checksum });
+            }
+            // Re-serialised captures may drop `type`; a frame without it is a snapshot only
+            // when it carries no checksum-less partial update semantics, so default to update.
+            Ok(KrakenV2::Book { snapshot: f.ty.as_deref() == Some("snapshot"), books })
+        }
+        "trade" => Ok(KrakenV2::Trades(count())),
+        "ticker" => Ok(KrakenV2::Quotes(count())),
+        _ => Ok(KrakenV2::Control { book_depth: None }),
     }
 }
 
@@ -270,6 +420,24 @@ mod tests {
             let input = case["checksum_input_string"].as_str().unwrap();
             assert_eq!(crc32fast::hash(input.as_bytes()), want, "the vector's own string");
         }
+    }
+
+    #[test]
+    fn v2_doc_and_real_snapshots_verify_their_checksums() {
+        let doc = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../data/kraken/kraken_v2_doc_book_snapshot_BTCUSD_checksum_3310070434.json"
+        ));
+        let KrakenV2::Book { snapshot: true, books } = decode_v2(doc).unwrap() else { panic!("not a snapshot") };
+        let mut b = KrakenBook::new(10);
+        b.snapshot(&books[0].levels, &mut Vec::new()).unwrap();
+        assert_eq!(b.checksum_v2(1, 8), 3_310_070_434);
+        assert_eq!(books[0].checksum, Some(3_310_070_434));
+        assert_eq!(plain_decimal("5.325e-05").unwrap(), "0.00005325");
+        assert_eq!(plain_decimal("1.5E3").unwrap(), "1500");
+        assert_eq!(plain_decimal("45281.0").unwrap(), "45281.0");
+        assert_eq!(pad("0.053", 8), "0.05300000");
+        assert!(plain_decimal("-1").is_err() && plain_decimal("1e").is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use argus_core::BookDelta;
 
 use super::{CheckReport, Checker, SymbolBook};
-use crate::kraken::{decode_v1, KrakenBook, KrakenV1};
+use crate::kraken::{decode_v1, decode_v2, KrakenBook, KrakenV1, KrakenV2};
 use crate::rawlog::RawRecord;
 
 struct Pair {
@@ -19,11 +19,99 @@ struct Pair {
 pub(crate) struct KrakenChecker {
     pairs: BTreeMap<String, Pair>,
     deltas: Vec<BookDelta>,
+    /// v2 book depth per symbol, from the subscribe ack (default 10).
+    v2_depth: BTreeMap<String, usize>,
+}
+
+impl KrakenChecker {
+    /// Applies one book message (either version) and verifies its checksum.
+    #[allow(clippy::too_many_arguments)]
+    fn book(
+        &mut self,
+        pair: String,
+        depth: usize,
+        snapshot: bool,
+        levels: &[(argus_core::Side, String, String)],
+        checksum: Option<u32>,
+        v2: bool,
+        line: u64,
+        report: &mut CheckReport,
+    ) {
+        let p = self.pairs.entry(pair.clone()).or_insert_with(|| Pair {
+            book: KrakenBook::new(depth),
+            view: SymbolBook::new(),
+            broken: false,
+        });
+        for (_, px, q) in levels {
+            p.view.learn(px, q);
+        }
+        self.deltas.clear();
+        let applied = if snapshot {
+            p.book = KrakenBook::new(depth);
+            p.book.snapshot(levels, &mut self.deltas)
+        } else if !p.view.synced && !p.broken {
+            return report.error(format!("line {line}: {pair} update before its snapshot"));
+        } else {
+            p.book.update(levels, &mut self.deltas)
+        };
+        report.count("delta", self.deltas.len() as u64);
+        for d in &self.deltas {
+            p.view.apply(d);
+        }
+        if let Err(e) = applied {
+            p.view.synced = false;
+            p.broken = true;
+            return report.error(format!("line {line}: {e}"));
+        }
+        if snapshot {
+            if p.broken {
+                report.resyncs += 1;
+            }
+            p.broken = false;
+            p.view.synced = true;
+        }
+        if let Some(c) = checksum {
+            let mine =
+                if v2 { p.book.checksum_v2(p.view.price_decimals, p.view.size_decimals) } else { p.book.checksum() };
+            if mine == c {
+                report.checksum.ok += 1;
+            } else {
+                report.checksum.failed += 1;
+                // Stale until a fresh snapshot (live: resubscribe).
+                p.view.synced = false;
+                p.broken = true;
+            }
+        }
+    }
+
+    fn v2(&mut self, r: &RawRecord, report: &mut CheckReport) {
+        match decode_v2(&r.body) {
+            Err(e) => report.error(format!("line {}: {e}", r.line)),
+            Ok(KrakenV2::Control { book_depth }) => {
+                if let Some((s, d)) = book_depth {
+                    self.v2_depth.insert(s, d);
+                }
+                report.count("ignored", 1);
+            }
+            Ok(KrakenV2::Trades(n)) => report.count("trade", n),
+            Ok(KrakenV2::Quotes(n)) => report.count("quote", n),
+            Ok(KrakenV2::Book { snapshot, books }) => {
+                for b in books {
+                    let depth = self.v2_depth.get(&b.symbol).copied().unwrap_or(10);
+                    self.book(b.symbol, depth, snapshot, &b.levels, b.checksum, true, r.line, report);
+                }
+            }
+        }
+    }
 }
 
 impl Checker for KrakenChecker {
     fn on_ws(&mut self, r: &RawRecord, report: &mut CheckReport) {
         report.frames += 1;
+        let body = r.body.trim_start();
+        if body.starts_with('{') && !body.contains("\"event\"") {
+            return self.v2(r, report);
+        }
         let frame = match decode_v1(&r.body) {
             Ok(f) => f,
             Err(e) => return report.error(format!("line {}: {e}", r.line)),
@@ -33,48 +121,7 @@ impl Checker for KrakenChecker {
             KrakenV1::Trades { count, .. } => report.count("trade", count),
             KrakenV1::Quote { .. } => report.count("quote", 1),
             KrakenV1::Book { pair, depth, snapshot, levels, checksum } => {
-                let p = self.pairs.entry(pair.clone()).or_insert_with(|| Pair {
-                    book: KrakenBook::new(depth),
-                    view: SymbolBook::new(),
-                    broken: false,
-                });
-                for (_, px, q) in &levels {
-                    p.view.learn(px, q);
-                }
-                self.deltas.clear();
-                let applied = if snapshot {
-                    p.book.snapshot(&levels, &mut self.deltas)
-                } else if !p.view.synced && !p.broken {
-                    return report.error(format!("line {}: {pair} update before its snapshot", r.line));
-                } else {
-                    p.book.update(&levels, &mut self.deltas)
-                };
-                report.count("delta", self.deltas.len() as u64);
-                for d in &self.deltas {
-                    p.view.apply(d);
-                }
-                if let Err(e) = applied {
-                    p.view.synced = false;
-                    p.broken = true;
-                    return report.error(format!("line {}: {e}", r.line));
-                }
-                if snapshot {
-                    if p.broken {
-                        report.resyncs += 1;
-                    }
-                    p.broken = false;
-                    p.view.synced = true;
-                }
-                if let Some(c) = checksum {
-                    if p.book.checksum() == c {
-                        report.checksum.ok += 1;
-                    } else {
-                        report.checksum.failed += 1;
-                        // Stale until a fresh snapshot (live: resubscribe).
-                        p.view.synced = false;
-                        p.broken = true;
-                    }
-                }
+                self.book(pair, depth, snapshot, &levels, checksum, false, r.line, report);
             }
         }
     }
