@@ -19,8 +19,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use argus_core::{
-    BookAction, BookDelta, DeltaFlags, InstrumentId, MarketEvent, MarketEventKind, Price, Qty, Quote, Side, Trade,
-    UnixNanos,
+    BookAction, BookDelta, DeltaFlags, InstrumentId, Liquidation, MarkPrice, MarketEvent, MarketEventKind, Price, Qty,
+    Quote, Side, Trade, UnixNanos,
 };
 use arrow::array::{
     Array, ArrayRef, Decimal128Array, Decimal128Builder, RecordBatch, StringArray, StringBuilder, UInt32Array,
@@ -57,6 +57,10 @@ pub fn schema() -> SchemaRef {
         Field::new("bid_qty", dec(), true),
         Field::new("ask_price", dec(), true),
         Field::new("ask_qty", dec(), true),
+        // Futures marks: `price` is the mark, these the index, funding rate and next funding.
+        Field::new("index_price", dec(), true),
+        Field::new("funding_rate", dec(), true),
+        Field::new("next_funding_ns", DataType::UInt64, true),
     ]))
 }
 
@@ -95,6 +99,9 @@ struct Builders {
     bid_qty: Decimal128Builder,
     ask_price: Decimal128Builder,
     ask_qty: Decimal128Builder,
+    index_price: Decimal128Builder,
+    funding_rate: Decimal128Builder,
+    next_funding: UInt64Builder,
     rows: usize,
 }
 
@@ -115,6 +122,9 @@ impl Builders {
             bid_qty: decimal(),
             ask_price: decimal(),
             ask_qty: decimal(),
+            index_price: decimal(),
+            funding_rate: decimal(),
+            next_funding: UInt64Builder::new(),
             rows: 0,
         }
     }
@@ -129,7 +139,36 @@ impl Builders {
             b.ask_price.append_null();
             b.ask_qty.append_null();
         };
+        if let MarketEventKind::Mark(m) = ev.kind {
+            self.index_price.append_value(i128::from(m.index.units()));
+            self.funding_rate.append_value(i128::from(m.funding_rate.units()));
+            self.next_funding.append_value(m.next_funding.0);
+        } else {
+            self.index_price.append_null();
+            self.funding_rate.append_null();
+            self.next_funding.append_null();
+        }
         match ev.kind {
+            MarketEventKind::Mark(m) => {
+                self.kind.append_value("mark");
+                self.side.append_null();
+                self.action.append_null();
+                self.flags.append_null();
+                self.price.append_value(i128::from(m.mark.units()));
+                self.qty.append_null();
+                self.id.append_null();
+                quote_nulls(self);
+            }
+            MarketEventKind::Liquidation(l) => {
+                self.kind.append_value("liquidation");
+                self.side.append_value(side_str(l.side));
+                self.action.append_null();
+                self.flags.append_null();
+                self.price.append_value(i128::from(l.price.units()));
+                self.qty.append_value(i128::from(l.qty.units()));
+                self.id.append_null();
+                quote_nulls(self);
+            }
             MarketEventKind::Trade(t) => {
                 self.kind.append_value("trade");
                 self.side.append_value(side_str(t.aggressor));
@@ -183,6 +222,9 @@ impl Builders {
             Arc::new(self.bid_qty.finish()),
             Arc::new(self.ask_price.finish()),
             Arc::new(self.ask_qty.finish()),
+            Arc::new(self.index_price.finish()),
+            Arc::new(self.funding_rate.finish()),
+            Arc::new(self.next_funding.finish()),
         ];
         self.rows = 0;
         Ok(RecordBatch::try_new(schema(), cols)?)
@@ -342,6 +384,20 @@ impl TapeReader {
                     sequence: id()?,
                 })
             }
+            "mark" => {
+                let next = u64s("next_funding_ns")?;
+                MarketEventKind::Mark(MarkPrice {
+                    mark: Price::from_units(dec("price")?),
+                    index: Price::from_units(dec("index_price")?),
+                    funding_rate: Price::from_units(dec("funding_rate")?),
+                    next_funding: UnixNanos(if next.is_valid(i) { next.value(i) } else { 0 }),
+                })
+            }
+            "liquidation" => MarketEventKind::Liquidation(Liquidation {
+                side: side(strs("side")?)?,
+                price: Price::from_units(dec("price")?),
+                qty: Qty::from_units(dec("qty")?),
+            }),
             other => return Err(bad(&format!("unknown kind `{other}`"))),
         };
         Ok(MarketEvent {
@@ -401,6 +457,17 @@ mod tests {
                 sequence: i as u64,
             })));
         }
+        v.push(base(MarketEventKind::Mark(MarkPrice {
+            mark: Price::from_units(61_800_000_000_000),
+            index: Price::from_units(61_790_000_000_000),
+            funding_rate: Price::from_units(-37_500),
+            next_funding: UnixNanos(1_723_161_600_000_000_000),
+        })));
+        v.push(base(MarketEventKind::Liquidation(Liquidation {
+            side: Side::Sell,
+            price: Price::from_units(61_000_000_000_000),
+            qty: Qty::from_units(2_500_000_000),
+        })));
         v.push(base(MarketEventKind::Trade(Trade {
             price: Price::from_units(-1),
             qty: Qty::from_units(i64::MAX),

@@ -24,6 +24,28 @@ pub struct Quote {
     pub ask_qty: Qty,
 }
 
+/// A futures mark price with its index and funding (Binance USD-M `markPriceUpdate`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarkPrice {
+    pub mark: Price,
+    pub index: Price,
+    /// Funding rate of the current period as a fraction (`0.0001` = 1 bp), exact.
+    pub funding_rate: Price,
+    /// When the next funding happens (zero for contracts without funding).
+    pub next_funding: UnixNanos,
+}
+
+/// A forced liquidation order executed by the venue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Liquidation {
+    /// Side of the liquidation order: `Sell` liquidates a long.
+    pub side: Side,
+    /// Average fill price (the order price before any fill).
+    pub price: Price,
+    /// Filled quantity (the order quantity before any fill).
+    pub qty: Qty,
+}
+
 /// What a [`BookDelta`] does to a level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BookAction {
@@ -77,6 +99,8 @@ pub enum MarketEventKind {
     Trade(Trade),
     Quote(Quote),
     Delta(BookDelta),
+    Mark(MarkPrice),
+    Liquidation(Liquidation),
 }
 
 /// A normalized market event.

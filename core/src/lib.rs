@@ -24,7 +24,9 @@ mod portfolio;
 mod traits;
 
 pub use book::{Level, OrderBook, MIN_BOOK_LEVELS};
-pub use event::{BookAction, BookDelta, DeltaFlags, MarketEvent, MarketEventKind, Quote, Trade};
+pub use event::{
+    BookAction, BookDelta, DeltaFlags, Liquidation, MarkPrice, MarketEvent, MarketEventKind, Quote, Trade,
+};
 pub use fixed::{notional_units, parse_fixed, Money, ParseFixedError, Price, Qty, FIXED_DECIMALS, FIXED_SCALE};
 pub use ids::{ClientOrderId, InstrumentId, Side, StrategyId, UnixNanos, Venue};
 pub use instrument::{Instrument, InstrumentSpec, InstrumentTable, MarketStatus};

@@ -163,6 +163,7 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
             }
             MarketEventKind::Trade(_) => self.counters.trades += 1,
             MarketEventKind::Quote(_) => self.counters.quotes += 1,
+            MarketEventKind::Mark(_) | MarketEventKind::Liquidation(_) => {}
         }
         let t1 = Instant::now();
         self.latency.record(Stage::Book, nanos(t0, t1));

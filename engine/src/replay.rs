@@ -31,7 +31,7 @@ pub fn run(
         MarketEventKind::Quote(_) => frames.book_ticker += 1,
         MarketEventKind::Delta(d) if d.action == BookAction::Clear && d.flags.is_snapshot() => frames.snapshot += 1,
         MarketEventKind::Delta(d) if d.flags.is_last() && !d.flags.is_snapshot() => frames.depth += 1,
-        MarketEventKind::Delta(_) => {}
+        MarketEventKind::Delta(_) | MarketEventKind::Mark(_) | MarketEventKind::Liquidation(_) => {}
     });
     hot.run(counted, u64::MAX, |_| {});
     frames.malformed = malformed.get();

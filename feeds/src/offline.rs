@@ -15,6 +15,8 @@ pub struct OfflineStats {
     pub trade: u64,
     pub depth: u64,
     pub book_ticker: u64,
+    /// USD-M mark price and liquidation frames.
+    pub derivative: u64,
     pub snapshot: u64,
     pub ignored: u64,
     pub malformed: u64,
@@ -87,6 +89,10 @@ impl BinanceRecording {
                     self.stats.trade += 1;
                     self.ready.extend_from_slice(&self.decoded);
                 }
+                Ok(Decoded::Mark | Decoded::Liquidation) => {
+                    self.stats.derivative += 1;
+                    self.ready.extend_from_slice(&self.decoded);
+                }
                 Ok(Decoded::BookTicker) => {
                     self.stats.book_ticker += 1;
                     self.ready.extend_from_slice(&self.decoded);
@@ -137,7 +143,7 @@ mod tests {
             match ev.kind {
                 MarketEventKind::Delta(d) => book.apply(&d),
                 MarketEventKind::Trade(_) => trades += 1,
-                MarketEventKind::Quote(_) => {}
+                MarketEventKind::Quote(_) | MarketEventKind::Mark(_) | MarketEventKind::Liquidation(_) => {}
             }
         }
         let s = rec.stats();

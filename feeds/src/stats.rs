@@ -8,6 +8,8 @@ pub struct FeedStats {
     pub frames_trade: AtomicU64,
     pub frames_depth: AtomicU64,
     pub frames_book_ticker: AtomicU64,
+    /// USD-M mark price and liquidation frames.
+    pub frames_derivative: AtomicU64,
     pub frames_ignored: AtomicU64,
     pub snapshots: AtomicU64,
     pub malformed: AtomicU64,

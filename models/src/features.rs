@@ -56,6 +56,8 @@ impl Features {
             }
             MarketEventKind::Delta(d) if !d.flags.is_last() => return,
             MarketEventKind::Delta(_) => {}
+            // Futures marks and liquidations do not move these features (yet).
+            MarketEventKind::Mark(_) | MarketEventKind::Liquidation(_) => return,
         }
         let Some(mid) = self.mid(book) else { return };
         if let Some(last) = self.last_mid {

@@ -154,6 +154,7 @@ async fn session(
                 match normalizer.normalize(text.as_bytes(), ts_recv, &mut decoded) {
                     Ok(Decoded::Trade) => { FeedStats::inc(&stats.frames_trade); ready.extend_from_slice(&decoded); }
                     Ok(Decoded::BookTicker) => { FeedStats::inc(&stats.frames_book_ticker); ready.extend_from_slice(&decoded); }
+                    Ok(Decoded::Mark | Decoded::Liquidation) => { FeedStats::inc(&stats.frames_derivative); ready.extend_from_slice(&decoded); }
                     Ok(Decoded::Depth { first_update_id, final_update_id, prev_final_update_id }) => {
                         FeedStats::inc(&stats.frames_depth);
                         let before = sync.stats();

@@ -7,8 +7,8 @@
 use std::fmt;
 
 use argus_core::{
-    BookAction, BookDelta, DeltaFlags, InstrumentId, MarketEvent, MarketEventKind, Price, Qty, Quote, Side, Trade,
-    UnixNanos,
+    BookAction, BookDelta, DeltaFlags, InstrumentId, Liquidation, MarkPrice, MarketEvent, MarketEventKind, Price, Qty,
+    Quote, Side, Trade, UnixNanos,
 };
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -30,6 +30,10 @@ pub enum Decoded {
         /// `pu` (USD-M only): final update id of the previous event.
         prev_final_update_id: Option<u64>,
     },
+    /// USD-M `markPriceUpdate`: one mark event (mark, index, funding) was written.
+    Mark,
+    /// USD-M `forceOrder`: one liquidation event was written.
+    Liquidation,
     /// A well-formed frame of a kind argus does not use (klines, subscription acks, ...).
     Ignored,
 }
@@ -115,11 +119,38 @@ impl BinanceNormalizer {
         }
         let instrument = self.instrument(f.s.ok_or(FeedError::MissingField("s"))?)?;
         match kind {
+            Decoded::Mark => {
+                let mark = MarkPrice {
+                    mark: decimal("p", f.p)?,
+                    // 2019 frames carry only the mark and funding.
+                    index: f.index.map_or(Ok(Price::ZERO), |s| decimal("i", Some(s)))?,
+                    funding_rate: f.funding_rate.map_or(Ok(Price::ZERO), |s| decimal("r", Some(s)))?,
+                    next_funding: f.trade_time.map_or(UnixNanos(0), UnixNanos::from_millis),
+                };
+                out.push(event(f.event_time, ts_recv, instrument, MarketEventKind::Mark(mark)));
+            }
+            Decoded::Liquidation => {
+                let o = f.force.as_ref().ok_or(FeedError::MissingField("o"))?;
+                let side = match o.S {
+                    "BUY" => Side::Buy,
+                    "SELL" => Side::Sell,
+                    _ => return Err(FeedError::MissingField("o.S")),
+                };
+                let filled: Qty = decimal("o.z", o.z.or(Some("0")))?;
+                let avg: Price = decimal("o.ap", o.ap.or(Some("0")))?;
+                let liq = Liquidation {
+                    side,
+                    price: if avg.units() > 0 { avg } else { decimal("o.p", Some(o.p))? },
+                    qty: if filled.units() > 0 { filled } else { decimal("o.q", Some(o.q))? },
+                };
+                out.push(event(o.T.or(f.event_time), ts_recv, instrument, MarketEventKind::Liquidation(liq)));
+            }
             Decoded::Trade => {
                 let trade = Trade {
                     price: decimal("p", f.p)?,
                     qty: decimal("q", f.q)?,
-                    trade_id: f.t.or(f.a_num).ok_or(FeedError::MissingField("t"))?,
+                    // 2019 USD-M aggTrades carry no id at all.
+                    trade_id: f.t.or(f.a_num).unwrap_or(0),
                     // `m`: the buyer is the maker, so the taker sold.
                     aggressor: if f.m.ok_or(FeedError::MissingField("m"))? { Side::Sell } else { Side::Buy },
                 };
@@ -220,6 +251,22 @@ struct Fields<'de> {
     ask_qty: Option<&'de str>,
     levels: bool,
     result_or_id: bool,
+    index: Option<&'de str>,
+    funding_rate: Option<&'de str>,
+    force: Option<ForceOrder<'de>>,
+}
+
+/// The `o` object of a USD-M `forceOrder` frame.
+#[derive(serde::Deserialize)]
+#[allow(non_snake_case)]
+struct ForceOrder<'a> {
+    s: &'a str,
+    S: &'a str,
+    q: &'a str,
+    p: &'a str,
+    ap: Option<&'a str>,
+    z: Option<&'a str>,
+    T: Option<u64>,
 }
 
 impl Fields<'_> {
@@ -232,6 +279,8 @@ impl Fields<'_> {
                 prev_final_update_id: self.prev_final_id,
             }),
             Some("bookTicker") => Ok(Decoded::BookTicker),
+            Some("markPriceUpdate") => Ok(Decoded::Mark),
+            Some("forceOrder") => Ok(Decoded::Liquidation),
             Some(_) => Ok(Decoded::Ignored),
             None if self.b_str.is_some() && self.a_str.is_some() && self.final_id.is_some() => Ok(Decoded::BookTicker),
             // Subscription acknowledgements: {"result":null,"id":1}.
@@ -277,6 +326,17 @@ impl<'de> Visitor<'de> for FrameSeed<'_, 'de, '_> {
                 "U" => f.first_id = Some(map.next_value()?),
                 "u" => f.final_id = Some(map.next_value()?),
                 "pu" => f.prev_final_id = Some(map.next_value()?),
+                "i" => f.index = Some(map.next_value()?),
+                "r" => f.funding_rate = Some(map.next_value()?),
+                // `forceOrder`'s order object; in 24hrTicker `o` is the open price.
+                "o" => {
+                    let raw: &'de serde_json::value::RawValue = map.next_value()?;
+                    if raw.get().starts_with('{') {
+                        let o: ForceOrder<'de> = serde_json::from_str(raw.get()).map_err(de::Error::custom)?;
+                        f.s = f.s.or(Some(o.s));
+                        f.force = Some(o);
+                    }
+                }
                 "B" => f.bid_qty = Some(map.next_value()?),
                 "A" => f.ask_qty = Some(map.next_value()?),
                 "b" => match map.next_value_seed(SideSeed { out: &mut *out, side: Side::Buy, ts_recv })? {
@@ -359,6 +419,38 @@ mod tests {
             ("ETHUSDT", InstrumentId(1)),
             ("NKNUSDT", InstrumentId(2)),
         ])
+    }
+
+    #[test]
+    fn decodes_usdm_mark_price_and_liquidations() {
+        // Binance's documented markPriceUpdate and a real `!forceOrder@arr` frame (2021-10-19).
+        let mark = br#"{"e":"markPriceUpdate","E":1562305380000,"s":"BTCUSDT","p":"11794.15000000","i":"11784.62659091","P":"11784.25641265","r":"0.00038167","T":1562306400000,"st":1}"#;
+        let mut out = Vec::new();
+        assert_eq!(norm().normalize(mark, UnixNanos(1), &mut out).unwrap(), Decoded::Mark);
+        let MarketEventKind::Mark(m) = out[0].kind else { panic!("{out:?}") };
+        assert_eq!(m.mark, Price::parse("11794.15").unwrap());
+        assert_eq!(m.index, Price::parse("11784.62659091").unwrap());
+        assert_eq!(m.funding_rate, Price::parse("0.00038167").unwrap());
+        assert_eq!(m.next_funding, UnixNanos::from_millis(1_562_306_400_000));
+        let liq = br#"{"stream":"!forceOrder@arr","data":{"e":"forceOrder","E":1634653599186,"o":{"s":"IOTXUSDT","S":"SELL","o":"LIMIT","f":"IOC","q":"3661","p":"0.06606","ap":"0.06669","X":"FILLED","l":"962","z":"3661","T":1634653599180}}}"#;
+        let mut n = norm();
+        n.add_symbol("IOTXUSDT", InstrumentId(3));
+        out.clear();
+        assert_eq!(n.normalize(liq, UnixNanos(1), &mut out).unwrap(), Decoded::Liquidation);
+        let MarketEventKind::Liquidation(l) = out[0].kind else { panic!("{out:?}") };
+        assert_eq!(
+            (l.side, l.price, l.qty),
+            (Side::Sell, Price::parse("0.06669").unwrap(), Qty::parse("3661").unwrap())
+        );
+        assert_eq!(
+            (out[0].instrument, out[0].ts_exchange),
+            (InstrumentId(3), UnixNanos::from_millis(1_634_653_599_180))
+        );
+        // 24hrTicker's `o` is the open price, not an order.
+        let ticker = br#"{"e":"24hrTicker","E":1,"s":"BTCUSDT","o":"10311.91","c":"1"}"#;
+        assert_eq!(norm().normalize(ticker, UnixNanos(1), &mut out).unwrap(), Decoded::Ignored);
+        let bad = br#"{"e":"forceOrder","E":1,"o":{"s":"BTCUSDT","S":"SIDEWAYS","q":"1","p":"1"}}"#;
+        assert!(norm().normalize(bad, UnixNanos(1), &mut out).is_err());
     }
 
     #[test]

@@ -16,6 +16,8 @@ struct Symbol {
     /// A gap was seen and the next snapshot is a resync.
     broken: bool,
     gaps_seen: u64,
+    /// Depth diffs or a snapshot were seen: the symbol has a book to report.
+    has_book: bool,
 }
 
 pub(crate) struct BinanceChecker {
@@ -53,8 +55,10 @@ impl BinanceChecker {
         }
         let id = InstrumentId(self.symbols.len() as u32);
         self.normalizer.add_symbol(&symbol, id);
-        self.symbols
-            .push((symbol, Symbol { sync: DepthSync::new(id), book: SymbolBook::new(), broken: false, gaps_seen: 0 }));
+        self.symbols.push((
+            symbol,
+            Symbol { sync: DepthSync::new(id), book: SymbolBook::new(), broken: false, gaps_seen: 0, has_book: false },
+        ));
         id
     }
 
@@ -76,6 +80,7 @@ impl BinanceChecker {
             }
         };
         let (_, sym) = &mut self.symbols[id.0 as usize];
+        sym.has_book = true;
         if let Ok(levels) = serde_json::from_str::<Levels<'_>>(&r.body) {
             for (p, q) in levels.bids.iter().chain(levels.asks.iter()) {
                 sym.book.learn(p, q);
@@ -123,12 +128,15 @@ impl Checker for BinanceChecker {
             result = self.normalizer.normalize(r.body.as_bytes(), ts, &mut self.decoded);
         }
         match result {
-            Ok(Decoded::Trade | Decoded::BookTicker) => report.count_events(&self.decoded),
+            Ok(Decoded::Trade | Decoded::BookTicker | Decoded::Mark | Decoded::Liquidation) => {
+                report.count_events(&self.decoded)
+            }
             Ok(Decoded::Depth { first_update_id, final_update_id, prev_final_update_id }) => {
                 report.count_events(&self.decoded);
                 let Some(id) = self.decoded.first().map(|e| e.instrument) else { return };
                 let usdm = self.usdm;
                 let (_, sym) = &mut self.symbols[id.0 as usize];
+                sym.has_book = true;
                 if usdm && prev_final_update_id.is_none() {
                     report.error(format!("line {}: USD-M depth diff without `pu`", r.line));
                 }
@@ -163,8 +171,12 @@ impl Checker for BinanceChecker {
     }
 
     fn books(&self) -> Vec<(String, super::BookReport)> {
-        let v: BTreeMap<String, super::BookReport> =
-            self.symbols.iter().map(|(s, sym)| (s.clone(), sym.book.report())).collect();
+        let v: BTreeMap<String, super::BookReport> = self
+            .symbols
+            .iter()
+            .filter(|(_, sym)| sym.has_book)
+            .map(|(s, sym)| (s.clone(), sym.book.report()))
+            .collect();
         v.into_iter().collect()
     }
 }

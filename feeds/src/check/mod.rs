@@ -115,17 +115,21 @@ impl CheckReport {
 
     /// Counts normalized events by type.
     fn count_events(&mut self, evs: &[MarketEvent]) {
-        let (mut t, mut q, mut d) = (0, 0, 0);
+        let (mut t, mut q, mut d, mut m, mut l) = (0, 0, 0, 0, 0);
         for e in evs {
             match e.kind {
                 MarketEventKind::Trade(_) => t += 1,
                 MarketEventKind::Quote(_) => q += 1,
                 MarketEventKind::Delta(_) => d += 1,
+                MarketEventKind::Mark(_) => m += 1,
+                MarketEventKind::Liquidation(_) => l += 1,
             }
         }
         self.count("trade", t);
         self.count("quote", q);
         self.count("delta", d);
+        self.count("mark_price", m);
+        self.count("liquidation", l);
     }
 }
 
