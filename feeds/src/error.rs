@@ -35,6 +35,8 @@ pub enum FeedError {
     GaveUp { reconnects: u32 },
     #[error("connection lost without a close frame")]
     ConnectionLost,
+    #[error("no frame for {secs} s: connection presumed dead")]
+    Stalled { secs: f64 },
     #[error("event queue closed")]
     QueueClosed,
 }

@@ -55,6 +55,11 @@ pub struct Faults {
     pub corrupt: Vec<usize>,
     /// Answer snapshot requests with HTTP 503.
     pub no_snapshot: bool,
+    /// On the first connection only: stop sending after this many frames, keeping the
+    /// connection open (a stalled venue or a half-open TCP connection).
+    pub stall_after: Option<usize>,
+    /// On the first connection only: send a frame of this many bytes in place of frame 100.
+    pub oversized: Option<usize>,
 }
 
 struct Shared {
@@ -66,6 +71,8 @@ struct Shared {
     /// The exchange's own book: the recorded snapshot plus every diff replayed since, so a
     /// client that resyncs mid-stream gets a snapshot consistent with what it was sent.
     book: Mutex<ExchangeBook>,
+    /// Connections served so far (first-connection-only faults key on it).
+    connections: std::sync::atomic::AtomicU64,
 }
 
 /// Book state of the simulated exchange.
@@ -171,7 +178,14 @@ impl ReplayServer {
             .collect();
         let snapshot_at = frames.iter().position(RecordedFrame::is_snapshot);
         let book = Mutex::new(ExchangeBook::new(snapshot));
-        let shared = Arc::new(Shared { frames: ws_frames, snapshot_at, speed, faults, book });
+        let shared = Arc::new(Shared {
+            frames: ws_frames,
+            snapshot_at,
+            speed,
+            faults,
+            book,
+            connections: std::sync::atomic::AtomicU64::new(0),
+        });
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
@@ -257,10 +271,22 @@ async fn replay_ws(stream: TcpStream, shared: &Shared) -> Result<(), FeedError> 
     }
     let start = Instant::now();
     let t0 = shared.frames.first().map_or(0, |f| f.0);
+    let first = shared.connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
     for (i, (ts, frame)) in shared.frames.iter().enumerate() {
         if shared.faults.drop_after == Some(i) {
             // Abrupt loss: no close handshake.
             return Ok(());
+        }
+        if first && shared.faults.stall_after == Some(i) {
+            ws.flush().await?;
+            // Silent and deaf (not even pongs) but open, until the client gives up on us.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return Ok(());
+        }
+        if first && i == 100 {
+            if let Some(n) = shared.faults.oversized {
+                ws.send(Message::Text("x".repeat(n).into())).await?;
+            }
         }
         if frame.as_str().contains("depthUpdate") {
             if let Ok(mut b) = shared.book.lock() {

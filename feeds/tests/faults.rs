@@ -27,6 +27,14 @@ struct Outcome {
 }
 
 async fn run_with(frames: &[RecordedFrame], faults: Faults, reconnect: bool, max_reconnects: u32) -> Outcome {
+    run_cfg(frames, faults, |c| BinanceFeedConfig { reconnect, max_reconnects, ..c }).await
+}
+
+async fn run_cfg(
+    frames: &[RecordedFrame],
+    faults: Faults,
+    tune: impl FnOnce(BinanceFeedConfig) -> BinanceFeedConfig,
+) -> Outcome {
     let server = ReplayServer::start(frames, Speed::Max, faults).await.unwrap();
     let (tx, rx) = crossbeam_channel::bounded::<MarketEvent>(1 << 16);
     let consumer = std::thread::spawn(move || {
@@ -40,11 +48,7 @@ async fn run_with(frames: &[RecordedFrame], faults: Faults, reconnect: bool, max
         }
         (book, resets)
     });
-    let cfg = BinanceFeedConfig {
-        reconnect,
-        max_reconnects,
-        ..BinanceFeedConfig::spot("BTCUSDT", InstrumentId(0), &server.ws_base(), &server.rest_base())
-    };
+    let cfg = tune(BinanceFeedConfig::spot("BTCUSDT", InstrumentId(0), &server.ws_base(), &server.rest_base()));
     let stats = Arc::new(FeedStats::default());
     let (_stop, shutdown) = watch::channel(false);
     let result = binance::run(cfg, tx, Arc::clone(&stats), shutdown).await;
@@ -134,4 +138,50 @@ async fn missing_snapshot_is_a_clear_error() {
     assert!(FeedStats::get(&o.stats.snapshot_failures) >= 1);
     assert!(matches!(err, FeedError::NoSnapshot { .. }));
     assert_eq!(o.book.depth(argus_core::Side::Buy), 0, "nothing applied without a snapshot");
+}
+
+/// A venue that goes silent (not even pongs) with the connection open: the read timeout declares
+/// it dead, the feed reconnects, resyncs, and ends with the clean replay's book.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_connection_times_out_and_recovers() {
+    let frames = frames();
+    let o = run_cfg(&frames, Faults { stall_after: Some(3000), ..Faults::default() }, |c| BinanceFeedConfig {
+        reconnect: true,
+        max_reconnects: 1,
+        read_timeout: std::time::Duration::from_millis(400),
+        ping_interval: std::time::Duration::from_millis(100),
+        backoff_base: std::time::Duration::from_millis(10),
+        end_on_close: true,
+        ..c
+    })
+    .await;
+    // The second connection replays to the end and the server closes it: a clean end.
+    o.result.unwrap();
+    assert_eq!(FeedStats::get(&o.stats.disconnects), 1);
+    assert_eq!(FeedStats::get(&o.stats.reconnects), 1);
+    assert_eq!(o.resets, 1);
+    let r = reference_book();
+    assert!(o.book.levels(argus_core::Side::Buy).eq(r.levels(argus_core::Side::Buy)), "bid ladders differ");
+    assert!(o.book.levels(argus_core::Side::Sell).eq(r.levels(argus_core::Side::Sell)), "ask ladders differ");
+}
+
+/// An oversized frame (garbage the size of a small file) is refused, not buffered: the feed
+/// reconnects and still ends with the clean replay's book.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_frame_is_refused_and_the_feed_recovers() {
+    let frames = frames();
+    let o = run_cfg(&frames, Faults { oversized: Some(2 << 20), ..Faults::default() }, |c| BinanceFeedConfig {
+        reconnect: true,
+        max_reconnects: 1,
+        max_message_bytes: 1 << 20,
+        backoff_base: std::time::Duration::from_millis(10),
+        end_on_close: true,
+        ..c
+    })
+    .await;
+    o.result.unwrap();
+    assert_eq!(FeedStats::get(&o.stats.disconnects), 1);
+    let r = reference_book();
+    assert!(o.book.levels(argus_core::Side::Buy).eq(r.levels(argus_core::Side::Buy)), "bid ladders differ");
+    assert!(o.book.levels(argus_core::Side::Sell).eq(r.levels(argus_core::Side::Sell)), "ask ladders differ");
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use argus_core::{InstrumentId, MarketEvent, UnixNanos};
 use crossbeam_channel::{Sender, TrySendError};
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -37,6 +37,18 @@ pub struct BinanceFeedConfig {
     pub reconnect: bool,
     pub max_reconnects: u32,
     pub snapshot_timeout: Duration,
+    /// A connection silent for this long is dead (half-open TCP, stalled venue): reconnect.
+    pub read_timeout: Duration,
+    /// We ping the venue this often; its pong (or any frame) keeps the connection alive.
+    pub ping_interval: Duration,
+    /// Frames larger than this are refused (the connection is then re-established).
+    pub max_message_bytes: usize,
+    /// Reconnect backoff: `base * 2^attempt`, capped, each delay jittered to 50-100%.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// A close frame from the server ends the feed even when `reconnect` is set (replays end
+    /// that way; live venues close for maintenance and the 24 h limit, so live reconnects).
+    pub end_on_close: bool,
 }
 
 impl BinanceFeedConfig {
@@ -52,6 +64,12 @@ impl BinanceFeedConfig {
             reconnect: true,
             max_reconnects: 100,
             snapshot_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            ping_interval: Duration::from_secs(20),
+            max_message_bytes: 16 << 20,
+            backoff_base: Duration::from_millis(100),
+            backoff_cap: Duration::from_secs(30),
+            end_on_close: false,
         }
     }
 
@@ -88,7 +106,9 @@ pub async fn run(
             Ok(End::Closed) if !sync.is_synced() && FeedStats::get(&stats.snapshot_failures) > 0 => {
                 return Err(FeedError::NoSnapshot { failures: FeedStats::get(&stats.snapshot_failures) });
             }
-            Ok(End::Shutdown) | Ok(End::Closed) if !cfg.reconnect || *shutdown.borrow() => return Ok(()),
+            Ok(End::Shutdown) | Ok(End::Closed) if !cfg.reconnect || cfg.end_on_close || *shutdown.borrow() => {
+                return Ok(())
+            }
             Ok(End::Shutdown) => return Ok(()),
             Ok(End::Closed) => warn!(venue = "binance", "stream closed by server"),
             Err(e) if e.is_terminal() => return Err(e),
@@ -110,12 +130,25 @@ pub async fn run(
         // risk-increasing orders until the fresh snapshot has been applied.
         let mut clear = [book_reset(cfg.instrument)];
         stamp_and_send(&mut clear, &tx, &stats)?;
-        let backoff = Duration::from_millis(100 * 2_u64.pow(attempt.min(6)));
+        let backoff = backoff(&cfg, attempt);
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
             _ = shutdown.changed() => return Ok(()),
         }
     }
+}
+
+/// Capped exponential backoff with jitter (50-100% of the step), so many clients cut off at
+/// once do not reconnect in lockstep.
+fn backoff(cfg: &BinanceFeedConfig, attempt: u32) -> Duration {
+    let step = cfg.backoff_base.saturating_mul(2_u32.saturating_pow(attempt.min(20))).min(cfg.backoff_cap);
+    // xorshift over the clock's nanoseconds: jitter needs no cryptographic randomness.
+    let mut x = now().0 | 1;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    let frac = 0.5 + (x % 1000) as f64 / 2000.0;
+    step.mul_f64(frac)
 }
 
 enum End {
@@ -132,7 +165,14 @@ async fn session(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<End, FeedError> {
     let url = cfg.stream_url();
-    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
+    let ws_cfg = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(cfg.max_message_bytes))
+        .max_frame_size(Some(cfg.max_message_bytes));
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_cfg), true).await?;
+    let mut last_rx = tokio::time::Instant::now();
+    let mut ping = tokio::time::interval(cfg.ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await;
     info!(venue = "binance", url = %url, "connected");
     let mut decoded = Vec::with_capacity(4096);
     let mut ready = Vec::with_capacity(8192);
@@ -142,6 +182,7 @@ async fn session(
         tokio::select! {
             msg = ws.next() => {
                 let Some(msg) = msg else { break Err(FeedError::ConnectionLost) };
+                last_rx = tokio::time::Instant::now();
                 let ts_recv = now();
                 let text = match msg? {
                     Message::Text(t) => t,
@@ -216,6 +257,14 @@ async fn session(
             _ = shutdown.changed() => {
                 let _ = ws.close(None).await;
                 break Ok(End::Shutdown);
+            }
+            _ = tokio::time::sleep_until(last_rx + cfg.read_timeout) => {
+                break Err(FeedError::Stalled { secs: cfg.read_timeout.as_secs_f64() });
+            }
+            _ = ping.tick() => {
+                if let Err(e) = ws.send(Message::Ping(Default::default())).await {
+                    break Err(e.into());
+                }
             }
         }
     };
