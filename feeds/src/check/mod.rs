@@ -202,31 +202,50 @@ pub(crate) fn best_strings<'a>(mut it: impl Iterator<Item = &'a (String, String)
     it.next().map(|(p, q)| [p.clone(), q.clone()])
 }
 
-/// Runs the capture through the venue's checker.
-pub fn check(venue: CheckVenue, mut inputs: MergedInputs) -> CheckReport {
-    let mut report = CheckReport { venue: venue.as_str().to_owned(), ..CheckReport::default() };
-    let mut checker: Box<dyn Checker> = match venue {
+fn checker(venue: CheckVenue) -> Box<dyn Checker> {
+    match venue {
         CheckVenue::BinanceSpot => Box::new(binance::BinanceChecker::new(false)),
         CheckVenue::BinanceUsdm => Box::new(binance::BinanceChecker::new(true)),
         CheckVenue::Bybit => Box::new(bybit::BybitChecker::default()),
         CheckVenue::Coinbase => Box::new(coinbase::CoinbaseChecker::default()),
         CheckVenue::Kraken => Box::new(kraken::KrakenChecker::default()),
         CheckVenue::Okx => Box::new(okx::OkxChecker::default()),
-    };
+    }
+}
+
+fn feed(checker: &mut dyn Checker, r: &RawRecord, report: &mut CheckReport) {
+    match &r.kind {
+        RawKind::Ws => checker.on_ws(r, report),
+        RawKind::Rest { url } => {
+            report.rest += 1;
+            checker.on_rest(r, url, report);
+        }
+    }
+}
+
+/// Runs the capture through the venue's checker.
+pub fn check(venue: CheckVenue, mut inputs: MergedInputs) -> CheckReport {
+    let mut report = CheckReport { venue: venue.as_str().to_owned(), ..CheckReport::default() };
+    let mut checker = checker(venue);
     while let Some(r) = inputs.next() {
         for e in inputs.take_errors() {
             report.error(e.to_string());
         }
-        match &r.kind {
-            RawKind::Ws => checker.on_ws(&r, &mut report),
-            RawKind::Rest { url } => {
-                report.rest += 1;
-                checker.on_rest(&r, url, &mut report);
-            }
-        }
+        feed(checker.as_mut(), &r, &mut report);
     }
     for e in inputs.take_errors() {
         report.error(e.to_string());
+    }
+    report.books = checker.books().into_iter().collect();
+    report
+}
+
+/// Runs records already in memory (benchmarks, tools) through the venue's checker.
+pub fn check_records<'a>(venue: CheckVenue, records: impl IntoIterator<Item = &'a RawRecord>) -> CheckReport {
+    let mut report = CheckReport { venue: venue.as_str().to_owned(), ..CheckReport::default() };
+    let mut checker = checker(venue);
+    for r in records {
+        feed(checker.as_mut(), r, &mut report);
     }
     report.books = checker.books().into_iter().collect();
     report
