@@ -14,6 +14,7 @@
 //! # Ok::<(), argus_backtest::BacktestError>(())
 //! ```
 
+pub mod catalog;
 mod error;
 pub mod tape;
 

@@ -10,6 +10,7 @@ pub mod latency;
 pub mod metrics;
 pub mod paper;
 pub mod pipeline;
+pub mod record;
 pub mod recorder;
 pub mod replay;
 pub mod report;

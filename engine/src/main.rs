@@ -184,6 +184,30 @@ enum FeedsCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Record live market data into the Parquet catalog
+    /// (`<out>/<table>/venue=../symbol=../date=../part-HH-N.parquet`) until Ctrl-C or SIGTERM;
+    /// parts are renamed into place only when complete.
+    Record {
+        #[arg(long, value_parser = ["binance-spot", "binance-usdm"])]
+        venue: String,
+        /// Comma-separated venue symbols.
+        #[arg(long, value_delimiter = ',', required = true)]
+        symbols: Vec<String>,
+        #[arg(long)]
+        out: PathBuf,
+        /// Part length.
+        #[arg(long, value_parser = ["hour", "day"], default_value = "hour")]
+        rotate: String,
+        /// Override the venue's websocket base URL (e.g. a local replay).
+        #[arg(long, requires = "rest_base")]
+        ws_base: Option<String>,
+        /// Override the venue's REST base URL.
+        #[arg(long, requires = "ws_base")]
+        rest_base: Option<String>,
+        /// Stop when the server closes the stream instead of reconnecting (replays).
+        #[arg(long)]
+        end_on_close: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -256,6 +280,29 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Feeds { cmd: FeedsCmd::Check { venue, inputs, json } } => feeds_check(&venue, &inputs, json),
+        Command::Feeds { cmd: FeedsCmd::Record { venue, symbols, out, rotate, ws_base, rest_base, end_on_close } } => {
+            let cfg = argus_engine::record::RecordConfig {
+                venue,
+                symbols,
+                out,
+                rotation: if rotate == "day" {
+                    argus_backtest::catalog::Rotation::Day
+                } else {
+                    argus_backtest::catalog::Rotation::Hour
+                },
+                ws_base,
+                rest_base,
+                end_on_close,
+            };
+            let rt = runtime()?;
+            let shutdown = shutdown_on_signals(&rt);
+            let summary = argus_engine::record::run(&rt, &cfg, shutdown)?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+            if let Some(e) = &summary.error {
+                anyhow::bail!("catalog write failed ({} events lost): {e}", summary.lost);
+            }
+            Ok(())
+        }
         Command::Models { cmd: ModelsCmd::Train { recording, out, epochs, seed, horizon } } => {
             let recording = recording.unwrap_or_else(|| bundled(RECORDING));
             let events = BinanceRecording::open(&recording, "BTCUSDT", InstrumentId(0))?;
@@ -397,6 +444,28 @@ fn shutdown_on_ctrl_c(rt: &tokio::runtime::Runtime) -> watch::Receiver<bool> {
             info!("interrupted; stopping feeds and writing the report");
             let _ = tx.send(true);
         }
+    });
+    rx
+}
+
+/// Ctrl-C or SIGTERM (systemd, docker stop) turns the shutdown flag.
+fn shutdown_on_signals(rt: &tokio::runtime::Runtime) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    rt.spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+        info!("stopping: closing the catalog's open parts");
+        let _ = tx.send(true);
     });
     rx
 }

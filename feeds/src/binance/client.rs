@@ -21,6 +21,9 @@ use crate::{http, FeedError};
 /// Live endpoints of Binance spot.
 pub const SPOT_WS_BASE: &str = "wss://stream.binance.com:9443";
 pub const SPOT_REST_BASE: &str = "https://api.binance.com";
+/// Live endpoints of Binance USD-M futures.
+pub const USDM_WS_BASE: &str = "wss://fstream.binance.com";
+pub const USDM_REST_BASE: &str = "https://fapi.binance.com";
 
 /// Where and what to subscribe.
 #[derive(Debug, Clone)]
@@ -49,6 +52,8 @@ pub struct BinanceFeedConfig {
     /// A close frame from the server ends the feed even when `reconnect` is set (replays end
     /// that way; live venues close for maintenance and the 24 h limit, so live reconnects).
     pub end_on_close: bool,
+    /// USD-M futures (adds mark price and liquidation streams).
+    pub usdm: bool,
 }
 
 impl BinanceFeedConfig {
@@ -70,12 +75,23 @@ impl BinanceFeedConfig {
             backoff_base: Duration::from_millis(100),
             backoff_cap: Duration::from_secs(30),
             end_on_close: false,
+            usdm: false,
+        }
+    }
+
+    /// USD-M futures defaults: `/fapi/v1/depth`, plus mark price (1 s) and liquidation streams.
+    pub fn usdm(symbol: &str, instrument: InstrumentId, ws_base: &str, rest_base: &str) -> Self {
+        Self {
+            snapshot_path: "/fapi/v1/depth".to_owned(),
+            usdm: true,
+            ..Self::spot(symbol, instrument, ws_base, rest_base)
         }
     }
 
     fn stream_url(&self) -> String {
         let s = self.symbol.to_ascii_lowercase();
-        format!("{}/stream?streams={s}@trade/{s}@depth@100ms/{s}@bookTicker", self.ws_base)
+        let extra = if self.usdm { format!("/{s}@markPrice@1s/{s}@forceOrder") } else { String::new() };
+        format!("{}/stream?streams={s}@trade/{s}@depth@100ms/{s}@bookTicker{extra}", self.ws_base)
     }
 
     fn snapshot_url(&self) -> String {

@@ -1,0 +1,455 @@
+//! The Parquet catalog: market data per table, venue, symbol and day, in a Hive layout that
+//! pyarrow, pandas and DuckDB read directly (partition columns come from the path):
+//!
+//! ```text
+//! <root>/<table>/venue=<venue>/symbol=<SYMBOL>/date=<YYYY-MM-DD>/part-<HH>-<seq>.parquet
+//! ```
+//!
+//! | table | columns (besides `ts_exchange_ns`, `ts_recv_ns`: uint64, 0 = not sent) |
+//! |---|---|
+//! | `trades` | `price`, `size` (int64), `trade_id` (uint64), `aggressor` (`buy`/`sell`) |
+//! | `deltas` | `action` (`add`/`update`/`delete`/`clear`), `side`, `price`, `size`, `sequence` (uint64), `flags` (uint8), `is_snapshot`, `is_last` (bool) |
+//! | `quotes` | `bid_price`, `bid_size`, `ask_price`, `ask_size` |
+//! | `marks` | `mark_price`, `index_price`, `funding_rate` (int64), `next_funding_ns` (uint64) |
+//! | `liquidations` | `side`, `price`, `size` |
+//!
+//! Prices, sizes and rates are fixed-point integers: value = integer / 10^9. The scale is in
+//! the schema metadata (`argus.scale = 9`) and on each such field (`scale = 9`). Files are zstd
+//! compressed. A part is written to a hidden temporary file and renamed into place when it is
+//! complete, so readers never see half a file and a crash loses only the part being written.
+//! Rows go to the partition of their receive time (exchange time when there is none).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use argus_core::{BookAction, MarketEvent, MarketEventKind, Side};
+use arrow::array::{ArrayRef, BooleanBuilder, Int64Builder, RecordBatch, StringBuilder, UInt64Builder, UInt8Builder};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use crate::BacktestError;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BacktestError + '_ {
+    move |source| BacktestError::Io { path: path.display().to_string(), source }
+}
+
+/// Version of the layout above, in every file's metadata.
+pub const LAYOUT_VERSION: &str = "1";
+
+/// Rows buffered per part before a record batch is written.
+const BATCH: usize = 16_384;
+
+/// The catalog's tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    Trades,
+    Deltas,
+    Quotes,
+    Marks,
+    Liquidations,
+}
+
+impl Table {
+    pub const ALL: [Table; 5] = [Table::Trades, Table::Deltas, Table::Quotes, Table::Marks, Table::Liquidations];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Table::Trades => "trades",
+            Table::Deltas => "deltas",
+            Table::Quotes => "quotes",
+            Table::Marks => "marks",
+            Table::Liquidations => "liquidations",
+        }
+    }
+
+    fn of(kind: &MarketEventKind) -> Self {
+        match kind {
+            MarketEventKind::Trade(_) => Table::Trades,
+            MarketEventKind::Delta(_) => Table::Deltas,
+            MarketEventKind::Quote(_) => Table::Quotes,
+            MarketEventKind::Mark(_) => Table::Marks,
+            MarketEventKind::Liquidation(_) => Table::Liquidations,
+        }
+    }
+
+    /// The Arrow schema of the table, with the fixed-point scale in its metadata.
+    pub fn schema(self, venue: &str, symbol: &str) -> SchemaRef {
+        let fixed = |name: &str| {
+            Field::new(name, DataType::Int64, false)
+                .with_metadata(HashMap::from([("scale".to_owned(), "9".to_owned())]))
+        };
+        let utf8 = |name: &str| Field::new(name, DataType::Utf8, false);
+        let u64f = |name: &str| Field::new(name, DataType::UInt64, false);
+        let mut fields = vec![u64f("ts_exchange_ns"), u64f("ts_recv_ns")];
+        match self {
+            Table::Trades => fields.extend([fixed("price"), fixed("size"), u64f("trade_id"), utf8("aggressor")]),
+            Table::Deltas => fields.extend([
+                utf8("action"),
+                utf8("side"),
+                fixed("price"),
+                fixed("size"),
+                u64f("sequence"),
+                Field::new("flags", DataType::UInt8, false),
+                Field::new("is_snapshot", DataType::Boolean, false),
+                Field::new("is_last", DataType::Boolean, false),
+            ]),
+            Table::Quotes => {
+                fields.extend([fixed("bid_price"), fixed("bid_size"), fixed("ask_price"), fixed("ask_size")])
+            }
+            Table::Marks => fields.extend([
+                fixed("mark_price"),
+                fixed("index_price"),
+                fixed("funding_rate"),
+                u64f("next_funding_ns"),
+            ]),
+            Table::Liquidations => fields.extend([utf8("side"), fixed("price"), fixed("size")]),
+        }
+        let meta = HashMap::from([
+            ("argus.scale".to_owned(), "9".to_owned()),
+            ("argus.layout_version".to_owned(), LAYOUT_VERSION.to_owned()),
+            ("argus.table".to_owned(), self.as_str().to_owned()),
+            ("argus.venue".to_owned(), venue.to_owned()),
+            ("argus.symbol".to_owned(), symbol.to_owned()),
+        ]);
+        Arc::new(Schema::new_with_metadata(fields, meta))
+    }
+}
+
+/// How long one part covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    Hour,
+    Day,
+}
+
+impl Rotation {
+    fn period(self, ts_ns: u64) -> u64 {
+        match self {
+            Rotation::Hour => ts_ns / 3_600_000_000_000,
+            Rotation::Day => ts_ns / 86_400_000_000_000,
+        }
+    }
+}
+
+/// Column builders of one table (one per open part, so the size spread is harmless).
+#[allow(clippy::large_enum_variant)]
+enum Cols {
+    Trades(Int64Builder, Int64Builder, UInt64Builder, StringBuilder),
+    Deltas(
+        StringBuilder,
+        StringBuilder,
+        Int64Builder,
+        Int64Builder,
+        UInt64Builder,
+        UInt8Builder,
+        BooleanBuilder,
+        BooleanBuilder,
+    ),
+    Quotes(Int64Builder, Int64Builder, Int64Builder, Int64Builder),
+    Marks(Int64Builder, Int64Builder, Int64Builder, UInt64Builder),
+    Liquidations(StringBuilder, Int64Builder, Int64Builder),
+}
+
+fn side_str(s: Side) -> &'static str {
+    match s {
+        Side::Buy => "buy",
+        Side::Sell => "sell",
+    }
+}
+
+impl Cols {
+    fn new(t: Table) -> Self {
+        let i = Int64Builder::new;
+        match t {
+            Table::Trades => Cols::Trades(i(), i(), UInt64Builder::new(), StringBuilder::new()),
+            Table::Deltas => Cols::Deltas(
+                StringBuilder::new(),
+                StringBuilder::new(),
+                i(),
+                i(),
+                UInt64Builder::new(),
+                UInt8Builder::new(),
+                BooleanBuilder::new(),
+                BooleanBuilder::new(),
+            ),
+            Table::Quotes => Cols::Quotes(i(), i(), i(), i()),
+            Table::Marks => Cols::Marks(i(), i(), i(), UInt64Builder::new()),
+            Table::Liquidations => Cols::Liquidations(StringBuilder::new(), i(), i()),
+        }
+    }
+
+    fn push(&mut self, kind: &MarketEventKind) {
+        match (self, kind) {
+            (Cols::Trades(p, s, id, a), MarketEventKind::Trade(t)) => {
+                p.append_value(t.price.units());
+                s.append_value(t.qty.units());
+                id.append_value(t.trade_id);
+                a.append_value(side_str(t.aggressor));
+            }
+            (Cols::Deltas(action, side, p, s, seq, flags, snap, last), MarketEventKind::Delta(d)) => {
+                action.append_value(match d.action {
+                    BookAction::Add => "add",
+                    BookAction::Update => "update",
+                    BookAction::Delete => "delete",
+                    BookAction::Clear => "clear",
+                });
+                side.append_value(side_str(d.side));
+                p.append_value(d.price.units());
+                s.append_value(d.qty.units());
+                seq.append_value(d.sequence);
+                flags.append_value(d.flags.0);
+                snap.append_value(d.flags.is_snapshot());
+                last.append_value(d.flags.is_last());
+            }
+            (Cols::Quotes(bp, bs, ap, az), MarketEventKind::Quote(q)) => {
+                bp.append_value(q.bid_price.units());
+                bs.append_value(q.bid_qty.units());
+                ap.append_value(q.ask_price.units());
+                az.append_value(q.ask_qty.units());
+            }
+            (Cols::Marks(m, i, f, n), MarketEventKind::Mark(k)) => {
+                m.append_value(k.mark.units());
+                i.append_value(k.index.units());
+                f.append_value(k.funding_rate.units());
+                n.append_value(k.next_funding.0);
+            }
+            (Cols::Liquidations(side, p, s), MarketEventKind::Liquidation(l)) => {
+                side.append_value(side_str(l.side));
+                p.append_value(l.price.units());
+                s.append_value(l.qty.units());
+            }
+            // `Table::of` picks the builders, so kinds always match.
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self) -> Vec<ArrayRef> {
+        match self {
+            Cols::Trades(p, s, id, a) => {
+                vec![Arc::new(p.finish()), Arc::new(s.finish()), Arc::new(id.finish()), Arc::new(a.finish())]
+            }
+            Cols::Deltas(action, side, p, s, seq, flags, snap, last) => vec![
+                Arc::new(action.finish()),
+                Arc::new(side.finish()),
+                Arc::new(p.finish()),
+                Arc::new(s.finish()),
+                Arc::new(seq.finish()),
+                Arc::new(flags.finish()),
+                Arc::new(snap.finish()),
+                Arc::new(last.finish()),
+            ],
+            Cols::Quotes(bp, bs, ap, az) => {
+                vec![Arc::new(bp.finish()), Arc::new(bs.finish()), Arc::new(ap.finish()), Arc::new(az.finish())]
+            }
+            Cols::Marks(m, i, f, n) => {
+                vec![Arc::new(m.finish()), Arc::new(i.finish()), Arc::new(f.finish()), Arc::new(n.finish())]
+            }
+            Cols::Liquidations(side, p, s) => vec![Arc::new(side.finish()), Arc::new(p.finish()), Arc::new(s.finish())],
+        }
+    }
+}
+
+/// A part being written.
+struct Part {
+    period: u64,
+    schema: SchemaRef,
+    tmp: PathBuf,
+    path: PathBuf,
+    writer: ArrowWriter<File>,
+    ts_exchange: UInt64Builder,
+    ts_recv: UInt64Builder,
+    cols: Cols,
+    buffered: usize,
+    rows: u64,
+}
+
+impl Part {
+    fn flush(&mut self) -> Result<(), BacktestError> {
+        if self.buffered == 0 {
+            return Ok(());
+        }
+        let mut cols: Vec<ArrayRef> = vec![Arc::new(self.ts_exchange.finish()), Arc::new(self.ts_recv.finish())];
+        cols.extend(self.cols.finish());
+        self.writer.write(&RecordBatch::try_new(Arc::clone(&self.schema), cols)?)?;
+        self.buffered = 0;
+        Ok(())
+    }
+
+    /// Flushes, closes and renames the part into place.
+    fn close(mut self) -> Result<(PathBuf, u64), BacktestError> {
+        self.flush()?;
+        self.writer.close()?;
+        std::fs::rename(&self.tmp, &self.path).map_err(io(&self.path))?;
+        Ok((self.path, self.rows))
+    }
+}
+
+/// One closed part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartWritten {
+    pub path: PathBuf,
+    pub table: Table,
+    pub rows: u64,
+}
+
+/// Writes events into the catalog; call [`CatalogWriter::finish`] to close the open parts.
+pub struct CatalogWriter {
+    root: PathBuf,
+    rotation: Rotation,
+    open: HashMap<(Table, String, String), Part>,
+    seq: u64,
+    written: Vec<PartWritten>,
+}
+
+impl std::fmt::Debug for CatalogWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogWriter").field("root", &self.root).field("open", &self.open.len()).finish()
+    }
+}
+
+/// `YYYY-MM-DD` of a day number since the epoch (proleptic Gregorian).
+fn date(days: i64) -> String {
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    format!("{:04}-{:02}-{:02}", if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn safe(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect()
+}
+
+impl CatalogWriter {
+    /// # Errors
+    /// When `root` cannot be created.
+    pub fn new(root: &Path, rotation: Rotation) -> Result<Self, BacktestError> {
+        std::fs::create_dir_all(root).map_err(io(root))?;
+        Ok(Self { root: root.to_path_buf(), rotation, open: HashMap::new(), seq: 0, written: Vec::new() })
+    }
+
+    /// Appends one event of `venue`/`symbol` (symbol as the venue spells it).
+    ///
+    /// # Errors
+    /// I/O or Parquet failures; the event is then not written (the caller counts it).
+    pub fn write(&mut self, venue: &str, symbol: &str, ev: &MarketEvent) -> Result<(), BacktestError> {
+        let table = Table::of(&ev.kind);
+        let ts = if ev.ts_recv.0 != 0 { ev.ts_recv.0 } else { ev.ts_exchange.0 };
+        let period = self.rotation.period(ts);
+        let key = (table, venue.to_owned(), symbol.to_owned());
+        if self.open.get(&key).is_some_and(|p| p.period != period) {
+            if let Some(p) = self.open.remove(&key) {
+                let (path, rows) = p.close()?;
+                self.written.push(PartWritten { path, table, rows });
+            }
+        }
+        if !self.open.contains_key(&key) {
+            let part = self.open_part(table, venue, symbol, ts, period)?;
+            self.open.insert(key.clone(), part);
+        }
+        let Some(part) = self.open.get_mut(&key) else { return Ok(()) };
+        part.ts_exchange.append_value(ev.ts_exchange.0);
+        part.ts_recv.append_value(ev.ts_recv.0);
+        part.cols.push(&ev.kind);
+        part.buffered += 1;
+        part.rows += 1;
+        if part.buffered >= BATCH {
+            part.flush()?;
+        }
+        Ok(())
+    }
+
+    fn open_part(
+        &mut self,
+        table: Table,
+        venue: &str,
+        symbol: &str,
+        ts: u64,
+        period: u64,
+    ) -> Result<Part, BacktestError> {
+        let day = i64::try_from(ts / 86_400_000_000_000).unwrap_or(0);
+        let hour = (ts / 3_600_000_000_000) % 24;
+        let dir = self
+            .root
+            .join(table.as_str())
+            .join(format!("venue={}", safe(venue)))
+            .join(format!("symbol={}", safe(symbol)))
+            .join(format!("date={}", date(day)));
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        // Never overwrite: a later run into the same catalog adds parts beside earlier ones.
+        let (path, name) = loop {
+            self.seq += 1;
+            let name = format!("part-{hour:02}-{:06}.parquet", self.seq);
+            let path = dir.join(&name);
+            if !path.exists() {
+                break (path, name);
+            }
+        };
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let schema = table.schema(venue, symbol);
+        let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?)).build();
+        let writer = ArrowWriter::try_new(File::create(&tmp).map_err(io(&tmp))?, Arc::clone(&schema), Some(props))?;
+        Ok(Part {
+            period,
+            schema,
+            tmp,
+            path,
+            writer,
+            ts_exchange: UInt64Builder::new(),
+            ts_recv: UInt64Builder::new(),
+            cols: Cols::new(table),
+            buffered: 0,
+            rows: 0,
+        })
+    }
+
+    /// Parts closed so far.
+    pub fn written(&self) -> &[PartWritten] {
+        &self.written
+    }
+
+    /// Closes every open part (each renamed into place) and returns all parts written.
+    ///
+    /// # Errors
+    /// The first part that could not be closed; the others are still closed.
+    pub fn finish(mut self) -> Result<Vec<PartWritten>, BacktestError> {
+        let mut first_err = None;
+        let mut open: Vec<_> = self.open.drain().collect();
+        open.sort_by(|a, b| a.0.cmp(&b.0));
+        for ((table, _, _), part) in open {
+            match part.close() {
+                Ok((path, rows)) => self.written.push(PartWritten { path, table, rows }),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(self.written),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_civil() {
+        assert_eq!(date(0), "1970-01-01");
+        assert_eq!(date(19_944), "2024-08-09");
+        assert_eq!(date(11_016), "2000-02-29");
+        assert_eq!(date(20_417), "2025-11-25");
+    }
+}
