@@ -16,6 +16,7 @@
 
 pub mod catalog;
 mod error;
+pub mod import;
 pub mod tape;
 
 pub use error::BacktestError;

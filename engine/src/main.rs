@@ -65,6 +65,11 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9899")]
         control_addr: String,
     },
+    /// History tooling: import third-party files into the Parquet catalog.
+    Data {
+        #[command(subcommand)]
+        cmd: DataCmd,
+    },
     /// Feed tooling.
     Feeds {
         #[command(subcommand)]
@@ -167,6 +172,31 @@ struct BacktestArgs {
     symbol: String,
     #[command(flatten)]
     run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum DataCmd {
+    /// Import files into the catalog; prints rows read/written/rejected (with reasons) as JSON.
+    Import {
+        #[arg(long, value_parser = ["raw", "tardis", "binance-csv"])]
+        format: String,
+        /// raw: the capture's venue (as `feeds check`); binance-csv: the catalog venue name.
+        #[arg(long)]
+        venue: Option<String>,
+        /// tardis: trades|incremental_book_L2|book_snapshot|quotes; binance-csv: trades|aggTrades.
+        /// Default: from the file name.
+        #[arg(long)]
+        kind: Option<String>,
+        /// binance-csv: the symbol (default: the file name's prefix, `BTCUSDT-trades-...`).
+        #[arg(long)]
+        symbol: Option<String>,
+        #[arg(long = "input", required = true)]
+        inputs: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_parser = ["hour", "day"], default_value = "day")]
+        rotate: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -280,6 +310,9 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Feeds { cmd: FeedsCmd::Check { venue, inputs, json } } => feeds_check(&venue, &inputs, json),
+        Command::Data { cmd: DataCmd::Import { format, venue, kind, symbol, inputs, out, rotate } } => {
+            data_import(&format, venue.as_deref(), kind.as_deref(), symbol.as_deref(), &inputs, &out, &rotate)
+        }
         Command::Feeds { cmd: FeedsCmd::Record { venue, symbols, out, rotate, ws_base, rest_base, end_on_close } } => {
             let cfg = argus_engine::record::RecordConfig {
                 venue,
@@ -329,6 +362,119 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+#[derive(serde::Serialize)]
+struct ImportSummary {
+    format: String,
+    #[serde(flatten)]
+    report: argus_backtest::import::ImportReport,
+    files: Vec<String>,
+}
+
+fn data_import(
+    format: &str,
+    venue: Option<&str>,
+    kind: Option<&str>,
+    symbol: Option<&str>,
+    inputs: &[PathBuf],
+    out: &Path,
+    rotate: &str,
+) -> Result<()> {
+    use argus_backtest::catalog::{CatalogWriter, Rotation};
+    use argus_backtest::import::{self, BinanceCsvKind, ImportReport, TardisKind};
+    let rotation = if rotate == "hour" { Rotation::Hour } else { Rotation::Day };
+    let mut writer =
+        CatalogWriter::new(out, rotation).with_context(|| format!("creating catalog {}", out.display()))?;
+    let mut report = ImportReport::default();
+    let file_name = |p: &Path| p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let n = inputs.len();
+    match format {
+        "raw" => {
+            let v = venue.context("--format raw needs --venue")?;
+            let cv = argus_feeds::check::CheckVenue::parse(v).with_context(|| format!("unknown venue `{v}`"))?;
+            let catalog_venue = v.replace('-', "_");
+            let merged = argus_feeds::rawlog::MergedInputs::open(inputs).context("opening --input")?;
+            eprintln!("importing {n} raw capture file(s) for {v}");
+            let mut failure: Option<anyhow::Error> = None;
+            let mut written = 0_u64;
+            let r = argus_feeds::check::events(cv, merged, &mut |sym: &str, ev: &argus_core::MarketEvent| {
+                if failure.is_none() {
+                    match writer.write(&catalog_venue, sym, ev) {
+                        Ok(()) => written += 1,
+                        Err(e) => failure = Some(e.into()),
+                    }
+                }
+            })
+            .map_err(|e| anyhow::anyhow!(e))?;
+            if let Some(e) = failure {
+                return Err(e.context("writing the catalog"));
+            }
+            report.rows_read = r.frames + r.rest;
+            report.rows_written = written;
+            for s in &r.error_samples {
+                report.reject("", 0, s);
+            }
+            // Errors beyond the samples are still counted.
+            let extra = r.errors.saturating_sub(r.error_samples.len() as u64);
+            if extra > 0 {
+                report.rows_rejected += extra;
+                *report.rejected.entry("more errors (see feeds check)".to_owned()).or_default() += extra;
+            }
+        }
+        "tardis" => {
+            for (i, p) in inputs.iter().enumerate() {
+                let name = file_name(p);
+                let k = kind.unwrap_or(&name);
+                let k = if k.contains("incremental_book_L2") {
+                    TardisKind::IncrementalBookL2
+                } else if k.contains("book_snapshot") {
+                    TardisKind::BookSnapshot
+                } else if k.contains("quotes") {
+                    TardisKind::Quotes
+                } else if k.contains("trades") {
+                    TardisKind::Trades
+                } else {
+                    anyhow::bail!("{}: cannot tell the Tardis kind; give --kind", p.display());
+                };
+                eprintln!("[{}/{n}] {}", i + 1, p.display());
+                import::tardis(p, k, &mut writer, &mut report).with_context(|| format!("importing {}", p.display()))?;
+            }
+        }
+        _ => {
+            for (i, p) in inputs.iter().enumerate() {
+                let name = file_name(p);
+                let k = match kind {
+                    Some("aggTrades") => BinanceCsvKind::AggTrades,
+                    Some("trades") => BinanceCsvKind::Trades,
+                    Some(other) => anyhow::bail!("unknown binance-csv kind `{other}` (trades, aggTrades)"),
+                    None if name.contains("aggTrades") => BinanceCsvKind::AggTrades,
+                    None if name.contains("trades") => BinanceCsvKind::Trades,
+                    None => anyhow::bail!("{}: cannot tell trades from aggTrades; give --kind", p.display()),
+                };
+                let sym = match symbol {
+                    Some(s) => s.to_ascii_uppercase(),
+                    None => name
+                        .split('-')
+                        .next()
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_ascii_uppercase)
+                        .with_context(|| format!("{}: give --symbol", p.display()))?,
+                };
+                eprintln!("[{}/{n}] {}", i + 1, p.display());
+                import::binance_csv(p, k, venue.unwrap_or("binance_spot"), &sym, &mut writer, &mut report)
+                    .with_context(|| format!("importing {}", p.display()))?;
+            }
+        }
+    }
+    let parts = writer.finish().context("closing the catalog")?;
+    let summary = ImportSummary {
+        format: format.to_owned(),
+        report,
+        files: parts.iter().map(|p| p.path.display().to_string()).collect(),
+    };
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
 }
 
 fn feeds_check(venue: &str, inputs: &[PathBuf], json: bool) -> Result<()> {

@@ -27,6 +27,8 @@ pub(crate) struct BinanceChecker {
     symbols: Vec<(String, Symbol)>,
     decoded: Vec<MarketEvent>,
     ready: Vec<MarketEvent>,
+    /// Events kept for `take_events` when collecting.
+    collected: Option<Vec<MarketEvent>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -45,6 +47,7 @@ impl BinanceChecker {
             symbols: Vec::new(),
             decoded: Vec::with_capacity(4096),
             ready: Vec::with_capacity(8192),
+            collected: None,
         }
     }
 
@@ -94,6 +97,9 @@ impl BinanceChecker {
         match sym.sync.on_snapshot(&snap, UnixNanos(r.ts_ns), &mut self.ready) {
             Ok(_) => {
                 sym.book.apply_all(&self.ready);
+                if let Some(c) = &mut self.collected {
+                    c.extend_from_slice(&self.ready);
+                }
                 sym.book.synced = sym.sync.is_synced();
                 if sym.broken && sym.book.synced {
                     report.resyncs += 1;
@@ -129,7 +135,10 @@ impl Checker for BinanceChecker {
         }
         match result {
             Ok(Decoded::Trade | Decoded::BookTicker | Decoded::Mark | Decoded::Liquidation) => {
-                report.count_events(&self.decoded)
+                report.count_events(&self.decoded);
+                if let Some(c) = &mut self.collected {
+                    c.extend_from_slice(&self.decoded);
+                }
             }
             Ok(Decoded::Depth { first_update_id, final_update_id, prev_final_update_id }) => {
                 report.count_events(&self.decoded);
@@ -149,6 +158,9 @@ impl Checker for BinanceChecker {
                     &mut self.ready,
                 );
                 sym.book.apply_all(&self.ready);
+                if let Some(c) = &mut self.collected {
+                    c.extend_from_slice(&self.ready);
+                }
                 let gaps = sym.sync.stats().gaps;
                 if gaps > sym.gaps_seen {
                     report.gaps += gaps - sym.gaps_seen;
@@ -167,6 +179,20 @@ impl Checker for BinanceChecker {
             self.snapshot(symbol_in_url(url), r, report);
         } else {
             report.count("ignored", 1);
+        }
+    }
+
+    fn collect_events(&mut self) -> bool {
+        self.collected = Some(Vec::with_capacity(8192));
+        true
+    }
+
+    fn take_events(&mut self, out: &mut Vec<(String, MarketEvent)>) {
+        if let Some(c) = &mut self.collected {
+            for e in c.drain(..) {
+                let sym = self.symbols.get(e.instrument.0 as usize).map_or("?", |(s, _)| s.as_str());
+                out.push((sym.to_owned(), e));
+            }
         }
     }
 

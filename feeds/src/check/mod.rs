@@ -195,6 +195,15 @@ pub(crate) trait Checker {
     fn on_rest(&mut self, r: &RawRecord, url: &str, report: &mut CheckReport);
     /// Final books, keyed by the venue's symbol.
     fn books(&self) -> Vec<(String, BookReport)>;
+
+    /// Keep the normalized events (those a live book would apply) for [`Checker::take_events`].
+    /// False when the venue's checker does not produce events yet.
+    fn collect_events(&mut self) -> bool {
+        false
+    }
+
+    /// Moves events collected since the last call into `out`, with their symbols.
+    fn take_events(&mut self, _out: &mut Vec<(String, MarketEvent)>) {}
 }
 
 /// Best level of a string ladder as the venue wrote it.
@@ -238,6 +247,39 @@ pub fn check(venue: CheckVenue, mut inputs: MergedInputs) -> CheckReport {
     }
     report.books = checker.books().into_iter().collect();
     report
+}
+
+/// Runs the capture through the venue's checker and hands every normalized event (trades,
+/// quotes, marks, liquidations, and book deltas only once the book is synced) to `sink`.
+///
+/// # Errors
+/// The venue's checker does not produce events yet (only counts and verifies).
+pub fn events(
+    venue: CheckVenue,
+    mut inputs: MergedInputs,
+    sink: &mut dyn FnMut(&str, &MarketEvent),
+) -> Result<CheckReport, String> {
+    let mut report = CheckReport { venue: venue.as_str().to_owned(), ..CheckReport::default() };
+    let mut checker = checker(venue);
+    if !checker.collect_events() {
+        return Err(format!("importing {} captures is not supported yet (feeds check verifies them)", venue.as_str()));
+    }
+    let mut buf = Vec::with_capacity(8192);
+    while let Some(r) = inputs.next() {
+        for e in inputs.take_errors() {
+            report.error(e.to_string());
+        }
+        feed(checker.as_mut(), &r, &mut report);
+        checker.take_events(&mut buf);
+        for (s, e) in buf.drain(..) {
+            sink(&s, &e);
+        }
+    }
+    for e in inputs.take_errors() {
+        report.error(e.to_string());
+    }
+    report.books = checker.books().into_iter().collect();
+    Ok(report)
 }
 
 /// Runs records already in memory (benchmarks, tools) through the venue's checker.
