@@ -163,8 +163,28 @@ enum RiskAction {
 #[derive(Args, Debug)]
 struct BacktestArgs {
     /// Parquet event tape.
-    #[arg(long, conflicts_with = "recording", required_unless_present = "recording")]
+    #[arg(long, conflicts_with_all = ["recording", "catalog"], required_unless_present_any = ["recording", "catalog"])]
     tape: Option<PathBuf>,
+    /// Parquet catalog root (`argus feeds record`, `argus data import`).
+    #[arg(long, conflicts_with = "recording")]
+    catalog: Option<PathBuf>,
+    /// Catalog venue (as written there, e.g. `binance_spot`).
+    #[arg(long, default_value = "binance_spot")]
+    venue: String,
+    /// Start (inclusive): `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM:SS` (UTC) or nanoseconds.
+    #[arg(long)]
+    from: Option<String>,
+    /// End (inclusive), same forms.
+    #[arg(long)]
+    to: Option<String>,
+    #[arg(long, value_parser = ["signal_taker"], default_value = "signal_taker")]
+    strategy: String,
+    /// Strategy parameters (TOML or JSON by extension; keys of the strategy's config).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directory for `report.json` (the human summary still goes to stdout).
+    #[arg(long)]
+    report: Option<PathBuf>,
     /// Raw recording (`<recv_ns> <frame>` lines, optionally gzipped), decoded like the live feed.
     #[arg(long)]
     recording: Option<PathBuf>,
@@ -370,6 +390,34 @@ struct ImportSummary {
     #[serde(flatten)]
     report: argus_backtest::import::ImportReport,
     files: Vec<String>,
+}
+
+/// `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM:SS` (UTC) or plain nanoseconds, to nanoseconds.
+fn parse_time(s: &str) -> Result<u64> {
+    if let Ok(ns) = s.parse::<u64>() {
+        return Ok(ns);
+    }
+    let bad = || anyhow::anyhow!("bad time `{s}` (YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS or nanoseconds)");
+    let (d, t) = s.split_once('T').unwrap_or((s, "00:00:00"));
+    let dp: Vec<i64> = d.split('-').map(|x| x.parse().map_err(|_| bad())).collect::<Result<_>>()?;
+    let tp: Vec<i64> =
+        t.trim_end_matches('Z').split(':').map(|x| x.parse().map_err(|_| bad())).collect::<Result<_>>()?;
+    let ([y, m, day], [hh, mm, ss]) = (dp.as_slice(), tp.as_slice()) else { return Err(bad()) };
+    // days_from_civil (Howard Hinnant).
+    let (y, m) = if *m <= 2 { (y - 1, m + 9) } else { (*y, m - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    u64::try_from(secs).map(|s| s * 1_000_000_000).map_err(|_| bad())
+}
+
+/// As [`parse_time`], but a bare date means the end of that day.
+fn parse_time_end(s: &str) -> Result<u64> {
+    let t = parse_time(s)?;
+    Ok(if s.len() == 10 && s.as_bytes()[4] == b'-' { t + 86_400_000_000_000 - 1 } else { t })
 }
 
 fn data_import(
@@ -649,7 +697,15 @@ fn backtest(args: BacktestArgs) -> Result<()> {
         anyhow::bail!("--record is for live runs; a backtest already has its tape");
     }
     let cfg = pipeline_config(&args.run, String::new(), String::new(), &args.symbol, false)?;
-    let setup = cfg.hot_setup();
+    let mut setup = cfg.hot_setup();
+    if let Some(p) = &args.config {
+        let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        setup.strategy = if p.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
+        } else {
+            toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
+        };
+    }
     let malformed = std::cell::Cell::new(0_u64);
     let report = match (&args.tape, &args.recording) {
         (Some(tape), _) => {
@@ -668,8 +724,20 @@ fn backtest(args: BacktestArgs) -> Result<()> {
             let events = BinanceRecording::open(rec, &args.symbol, InstrumentId(0))?;
             replay::run(events, &args.symbol, &setup, &malformed)?
         }
-        (None, None) => anyhow::bail!("give --tape or --recording"),
+        (None, None) => {
+            let root = args.catalog.as_ref().context("give --tape, --recording or --catalog")?;
+            let from = args.from.as_deref().map(parse_time).transpose()?.unwrap_or(0);
+            let to = args.to.as_deref().map(parse_time_end).transpose()?.unwrap_or(u64::MAX);
+            let reader = argus_backtest::catalog::CatalogReader::open(root, &args.venue, &args.symbol, from, to)
+                .with_context(|| format!("opening catalog {}", root.display()))?;
+            replay::run(reader, &args.symbol, &setup, &malformed)?
+        }
     };
+    if let Some(dir) = &args.report {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join("report.json");
+        return finish(&report, Some(&path));
+    }
     finish(&report, args.run.report_json.as_deref())
 }
 

@@ -124,3 +124,47 @@ fn raw_binance_capture_imports_every_event_and_bad_rows_are_counted() {
     );
     assert_eq!(got, "[1723161255342000000, 1735689600123456000] ['sell', 'buy'] ['2024-08-08', '2025-01-01']");
 }
+
+#[test]
+fn backtest_from_the_catalog_equals_the_backtest_of_the_raw_recording() {
+    let out = tmp("bt-catalog");
+    let rec = data("binance_spot/btcusdt_20240808.jsonl.gz");
+    import(&["--format", "raw", "--venue", "binance-spot"], std::slice::from_ref(&rec), &out);
+    let run = |args: &[&str]| -> Value {
+        let dir = tmp(&format!("bt-report-{}", args.len()));
+        let o = Command::new(env!("CARGO_BIN_EXE_argus"))
+            .args(["backtest", "--device", "cpu", "--metrics-addr", "off", "--report"])
+            .arg(&dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+    };
+    let from_catalog = run(&["--catalog", out.to_str().unwrap(), "--venue", "binance_spot", "--symbol", "BTCUSDT"]);
+    let from_raw = run(&["--recording", rec.to_str().unwrap()]);
+    assert_eq!(from_catalog["events"], from_raw["events"]);
+    assert_eq!(from_catalog["orders"], from_raw["orders"]);
+    assert_eq!(from_catalog["pnl"], from_raw["pnl"]);
+    assert!(from_catalog["orders"]["approved"].as_u64().unwrap() > 0);
+    // A time window replays only its part of the day.
+    let part = run(&[
+        "--catalog",
+        out.to_str().unwrap(),
+        "--symbol",
+        "BTCUSDT",
+        "--from",
+        "2024-08-08T23:58:00",
+        "--to",
+        "2024-08-09T00:00:00",
+    ]);
+    let (n, all) = (part["events"].as_u64().unwrap(), from_catalog["events"].as_u64().unwrap());
+    assert!(n > 0 && n < all, "{n} of {all}");
+    // Unknown symbols are a clear error.
+    let o = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["backtest", "--device", "cpu", "--catalog", out.to_str().unwrap(), "--symbol", "ETHUSDT"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no catalog data"), "{}", String::from_utf8_lossy(&o.stderr));
+}
