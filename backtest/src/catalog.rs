@@ -441,19 +441,6 @@ impl CatalogWriter {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_are_civil() {
-        assert_eq!(date(0), "1970-01-01");
-        assert_eq!(date(19_944), "2024-08-09");
-        assert_eq!(date(11_016), "2000-02-29");
-        assert_eq!(date(20_417), "2025-11-25");
-    }
-}
-
 /// Streams one venue/symbol of the catalog in time order (receive time, else exchange time),
 /// merging every table and every part; ties keep table order (trades, deltas, quotes, marks,
 /// liquidations) then part order, so a replay is deterministic.
@@ -670,5 +657,18 @@ impl Iterator for CatalogReader {
         let head = self.heads[i].take();
         self.heads[i] = self.pull(i);
         head.map(|(_, _, ev)| ev)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_civil() {
+        assert_eq!(date(0), "1970-01-01");
+        assert_eq!(date(19_944), "2024-08-09");
+        assert_eq!(date(11_016), "2000-02-29");
+        assert_eq!(date(20_417), "2025-11-25");
     }
 }
