@@ -22,6 +22,7 @@ mod instrument;
 mod order;
 mod portfolio;
 mod traits;
+mod u256;
 
 pub use book::{Level, OrderBook, MIN_BOOK_LEVELS};
 pub use event::{
@@ -33,3 +34,4 @@ pub use instrument::{Instrument, InstrumentSpec, InstrumentTable, MarketStatus};
 pub use order::{Approved, Fill, OrderIntent, TimeInForce};
 pub use portfolio::Position;
 pub use traits::{ExecError, Executor, Reject, RiskCheck, ScoreError, Scorer, Scores, State, Strategy};
+pub use u256::{U256Error, U256};

@@ -65,6 +65,11 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9899")]
         control_addr: String,
     },
+    /// Ethereum tooling.
+    Chain {
+        #[command(subcommand)]
+        cmd: ChainCmd,
+    },
     /// History tooling: import third-party files into the Parquet catalog.
     Data {
         #[command(subcommand)]
@@ -192,6 +197,20 @@ struct BacktestArgs {
     symbol: String,
     #[command(flatten)]
     run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum ChainCmd {
+    /// Decode raw JSON-RPC `eth_getBlockByNumber(.., true)` responses (a document, a batch, or
+    /// one per line) into one JSON object per block with its `transactions`, in ethereum-etl's
+    /// field names, integers as exact decimal strings.
+    Decode {
+        #[arg(long = "input", required = true)]
+        inputs: Vec<PathBuf>,
+        /// One JSON object per line (the default prints a short line per block).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -330,6 +349,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Feeds { cmd: FeedsCmd::Check { venue, inputs, json } } => feeds_check(&venue, &inputs, json),
+        Command::Chain { cmd: ChainCmd::Decode { inputs, json } } => chain_decode(&inputs, json),
         Command::Data { cmd: DataCmd::Import { format, venue, kind, symbol, inputs, out, rotate } } => {
             data_import(&format, venue.as_deref(), kind.as_deref(), symbol.as_deref(), &inputs, &out, &rotate)
         }
@@ -522,6 +542,35 @@ fn data_import(
         files: parts.iter().map(|p| p.path.display().to_string()).collect(),
     };
     println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
+fn chain_decode(inputs: &[PathBuf], json: bool) -> Result<()> {
+    use argus_feeds::chain::decode::{decode_block, responses};
+    let mut errors = 0_u64;
+    for p in inputs {
+        let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        let docs = responses(&text).map_err(|(line, e)| anyhow::anyhow!("{}:{line}: not JSON: {e}", p.display()))?;
+        for (i, d) in docs.iter().enumerate() {
+            match decode_block(d) {
+                Ok(b) if json => println!("{b}"),
+                Ok(b) => println!(
+                    "block {} {} txs {} time {}",
+                    b["number"].as_str().unwrap_or("?"),
+                    b["hash"].as_str().unwrap_or("?"),
+                    b["transaction_count"].as_str().unwrap_or("?"),
+                    b["timestamp"].as_str().unwrap_or("?")
+                ),
+                Err(e) => {
+                    errors += 1;
+                    eprintln!("{} response {}: {e}", p.display(), i + 1);
+                }
+            }
+        }
+    }
+    if errors > 0 {
+        anyhow::bail!("{errors} response(s) could not be decoded");
+    }
     Ok(())
 }
 

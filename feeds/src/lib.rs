@@ -18,6 +18,7 @@
 //! ```
 
 pub mod binance;
+pub mod chain;
 pub mod check;
 mod error;
 pub mod http;

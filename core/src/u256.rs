@@ -1,0 +1,104 @@
+//! Exact unsigned 256-bit integers for on-chain values (wei amounts, token balances), parsed
+//! from JSON-RPC quantities and printed as decimal strings.
+
+use std::fmt;
+
+/// An unsigned 256-bit integer, little-endian 64-bit limbs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct U256([u64; 4]);
+
+/// Not a `0x` hex quantity of at most 256 bits.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not a 256-bit hex quantity: `{0}`")]
+pub struct U256Error(pub String);
+
+impl U256 {
+    pub const ZERO: U256 = U256([0; 4]);
+
+    pub const fn from_u64(v: u64) -> Self {
+        U256([v, 0, 0, 0])
+    }
+
+    /// Parses a JSON-RPC quantity (`0x` + hex digits; `0x` alone is zero).
+    ///
+    /// # Errors
+    /// No `0x` prefix, a non-hex digit, or more than 64 significant digits.
+    pub fn from_hex(s: &str) -> Result<Self, U256Error> {
+        let err = || U256Error(s.chars().take(80).collect());
+        let h = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).ok_or_else(err)?;
+        let h = h.trim_start_matches('0');
+        if h.len() > 64 {
+            return Err(err());
+        }
+        let mut limbs = [0_u64; 4];
+        for (i, b) in h.bytes().rev().enumerate() {
+            let d = (b as char).to_digit(16).ok_or_else(err)?;
+            limbs[i / 16] |= u64::from(d) << ((i % 16) * 4);
+        }
+        Ok(U256(limbs))
+    }
+
+    /// The value when it fits in a `u64`.
+    pub fn as_u64(&self) -> Option<u64> {
+        (self.0[1] == 0 && self.0[2] == 0 && self.0[3] == 0).then_some(self.0[0])
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.0 == [0; 4]
+    }
+
+    /// Divides in place by a small divisor, returning the remainder.
+    fn div_rem_small(&mut self, d: u64) -> u64 {
+        let mut rem: u128 = 0;
+        for limb in self.0.iter_mut().rev() {
+            let cur = (rem << 64) | u128::from(*limb);
+            *limb = (cur / u128::from(d)) as u64;
+            rem = cur % u128::from(d);
+        }
+        rem as u64
+    }
+}
+
+impl fmt::Display for U256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_zero() {
+            return f.write_str("0");
+        }
+        let mut v = *self;
+        // 10^19 is the largest power of ten in a u64: 19 digits per step.
+        let mut chunks = Vec::with_capacity(5);
+        while !v.is_zero() {
+            chunks.push(v.div_rem_small(10_000_000_000_000_000_000));
+        }
+        let mut s = String::with_capacity(78);
+        for (i, c) in chunks.iter().rev().enumerate() {
+            if i == 0 {
+                s.push_str(&c.to_string());
+            } else {
+                s.push_str(&format!("{c:019}"));
+            }
+        }
+        f.write_str(&s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_to_decimal_exactly() {
+        assert_eq!(U256::from_hex("0x0").unwrap().to_string(), "0");
+        assert_eq!(U256::from_hex("0x").unwrap().to_string(), "0");
+        assert_eq!(U256::from_hex("0x5f5e100").unwrap().to_string(), "100000000");
+        assert_eq!(U256::from_hex("0x5f68e8131ecf80000").unwrap().to_string(), "110000000000000000000");
+        let max = format!("0x{}", "f".repeat(64));
+        assert_eq!(
+            U256::from_hex(&max).unwrap().to_string(),
+            "115792089237316195423570985008687907853269984665640564039457584007913129639935"
+        );
+        assert!(U256::from_hex(&format!("0x1{}", "0".repeat(64))).is_err());
+        assert!(U256::from_hex("12").is_err() && U256::from_hex("0xzz").is_err());
+        assert_eq!(U256::from_hex("0xff").unwrap().as_u64(), Some(255));
+    }
+}
