@@ -54,7 +54,7 @@ pub fn decode_block(response: &Value) -> Result<Value, DecodeError> {
         });
     }
     let b = response.get("result").unwrap_or(response);
-    let b = b.as_object().ok_or_else(|| DecodeError::NotABlock(format!("{}", truncate(b))))?;
+    let b = b.as_object().ok_or_else(|| DecodeError::NotABlock(truncate(b)))?;
     if !b.contains_key("hash") || !b.contains_key("number") {
         return Err(DecodeError::NotABlock("no hash or number".to_owned()));
     }
