@@ -281,18 +281,47 @@ enum FeedsCmd {
 
 #[derive(Subcommand, Debug)]
 enum ModelsCmd {
-    /// Train the MLP on a recording (same book and feature code as the hot thread).
+    /// Train a model. `alpha` (default): the market MLP on a recording (same book and feature
+    /// code as the hot thread). `tabular`: a classifier on any labelled CSV (`--label`, `--drop`).
     Train {
-        #[arg(long)]
+        #[arg(value_parser = ["alpha", "tabular"])]
+        kind: Option<String>,
+        /// Recording (alpha) or CSV table (tabular).
+        #[arg(long, alias = "data")]
         recording: Option<PathBuf>,
         #[arg(long, default_value = MODEL_DIR)]
         out: PathBuf,
-        #[arg(long, default_value_t = 400)]
-        epochs: usize,
+        #[arg(long)]
+        epochs: Option<usize>,
         #[arg(long, default_value_t = 7)]
         seed: u64,
         #[arg(long, default_value_t = 50)]
         horizon: usize,
+        /// tabular: the 0/1 label column.
+        #[arg(long)]
+        label: Option<String>,
+        /// tabular: columns never used as features (ids, row numbers, addresses).
+        #[arg(long, value_delimiter = ',')]
+        drop: Vec<String>,
+        /// tabular: validation rows = the last ones (`ordered`, time-ordered data) or a seeded
+        /// shuffle (`random`, independent rows).
+        #[arg(long, value_parser = ["ordered", "random"], default_value = "ordered")]
+        split: String,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// Metrics of a tabular model on a labelled CSV, at the model's threshold.
+    Eval {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        label: String,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -376,7 +405,55 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Models { cmd: ModelsCmd::Train { recording, out, epochs, seed, horizon } } => {
+        Command::Models { cmd: ModelsCmd::Eval { model, data, label, device, json } } => {
+            let dev = argus_models::mlp::parse_device(&device)?;
+            let m = argus_models::tabular::TabularModel::load(&model, dev)
+                .with_context(|| format!("loading {}", model.display()))?;
+            let t = argus_models::tabular::Table::read_csv(&data)?;
+            let metrics = m.eval(&t, &label)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&metrics)?);
+            } else {
+                println!(
+                    "{}: precision {:.3} recall {:.3} f1 {:.3} roc_auc {:.4} pr_auc {:.4} at threshold {:.4} (n {}, positives {})",
+                    m.card.name, metrics.precision, metrics.recall, metrics.f1, metrics.roc_auc, metrics.pr_auc,
+                    metrics.threshold, metrics.n, metrics.positives
+                );
+            }
+            Ok(())
+        }
+        Command::Models {
+            cmd: ModelsCmd::Train { kind: Some(k), recording, out, epochs, seed, label, drop, split, device, .. },
+        } if k == "tabular" => {
+            use argus_models::tabular::{train_tabular, Split, Table, TabularConfig};
+            let data = recording.context("tabular training needs --data FILE.csv")?;
+            let label = label.context("tabular training needs --label COLUMN")?;
+            let t = Table::read_csv(&data)?;
+            let cfg = TabularConfig {
+                name: out.file_name().map_or("tabular".into(), |n| n.to_string_lossy().into_owned()),
+                label,
+                drop,
+                split: if split == "random" { Split::Random } else { Split::Ordered },
+                val_fraction: 0.15,
+                epochs: epochs.unwrap_or(2000),
+                patience: 100,
+                learning_rate: 3e-3,
+                hidden: vec![64, 32],
+                seed,
+                device: argus_models::mlp::parse_device(&device)?,
+                data: data.display().to_string(),
+            };
+            let card = train_tabular(&t, &cfg, &out)?;
+            let v = card.test;
+            println!(
+                "trained {} on {} rows ({} validation, {} test, {} split, {} features, {} epochs); test: precision {:.3} recall {:.3} f1 {:.3} roc_auc {:.4} pr_auc {:.4} -> {}",
+                card.name, card.rows_train, card.rows_val, card.rows_test, card.split, card.features.len(), card.epochs_run,
+                v.precision, v.recall, v.f1, v.roc_auc, v.pr_auc, out.display()
+            );
+            Ok(())
+        }
+        Command::Models { cmd: ModelsCmd::Train { recording, out, epochs, seed, horizon, .. } } => {
+            let epochs = epochs.unwrap_or(400);
             let recording = recording.unwrap_or_else(|| bundled(RECORDING));
             let events = BinanceRecording::open(&recording, "BTCUSDT", InstrumentId(0))?;
             let samples = collect_samples(events, 5000);

@@ -21,6 +21,7 @@ mod error;
 pub mod features;
 pub mod manifest;
 pub mod mlp;
+pub mod tabular;
 pub mod train;
 
 pub use error::ModelError;

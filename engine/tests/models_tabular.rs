@@ -1,0 +1,101 @@
+//! `argus models train tabular` and `argus models eval` on the real Kaggle address-level fraud
+//! set (read from ../shared at run time: its licence does not allow bundling).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn kaggle() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/chain/kaggle_eth_fraud/train.csv")
+}
+
+fn argus() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_argus"))
+}
+
+#[test]
+fn tabular_model_beats_trivial_baselines_and_eval_checks_its_inputs() {
+    let data = kaggle();
+    assert!(data.exists(), "the Kaggle set is expected at {}", data.display());
+    let out = std::env::temp_dir().join(format!("argus-tabular-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let t = argus()
+        .args([
+            "models",
+            "train",
+            "tabular",
+            "--label",
+            "FLAG",
+            "--drop",
+            "Index,Address",
+            "--split",
+            "random",
+            "--data",
+        ])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
+    let card: toml::Table = toml::from_str(&std::fs::read_to_string(out.join("model.toml")).unwrap()).unwrap();
+    let test = card["test"].as_table().unwrap();
+    let (f1, auc) = (test["f1"].as_float().unwrap(), test["roc_auc"].as_float().unwrap());
+    // Trivial baselines on this set: flag everything (F1 ~0.36), random order (AUC 0.5).
+    assert!(f1 > 0.8 && auc > 0.95, "held-out test f1 {f1}, auc {auc}");
+    assert!(card["features"].as_array().unwrap().iter().all(|f| f["name"].as_str() != Some("Index")), "dropped");
+
+    let e = argus()
+        .args(["models", "eval", "--json", "--label", "FLAG", "--model"])
+        .arg(&out)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    let m: Value = serde_json::from_slice(&e.stdout).unwrap();
+    for k in ["precision", "recall", "f1", "roc_auc", "pr_auc", "threshold", "n", "positives"] {
+        assert!(m.get(k).is_some(), "eval JSON lacks `{k}`");
+    }
+    assert_eq!(m["n"], 7890);
+    assert_eq!(m["positives"], 1755);
+    assert_eq!(m["threshold"].as_f64().unwrap(), card["threshold"].as_float().unwrap());
+
+    // A table without one of the model's features: the error names it.
+    let text = std::fs::read_to_string(&data).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap().replacen("Sent tnx", "Sent_renamed", 1);
+    let renamed = out.join("renamed.csv");
+    std::fs::write(&renamed, std::iter::once(header.as_str()).chain(lines).collect::<Vec<_>>().join("\n")).unwrap();
+    let e = argus()
+        .args(["models", "eval", "--label", "FLAG", "--model"])
+        .arg(&out)
+        .arg("--data")
+        .arg(&renamed)
+        .output()
+        .unwrap();
+    assert_eq!(e.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("no feature column `Sent tnx`"),
+        "{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
+
+    // Tampered weights fail the hash check.
+    let w = out.join("weights.safetensors");
+    let mut bytes = std::fs::read(&w).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&w, bytes).unwrap();
+    let e = argus()
+        .args(["models", "eval", "--label", "FLAG", "--model"])
+        .arg(&out)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(e.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&e.stderr).contains("sha256"), "{}", String::from_utf8_lossy(&e.stderr));
+}
