@@ -310,6 +310,18 @@ enum ModelsCmd {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// Score every row of a CSV with a tabular model: writes `row,score,flagged` (one output row
+    /// per input row, in order; `flagged` at the model's threshold).
+    Score {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
     /// Metrics of a tabular model on a labelled CSV, at the model's threshold.
     Eval {
         #[arg(long)]
@@ -403,6 +415,30 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(e) = &summary.error {
                 anyhow::bail!("catalog write failed ({} events lost): {e}", summary.lost);
             }
+            Ok(())
+        }
+        Command::Models { cmd: ModelsCmd::Score { model, input, out, device } } => {
+            let dev = argus_models::mlp::parse_device(&device)?;
+            let m = argus_models::tabular::TabularModel::load(&model, dev)
+                .with_context(|| format!("loading {}", model.display()))?;
+            let t = argus_models::tabular::Table::read_csv(&input)?;
+            let scores = m.score(&t)?;
+            let mut text = String::with_capacity(scores.len() * 24 + 32);
+            text.push_str("row,score,flagged\n");
+            for (i, s) in scores.iter().enumerate() {
+                text.push_str(&format!("{i},{s},{}\n", f64::from(*s) >= m.card.threshold));
+            }
+            // Whole file or nothing: write beside, then rename.
+            let tmp = out.with_extension("tmp");
+            std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, &out).with_context(|| format!("writing {}", out.display()))?;
+            let flagged = scores.iter().filter(|s| f64::from(**s) >= m.card.threshold).count();
+            eprintln!(
+                "scored {} rows ({flagged} flagged, {} malformed rows skipped) -> {}",
+                scores.len(),
+                t.bad_rows,
+                out.display()
+            );
             Ok(())
         }
         Command::Models { cmd: ModelsCmd::Eval { model, data, label, device, json } } => {

@@ -63,6 +63,27 @@ fn tabular_model_beats_trivial_baselines_and_eval_checks_its_inputs() {
     assert_eq!(m["positives"], 1755);
     assert_eq!(m["threshold"].as_f64().unwrap(), card["threshold"].as_float().unwrap());
 
+    // One score per input row, in order, flagged at the model's threshold (eval's counts agree).
+    let scored = out.join("scores.csv");
+    let s = argus()
+        .args(["models", "score", "--model"])
+        .arg(&out)
+        .arg("--input")
+        .arg(&data)
+        .arg("--out")
+        .arg(&scored)
+        .output()
+        .unwrap();
+    assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
+    let text = std::fs::read_to_string(&scored).unwrap();
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 7890);
+    assert!(rows.iter().enumerate().all(|(i, r)| r.starts_with(&format!("{i},"))));
+    let flagged = rows.iter().filter(|r| r.ends_with(",true")).count() as f64;
+    let (p, r) = (m["precision"].as_f64().unwrap(), m["recall"].as_f64().unwrap());
+    // flagged = TP + FP = recall * positives / precision.
+    assert!((flagged - r * 1755.0 / p).abs() < 0.5, "{flagged} flagged vs eval's precision {p}, recall {r}");
+
     // A table without one of the model's features: the error names it.
     let text = std::fs::read_to_string(&data).unwrap();
     let mut lines = text.lines();
