@@ -190,6 +190,11 @@ struct BacktestArgs {
     /// Directory for `report.json` (the human summary still goes to stdout).
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Parameter grid over the strategy's config keys, e.g. `--sweep entry_bps=0.4,0.6,0.8
+    /// --sweep cooldown_ns=500000000,1000000000`: every combination runs (in parallel across
+    /// cores) and the results are tabulated (and written to `<report>/sweep.json`).
+    #[arg(long)]
+    sweep: Vec<String>,
     /// Raw recording (`<recv_ns> <frame>` lines, optionally gzipped), decoded like the live feed.
     #[arg(long)]
     recording: Option<PathBuf>,
@@ -854,6 +859,128 @@ fn finish(report: &Report, path: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
+/// One backtest over the source the arguments name.
+fn run_backtest(args: &BacktestArgs, setup: &argus_engine::pipeline::HotSetup) -> Result<Report> {
+    let malformed = std::cell::Cell::new(0_u64);
+    match (&args.tape, &args.recording) {
+        (Some(tape), _) => {
+            let reader = TapeReader::open(tape).with_context(|| format!("opening tape {}", tape.display()))?;
+            let events = reader.filter_map(|r| match r {
+                Ok(ev) => Some(ev),
+                Err(error) => {
+                    tracing::warn!(%error, "skipping bad tape row");
+                    malformed.set(malformed.get() + 1);
+                    None
+                }
+            });
+            replay::run(events, &args.symbol, setup, &malformed)
+        }
+        (None, Some(rec)) => {
+            let events = BinanceRecording::open(rec, &args.symbol, InstrumentId(0))?;
+            replay::run(events, &args.symbol, setup, &malformed)
+        }
+        (None, None) => {
+            let root = args.catalog.as_ref().context("give --tape, --recording or --catalog")?;
+            let from = args.from.as_deref().map(parse_time).transpose()?.unwrap_or(0);
+            let to = args.to.as_deref().map(parse_time_end).transpose()?.unwrap_or(u64::MAX);
+            let reader = argus_backtest::catalog::CatalogReader::open(root, &args.venue, &args.symbol, from, to)
+                .with_context(|| format!("opening catalog {}", root.display()))?;
+            replay::run(reader, &args.symbol, setup, &malformed)
+        }
+    }
+}
+
+/// A JSON value for a sweep value: a number when it reads as one, else a string.
+fn sweep_value(v: &str) -> serde_json::Value {
+    serde_json::from_str::<serde_json::Value>(v).ok().filter(|x| x.is_number()).unwrap_or_else(|| v.into())
+}
+
+/// Runs the grid of `--sweep` values, one backtest per combination, across cores.
+fn sweep(args: &BacktestArgs, base: &argus_engine::pipeline::HotSetup) -> Result<()> {
+    let mut grid: Vec<Vec<(String, String)>> = vec![Vec::new()];
+    for s in &args.sweep {
+        let (k, vs) = s.split_once('=').with_context(|| format!("--sweep `{s}`: expected key=v1,v2,..."))?;
+        let vals: Vec<&str> = vs.split(',').filter(|v| !v.is_empty()).collect();
+        anyhow::ensure!(!vals.is_empty(), "--sweep `{s}`: no values");
+        grid = grid
+            .into_iter()
+            .flat_map(|combo| vals.iter().map(move |v| [combo.clone(), vec![(k.to_owned(), (*v).to_owned())]].concat()))
+            .collect();
+    }
+    // Each combination's strategy config: the base (--config or defaults) with the swept keys;
+    // a key the strategy does not have is an error before anything runs.
+    let base_json = match &args.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)?;
+            if p.extension().is_some_and(|e| e == "json") {
+                serde_json::from_str::<serde_json::Value>(&text)?
+            } else {
+                serde_json::to_value(toml::from_str::<toml::Table>(&text)?)?
+            }
+        }
+        None => serde_json::json!({}),
+    };
+    let mut setups = Vec::with_capacity(grid.len());
+    for combo in &grid {
+        let mut v = base_json.clone();
+        for (k, val) in combo {
+            // Numbers stay numbers unless the key is an exact decimal (a string in configs).
+            let num = sweep_value(val);
+            let as_num = serde_json::from_value::<SignalTakerConfig>(serde_json::json!({ k.as_str(): num.clone() }));
+            v[k] = if as_num.is_ok() { num } else { serde_json::Value::String(val.clone()) };
+        }
+        let strategy: SignalTakerConfig =
+            serde_json::from_value(v).with_context(|| format!("strategy config for {combo:?}"))?;
+        let mut setup = base.clone();
+        setup.strategy = strategy;
+        setup.audit = None;
+        setups.push(setup);
+    }
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(grid.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<Report>>>> =
+        grid.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= setups.len() {
+                    break;
+                }
+                let r = run_backtest(args, &setups[i]);
+                if let Ok(mut slot) = results[i].lock() {
+                    *slot = Some(r);
+                }
+            });
+        }
+    });
+    let mut rows = Vec::with_capacity(grid.len());
+    println!(
+        "{:<48} {:>7} {:>8} {:>6} {:>16} {:>14} {:>14}",
+        "params", "intents", "approved", "fills", "realized", "fees", "unrealized"
+    );
+    for (combo, slot) in grid.iter().zip(results) {
+        let r = slot.into_inner().ok().flatten().context("sweep run did not finish")??;
+        let params: String = combo.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+        println!(
+            "{params:<48} {:>7} {:>8} {:>6} {:>16} {:>14} {:>14}",
+            r.orders.intents, r.orders.approved, r.orders.fills, r.pnl.realized, r.pnl.fees, r.pnl.unrealized
+        );
+        rows.push(serde_json::json!({
+            "params": combo.iter().map(|(k, v)| (k.clone(), sweep_value(v))).collect::<serde_json::Map<_, _>>(),
+            "orders": r.orders,
+            "pnl": r.pnl,
+            "events": r.events,
+        }));
+    }
+    if let Some(dir) = &args.report {
+        std::fs::create_dir_all(dir)?;
+        let p = dir.join("sweep.json");
+        std::fs::write(&p, serde_json::to_string_pretty(&rows)?).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
 fn backtest(args: BacktestArgs) -> Result<()> {
     if args.run.record.is_some() {
         anyhow::bail!("--record is for live runs; a backtest already has its tape");
@@ -868,33 +995,10 @@ fn backtest(args: BacktestArgs) -> Result<()> {
             toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
         };
     }
-    let malformed = std::cell::Cell::new(0_u64);
-    let report = match (&args.tape, &args.recording) {
-        (Some(tape), _) => {
-            let reader = TapeReader::open(tape).with_context(|| format!("opening tape {}", tape.display()))?;
-            let events = reader.filter_map(|r| match r {
-                Ok(ev) => Some(ev),
-                Err(error) => {
-                    tracing::warn!(%error, "skipping bad tape row");
-                    malformed.set(malformed.get() + 1);
-                    None
-                }
-            });
-            replay::run(events, &args.symbol, &setup, &malformed)?
-        }
-        (None, Some(rec)) => {
-            let events = BinanceRecording::open(rec, &args.symbol, InstrumentId(0))?;
-            replay::run(events, &args.symbol, &setup, &malformed)?
-        }
-        (None, None) => {
-            let root = args.catalog.as_ref().context("give --tape, --recording or --catalog")?;
-            let from = args.from.as_deref().map(parse_time).transpose()?.unwrap_or(0);
-            let to = args.to.as_deref().map(parse_time_end).transpose()?.unwrap_or(u64::MAX);
-            let reader = argus_backtest::catalog::CatalogReader::open(root, &args.venue, &args.symbol, from, to)
-                .with_context(|| format!("opening catalog {}", root.display()))?;
-            replay::run(reader, &args.symbol, &setup, &malformed)?
-        }
-    };
+    if !args.sweep.is_empty() {
+        return sweep(&args, &setup);
+    }
+    let report = run_backtest(&args, &setup)?;
     if let Some(dir) = &args.report {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join("report.json");

@@ -168,3 +168,45 @@ fn backtest_from_the_catalog_equals_the_backtest_of_the_raw_recording() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no catalog data"), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn sweep_runs_every_combination_and_the_default_point_matches_a_plain_backtest() {
+    let rec = data("binance_spot/btcusdt_20240808.jsonl.gz");
+    let dir = tmp("sweep");
+    let o = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["backtest", "--device", "cpu", "--metrics-addr", "off", "--recording"])
+        .arg(&rec)
+        .args(["--sweep", "entry_bps=0.4,0.6", "--sweep", "target_qty=0.01,0.02", "--report"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(dir.join("sweep.json")).unwrap()).unwrap();
+    assert_eq!(rows.len(), 4);
+    let plain_dir = tmp("sweep-plain");
+    let p = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["backtest", "--device", "cpu", "--metrics-addr", "off", "--recording"])
+        .arg(&rec)
+        .arg("--report")
+        .arg(&plain_dir)
+        .output()
+        .unwrap();
+    assert!(p.status.success());
+    let plain: Value = serde_json::from_str(&std::fs::read_to_string(plain_dir.join("report.json")).unwrap()).unwrap();
+    // The defaults are entry_bps 0.6 and target_qty 0.01.
+    let default = rows.iter().find(|r| r["params"]["entry_bps"] == 0.6 && r["params"]["target_qty"] == 0.01).unwrap();
+    assert_eq!(default["orders"], plain["orders"]);
+    assert_eq!(default["pnl"], plain["pnl"]);
+    // A bigger target trades the same intents at twice the size.
+    let double = rows.iter().find(|r| r["params"]["entry_bps"] == 0.6 && r["params"]["target_qty"] == 0.02).unwrap();
+    assert_eq!(double["orders"]["intents"], plain["orders"]["intents"]);
+    assert_ne!(double["pnl"]["fees"], plain["pnl"]["fees"]);
+    let bad = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["backtest", "--device", "cpu", "--recording"])
+        .arg(&rec)
+        .args(["--sweep", "nonsense=1"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown field `nonsense`"));
+}
