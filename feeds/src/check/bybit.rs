@@ -47,14 +47,7 @@ impl BybitChecker {
         let view = sym.view.get_or_insert_with(SymbolBook::new);
         let flags = if reset { DeltaFlags::SNAPSHOT } else { 0 };
         if reset {
-            view.apply(&BookDelta {
-                action: BookAction::Clear,
-                side: Side::Buy,
-                flags: DeltaFlags(flags),
-                price: Price::ZERO,
-                qty: Qty::ZERO,
-                sequence: u,
-            });
+            view.clear_for_snapshot(u);
         }
         let mut n = 0;
         for (k, side) in [("b", Side::Buy), ("a", Side::Sell)] {
@@ -115,17 +108,7 @@ impl BybitChecker {
 
 impl Checker for BybitChecker {
     fn on_ws(&mut self, r: &RawRecord, report: &mut CheckReport) {
-        report.frames += 1;
-        let result = serde_json::from_str::<Value>(&r.body)
-            .map_err(|e| format!("malformed frame: {e}"))
-            .and_then(|v| self.frame(&v, r.line, report));
-        if let Err(e) = result {
-            report.error(format!("line {}: {e}", r.line));
-        }
-    }
-
-    fn on_rest(&mut self, _: &RawRecord, _: &str, report: &mut CheckReport) {
-        report.count("ignored", 1);
+        super::json_frame(r, report, |v, report| self.frame(v, r.line, report));
     }
 
     fn books(&self) -> Vec<(String, super::BookReport)> {

@@ -50,14 +50,7 @@ impl CoinbaseChecker {
             return;
         }
         if snapshot {
-            book.apply(&BookDelta {
-                action: BookAction::Clear,
-                side: Side::Buy,
-                flags: DeltaFlags(DeltaFlags::SNAPSHOT),
-                price: Price::ZERO,
-                qty: Qty::ZERO,
-                sequence: 0,
-            });
+            book.clear_for_snapshot(0);
         }
         let flags = if snapshot { DeltaFlags::SNAPSHOT } else { 0 };
         let mut n = 0;
@@ -170,25 +163,15 @@ impl CoinbaseChecker {
 
 impl Checker for CoinbaseChecker {
     fn on_ws(&mut self, r: &RawRecord, report: &mut CheckReport) {
-        report.frames += 1;
-        let v: Value = match serde_json::from_str(&r.body) {
-            Ok(v) => v,
-            Err(e) => return report.error(format!("line {}: malformed frame: {e}", r.line)),
-        };
-        let result = if let Some(ch) = v["channel"].as_str() {
-            self.advanced(&v, ch, r.line, report)
-        } else if let Some(ty) = v["type"].as_str() {
-            self.exchange(&v, ty, r.line, report)
-        } else {
-            Err("neither `type` nor `channel`".to_owned())
-        };
-        if let Err(e) = result {
-            report.error(format!("line {}: {e}", r.line));
-        }
-    }
-
-    fn on_rest(&mut self, _: &RawRecord, _: &str, report: &mut CheckReport) {
-        report.count("ignored", 1);
+        super::json_frame(r, report, |v, report| {
+            if let Some(ch) = v["channel"].as_str() {
+                self.advanced(v, ch, r.line, report)
+            } else if let Some(ty) = v["type"].as_str() {
+                self.exchange(v, ty, r.line, report)
+            } else {
+                Err("neither `type` nor `channel`".to_owned())
+            }
+        });
     }
 
     fn books(&self) -> Vec<(String, super::BookReport)> {

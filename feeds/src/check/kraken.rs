@@ -126,10 +126,6 @@ impl Checker for KrakenChecker {
         }
     }
 
-    fn on_rest(&mut self, _: &RawRecord, _: &str, report: &mut CheckReport) {
-        report.count("ignored", 1);
-    }
-
     fn books(&self) -> Vec<(String, super::BookReport)> {
         self.pairs
             .iter()

@@ -165,6 +165,18 @@ impl SymbolBook {
         self.book.apply(d);
     }
 
+    /// Empties the book before a snapshot's levels.
+    pub(crate) fn clear_for_snapshot(&mut self, sequence: u64) {
+        self.book.apply(&BookDelta {
+            action: argus_core::BookAction::Clear,
+            side: Side::Buy,
+            flags: argus_core::DeltaFlags(argus_core::DeltaFlags::SNAPSHOT),
+            price: argus_core::Price::ZERO,
+            qty: argus_core::Qty::ZERO,
+            sequence,
+        });
+    }
+
     pub(crate) fn report(&self) -> BookReport {
         let fmt = |l: Option<argus_core::Level>| {
             l.map(|l| {
@@ -192,7 +204,10 @@ pub(crate) fn decimals(s: &str) -> u8 {
 /// What every venue checker does with records.
 pub(crate) trait Checker {
     fn on_ws(&mut self, r: &RawRecord, report: &mut CheckReport);
-    fn on_rest(&mut self, r: &RawRecord, url: &str, report: &mut CheckReport);
+    /// REST bodies; venues whose books need none ignore them.
+    fn on_rest(&mut self, _r: &RawRecord, _url: &str, report: &mut CheckReport) {
+        report.count("ignored", 1);
+    }
     /// Final books, keyed by the venue's symbol.
     fn books(&self) -> Vec<(String, BookReport)>;
 
@@ -204,6 +219,22 @@ pub(crate) trait Checker {
 
     /// Moves events collected since the last call into `out`, with their symbols.
     fn take_events(&mut self, _out: &mut Vec<(String, MarketEvent)>) {}
+}
+
+/// Counts a websocket frame, parses it as JSON and hands it to `f`; any failure is an error of
+/// the report with the line number.
+pub(crate) fn json_frame(
+    r: &RawRecord,
+    report: &mut CheckReport,
+    f: impl FnOnce(&serde_json::Value, &mut CheckReport) -> Result<(), String>,
+) {
+    report.frames += 1;
+    let result = serde_json::from_str::<serde_json::Value>(&r.body)
+        .map_err(|e| format!("malformed frame: {e}"))
+        .and_then(|v| f(&v, report));
+    if let Err(e) = result {
+        report.error(format!("line {}: {e}", r.line));
+    }
 }
 
 /// Best level of a string ladder as the venue wrote it.

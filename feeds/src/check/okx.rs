@@ -104,14 +104,7 @@ impl OkxChecker {
         if snapshot {
             inst.bids.clear();
             inst.asks.clear();
-            inst.view.get_or_insert_with(SymbolBook::new).apply(&BookDelta {
-                action: BookAction::Clear,
-                side: Side::Buy,
-                flags: DeltaFlags(DeltaFlags::SNAPSHOT),
-                price: Price::ZERO,
-                qty: Qty::ZERO,
-                sequence: 0,
-            });
+            inst.view.get_or_insert_with(SymbolBook::new).clear_for_snapshot(0);
         }
         let flags = if snapshot { DeltaFlags::SNAPSHOT } else { 0 };
         let mut n = 0;
@@ -178,17 +171,7 @@ impl OkxChecker {
 
 impl Checker for OkxChecker {
     fn on_ws(&mut self, r: &RawRecord, report: &mut CheckReport) {
-        report.frames += 1;
-        let result = serde_json::from_str::<Value>(&r.body)
-            .map_err(|e| format!("malformed frame: {e}"))
-            .and_then(|v| self.frame(&v, r.line, report));
-        if let Err(e) = result {
-            report.error(format!("line {}: {e}", r.line));
-        }
-    }
-
-    fn on_rest(&mut self, _: &RawRecord, _: &str, report: &mut CheckReport) {
-        report.count("ignored", 1);
+        super::json_frame(r, report, |v, report| self.frame(v, r.line, report));
     }
 
     fn books(&self) -> Vec<(String, super::BookReport)> {
