@@ -56,6 +56,13 @@ async fn run_cfg(
     Outcome { result, stats, book, resets }
 }
 
+/// `book` equals the offline decode of the whole recording, level for level.
+fn assert_reference_book(book: &OrderBook) {
+    let r = reference_book();
+    assert!(book.levels(argus_core::Side::Buy).eq(r.levels(argus_core::Side::Buy)), "bid ladders differ");
+    assert!(book.levels(argus_core::Side::Sell).eq(r.levels(argus_core::Side::Sell)), "ask ladders differ");
+}
+
 fn reference_book() -> OrderBook {
     let mut book = OrderBook::new(5000);
     for ev in BinanceRecording::open(Path::new(RECORDING), "BTCUSDT", InstrumentId(0)).unwrap() {
@@ -83,8 +90,7 @@ async fn clean_replay_matches_offline_decode() {
     assert_eq!(o.book.best_bid(), r.best_bid());
     assert_eq!(o.book.best_ask(), r.best_ask());
     // The demo's first snapshot is the recorded one, so the whole book matches, level for level.
-    assert!(o.book.levels(argus_core::Side::Buy).eq(r.levels(argus_core::Side::Buy)), "bid ladders differ");
-    assert!(o.book.levels(argus_core::Side::Sell).eq(r.levels(argus_core::Side::Sell)), "ask ladders differ");
+    assert_reference_book(&o.book);
     assert_eq!(o.resets, 0);
 }
 
@@ -160,9 +166,7 @@ async fn stalled_connection_times_out_and_recovers() {
     assert_eq!(FeedStats::get(&o.stats.disconnects), 1);
     assert_eq!(FeedStats::get(&o.stats.reconnects), 1);
     assert_eq!(o.resets, 1);
-    let r = reference_book();
-    assert!(o.book.levels(argus_core::Side::Buy).eq(r.levels(argus_core::Side::Buy)), "bid ladders differ");
-    assert!(o.book.levels(argus_core::Side::Sell).eq(r.levels(argus_core::Side::Sell)), "ask ladders differ");
+    assert_reference_book(&o.book);
 }
 
 /// An oversized frame (garbage the size of a small file) is refused, not buffered: the feed
@@ -181,7 +185,5 @@ async fn oversized_frame_is_refused_and_the_feed_recovers() {
     .await;
     o.result.unwrap();
     assert_eq!(FeedStats::get(&o.stats.disconnects), 1);
-    let r = reference_book();
-    assert!(o.book.levels(argus_core::Side::Buy).eq(r.levels(argus_core::Side::Buy)), "bid ladders differ");
-    assert!(o.book.levels(argus_core::Side::Sell).eq(r.levels(argus_core::Side::Sell)), "ask ladders differ");
+    assert_reference_book(&o.book);
 }

@@ -5,7 +5,6 @@
 //! `model.toml` (schema, normalisation, threshold, metrics, sha256 of the weights) plus
 //! `weights.safetensors`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -528,17 +527,6 @@ impl TabularModel {
         }
         Ok(metrics(&ss, &ys, self.card.threshold))
     }
-}
-
-/// Count of rows per label value, for reports.
-pub fn label_counts(table: &Table, label_col: &str) -> BTreeMap<String, u64> {
-    let mut m = BTreeMap::new();
-    if let Some(c) = table.col(label_col) {
-        for r in &table.rows {
-            *m.entry(r[c].clone()).or_default() += 1;
-        }
-    }
-    m
 }
 
 #[cfg(test)]
