@@ -17,6 +17,7 @@
 pub mod catalog;
 mod error;
 pub mod import;
+pub mod sim;
 pub mod tape;
 
 pub use error::BacktestError;

@@ -147,6 +147,15 @@ impl OrderBook {
         }
     }
 
+    /// Displayed quantity at `price` on `side` (zero when there is no such level).
+    pub fn qty_at(&self, side: Side, price: Price) -> Qty {
+        let ladder = match side {
+            Side::Buy => &self.bids,
+            Side::Sell => &self.asks,
+        };
+        ladder.find(price).map_or(Qty::ZERO, |i| ladder.levels[i].qty)
+    }
+
     pub fn depth(&self, side: Side) -> usize {
         match side {
             Side::Buy => self.bids.levels.len(),

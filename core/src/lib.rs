@@ -31,7 +31,7 @@ pub use event::{
 pub use fixed::{notional_units, parse_fixed, Money, ParseFixedError, Price, Qty, FIXED_DECIMALS, FIXED_SCALE};
 pub use ids::{ClientOrderId, InstrumentId, Side, StrategyId, UnixNanos, Venue};
 pub use instrument::{Instrument, InstrumentSpec, InstrumentTable, MarketStatus};
-pub use order::{Approved, Fill, OrderIntent, TimeInForce};
+pub use order::{Approved, CloseReason, ExecReport, Fill, OrderIntent, TimeInForce};
 pub use portfolio::Position;
 pub use traits::{ExecError, Executor, Reject, RiskCheck, ScoreError, Scorer, Scores, State, Strategy};
 pub use u256::{U256Error, U256};

@@ -66,5 +66,42 @@ pub struct Fill {
     pub fee: Money,
     /// Book levels the fill walked through.
     pub levels: u32,
+    /// Venue time of the execution.
     pub ts: UnixNanos,
+    /// True when our resting order provided the liquidity (maker fee), false when it took it.
+    pub maker: bool,
+}
+
+/// Why an order is done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    Filled,
+    Cancelled,
+    /// Immediate-or-cancel remainder with nothing (more) to take.
+    Expired,
+}
+
+impl CloseReason {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Filled => "filled",
+            CloseReason::Cancelled => "cancelled",
+            CloseReason::Expired => "expired",
+        }
+    }
+}
+
+/// What a venue tells us about our orders, in the order it happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecReport {
+    /// The order rests on the venue's book.
+    Resting(ClientOrderId),
+    Fill(Fill),
+    /// Nothing more will happen to the order.
+    Closed {
+        id: ClientOrderId,
+        reason: CloseReason,
+    },
+    /// A cancel reached the venue after the order was done.
+    CancelRejected(ClientOrderId),
 }

@@ -79,6 +79,7 @@ mod tests {
             fee: Money(1),
             levels: 1,
             ts: UnixNanos(0),
+            maker: false,
         }
     }
 

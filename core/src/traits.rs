@@ -2,7 +2,8 @@
 //! live or the simulated implementation without knowing which.
 
 use crate::{
-    Approved, ClientOrderId, Fill, InstrumentId, MarketEvent, MarketStatus, OrderBook, OrderIntent, Position, UnixNanos,
+    Approved, ClientOrderId, ExecReport, InstrumentId, MarketEvent, MarketStatus, OrderBook, OrderIntent, Position,
+    UnixNanos,
 };
 
 /// Model outputs for the current event.
@@ -45,6 +46,17 @@ impl State<'_> {
 pub trait Strategy {
     /// Appends zero or more intents to `out` (a caller-owned buffer, cleared by the caller).
     fn on_event(&mut self, ev: &MarketEvent, st: &State<'_>, out: &mut Vec<OrderIntent>);
+
+    /// The next receive-clock time at which the strategy wants [`Strategy::on_timer`], if any.
+    /// The hot thread fires it before the first event received after that time.
+    fn next_timer(&self) -> Option<UnixNanos> {
+        None
+    }
+
+    /// A timer set by [`Strategy::next_timer`] is due; `st.now` is its time.
+    fn on_timer(&mut self, st: &State<'_>, out: &mut Vec<OrderIntent>) {
+        let _ = (st, out);
+    }
 }
 
 /// Why the risk chain refused an intent.
@@ -189,8 +201,8 @@ pub trait Executor {
     /// # Errors
     /// When the order is not open there or the request cannot be sent.
     fn cancel(&mut self, id: ClientOrderId) -> Result<(), ExecError>;
-    /// Moves fills received since the last call into `out`.
-    fn poll_fills(&mut self, out: &mut Vec<Fill>);
+    /// Moves the reports received since the last call into `out`, oldest first.
+    fn poll(&mut self, out: &mut Vec<ExecReport>);
 }
 
 /// Why a model could not score.

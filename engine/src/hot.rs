@@ -5,16 +5,18 @@
 
 use std::time::Instant;
 
+use argus_backtest::sim::SimExchange;
 use argus_core::{
-    BookAction, ClientOrderId, Executor, Fill, InstrumentId, MarketEvent, MarketEventKind, MarketStatus, Money,
-    OrderBook, OrderIntent, Position, Reject, Scorer, Scores, State, Strategy, StrategyId, UnixNanos,
+    BookAction, ClientOrderId, CloseReason, ExecReport, Executor, InstrumentId, MarketEvent, MarketEventKind,
+    MarketStatus, Money, OrderBook, OrderIntent, Position, Reject, Scorer, Scores, State, Strategy, StrategyId,
+    UnixNanos,
 };
 use argus_models::features::Features;
 use argus_risk::RiskChain;
 
 use crate::audit::{AuditRecord, AuditSink};
+use crate::journal::Journal;
 use crate::latency::{Stage, StageLatencies};
-use crate::paper::PaperExecutor;
 
 /// The view strategies and risk get. A macro rather than a method so that it borrows only the
 /// fields it reads, leaving `risk` and `exec` free to be borrowed mutably beside it.
@@ -45,7 +47,14 @@ pub struct HotCounters {
     pub approved: u64,
     pub rejected: [u64; Reject::ALL.len()],
     pub fills: u64,
+    /// Orders the venue refused to take (its request queue was full).
     pub exec_errors: u64,
+    /// Immediate-or-cancel orders that found nothing (more) to take.
+    pub expired: u64,
+    /// Cancels that reached the venue after their order was done.
+    pub cancel_rejects: u64,
+    /// Timers strategies asked for that fired.
+    pub timers: u64,
     /// Cancels sent because the engine halted, and those the venue refused.
     pub halt_cancels: u64,
     pub cancel_errors: u64,
@@ -60,7 +69,7 @@ pub struct HotThread<Sc, St> {
     pub scorer: Sc,
     pub strategy: St,
     pub risk: RiskChain,
-    pub exec: PaperExecutor,
+    pub exec: SimExchange,
     pub position: Position,
     /// Instrument rules and book health, read by risk.
     pub market: MarketStatus,
@@ -73,8 +82,10 @@ pub struct HotThread<Sc, St> {
     pub live_clock: bool,
     /// Where risk decisions are audited, if anywhere.
     pub audit: Option<AuditSink>,
+    /// Orders, fills and the equity curve, kept for backtest reports (never live).
+    pub journal: Option<Box<Journal>>,
     intents: Vec<OrderIntent>,
-    fills: Vec<Fill>,
+    reports: Vec<ExecReport>,
     cancels: Vec<ClientOrderId>,
     out: [f32; 2],
 }
@@ -87,7 +98,7 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
         scorer: Sc,
         strategy: St,
         risk: RiskChain,
-        exec: PaperExecutor,
+        exec: SimExchange,
         latency: StageLatencies,
         live_clock: bool,
     ) -> Self {
@@ -112,8 +123,9 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
             counters: HotCounters::default(),
             live_clock,
             audit: None,
+            journal: None,
             intents: Vec::with_capacity(16),
-            fills: Vec::with_capacity(16),
+            reports: Vec::with_capacity(64),
             cancels: Vec::with_capacity(argus_risk::MAX_LIVE_ORDERS as usize),
             out: [0.0; 2],
         }
@@ -132,7 +144,19 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
                 publish(self);
             }
         }
+        self.finish();
         publish(self);
+    }
+
+    /// End of input: due timers fire against the final book, the venue answers everything in
+    /// flight, and the journal gets its last equity point.
+    pub fn finish(&mut self) {
+        self.fire_timers(u64::MAX);
+        self.exec.finish(&self.book);
+        self.apply_reports();
+        if let (Some(j), Some(mid)) = (self.journal.as_deref_mut(), self.book.mid_units()) {
+            j.sample_now(self.last_venue_ts, mid, &self.position);
+        }
     }
 
     /// Processes one event.
@@ -149,6 +173,9 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
         if ev.ts_exchange.0 != 0 && ev.ts_recv.0 != 0 {
             self.market.clock_skew_ns = Some(ev.ts_recv.0.wrapping_sub(ev.ts_exchange.0) as i64);
         }
+        let local = if ev.ts_recv.0 != 0 { ev.ts_recv.0 } else { ev.ts_exchange.0 };
+        self.fire_timers(local);
+        self.exec.before_event(ev, &self.book);
         match ev.kind {
             MarketEventKind::Delta(d) => {
                 self.book.apply(&d);
@@ -164,6 +191,13 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
             MarketEventKind::Trade(_) => self.counters.trades += 1,
             MarketEventKind::Quote(_) => self.counters.quotes += 1,
             MarketEventKind::Mark(_) | MarketEventKind::Liquidation(_) => {}
+        }
+        self.exec.after_event(ev, &self.book);
+        self.apply_reports();
+        if let Some(j) = self.journal.as_deref_mut() {
+            if let Some(mid) = self.book.mid_units() {
+                j.sample(self.last_venue_ts, mid, &self.position);
+            }
         }
         let t1 = Instant::now();
         self.latency.record(Stage::Book, nanos(t0, t1));
@@ -206,7 +240,34 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
         if self.intents.is_empty() {
             return;
         }
-        for &intent in &self.intents {
+        self.submit_intents(now);
+        self.latency.record(Stage::Risk, nanos(t4, Instant::now()));
+    }
+}
+
+impl<Sc, St: Strategy> HotThread<Sc, St> {
+    /// Fires the strategy's timers due before local time `local` (the next event's receive time).
+    #[inline]
+    fn fire_timers(&mut self, local: u64) {
+        while let Some(t) = self.strategy.next_timer() {
+            if t.0 >= local {
+                return;
+            }
+            self.counters.timers += 1;
+            self.exec.set_local_time(t);
+            self.intents.clear();
+            let st = state!(self, t);
+            self.strategy.on_timer(&st, &mut self.intents);
+            self.submit_intents(t);
+        }
+    }
+}
+
+impl<Sc, St> HotThread<Sc, St> {
+    /// Gates `self.intents` through risk and sends the approved ones to the venue.
+    fn submit_intents(&mut self, now: UnixNanos) {
+        for i in 0..self.intents.len() {
+            let intent = self.intents[i];
             self.counters.intents += 1;
             let st = state!(self, now);
             let decision = self.risk.evaluate(intent, &st);
@@ -226,31 +287,52 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
             match decision {
                 Ok(approved) => {
                     self.counters.approved += 1;
-                    let mut venue = self.exec.at(&self.book);
-                    let sent = venue.submit(approved);
-                    venue.poll_fills(&mut self.fills);
-                    match sent {
-                        Ok(id) => self.risk.on_sent(id, &intent),
+                    match self.exec.submit(approved) {
+                        Ok(id) => {
+                            self.risk.on_sent(id, &intent);
+                            if let Some(j) = self.journal.as_deref_mut() {
+                                j.on_sent(id, &intent, self.exec.local_now());
+                            }
+                        }
                         Err(_) => self.counters.exec_errors += 1,
-                    }
-                    for f in self.fills.drain(..) {
-                        self.position.apply(&f);
-                        self.risk.on_fill(&f);
-                        self.counters.fills += 1;
-                    }
-                    if let Ok(id) = sent {
-                        // Paper orders are immediate-or-cancel: done once submitted.
-                        self.risk.on_closed(id);
                     }
                 }
                 Err(reason) => self.counters.rejected[reason.index()] += 1,
             }
         }
-        self.latency.record(Stage::Risk, nanos(t4, Instant::now()));
+        // With no latency the venue answers before the next event; collect what is already due.
+        self.apply_reports();
     }
-}
 
-impl<Sc, St> HotThread<Sc, St> {
+    /// Applies the venue's answers that have reached us.
+    #[inline]
+    fn apply_reports(&mut self) {
+        self.exec.poll(&mut self.reports);
+        for r in self.reports.drain(..) {
+            match r {
+                ExecReport::Resting(id) => self.risk.on_resting(id),
+                ExecReport::Fill(f) => {
+                    self.position.apply(&f);
+                    self.risk.on_fill(&f);
+                    self.counters.fills += 1;
+                    if let Some(j) = self.journal.as_deref_mut() {
+                        j.on_fill(&f, self.exec.local_now(), &self.position);
+                    }
+                }
+                ExecReport::Closed { id, reason } => {
+                    self.risk.on_closed(id);
+                    if reason == CloseReason::Expired {
+                        self.counters.expired += 1;
+                    }
+                    if let Some(j) = self.journal.as_deref_mut() {
+                        j.on_closed(id, reason, self.exec.local_now());
+                    }
+                }
+                ExecReport::CancelRejected(_) => self.counters.cancel_rejects += 1,
+            }
+        }
+    }
+
     /// Once per halt (when configured), cancels every order risk knows to be live.
     #[inline]
     fn cancel_on_halt(&mut self, now: UnixNanos) {
@@ -258,12 +340,11 @@ impl<Sc, St> HotThread<Sc, St> {
         if self.cancels.is_empty() {
             return;
         }
-        let mut venue = self.exec.at(&self.book);
         for &id in &self.cancels {
             self.counters.halt_cancels += 1;
-            match venue.cancel(id) {
-                Ok(()) => self.risk.on_closed(id),
-                Err(_) => self.counters.cancel_errors += 1,
+            // The order is closed when the venue confirms the cancel (or that it had filled).
+            if self.exec.cancel(id).is_err() {
+                self.counters.cancel_errors += 1;
             }
         }
         self.cancels.clear();

@@ -1,4 +1,4 @@
-//! argus-engine: the `argus` binary's library half: the hot thread, paper execution, latency
+//! argus-engine: the `argus` binary's library half: the hot thread, its journal, latency
 //! accounting, metrics, reports and the wiring of feeds to the hot thread.
 //!
 //! `anyhow` is allowed here and only here.
@@ -6,9 +6,9 @@
 pub mod audit;
 pub mod control;
 pub mod hot;
+pub mod journal;
 pub mod latency;
 pub mod metrics;
-pub mod paper;
 pub mod pipeline;
 pub mod record;
 pub mod recorder;

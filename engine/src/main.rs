@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use argus_backtest::sim::{bps_to_ppm, Latency, QueueModel, SimConfig};
 use argus_backtest::tape::TapeReader;
 use argus_core::InstrumentId;
+use argus_engine::pipeline::StrategySetup;
 use argus_engine::pipeline::{self, PipelineConfig};
 use argus_engine::replay;
 use argus_engine::report::Report;
@@ -107,9 +109,23 @@ struct RunArgs {
     /// Levels kept per book side (at least 5000).
     #[arg(long, default_value_t = 5000)]
     book_levels: usize,
-    /// Taker fee of paper fills, in basis points.
-    #[arg(long, default_value_t = 1)]
-    fee_bps: i64,
+    /// Taker fee of simulated fills, in basis points.
+    #[arg(long, default_value_t = 1.0)]
+    fee_bps: f64,
+    /// Maker fee of simulated fills, in basis points (negative: a rebate).
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    maker_fee_bps: f64,
+    /// Simulated order latency each way: `recorded` (the data's receive-minus-exchange delay) or
+    /// a duration (`0`, `250us`, `2ms`).
+    #[arg(long, default_value = "0")]
+    order_latency: String,
+    /// Market-data latency: `recorded` (venue time = the event's exchange time) or a duration
+    /// (venue time = receive time minus it).
+    #[arg(long, default_value = "0")]
+    md_latency: String,
+    /// Queue position of resting orders: `conservative`, `prob` or `prob:<power>`.
+    #[arg(long, default_value = "conservative")]
+    queue_model: String,
     /// Risk limits: a TOML file (or JSON for `*.json`) with RiskConfig fields; defaults otherwise.
     #[arg(long)]
     risk_config: Option<PathBuf>,
@@ -182,12 +198,26 @@ struct BacktestArgs {
     /// End (inclusive), same forms.
     #[arg(long)]
     to: Option<String>,
-    #[arg(long, value_parser = ["signal_taker"], default_value = "signal_taker")]
+    #[arg(long, value_parser = ["signal_taker", "scripted"], default_value = "signal_taker")]
     strategy: String,
+    /// scripted: the orders, one JSON object per line
+    /// (`{"ts_ns":…, "side":"buy|sell", "type":"market|limit", "qty":"…", "price":"…"}`).
+    #[arg(long, required_if_eq("strategy", "scripted"))]
+    script: Option<PathBuf>,
+    /// scripted: a market order's limit, in basis points through the opposite touch.
+    #[arg(long, default_value_t = 10)]
+    market_slippage_bps: i64,
+    /// Capital the report's return, turnover and drawdown are relative to (quote currency).
+    #[arg(long, default_value = "10000")]
+    capital: String,
+    /// Equity-curve sampling interval (venue time) for the report: a duration like `1s`, `100ms`.
+    #[arg(long, default_value = "1s")]
+    equity_every: String,
     /// Strategy parameters (TOML or JSON by extension; keys of the strategy's config).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Directory for `report.json` (the human summary still goes to stdout).
+    /// Directory for `summary.json`, `orders.parquet`, `fills.parquet`, `equity.parquet`,
+    /// `report.html` and the engine's `report.json` (the human summary still goes to stdout).
     #[arg(long)]
     report: Option<PathBuf>,
     /// Parameter grid over the strategy's config keys, e.g. `--sweep entry_bps=0.4,0.6,0.8
@@ -787,7 +817,14 @@ fn pipeline_config(
         book_levels: run.book_levels,
         strategy: SignalTakerConfig::default(),
         risk,
-        fee_bps: run.fee_bps,
+        sim: SimConfig {
+            order_latency: Latency::parse(&run.order_latency).context("--order-latency")?,
+            md_latency: Latency::parse(&run.md_latency).context("--md-latency")?,
+            queue: QueueModel::parse(&run.queue_model).context("--queue-model")?,
+            maker_fee_ppm: bps_to_ppm(run.maker_fee_bps),
+            taker_fee_ppm: bps_to_ppm(run.fee_bps),
+            deplete: true,
+        },
         reconnect,
         record: run.record.clone(),
         spin_polls: run.spin_polls,
@@ -860,7 +897,7 @@ fn finish(report: &Report, path: Option<&Path>) -> Result<()> {
 }
 
 /// One backtest over the source the arguments name.
-fn run_backtest(args: &BacktestArgs, setup: &argus_engine::pipeline::HotSetup) -> Result<Report> {
+fn run_backtest(args: &BacktestArgs, setup: &argus_engine::pipeline::HotSetup) -> Result<replay::Outcome> {
     let malformed = std::cell::Cell::new(0_u64);
     match (&args.tape, &args.recording) {
         (Some(tape), _) => {
@@ -932,8 +969,9 @@ fn sweep(args: &BacktestArgs, base: &argus_engine::pipeline::HotSetup) -> Result
         let strategy: SignalTakerConfig =
             serde_json::from_value(v).with_context(|| format!("strategy config for {combo:?}"))?;
         let mut setup = base.clone();
-        setup.strategy = strategy;
+        setup.strategy = StrategySetup::SignalTaker(strategy);
         setup.audit = None;
+        setup.journal_every_ns = None;
         setups.push(setup);
     }
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(grid.len());
@@ -947,7 +985,7 @@ fn sweep(args: &BacktestArgs, base: &argus_engine::pipeline::HotSetup) -> Result
                 if i >= setups.len() {
                     break;
                 }
-                let r = run_backtest(args, &setups[i]);
+                let r = run_backtest(args, &setups[i]).map(|o| o.report);
                 if let Ok(mut slot) = results[i].lock() {
                     *slot = Some(r);
                 }
@@ -987,24 +1025,59 @@ fn backtest(args: BacktestArgs) -> Result<()> {
     }
     let cfg = pipeline_config(&args.run, String::new(), String::new(), &args.symbol, false)?;
     let mut setup = cfg.hot_setup();
-    if let Some(p) = &args.config {
+    let capital = argus_core::Money(i128::from(
+        argus_core::Price::parse(&args.capital).map_err(|e| anyhow::anyhow!("--capital: {e}"))?.units(),
+    ));
+    anyhow::ensure!(capital.0 > 0, "--capital must be positive");
+    let every = match Latency::parse(&args.equity_every).context("--equity-every")? {
+        Latency::Constant(ns) if ns > 0 => ns,
+        _ => anyhow::bail!("--equity-every: a positive duration like 1s"),
+    };
+    if args.strategy == "scripted" {
+        anyhow::ensure!(args.sweep.is_empty(), "--sweep sweeps signal_taker parameters; not with a script");
+        let path = args.script.as_ref().context("--strategy scripted needs --script FILE")?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let orders = argus_strategies::parse_script(&text).map_err(|errors| {
+            let shown: Vec<String> = errors.iter().take(20).map(ToString::to_string).collect();
+            anyhow::anyhow!("{}: {} bad line(s):\n  {}", path.display(), errors.len(), shown.join("\n  "))
+        })?;
+        setup.strategy = StrategySetup::Scripted { orders, market_slippage_bps: args.market_slippage_bps };
+    } else if let Some(p) = &args.config {
         let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-        setup.strategy = if p.extension().is_some_and(|e| e == "json") {
+        setup.strategy = StrategySetup::SignalTaker(if p.extension().is_some_and(|e| e == "json") {
             serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
         } else {
             toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
-        };
+        });
     }
     if !args.sweep.is_empty() {
         return sweep(&args, &setup);
     }
-    let report = run_backtest(&args, &setup)?;
-    if let Some(dir) = &args.report {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let path = dir.join("report.json");
-        return finish(&report, Some(&path));
-    }
-    finish(&report, args.run.report_json.as_deref())
+    let Some(dir) = &args.report else {
+        let outcome = run_backtest(&args, &setup)?;
+        return finish(&outcome.report, args.run.report_json.as_deref());
+    };
+    setup.journal_every_ns = Some(every);
+    let outcome = run_backtest(&args, &setup)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let journal = outcome.journal.context("the backtest kept no journal")?;
+    journal.write_parquet(dir)?;
+    let summary = argus_engine::journal::summary(&outcome.report, &journal, capital);
+    let path = dir.join("summary.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&summary)? + "\n")
+        .with_context(|| format!("writing {}", path.display()))?;
+    let latency: Vec<(String, f64)> = outcome
+        .report
+        .latency_ns
+        .iter()
+        .filter(|(_, l)| l.count > 0)
+        .flat_map(|(k, l)| [(format!("{k} p50"), l.p50 as f64), (format!("{k} p99"), l.p99 as f64)])
+        .collect();
+    let title = format!("{} {}", args.venue, args.symbol);
+    let path = dir.join("report.html");
+    std::fs::write(&path, argus_engine::journal::html(&journal, &summary.performance, &title, &latency))
+        .with_context(|| format!("writing {}", path.display()))?;
+    finish(&outcome.report, Some(&dir.join("report.json")))
 }
 
 fn demo(args: DemoArgs) -> Result<()> {

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use argus_backtest::sim::{SimConfig, SimExchange};
 use argus_core::{InstrumentSpec, InstrumentTable, MarketEvent, Reject, Venue};
 use argus_feeds::binance::{self, BinanceFeedConfig};
 use argus_feeds::FeedStats;
 use argus_models::mlp::{device_name, parse_device, TchScorer};
 use argus_risk::{RiskChain, RiskConfig};
-use argus_strategies::{SignalTaker, SignalTakerConfig};
+use argus_strategies::{AnyStrategy, Scripted, ScriptedOrder, SignalTaker, SignalTakerConfig};
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -23,7 +24,6 @@ use crate::control;
 use crate::hot::{HotCounters, HotThread};
 use crate::latency::StageLatencies;
 use crate::metrics::{self, Metrics};
-use crate::paper::PaperExecutor;
 use crate::recorder::Recorder;
 use crate::report::{FeedReport, Frames, ModelReport, QueueReport, Report};
 use crate::spin::SpinRecv;
@@ -41,7 +41,8 @@ pub struct PipelineConfig {
     pub book_levels: usize,
     pub strategy: SignalTakerConfig,
     pub risk: RiskConfig,
-    pub fee_bps: i64,
+    /// The simulated exchange paper orders go to.
+    pub sim: SimConfig,
     pub reconnect: bool,
     /// Record every event the hot thread consumes to this Parquet tape.
     pub record: Option<PathBuf>,
@@ -60,15 +61,39 @@ pub struct HotSetup {
     pub model_dir: PathBuf,
     pub device: String,
     pub book_levels: usize,
-    pub strategy: SignalTakerConfig,
+    pub strategy: StrategySetup,
     pub risk: RiskConfig,
-    pub fee_bps: i64,
+    pub sim: SimConfig,
+    /// Keep a [`crate::journal::Journal`] sampling equity this often (backtest reports).
+    pub journal_every_ns: Option<u64>,
     /// Audit log for backtests (live runs start theirs in `run`).
     pub audit: Option<crate::audit::AuditTarget>,
 }
 
-/// A hot thread wired with the real model, strategy, risk chain and paper executor.
-pub type Hot = HotThread<TchScorer, SignalTaker>;
+/// Which strategy a hot thread runs, with its parameters.
+#[derive(Debug, Clone)]
+pub enum StrategySetup {
+    SignalTaker(SignalTakerConfig),
+    /// Orders from a script (`argus backtest --strategy scripted --script FILE`).
+    Scripted {
+        orders: Vec<ScriptedOrder>,
+        market_slippage_bps: i64,
+    },
+}
+
+impl StrategySetup {
+    pub fn build(&self) -> AnyStrategy {
+        match self {
+            StrategySetup::SignalTaker(c) => AnyStrategy::SignalTaker(SignalTaker::new(*c)),
+            StrategySetup::Scripted { orders, market_slippage_bps } => {
+                AnyStrategy::Scripted(Scripted::new(orders.clone(), *market_slippage_bps, argus_core::StrategyId(0)))
+            }
+        }
+    }
+}
+
+/// A hot thread wired with the real model, strategy, risk chain and simulated exchange.
+pub type Hot = HotThread<TchScorer, AnyStrategy>;
 
 impl HotSetup {
     /// Loads the model and builds the hot thread; logs the device in use.
@@ -91,14 +116,15 @@ impl HotSetup {
             instrument,
             self.book_levels,
             scorer,
-            SignalTaker::new(self.strategy),
+            self.strategy.build(),
             // Every hot thread today trades one Binance spot instrument.
             RiskChain::new(self.risk)?.with_instrument(instrument, argus_core::Venue::BinanceSpot),
-            PaperExecutor::new(self.fee_bps),
+            SimExchange::new(self.sim),
             StageLatencies::new()?,
             live_clock,
         );
         hot.market.spec = Some(spec);
+        hot.journal = self.journal_every_ns.map(|every| Box::new(crate::journal::Journal::new(every)));
         Ok((hot, model))
     }
 }
@@ -109,9 +135,10 @@ impl PipelineConfig {
             model_dir: self.model_dir.clone(),
             device: self.device.clone(),
             book_levels: self.book_levels,
-            strategy: self.strategy,
+            strategy: StrategySetup::SignalTaker(self.strategy),
             risk: self.risk,
-            fee_bps: self.fee_bps,
+            sim: self.sim,
+            journal_every_ns: None,
             audit: self.audit.clone(),
         }
     }

@@ -8,6 +8,14 @@ use std::time::Instant;
 use crate::pipeline::HotSetup;
 use crate::report::{FeedReport, Frames, QueueReport, Report};
 
+/// What a backtest produced.
+#[derive(Debug)]
+pub struct Outcome {
+    pub report: Report,
+    /// Orders, fills and equity, when the setup asked for a journal.
+    pub journal: Option<Box<crate::journal::Journal>>,
+}
+
 /// Runs `events` through the hot thread. `malformed` counts input rows the source skipped.
 ///
 /// # Errors
@@ -17,7 +25,7 @@ pub fn run(
     symbol: &str,
     setup: &HotSetup,
     malformed: &std::cell::Cell<u64>,
-) -> Result<Report> {
+) -> Result<Outcome> {
     let mut instruments = InstrumentTable::default();
     let spec = crate::pipeline::spot_spec(symbol);
     let instrument = instruments.add(Venue::BinanceSpot, symbol, 8, 8, spec);
@@ -47,7 +55,8 @@ pub fn run(
         FeedReport::default(),
         started.elapsed().as_secs_f64(),
     );
+    let journal = hot.journal.take();
     drop(hot);
     report.audit = audit.map(crate::audit::Audit::finish);
-    Ok(report)
+    Ok(Outcome { report, journal })
 }

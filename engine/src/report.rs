@@ -22,6 +22,8 @@ pub struct Report {
     pub feed: FeedReport,
     pub wall_seconds: f64,
     pub risk: RiskReport,
+    /// The simulated exchange: its settings and what it did.
+    pub sim: SimReport,
     /// The audit log, when `--audit` was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit: Option<crate::audit::AuditReport>,
@@ -68,6 +70,58 @@ pub struct Orders {
     pub rejected: BTreeMap<&'static str, u64>,
     pub fills: u64,
     pub exec_errors: u64,
+    /// Immediate-or-cancel orders that found nothing (more) to take.
+    pub expired: u64,
+    pub cancel_rejects: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SimReport {
+    pub order_latency: String,
+    pub md_latency: String,
+    pub queue_model: String,
+    pub maker_fee_bps: f64,
+    pub taker_fee_bps: f64,
+    pub orders: u64,
+    pub cancels: u64,
+    pub taker_fills: u64,
+    pub maker_fills: u64,
+    pub expired: u64,
+    pub cancelled: u64,
+    pub cancel_rejects: u64,
+    pub max_resting: u64,
+    pub resting_at_end: usize,
+}
+
+impl SimReport {
+    fn of(sim: &argus_backtest::sim::SimExchange) -> Self {
+        use argus_backtest::sim::{Latency, QueueModel};
+        let lat = |l: Latency| match l {
+            Latency::Constant(ns) => format!("{ns}ns"),
+            Latency::Recorded => "recorded".to_owned(),
+        };
+        let c = sim.config();
+        let st = sim.stats();
+        Self {
+            order_latency: lat(c.order_latency),
+            md_latency: lat(c.md_latency),
+            queue_model: match c.queue {
+                QueueModel::Conservative => "conservative".to_owned(),
+                QueueModel::Probabilistic { power } => format!("prob:{power}"),
+            },
+            maker_fee_bps: c.maker_fee_ppm as f64 / 100.0,
+            taker_fee_bps: c.taker_fee_ppm as f64 / 100.0,
+            orders: st.orders,
+            cancels: st.cancels,
+            taker_fills: st.taker_fills,
+            maker_fills: st.maker_fills,
+            expired: st.expired,
+            cancelled: st.cancelled,
+            cancel_rejects: st.cancel_rejects,
+            max_resting: st.max_resting,
+            resting_at_end: sim.resting(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -184,6 +238,8 @@ impl Report {
                 rejected: Reject::ALL.iter().map(|r| (r.as_str(), c.rejected[r.index()])).collect(),
                 fills: c.fills,
                 exec_errors: c.exec_errors,
+                expired: c.expired,
+                cancel_rejects: c.cancel_rejects,
             },
             pnl: Pnl {
                 realized: hot.position.realized.to_string(),
@@ -216,6 +272,7 @@ impl Report {
                 halt_cancels: c.halt_cancels,
                 cancel_errors: c.cancel_errors,
             },
+            sim: SimReport::of(&hot.exec),
             recording: None,
             audit: None,
         }

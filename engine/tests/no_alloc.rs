@@ -6,8 +6,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use argus_backtest::sim::SimConfig;
 use argus_core::{InstrumentId, InstrumentSpec};
-use argus_engine::pipeline::HotSetup;
+use argus_engine::pipeline::{HotSetup, StrategySetup};
 use argus_feeds::offline::BinanceRecording;
 use argus_risk::RiskConfig;
 use argus_strategies::SignalTakerConfig;
@@ -53,9 +54,10 @@ fn hot_thread_step_does_not_allocate_after_warmup() {
         model_dir: root.join("models/zoo/btcusdt_mlp"),
         device: "cpu".into(),
         book_levels: 5000,
-        strategy: SignalTakerConfig::default(),
+        strategy: StrategySetup::SignalTaker(SignalTakerConfig::default()),
         risk: RiskConfig::default(),
-        fee_bps: 1,
+        sim: SimConfig::default(),
+        journal_every_ns: None,
         audit: None,
     };
     let (mut hot, _) = setup.build(InstrumentId(0), InstrumentSpec::BINANCE_SPOT_BTCUSDT, false).unwrap();
@@ -73,5 +75,6 @@ fn hot_thread_step_does_not_allocate_after_warmup() {
     let allocs = ALLOCS.load(Ordering::SeqCst);
     assert!(hot.counters.scores > 5_000, "the model ran");
     assert!(hot.counters.intents > 0, "the strategy traded");
+    assert!(hot.counters.fills > 0, "the simulated venue filled orders");
     assert_eq!(allocs, 0, "{allocs} allocations over {n} events");
 }

@@ -632,6 +632,7 @@ mod tests {
             fee: Money(0),
             levels: 1,
             ts: UnixNanos(0),
+            maker: false,
         }
     }
 
