@@ -33,7 +33,7 @@ use parquet::file::properties::WriterProperties;
 
 use crate::BacktestError;
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BacktestError + '_ {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BacktestError + '_ {
     move |source| BacktestError::Io { path: path.display().to_string(), source }
 }
 
@@ -312,7 +312,7 @@ impl std::fmt::Debug for CatalogWriter {
 }
 
 /// `YYYY-MM-DD` of a day number since the epoch (proleptic Gregorian).
-fn date(days: i64) -> String {
+pub(crate) fn date(days: i64) -> String {
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -326,7 +326,7 @@ fn date(days: i64) -> String {
     format!("{:04}-{:02}-{:02}", if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-fn safe(s: &str) -> String {
+pub(crate) fn safe(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect()
 }
 
@@ -462,8 +462,9 @@ impl std::fmt::Debug for CatalogReader {
 struct PartReader {
     table: Table,
     batches: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
-    batch: Option<RecordBatch>,
-    row: usize,
+    /// The current batch, decoded column by column into events.
+    events: Vec<MarketEvent>,
+    pos: usize,
 }
 
 fn sort_ts(ev: &MarketEvent) -> u64 {
@@ -475,25 +476,18 @@ fn sort_ts(ev: &MarketEvent) -> u64 {
 }
 
 impl PartReader {
+    #[inline]
     fn next_event(&mut self, bad: &mut u64) -> Option<MarketEvent> {
         loop {
-            if let Some(b) = &self.batch {
-                if self.row < b.num_rows() {
-                    let i = self.row;
-                    self.row += 1;
-                    match decode_row(self.table, b, i) {
-                        Some(ev) => return Some(ev),
-                        None => {
-                            *bad += 1;
-                            continue;
-                        }
-                    }
-                }
+            if let Some(ev) = self.events.get(self.pos) {
+                self.pos += 1;
+                return Some(*ev);
             }
             match self.batches.next() {
                 Some(Ok(b)) => {
-                    self.batch = Some(b);
-                    self.row = 0;
+                    self.events.clear();
+                    self.pos = 0;
+                    decode_batch(self.table, &b, &mut self.events, bad);
                 }
                 Some(Err(_)) => {
                     *bad += 1;
@@ -505,72 +499,139 @@ impl PartReader {
     }
 }
 
-fn decode_row(table: Table, b: &RecordBatch, i: usize) -> Option<MarketEvent> {
+/// Decodes a whole batch: each column is looked up and typed once, then rows are read by index.
+/// Rows with a null or unknown value are counted in `bad` and skipped; a batch whose columns do
+/// not have the table's types is bad as a whole.
+fn decode_batch(table: Table, b: &RecordBatch, out: &mut Vec<MarketEvent>, bad: &mut u64) {
+    if decode_columns(table, b, out, bad).is_none() {
+        *bad += b.num_rows() as u64;
+    }
+}
+
+fn decode_columns(table: Table, b: &RecordBatch, out: &mut Vec<MarketEvent>, bad: &mut u64) -> Option<()> {
     use argus_core::{
         BookDelta, DeltaFlags, InstrumentId, Liquidation, MarkPrice, Price, Qty, Quote, Trade, UnixNanos,
     };
-    use arrow::array::{Array, BooleanArray, Int64Array, StringArray, UInt64Array, UInt8Array};
-    let col = |n: &str| b.column_by_name(n);
-    let u64v = |n: &str| col(n)?.as_any().downcast_ref::<UInt64Array>().filter(|a| a.is_valid(i)).map(|a| a.value(i));
-    let i64v = |n: &str| col(n)?.as_any().downcast_ref::<Int64Array>().filter(|a| a.is_valid(i)).map(|a| a.value(i));
-    let strv = |n: &str| {
-        col(n)?.as_any().downcast_ref::<StringArray>().filter(|a| a.is_valid(i)).map(|a| a.value(i).to_owned())
-    };
-    let side = |n: &str| match strv(n)?.as_str() {
-        "buy" => Some(Side::Buy),
-        "sell" => Some(Side::Sell),
-        _ => None,
-    };
-    let kind = match table {
-        Table::Trades => MarketEventKind::Trade(Trade {
-            price: Price::from_units(i64v("price")?),
-            qty: Qty::from_units(i64v("size")?),
-            trade_id: u64v("trade_id")?,
-            aggressor: side("aggressor")?,
-        }),
-        Table::Quotes => MarketEventKind::Quote(Quote {
-            bid_price: Price::from_units(i64v("bid_price")?),
-            bid_qty: Qty::from_units(i64v("bid_size")?),
-            ask_price: Price::from_units(i64v("ask_price")?),
-            ask_qty: Qty::from_units(i64v("ask_size")?),
-        }),
-        Table::Deltas => {
-            let flags = col("flags")?.as_any().downcast_ref::<UInt8Array>()?.value(i);
-            let _ = col("is_last")?.as_any().downcast_ref::<BooleanArray>()?;
-            MarketEventKind::Delta(BookDelta {
-                action: match strv("action")?.as_str() {
-                    "add" => BookAction::Add,
-                    "update" => BookAction::Update,
-                    "delete" => BookAction::Delete,
-                    "clear" => BookAction::Clear,
-                    _ => return None,
-                },
-                side: side("side")?,
-                flags: DeltaFlags(flags),
-                price: Price::from_units(i64v("price")?),
-                qty: Qty::from_units(i64v("size")?),
-                sequence: u64v("sequence")?,
-            })
+    use arrow::array::{Array, Int64Array, StringArray, UInt64Array, UInt8Array};
+    fn typed<'a, T: 'static>(b: &'a RecordBatch, n: &str) -> Option<&'a T> {
+        b.column_by_name(n)?.as_any().downcast_ref::<T>()
+    }
+    let u64c = |n: &str| typed::<UInt64Array>(b, n);
+    let i64c = |n: &str| typed::<Int64Array>(b, n);
+    let strc = |n: &str| typed::<StringArray>(b, n);
+    fn side(a: &StringArray, i: usize) -> Option<Side> {
+        if a.is_null(i) {
+            return None;
         }
-        Table::Marks => MarketEventKind::Mark(MarkPrice {
-            mark: Price::from_units(i64v("mark_price")?),
-            index: Price::from_units(i64v("index_price")?),
-            funding_rate: Price::from_units(i64v("funding_rate")?),
-            next_funding: UnixNanos(u64v("next_funding_ns")?),
+        match a.value(i) {
+            "buy" => Some(Side::Buy),
+            "sell" => Some(Side::Sell),
+            _ => None,
+        }
+    }
+    fn v<T: arrow::datatypes::ArrowPrimitiveType>(a: &arrow::array::PrimitiveArray<T>, i: usize) -> Option<T::Native> {
+        if a.is_null(i) {
+            None
+        } else {
+            Some(a.value(i))
+        }
+    }
+    let (ts_x, ts_r) = (u64c("ts_exchange_ns")?, u64c("ts_recv_ns")?);
+    let n = b.num_rows();
+    out.reserve(n);
+    let mut push = |i: usize, kind: Option<MarketEventKind>| match (kind, v(ts_x, i), v(ts_r, i)) {
+        (Some(kind), Some(x), Some(r)) => out.push(MarketEvent {
+            ts_exchange: UnixNanos(x),
+            ts_recv: UnixNanos(r),
+            instrument: InstrumentId(0),
+            decode_ns: 0,
+            kind,
         }),
-        Table::Liquidations => MarketEventKind::Liquidation(Liquidation {
-            side: side("side")?,
-            price: Price::from_units(i64v("price")?),
-            qty: Qty::from_units(i64v("size")?),
-        }),
+        _ => *bad += 1,
     };
-    Some(MarketEvent {
-        ts_exchange: UnixNanos(u64v("ts_exchange_ns")?),
-        ts_recv: UnixNanos(u64v("ts_recv_ns")?),
-        instrument: InstrumentId(0),
-        decode_ns: 0,
-        kind,
-    })
+    match table {
+        Table::Trades => {
+            let (p, q, id, ag) = (i64c("price")?, i64c("size")?, u64c("trade_id")?, strc("aggressor")?);
+            for i in 0..n {
+                let k = (|| {
+                    Some(MarketEventKind::Trade(Trade {
+                        price: Price::from_units(v(p, i)?),
+                        qty: Qty::from_units(v(q, i)?),
+                        trade_id: v(id, i)?,
+                        aggressor: side(ag, i)?,
+                    }))
+                })();
+                push(i, k);
+            }
+        }
+        Table::Quotes => {
+            let (bp, bq, ap, aq) = (i64c("bid_price")?, i64c("bid_size")?, i64c("ask_price")?, i64c("ask_size")?);
+            for i in 0..n {
+                let k = (|| {
+                    Some(MarketEventKind::Quote(Quote {
+                        bid_price: Price::from_units(v(bp, i)?),
+                        bid_qty: Qty::from_units(v(bq, i)?),
+                        ask_price: Price::from_units(v(ap, i)?),
+                        ask_qty: Qty::from_units(v(aq, i)?),
+                    }))
+                })();
+                push(i, k);
+            }
+        }
+        Table::Deltas => {
+            let (act, sd, fl) = (strc("action")?, strc("side")?, typed::<UInt8Array>(b, "flags")?);
+            let (p, q, seq) = (i64c("price")?, i64c("size")?, u64c("sequence")?);
+            for i in 0..n {
+                let k = (|| {
+                    let action = match act.is_valid(i).then(|| act.value(i))? {
+                        "add" => BookAction::Add,
+                        "update" => BookAction::Update,
+                        "delete" => BookAction::Delete,
+                        "clear" => BookAction::Clear,
+                        _ => return None,
+                    };
+                    Some(MarketEventKind::Delta(BookDelta {
+                        action,
+                        side: side(sd, i)?,
+                        flags: DeltaFlags(v(fl, i)?),
+                        price: Price::from_units(v(p, i)?),
+                        qty: Qty::from_units(v(q, i)?),
+                        sequence: v(seq, i)?,
+                    }))
+                })();
+                push(i, k);
+            }
+        }
+        Table::Marks => {
+            let (m, ix, fr, nf) =
+                (i64c("mark_price")?, i64c("index_price")?, i64c("funding_rate")?, u64c("next_funding_ns")?);
+            for i in 0..n {
+                let k = (|| {
+                    Some(MarketEventKind::Mark(MarkPrice {
+                        mark: Price::from_units(v(m, i)?),
+                        index: Price::from_units(v(ix, i)?),
+                        funding_rate: Price::from_units(v(fr, i)?),
+                        next_funding: UnixNanos(v(nf, i)?),
+                    }))
+                })();
+                push(i, k);
+            }
+        }
+        Table::Liquidations => {
+            let (sd, p, q) = (strc("side")?, i64c("price")?, i64c("size")?);
+            for i in 0..n {
+                let k = (|| {
+                    Some(MarketEventKind::Liquidation(Liquidation {
+                        side: side(sd, i)?,
+                        price: Price::from_units(v(p, i)?),
+                        qty: Qty::from_units(v(q, i)?),
+                    }))
+                })();
+                push(i, k);
+            }
+        }
+    }
+    Some(())
 }
 
 impl CatalogReader {
@@ -621,7 +682,7 @@ impl CatalogReader {
             let batches = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)?
                 .with_batch_size(8192)
                 .build()?;
-            parts.push(PartReader { table, batches, batch: None, row: 0 });
+            parts.push(PartReader { table, batches, events: Vec::with_capacity(8192), pos: 0 });
         }
         let mut r = Self { heads: Vec::new(), parts, from, to, bad_rows: 0 };
         r.heads = (0..r.parts.len()).map(|i| r.pull(i)).collect();

@@ -324,6 +324,176 @@ pub fn binance_csv(
     Ok(())
 }
 
+/// One kline (candlestick) of a Binance public-data klines CSV, exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bar {
+    pub open_ns: u64,
+    pub close_ns: u64,
+    pub open: i64,
+    pub high: i64,
+    pub low: i64,
+    pub close: i64,
+    pub volume: i64,
+    pub quote_volume: i64,
+    pub trades: u64,
+    pub taker_buy_volume: i64,
+    pub taker_buy_quote_volume: i64,
+}
+
+/// The interval of a klines file from its name (`ADABTC-1m-2021-11-27.csv` -> `1m`).
+pub fn kline_interval(path: &Path) -> Option<String> {
+    const INTERVALS: [&str; 16] =
+        ["1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1mo"];
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    name.split(['-', '_', '.']).find(|p| INTERVALS.contains(p)).map(str::to_owned)
+}
+
+/// Imports a Binance klines CSV (`open_time,open,high,low,close,volume,close_time,quote_volume,
+/// count,taker_buy_volume,taker_buy_quote_volume,ignore`; ms or µs times) into the catalog's
+/// `bars` table: `<root>/bars/venue=<v>/symbol=<s>/date=<open day>/part-<interval>-<n>.parquet`,
+/// fixed-point int64 columns (scale 9 in the metadata), written to a temp file and renamed.
+///
+/// # Errors
+/// The file cannot be read, or the Parquet files cannot be written.
+pub fn binance_klines(
+    path: &Path,
+    venue: &str,
+    symbol: &str,
+    interval: &str,
+    root: &Path,
+    report: &mut ImportReport,
+) -> Result<Vec<std::path::PathBuf>, BacktestError> {
+    let name = path.display().to_string();
+    let mut days: BTreeMap<String, Vec<Bar>> = BTreeMap::new();
+    for (i, line) in open(path)?.lines().enumerate() {
+        let n = i as u64 + 1;
+        let Ok(line) = line else {
+            report.reject(&name, n, "unreadable line");
+            continue;
+        };
+        if line.is_empty() || (n == 1 && line.starts_with(|c: char| c.is_ascii_alphabetic())) {
+            continue;
+        }
+        report.rows_read += 1;
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() < 11 {
+            report.reject(&name, n, "wrong column count");
+            continue;
+        }
+        let fx = |s: &str| argus_core::parse_fixed(s.as_bytes()).ok();
+        let (Some(open_t), Some(close_t)) = (binance_time(f[0]), binance_time(f[6])) else {
+            report.reject(&name, n, "bad timestamp");
+            continue;
+        };
+        let vals = [f[1], f[2], f[3], f[4], f[5], f[7], f[9], f[10]].map(fx);
+        let (Some(o), Some(h), Some(l), Some(c), Some(v), Some(qv), Some(tb), Some(tbq)) =
+            (vals[0], vals[1], vals[2], vals[3], vals[4], vals[5], vals[6], vals[7])
+        else {
+            report.reject(&name, n, "bad price or volume");
+            continue;
+        };
+        let Ok(trades) = f[8].parse::<u64>() else {
+            report.reject(&name, n, "bad trade count");
+            continue;
+        };
+        if !(l <= o && l <= c && h >= o && h >= c && l <= h) {
+            report.reject(&name, n, "inconsistent high/low");
+            continue;
+        }
+        let day = crate::catalog::date(i64::try_from(open_t.0 / 86_400_000_000_000).unwrap_or(0));
+        days.entry(day).or_default().push(Bar {
+            open_ns: open_t.0,
+            close_ns: close_t.0,
+            open: o,
+            high: h,
+            low: l,
+            close: c,
+            volume: v,
+            quote_volume: qv,
+            trades,
+            taker_buy_volume: tb,
+            taker_buy_quote_volume: tbq,
+        });
+    }
+    let mut written = Vec::new();
+    for (day, bars) in days {
+        let dir = root
+            .join("bars")
+            .join(format!("venue={}", crate::catalog::safe(venue)))
+            .join(format!("symbol={}", crate::catalog::safe(symbol)))
+            .join(format!("date={day}"));
+        std::fs::create_dir_all(&dir).map_err(crate::catalog::io(&dir))?;
+        let k = std::fs::read_dir(&dir).map_err(crate::catalog::io(&dir))?.count();
+        let path = dir.join(format!("part-{interval}-{k:06}.parquet"));
+        write_bars(&path, venue, symbol, interval, &bars)?;
+        report.rows_written += bars.len() as u64;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+fn write_bars(path: &Path, venue: &str, symbol: &str, interval: &str, bars: &[Bar]) -> Result<(), BacktestError> {
+    use arrow::array::{ArrayRef, Int64Array, StringArray, UInt64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    let fixed = |n: &str| {
+        Field::new(n, DataType::Int64, false).with_metadata(HashMap::from([("scale".to_owned(), "9".to_owned())]))
+    };
+    let fields = vec![
+        Field::new("ts_open_ns", DataType::UInt64, false),
+        Field::new("ts_close_ns", DataType::UInt64, false),
+        Field::new("interval", DataType::Utf8, false),
+        fixed("open"),
+        fixed("high"),
+        fixed("low"),
+        fixed("close"),
+        fixed("volume"),
+        fixed("quote_volume"),
+        Field::new("trades", DataType::UInt64, false),
+        fixed("taker_buy_volume"),
+        fixed("taker_buy_quote_volume"),
+    ];
+    let meta = HashMap::from([
+        ("argus.scale".to_owned(), "9".to_owned()),
+        ("argus.table".to_owned(), "bars".to_owned()),
+        ("argus.venue".to_owned(), venue.to_owned()),
+        ("argus.symbol".to_owned(), symbol.to_owned()),
+        ("argus.interval".to_owned(), interval.to_owned()),
+    ]);
+    let schema = Arc::new(Schema::new_with_metadata(fields, meta));
+    let i = |f: fn(&Bar) -> i64| Arc::new(Int64Array::from_iter_values(bars.iter().map(f))) as ArrayRef;
+    let u = |f: fn(&Bar) -> u64| Arc::new(UInt64Array::from_iter_values(bars.iter().map(f))) as ArrayRef;
+    let cols = vec![
+        u(|b| b.open_ns),
+        u(|b| b.close_ns),
+        Arc::new(StringArray::from_iter_values(bars.iter().map(|_| interval))) as ArrayRef,
+        i(|b| b.open),
+        i(|b| b.high),
+        i(|b| b.low),
+        i(|b| b.close),
+        i(|b| b.volume),
+        i(|b| b.quote_volume),
+        u(|b| b.trades),
+        i(|b| b.taker_buy_volume),
+        i(|b| b.taker_buy_quote_volume),
+    ];
+    let batch = arrow::record_batch::RecordBatch::try_new(Arc::clone(&schema), cols)?;
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    ));
+    let file = std::fs::File::create(&tmp).map_err(crate::catalog::io(&tmp))?;
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::ZSTD(parquet::basic::ZstdLevel::try_new(3)?))
+        .build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, Some(props))?;
+    w.write(&batch)?;
+    w.close()?;
+    std::fs::rename(&tmp, path).map_err(crate::catalog::io(path))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,5 +505,12 @@ mod tests {
         assert_eq!(binance_time("x"), None);
         assert_eq!(id64("42"), 42);
         assert_ne!(id64("ccc3c1fa-212c"), id64("b46c84da-6942"));
+    }
+
+    #[test]
+    fn kline_intervals_come_from_file_names() {
+        assert_eq!(kline_interval(Path::new("x/ADABTC-1m-2021-11-27.csv")).as_deref(), Some("1m"));
+        assert_eq!(kline_interval(Path::new("BTCUSDT-1h-2025-01.zip.csv")).as_deref(), Some("1h"));
+        assert_eq!(kline_interval(Path::new("BTCUSDT-trades.csv")), None);
     }
 }

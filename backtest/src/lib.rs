@@ -19,5 +19,6 @@ mod error;
 pub mod import;
 pub mod sim;
 pub mod tape;
+pub mod throughput;
 
 pub use error::BacktestError;

@@ -22,9 +22,10 @@ fn bench(c: &mut Criterion) {
         model_dir: root.join("models/zoo/btcusdt_mlp"),
         device: "cpu".into(),
         book_levels: 5000,
-        strategy: SignalTakerConfig::default(),
+        strategy: argus_engine::pipeline::StrategySetup::SignalTaker(SignalTakerConfig::default()),
         risk: RiskConfig::default(),
-        fee_bps: 1,
+        sim: argus_backtest::sim::SimConfig::default(),
+        journal_every_ns: None,
         audit: None,
     };
     let make = || setup.build(InstrumentId(0), InstrumentSpec::BINANCE_SPOT_BTCUSDT, false).unwrap().0;

@@ -50,9 +50,11 @@ enum LogFormat {
 }
 
 #[derive(Subcommand, Debug)]
+// Parsed once at start-up: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Replay the bundled recording through an embedded Binance-compatible server and the full
-    /// live pipeline: feed -> book -> features -> model -> strategy -> risk -> paper fills.
+    /// live pipeline: feed -> book -> features -> model -> strategy -> risk -> simulated fills.
     Demo(DemoArgs),
     /// Connect to a real venue (Binance spot) and paper-trade.
     Live(LiveArgs),
@@ -86,6 +88,30 @@ enum Command {
     Models {
         #[command(subcommand)]
         cmd: ModelsCmd,
+    },
+    /// Benchmarks on this machine.
+    Bench {
+        #[command(subcommand)]
+        cmd: BenchCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCmd {
+    /// Replay throughput: stream the catalog in time order into an exact book, no strategy, on
+    /// one core; events = book levels + trades + quotes.
+    Replay {
+        #[arg(long)]
+        catalog: PathBuf,
+        #[arg(long, default_value = "binance_spot")]
+        venue: String,
+        #[arg(long, default_value = "BTCUSDT")]
+        symbol: String,
+        /// Replays to run (each re-reads the files); the best and the median are reported.
+        #[arg(long, default_value_t = 10)]
+        repeat: usize,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -257,7 +283,7 @@ enum DataCmd {
         /// raw: the capture's venue (as `feeds check`); binance-csv: the catalog venue name.
         #[arg(long)]
         venue: Option<String>,
-        /// tardis: trades|incremental_book_L2|book_snapshot|quotes; binance-csv: trades|aggTrades.
+        /// tardis: trades|incremental_book_L2|book_snapshot|quotes; binance-csv: trades|aggTrades|klines.
         /// Default: from the file name.
         #[arg(long)]
         kind: Option<String>,
@@ -452,6 +478,9 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Bench { cmd: BenchCmd::Replay { catalog, venue, symbol, repeat, json } } => {
+            bench_replay(&catalog, &venue, &symbol, repeat, json)
+        }
         Command::Models { cmd: ModelsCmd::Score { model, input, out, device } } => {
             let dev = argus_models::mlp::parse_device(&device)?;
             let m = argus_models::tabular::TabularModel::load(&model, dev)
@@ -603,6 +632,7 @@ fn data_import(
     let mut writer =
         CatalogWriter::new(out, rotation).with_context(|| format!("creating catalog {}", out.display()))?;
     let mut report = ImportReport::default();
+    let mut bar_files: Vec<String> = Vec::new();
     let file_name = |p: &Path| p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     let n = inputs.len();
     match format {
@@ -661,12 +691,14 @@ fn data_import(
             for (i, p) in inputs.iter().enumerate() {
                 let name = file_name(p);
                 let k = match kind {
-                    Some("aggTrades") => BinanceCsvKind::AggTrades,
-                    Some("trades") => BinanceCsvKind::Trades,
-                    Some(other) => anyhow::bail!("unknown binance-csv kind `{other}` (trades, aggTrades)"),
-                    None if name.contains("aggTrades") => BinanceCsvKind::AggTrades,
-                    None if name.contains("trades") => BinanceCsvKind::Trades,
-                    None => anyhow::bail!("{}: cannot tell trades from aggTrades; give --kind", p.display()),
+                    Some("aggTrades") => Some(BinanceCsvKind::AggTrades),
+                    Some("trades") => Some(BinanceCsvKind::Trades),
+                    Some("klines") => None,
+                    Some(other) => anyhow::bail!("unknown binance-csv kind `{other}` (trades, aggTrades, klines)"),
+                    None if name.contains("aggTrades") => Some(BinanceCsvKind::AggTrades),
+                    None if name.contains("trades") => Some(BinanceCsvKind::Trades),
+                    None if import::kline_interval(p).is_some() => None,
+                    None => anyhow::bail!("{}: cannot tell trades, aggTrades or klines; give --kind", p.display()),
                 };
                 let sym = match symbol {
                     Some(s) => s.to_ascii_uppercase(),
@@ -678,8 +710,18 @@ fn data_import(
                         .with_context(|| format!("{}: give --symbol", p.display()))?,
                 };
                 eprintln!("[{}/{n}] {}", i + 1, p.display());
-                import::binance_csv(p, k, venue.unwrap_or("binance_spot"), &sym, &mut writer, &mut report)
-                    .with_context(|| format!("importing {}", p.display()))?;
+                let venue = venue.unwrap_or("binance_spot");
+                match k {
+                    Some(k) => import::binance_csv(p, k, venue, &sym, &mut writer, &mut report)
+                        .with_context(|| format!("importing {}", p.display()))?,
+                    None => {
+                        let interval = import::kline_interval(p)
+                            .with_context(|| format!("{}: no interval (1m, 1h, ...) in the file name", p.display()))?;
+                        let parts = import::binance_klines(p, venue, &sym, &interval, out, &mut report)
+                            .with_context(|| format!("importing {}", p.display()))?;
+                        bar_files.extend(parts.iter().map(|p| p.display().to_string()));
+                    }
+                }
             }
         }
     }
@@ -687,7 +729,7 @@ fn data_import(
     let summary = ImportSummary {
         format: format.to_owned(),
         report,
-        files: parts.iter().map(|p| p.path.display().to_string()).collect(),
+        files: parts.iter().map(|p| p.path.display().to_string()).chain(bar_files).collect(),
     };
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
@@ -1015,6 +1057,60 @@ fn sweep(args: &BacktestArgs, base: &argus_engine::pipeline::HotSetup) -> Result
         std::fs::create_dir_all(dir)?;
         let p = dir.join("sweep.json");
         std::fs::write(&p, serde_json::to_string_pretty(&rows)?).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// Peak resident memory of this process (Linux `VmHWM`), in bytes.
+fn peak_rss() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+}
+
+fn bench_replay(catalog: &Path, venue: &str, symbol: &str, repeat: usize, json: bool) -> Result<()> {
+    use argus_backtest::throughput::replay_into_book;
+    let mut runs = Vec::with_capacity(repeat);
+    let mut counts = None;
+    for _ in 0..repeat.max(1) {
+        let reader = argus_backtest::catalog::CatalogReader::open(catalog, venue, symbol, 0, u64::MAX)
+            .with_context(|| format!("opening catalog {}", catalog.display()))?;
+        let mut book = argus_core::OrderBook::new(5000);
+        let t = std::time::Instant::now();
+        let c = replay_into_book(reader, &mut book);
+        runs.push(t.elapsed().as_secs_f64());
+        anyhow::ensure!(counts.is_none_or(|k| k == c), "two replays of the same files differ");
+        counts = Some(c);
+    }
+    let c = counts.context("no replay ran")?;
+    runs.sort_by(f64::total_cmp);
+    let (best, median) = (runs[0], runs[runs.len() / 2]);
+    let out = serde_json::json!({
+        "events": c.events(),
+        "levels": c.levels,
+        "trades": c.trades,
+        "quotes": c.quotes,
+        "runs": runs.len(),
+        "best_seconds": best,
+        "median_seconds": median,
+        "events_per_sec_best": c.events() as f64 / best,
+        "events_per_sec_median": c.events() as f64 / median,
+        "peak_rss_bytes": peak_rss(),
+        "book_digest": c.book_digest,
+    });
+    if json {
+        println!("{out}");
+    } else {
+        println!(
+            "replay {} events ({} levels, {} trades, {} quotes): median {:.1} M events/s, best {:.1} M/s, peak RSS {} MiB",
+            c.events(),
+            c.levels,
+            c.trades,
+            c.quotes,
+            c.events() as f64 / median / 1e6,
+            c.events() as f64 / best / 1e6,
+            peak_rss().unwrap_or(0) >> 20
+        );
     }
     Ok(())
 }

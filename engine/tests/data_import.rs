@@ -210,3 +210,50 @@ fn sweep_runs_every_combination_and_the_default_point_matches_a_plain_backtest()
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown field `nonsense`"));
 }
+
+#[test]
+fn binance_klines_land_exactly_in_the_bars_table() {
+    let out = tmp("klines");
+    let dir = tmp("klines-src");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The two real days, plus a copy of the first with one broken row.
+    let src = std::fs::read_to_string(data("binance_csv/ADABTC-1m-2021-11-27.csv")).unwrap();
+    let broken = dir.join("ADABTC-1m-2021-11-26.csv");
+    std::fs::write(
+        &broken,
+        "1637884800000,0.1,0.05,0.2,0.1,1,1637884859999,1,1,1,1,0\n1637884860000,x,1,1,1,1,1637884919999,1,1,1,1,0\n",
+    )
+    .unwrap();
+    let files = [data("binance_csv/ADABTC-1m-2021-11-27.csv"), data("binance_csv/ADABTC-1m-2021-11-28.csv"), broken];
+    let r = import(&["--format", "binance-csv", "--symbol", "ADABTC"], &files, &out);
+    assert_eq!(r["rows_read"], 10 + 11 + 2);
+    assert_eq!(r["rows_written"], 21);
+    assert_eq!(r["rows_rejected"], 2);
+    assert_eq!(r["rejected"]["inconsistent high/low"], 1);
+    assert_eq!(r["rejected"]["bad price or volume"], 1);
+    assert!(src.lines().count() == 10);
+    let script = r#"
+import sys, csv, decimal, pyarrow.dataset as ds, pyarrow.parquet as pq
+root, a, b = sys.argv[1], sys.argv[2], sys.argv[3]
+D = decimal.Decimal
+rows = ds.dataset(f"{root}/bars", format="parquet", partitioning="hive").to_table().sort_by("ts_open_ns").to_pylist()
+src = [r for f in (a, b) for r in csv.reader(open(f))]
+assert len(rows) == len(src) == 21, len(rows)
+for r, s in zip(rows, src):
+    assert r["ts_open_ns"] == int(s[0]) * 1_000_000 and r["ts_close_ns"] == int(s[6]) * 1_000_000
+    for col, i in [("open", 1), ("high", 2), ("low", 3), ("close", 4), ("volume", 5), ("quote_volume", 7),
+                   ("taker_buy_volume", 9), ("taker_buy_quote_volume", 10)]:
+        assert D(r[col]) / D(10**9) == D(s[i]), (col, r[col], s[i])
+    assert r["trades"] == int(s[8]) and r["interval"] == "1m"
+    assert r["symbol"] == "ADABTC" and r["venue"] == "binance_spot"
+f = ds.dataset(f"{root}/bars", format="parquet", partitioning="hive").files
+meta = pq.read_schema(f[0]).metadata
+assert meta[b"argus.scale"] == b"9" and meta[b"argus.interval"] == b"1m"
+print(len(rows), sorted(set(str(x["date"]) for x in rows)))
+"#;
+    let outp = python(
+        script,
+        &[&out, &data("binance_csv/ADABTC-1m-2021-11-27.csv"), &data("binance_csv/ADABTC-1m-2021-11-28.csv")],
+    );
+    assert_eq!(outp, "21 ['2021-11-27', '2021-11-28']");
+}
