@@ -324,6 +324,217 @@ pub fn binance_csv(
     Ok(())
 }
 
+/// NautilusTrader catalog kinds this importer reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NautilusKind {
+    Trades,
+    Deltas,
+    Quotes,
+}
+
+/// A NautilusTrader fixed-point column: `fixed_size_binary[16]` (high-precision builds: i128 at
+/// 1e16) or `fixed_size_binary[8]` (standard builds: i64 at 1e9), little-endian; as 1e-9 units,
+/// or `None` when the value has digits beyond 1e-9 or does not fit.
+fn nautilus_fixed(a: &arrow::array::FixedSizeBinaryArray, i: usize) -> Option<i64> {
+    use arrow::array::Array;
+    if a.is_null(i) {
+        return None;
+    }
+    let b = a.value(i);
+    match b.len() {
+        16 => {
+            let raw = i128::from_le_bytes(b.try_into().ok()?);
+            // Nautilus' "undefined" sentinels are far outside any real price.
+            if raw % 10_000_000 != 0 {
+                return None;
+            }
+            i64::try_from(raw / 10_000_000).ok()
+        }
+        8 => Some(i64::from_le_bytes(b.try_into().ok()?)),
+        _ => None,
+    }
+}
+
+/// Imports NautilusTrader catalog Parquet: `trade_tick`, `order_book_delta` and `quote_tick`
+/// files (a file, or a directory searched recursively; other Nautilus tables such as instruments
+/// are skipped and listed). The symbol and venue come from the file's `instrument_id` metadata
+/// (`BTCUSDT.BINANCE` -> symbol `BTCUSDT`, venue `binance` unless `venue` is given); `ts_event`
+/// becomes the exchange time and `ts_init` the receive time.
+///
+/// # Errors
+/// Unreadable files or directories, or a catalog write failure.
+pub fn nautilus(
+    path: &Path,
+    venue: Option<&str>,
+    out: &mut CatalogWriter,
+    report: &mut ImportReport,
+    skipped: &mut Vec<String>,
+) -> Result<(), BacktestError> {
+    use arrow::array::{Array, FixedSizeBinaryArray, StringArray, UInt64Array, UInt8Array};
+    let io = |p: &Path| {
+        let p = p.display().to_string();
+        move |source| BacktestError::Io { path: p, source }
+    };
+    if path.is_dir() {
+        let mut entries: Vec<_> =
+            std::fs::read_dir(path).map_err(io(path))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() || p.extension().is_some_and(|e| e == "parquet") {
+                nautilus(&p, venue, out, report, skipped)?;
+            }
+        }
+        return Ok(());
+    }
+    let name = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(io(path))?;
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?;
+    let schema = builder.schema().clone();
+    let has = |c: &str| schema.column_with_name(c).is_some();
+    let kind = if has("aggressor_side") {
+        NautilusKind::Trades
+    } else if has("action") && has("side") {
+        NautilusKind::Deltas
+    } else if has("bid_price") && has("ask_price") {
+        NautilusKind::Quotes
+    } else {
+        skipped.push(name);
+        return Ok(());
+    };
+    let Some(iid) = schema.metadata().get("instrument_id") else {
+        report.reject(&name, 0, "no instrument_id in the file metadata");
+        return Ok(());
+    };
+    let (symbol, iv) = iid.rsplit_once('.').unwrap_or((iid.as_str(), "nautilus"));
+    let venue = venue.map_or_else(|| iv.to_ascii_lowercase(), str::to_owned);
+    let mut line = 0_u64;
+    for batch in builder.with_batch_size(8192).build()? {
+        let b = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                report.reject(&name, line, &format!("unreadable batch: {e}"));
+                return Ok(());
+            }
+        };
+        let col = |c: &str| b.column_by_name(c);
+        let fixed = |c: &str| col(c).and_then(|a| a.as_any().downcast_ref::<FixedSizeBinaryArray>());
+        let u64c = |c: &str| col(c).and_then(|a| a.as_any().downcast_ref::<UInt64Array>());
+        let u8c = |c: &str| col(c).and_then(|a| a.as_any().downcast_ref::<UInt8Array>());
+        let (Some(ts_event), Some(ts_init)) = (u64c("ts_event"), u64c("ts_init")) else {
+            report.reject(&name, line, "ts_event/ts_init are not uint64");
+            return Ok(());
+        };
+        for i in 0..b.num_rows() {
+            line += 1;
+            report.rows_read += 1;
+            let (x, r) = (UnixNanos(ts_event.value(i)), UnixNanos(ts_init.value(i)));
+            let kind = match kind {
+                NautilusKind::Trades => {
+                    let (Some(p), Some(q), Some(ag), Some(id)) = (
+                        fixed("price"),
+                        fixed("size"),
+                        u8c("aggressor_side"),
+                        col("trade_id").and_then(|a| a.as_any().downcast_ref::<StringArray>()),
+                    ) else {
+                        report.reject(&name, line, "trade columns of unexpected types");
+                        return Ok(());
+                    };
+                    let aggressor = match ag.value(i) {
+                        1 => Side::Buy,
+                        2 => Side::Sell,
+                        _ => {
+                            report.reject(&name, line, "no aggressor side");
+                            continue;
+                        }
+                    };
+                    let (Some(price), Some(qty)) = (nautilus_fixed(p, i), nautilus_fixed(q, i)) else {
+                        report.reject(&name, line, "price or size beyond 1e-9 or out of range");
+                        continue;
+                    };
+                    MarketEventKind::Trade(Trade {
+                        price: Price::from_units(price),
+                        qty: Qty::from_units(qty),
+                        trade_id: id64(id.value(i)),
+                        aggressor,
+                    })
+                }
+                NautilusKind::Quotes => {
+                    let (Some(bp), Some(ap), Some(bq), Some(aq)) =
+                        (fixed("bid_price"), fixed("ask_price"), fixed("bid_size"), fixed("ask_size"))
+                    else {
+                        report.reject(&name, line, "quote columns of unexpected types");
+                        return Ok(());
+                    };
+                    let v =
+                        [nautilus_fixed(bp, i), nautilus_fixed(bq, i), nautilus_fixed(ap, i), nautilus_fixed(aq, i)];
+                    let [Some(bp), Some(bq), Some(ap), Some(aq)] = v else {
+                        report.reject(&name, line, "price or size beyond 1e-9 or out of range");
+                        continue;
+                    };
+                    MarketEventKind::Quote(Quote {
+                        bid_price: Price::from_units(bp),
+                        bid_qty: Qty::from_units(bq),
+                        ask_price: Price::from_units(ap),
+                        ask_qty: Qty::from_units(aq),
+                    })
+                }
+                NautilusKind::Deltas => {
+                    let (Some(act), Some(sd), Some(p), Some(q), Some(fl), Some(seq)) =
+                        (u8c("action"), u8c("side"), fixed("price"), fixed("size"), u8c("flags"), u64c("sequence"))
+                    else {
+                        report.reject(&name, line, "delta columns of unexpected types");
+                        return Ok(());
+                    };
+                    // Nautilus RecordFlag: F_LAST = 128, F_SNAPSHOT = 32.
+                    let f = fl.value(i);
+                    let flags = (if f & 128 != 0 { DeltaFlags::LAST } else { 0 })
+                        | (if f & 32 != 0 { DeltaFlags::SNAPSHOT } else { 0 });
+                    let action = match act.value(i) {
+                        1 => BookAction::Add,
+                        2 => BookAction::Update,
+                        3 => BookAction::Delete,
+                        4 => BookAction::Clear,
+                        _ => {
+                            report.reject(&name, line, "unknown book action");
+                            continue;
+                        }
+                    };
+                    let side = match (sd.value(i), action) {
+                        (1, _) => Side::Buy,
+                        (2, _) => Side::Sell,
+                        (_, BookAction::Clear) => Side::Buy,
+                        _ => {
+                            report.reject(&name, line, "no side");
+                            continue;
+                        }
+                    };
+                    let (price, qty) = match action {
+                        BookAction::Clear => (0, 0),
+                        _ => match (nautilus_fixed(p, i), nautilus_fixed(q, i)) {
+                            (Some(p), Some(q)) => (p, q),
+                            _ => {
+                                report.reject(&name, line, "price or size beyond 1e-9 or out of range");
+                                continue;
+                            }
+                        },
+                    };
+                    MarketEventKind::Delta(BookDelta {
+                        action,
+                        side,
+                        flags: DeltaFlags(flags),
+                        price: Price::from_units(price),
+                        qty: Qty::from_units(qty),
+                        sequence: seq.value(i),
+                    })
+                }
+            };
+            out.write(&venue, symbol, &event(x, r, kind))?;
+            report.rows_written += 1;
+        }
+    }
+    Ok(())
+}
+
 /// One kline (candlestick) of a Binance public-data klines CSV, exact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bar {

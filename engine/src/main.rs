@@ -278,9 +278,10 @@ enum ChainCmd {
 enum DataCmd {
     /// Import files into the catalog; prints rows read/written/rejected (with reasons) as JSON.
     Import {
-        #[arg(long, value_parser = ["raw", "tardis", "binance-csv"])]
+        #[arg(long, value_parser = ["raw", "tardis", "binance-csv", "nautilus"])]
         format: String,
-        /// raw: the capture's venue (as `feeds check`); binance-csv: the catalog venue name.
+        /// raw: the capture's venue (as `feeds check`); binance-csv, nautilus: the catalog venue name
+        /// (nautilus default: from the instrument id, `BTCUSDT.BINANCE` -> `binance`).
         #[arg(long)]
         venue: Option<String>,
         /// tardis: trades|incremental_book_L2|book_snapshot|quotes; binance-csv: trades|aggTrades|klines.
@@ -636,6 +637,17 @@ fn data_import(
     let file_name = |p: &Path| p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     let n = inputs.len();
     match format {
+        "nautilus" => {
+            let mut skipped = Vec::new();
+            for (i, p) in inputs.iter().enumerate() {
+                eprintln!("[{}/{n}] {}", i + 1, p.display());
+                import::nautilus(p, venue, &mut writer, &mut report, &mut skipped)
+                    .with_context(|| format!("importing {}", p.display()))?;
+            }
+            for s in skipped {
+                eprintln!("skipped (not trades, deltas or quotes): {s}");
+            }
+        }
         "raw" => {
             let v = venue.context("--format raw needs --venue")?;
             let cv = argus_feeds::check::CheckVenue::parse(v).with_context(|| format!("unknown venue `{v}`"))?;
