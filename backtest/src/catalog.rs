@@ -445,7 +445,13 @@ impl CatalogWriter {
 /// merging every table and every part; ties keep table order (trades, deltas, quotes, marks,
 /// liquidations) then part order, so a replay is deterministic.
 pub struct CatalogReader {
-    heads: Vec<Option<(u64, usize, MarketEvent)>>,
+    /// Sort key of each part's next event (`u64::MAX` once the part is done).
+    heads: Vec<u64>,
+    /// The part being emitted from, and the key it may emit up to before the merge looks again:
+    /// events come in runs from one part (a depth message is many rows), so the minimum over all
+    /// parts is found once per run, not once per event.
+    cur: usize,
+    limit: (u64, usize),
     parts: Vec<PartReader>,
     from: u64,
     to: u64,
@@ -476,12 +482,12 @@ fn sort_ts(ev: &MarketEvent) -> u64 {
 }
 
 impl PartReader {
+    /// The next event without consuming it, loading the next batch when needed.
     #[inline]
-    fn next_event(&mut self, bad: &mut u64) -> Option<MarketEvent> {
+    fn peek(&mut self, bad: &mut u64) -> Option<&MarketEvent> {
         loop {
-            if let Some(ev) = self.events.get(self.pos) {
-                self.pos += 1;
-                return Some(*ev);
+            if self.pos < self.events.len() {
+                return self.events.get(self.pos);
             }
             match self.batches.next() {
                 Some(Ok(b)) => {
@@ -684,46 +690,138 @@ impl CatalogReader {
                 .build()?;
             parts.push(PartReader { table, batches, events: Vec::with_capacity(8192), pos: 0 });
         }
-        let mut r = Self { heads: Vec::new(), parts, from, to, bad_rows: 0 };
-        r.heads = (0..r.parts.len()).map(|i| r.pull(i)).collect();
+        let mut r = Self { heads: Vec::new(), cur: 0, limit: (0, 0), parts, from, to, bad_rows: 0 };
+        r.heads = (0..r.parts.len()).map(|i| r.head(i)).collect();
+        r.select();
         Ok(r)
     }
 
-    fn pull(&mut self, i: usize) -> Option<(u64, usize, MarketEvent)> {
-        loop {
-            let ev = self.parts[i].next_event(&mut self.bad_rows)?;
-            let ts = sort_ts(&ev);
+    /// Key of part `i`'s next event inside `[from, to]`, skipping those before `from`; a part
+    /// whose next event is after `to` is done (parts are in time order).
+    fn head(&mut self, i: usize) -> u64 {
+        let part = &mut self.parts[i];
+        while let Some(ev) = part.peek(&mut self.bad_rows) {
+            let ts = sort_ts(ev);
             if ts < self.from {
+                part.pos += 1;
                 continue;
             }
-            if ts > self.to {
-                return None;
-            }
-            return Some((ts, self.parts[i].table as usize, ev));
+            return if ts > self.to { u64::MAX } else { ts };
         }
+        u64::MAX
+    }
+
+    /// Picks the part with the smallest (key, index) and the runner-up key it may emit up to.
+    fn select(&mut self) {
+        let (mut best, mut second) = ((u64::MAX, usize::MAX), (u64::MAX, usize::MAX));
+        for (i, &ts) in self.heads.iter().enumerate() {
+            let k = (ts, i);
+            if k < best {
+                second = best;
+                best = k;
+            } else if k < second {
+                second = k;
+            }
+        }
+        self.cur = best.1;
+        self.limit = second;
     }
 }
 
 impl Iterator for CatalogReader {
     type Item = MarketEvent;
 
+    #[inline]
     fn next(&mut self) -> Option<MarketEvent> {
-        let i = self
-            .heads
-            .iter()
-            .enumerate()
-            .filter_map(|(i, h)| h.as_ref().map(|(ts, t, _)| (*ts, *t, i)))
-            .min()
-            .map(|(_, _, i)| i)?;
-        let head = self.heads[i].take();
-        self.heads[i] = self.pull(i);
-        head.map(|(_, _, ev)| ev)
+        let mut i = self.cur;
+        let mut ts = *self.heads.get(i)?;
+        if (ts, i) >= self.limit {
+            // Another part may be due first: look at all of them once for the next run.
+            self.select();
+            i = self.cur;
+            ts = *self.heads.get(i)?;
+        }
+        if ts == u64::MAX {
+            return None;
+        }
+        let part = &mut self.parts[i];
+        let ev = *part.events.get(part.pos)?;
+        part.pos += 1;
+        self.heads[i] = self.head(i);
+        Some(ev)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_merge_interleaves_tables_in_time_order_and_ties_keep_table_order() {
+        #![allow(clippy::unwrap_used)]
+        use argus_core::{InstrumentId, Price, Qty, Quote, Trade, UnixNanos};
+        let root = std::env::temp_dir().join(format!("argus-merge-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let ev = |t: u64, kind| MarketEvent {
+            ts_exchange: UnixNanos(t),
+            ts_recv: UnixNanos(t),
+            instrument: InstrumentId(0),
+            decode_ns: 0,
+            kind,
+        };
+        let trade = |t: u64| {
+            ev(
+                t,
+                MarketEventKind::Trade(Trade {
+                    price: Price::from_units(1),
+                    qty: Qty::from_units(1),
+                    trade_id: t,
+                    aggressor: Side::Buy,
+                }),
+            )
+        };
+        let quote = |t: u64| {
+            let (p, q) = (Price::from_units(1), Qty::from_units(1));
+            ev(t, MarketEventKind::Quote(Quote { bid_price: p, bid_qty: q, ask_price: p, ask_qty: q }))
+        };
+        // Runs of several rows from one table, interleaved with the other, and a tie at 50.
+        let base = 1_723_161_254_000_000_000_u64;
+        let trades = [10, 11, 12, 50, 60, 61, 62, 63];
+        let quotes = [5, 20, 21, 50, 55, 70];
+        let mut w = CatalogWriter::new(&root, Rotation::Day).unwrap();
+        for t in trades {
+            w.write("v", "S", &trade(base + t)).unwrap();
+        }
+        for t in quotes {
+            w.write("v", "S", &quote(base + t)).unwrap();
+        }
+        w.finish().unwrap();
+        let got: Vec<(u64, bool)> = CatalogReader::open(&root, "v", "S", 0, u64::MAX)
+            .unwrap()
+            .map(|e| (e.ts_recv.0 - base, matches!(e.kind, MarketEventKind::Trade(_))))
+            .collect();
+        let want = [
+            (5, false),
+            (10, true),
+            (11, true),
+            (12, true),
+            (20, false),
+            (21, false),
+            (50, true),
+            (50, false),
+            (55, false),
+            (60, true),
+            (61, true),
+            (62, true),
+            (63, true),
+            (70, false),
+        ];
+        assert_eq!(got, want);
+        // A window keeps only what lies inside it.
+        let n = CatalogReader::open(&root, "v", "S", base + 12, base + 55).unwrap().count();
+        assert_eq!(n, 6);
+        let _ = std::fs::remove_dir_all(&root);
+    }
 
     #[test]
     fn dates_are_civil() {
