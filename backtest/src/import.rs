@@ -56,9 +56,23 @@ pub enum BinanceCsvKind {
     AggTrades,
 }
 
+/// Bytes of input files read so far by this process's importers (for progress bars).
+pub static BYTES_READ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A reader that adds what it reads to [`BYTES_READ`].
+struct Counting<R>(R);
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf)?;
+        BYTES_READ.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 fn open(path: &Path) -> Result<Box<dyn BufRead>, BacktestError> {
     let io = |source| BacktestError::Io { path: path.display().to_string(), source };
-    let mut f = BufReader::new(std::fs::File::open(path).map_err(io)?);
+    let mut f = BufReader::new(Counting(std::fs::File::open(path).map_err(io)?));
     let gz = f.fill_buf().map_err(io)?.starts_with(&[0x1f, 0x8b]);
     let r: Box<dyn Read> = if gz { Box::new(MultiGzDecoder::new(f)) } else { Box::new(f) };
     Ok(Box::new(BufReader::with_capacity(1 << 16, r)))
@@ -388,6 +402,9 @@ pub fn nautilus(
     }
     let name = path.display().to_string();
     let file = std::fs::File::open(path).map_err(io(path))?;
+    if let Ok(m) = file.metadata() {
+        BYTES_READ.fetch_add(m.len(), std::sync::atomic::Ordering::Relaxed);
+    }
     let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?;
     let schema = builder.schema().clone();
     let has = |c: &str| schema.column_with_name(c).is_some();

@@ -629,6 +629,8 @@ fn data_import(
 ) -> Result<()> {
     use argus_backtest::catalog::{CatalogWriter, Rotation};
     use argus_backtest::import::{self, BinanceCsvKind, ImportReport, TardisKind};
+    // Raw captures go through the feed readers, which do not count bytes: no bar for them.
+    let _progress = (format != "raw").then(|| Progress::start(inputs));
     let rotation = if rotate == "hour" { Rotation::Hour } else { Rotation::Day };
     let mut writer =
         CatalogWriter::new(out, rotation).with_context(|| format!("creating catalog {}", out.display()))?;
@@ -1071,6 +1073,53 @@ fn sweep(args: &BacktestArgs, base: &argus_engine::pipeline::HotSetup) -> Result
         std::fs::write(&p, serde_json::to_string_pretty(&rows)?).with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())
+}
+
+/// A progress bar on stderr for imports (when stderr is a terminal): bytes of the input files
+/// read so far, against their total size. Stops when dropped.
+struct Progress {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(inputs: &[PathBuf]) -> Self {
+        use std::io::IsTerminal as _;
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let total: u64 = inputs.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+        if !std::io::stderr().is_terminal() || total == 0 {
+            return Self { stop, thread: None };
+        }
+        let flag = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            while !flag.load(Ordering::Relaxed) {
+                let done = argus_backtest::import::BYTES_READ.load(Ordering::Relaxed).min(total);
+                let frac = done as f64 / total as f64;
+                let bar: String = (0..30).map(|i| if (i as f64) < frac * 30.0 { '#' } else { '-' }).collect();
+                let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3) / 1e6;
+                eprint!(
+                    "\r[{bar}] {:5.1}%  {:.1}/{:.1} MB  {rate:.1} MB/s ",
+                    frac * 100.0,
+                    done as f64 / 1e6,
+                    total as f64 / 1e6
+                );
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            eprintln!();
+        });
+        Self { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Peak resident memory of this process (Linux `VmHWM`), in bytes.
