@@ -246,9 +246,10 @@ struct BacktestArgs {
     /// `report.html` and the engine's `report.json` (the human summary still goes to stdout).
     #[arg(long)]
     report: Option<PathBuf>,
-    /// Parameter grid over the strategy's config keys, e.g. `--sweep entry_bps=0.4,0.6,0.8
-    /// --sweep cooldown_ns=500000000,1000000000`: every combination runs (in parallel across
-    /// cores) and the results are tabulated (and written to `<report>/sweep.json`).
+    /// Parameter grid over the strategy's config keys and, prefixed `risk.`, the risk limits, e.g.
+    /// `--sweep entry_bps=0.4,0.6,0.8 --sweep risk.max_position=0.01,0.02`: every combination runs
+    /// (in parallel across cores) and the results are tabulated (and written to
+    /// `<report>/sweep.json`).
     #[arg(long)]
     sweep: Vec<String>,
     /// Raw recording (`<recv_ns> <frame>` lines, optionally gzipped), decoded like the live feed.
@@ -1013,10 +1014,45 @@ fn sweep(args: &BacktestArgs, base: &argus_engine::pipeline::HotSetup) -> Result
         }
         None => serde_json::json!({}),
     };
+    // `risk.<key>` (or `risk.exposure.<key>`) sweeps a risk limit over the --risk-config file.
+    let risk_json = match &args.run.risk_config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)?;
+            let mut v = if p.extension().is_some_and(|e| e == "json") {
+                serde_json::from_str::<serde_json::Value>(&text)?
+            } else {
+                serde_json::to_value(toml::from_str::<toml::Table>(&text)?)?
+            };
+            if let Some(o) = v.as_object_mut() {
+                o.remove("control_token");
+            }
+            v
+        }
+        None => serde_json::json!({}),
+    };
     let mut setups = Vec::with_capacity(grid.len());
     for combo in &grid {
         let mut v = base_json.clone();
-        for (k, val) in combo {
+        let mut risk = risk_json.clone();
+        for (k, val) in combo.iter().filter(|(k, _)| k.starts_with("risk.")) {
+            let path: Vec<&str> = k.split('.').skip(1).collect();
+            let num = sweep_value(val);
+            let mut slot = &mut risk;
+            for seg in &path {
+                slot = &mut slot[*seg];
+            }
+            *slot = num.clone();
+            if serde_json::from_value::<RiskConfig>(risk.clone()).is_err() {
+                let mut slot = &mut risk;
+                for seg in &path {
+                    slot = &mut slot[*seg];
+                }
+                *slot = serde_json::Value::String(val.clone());
+            }
+        }
+        let risk: RiskConfig = serde_json::from_value(risk).with_context(|| format!("risk limits for {combo:?}"))?;
+        risk.validate().with_context(|| format!("risk limits for {combo:?}"))?;
+        for (k, val) in combo.iter().filter(|(k, _)| !k.starts_with("risk.")) {
             // Numbers stay numbers unless the key is an exact decimal (a string in configs).
             let num = sweep_value(val);
             let as_num = serde_json::from_value::<SignalTakerConfig>(serde_json::json!({ k.as_str(): num.clone() }));
@@ -1026,6 +1062,7 @@ fn sweep(args: &BacktestArgs, base: &argus_engine::pipeline::HotSetup) -> Result
             serde_json::from_value(v).with_context(|| format!("strategy config for {combo:?}"))?;
         let mut setup = base.clone();
         setup.strategy = StrategySetup::SignalTaker(strategy);
+        setup.risk = risk;
         setup.audit = None;
         setup.journal_every_ns = None;
         setups.push(setup);

@@ -306,3 +306,32 @@ print(n)
     let b: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(b["events"], 12_500);
 }
+
+#[test]
+fn sweeps_reach_risk_limits_too() {
+    let rec = data("binance_spot/btcusdt_20240808.jsonl.gz");
+    let dir = tmp("sweep-risk");
+    let o = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["backtest", "--device", "cpu", "--metrics-addr", "off", "--recording"])
+        .arg(&rec)
+        .args(["--sweep", "risk.max_order_qty=0.005,0.05", "--report"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(dir.join("sweep.json")).unwrap()).unwrap();
+    let by = |q: &str| rows.iter().find(|r| r["params"]["risk.max_order_qty"] == q.parse::<f64>().unwrap()).unwrap();
+    // Every intent is 0.01 or more: a 0.005 limit refuses them all, by that reason.
+    let tight = by("0.005");
+    assert_eq!(tight["orders"]["approved"], 0);
+    assert_eq!(tight["orders"]["rejected"]["max_order_qty"], tight["orders"]["intents"]);
+    assert!(by("0.05")["orders"]["approved"].as_u64().unwrap() > 0);
+    let bad = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["backtest", "--device", "cpu", "--recording"])
+        .arg(&rec)
+        .args(["--sweep", "risk.max_orderqty=1"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("max_orderqty"), "{}", String::from_utf8_lossy(&bad.stderr));
+}
