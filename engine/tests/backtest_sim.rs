@@ -66,8 +66,12 @@ fn script(orders: &[Order]) -> String {
 }
 
 fn backtest(dir: &Path, script_text: &str, extra: &[&str]) -> Value {
+    backtest_with(dir, script_text, RISK, extra)
+}
+
+fn backtest_with(dir: &Path, script_text: &str, risk: &str, extra: &[&str]) -> Value {
     std::fs::write(dir.join("orders.jsonl"), script_text).unwrap();
-    std::fs::write(dir.join("risk.toml"), RISK).unwrap();
+    std::fs::write(dir.join("risk.toml"), risk).unwrap();
     let report = dir.join("report");
     let o = Command::new(env!("CARGO_BIN_EXE_argus"))
         .arg("backtest")
@@ -273,6 +277,39 @@ fn resting_orders_pay_the_maker_fee_or_stay_open() {
         assert_eq!(dec(&f["fee"]), -dec(&f["notional"]) * 50 / 1_000_000);
     }
     assert_eq!(summary["maker_fills"].as_u64().unwrap() as usize, files["fills"].as_array().unwrap().len());
+}
+
+#[test]
+fn a_halt_cancels_resting_orders_through_the_venue() {
+    let mut reference = Reference::new();
+    let first = reference.events[0].ts_recv.0;
+    let t = first + 60_000_000_000;
+    reference.advance(t);
+    let bid = reference.book.best_bid().unwrap().price;
+    let far = Price::from_units(bid.units() / 100 * 95 / 10_000_000 * 10_000_000);
+    // A resting bid far away, then a round trip whose fees (1 bp each way on ~11,000 USDT) lose
+    // more than max_loss: the halt cancels the bid.
+    let orders = [
+        Order { ts: t, side: Side::Buy, qty: "0.01", limit: Some(far.to_string()) },
+        Order { ts: t + 1_000_000_000, side: Side::Buy, qty: "0.2", limit: None },
+        Order { ts: t + 2_000_000_000, side: Side::Sell, qty: "0.2", limit: None },
+    ];
+    let dir = tmp("halt");
+    let cfg = RISK.replacen("[exposure]", "max_loss = \"1\"\ncancel_on_halt = true\n[exposure]", 1);
+    let summary = backtest_with(&dir, &script(&orders), &cfg, &["--order-latency", "5ms"]);
+    let report: Value = serde_json::from_slice(&std::fs::read(dir.join("report/report.json")).unwrap()).unwrap();
+    assert_eq!(report["risk"]["state"], "halted", "{}", report["risk"]);
+    assert_eq!(report["risk"]["halt_cancels"], 1);
+    assert_eq!(summary["sim"]["cancelled"], 1);
+    assert_eq!(summary["sim"]["resting_at_end"], 0);
+    let files = read_back(&dir.join("report"));
+    let o = &files["orders"].as_array().unwrap()[0];
+    assert_eq!(o["status"], "cancelled");
+    // The loss is known once the buy's fill is back (5 ms after it executed); the cancel then
+    // takes 5 ms to the venue and its answer 5 ms back.
+    let fill: u64 = files["fills"][0]["ts_ns"].as_str().unwrap().parse().unwrap();
+    let closed: u64 = o["closed_ns"].as_str().unwrap().parse().unwrap();
+    assert!(closed >= fill + 15_000_000, "fill at {fill}, cancel confirmed at {closed}");
 }
 
 #[test]
