@@ -128,7 +128,7 @@ pub fn bps_to_ppm(bps: f64) -> i64 {
 }
 
 /// What the simulator did, for reports.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SimStats {
     pub orders: u64,
     pub cancels: u64,

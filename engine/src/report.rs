@@ -82,14 +82,8 @@ pub struct SimReport {
     pub queue_model: String,
     pub maker_fee_bps: f64,
     pub taker_fee_bps: f64,
-    pub orders: u64,
-    pub cancels: u64,
-    pub taker_fills: u64,
-    pub maker_fills: u64,
-    pub expired: u64,
-    pub cancelled: u64,
-    pub cancel_rejects: u64,
-    pub max_resting: u64,
+    #[serde(flatten)]
+    pub stats: argus_backtest::sim::SimStats,
     pub resting_at_end: usize,
 }
 
@@ -101,7 +95,6 @@ impl SimReport {
             Latency::Recorded => "recorded".to_owned(),
         };
         let c = sim.config();
-        let st = sim.stats();
         Self {
             order_latency: lat(c.order_latency),
             md_latency: lat(c.md_latency),
@@ -111,14 +104,7 @@ impl SimReport {
             },
             maker_fee_bps: c.maker_fee_ppm as f64 / 100.0,
             taker_fee_bps: c.taker_fee_ppm as f64 / 100.0,
-            orders: st.orders,
-            cancels: st.cancels,
-            taker_fills: st.taker_fills,
-            maker_fills: st.maker_fills,
-            expired: st.expired,
-            cancelled: st.cancelled,
-            cancel_rejects: st.cancel_rejects,
-            max_resting: st.max_resting,
+            stats: sim.stats(),
             resting_at_end: sim.resting(),
         }
     }
