@@ -15,6 +15,7 @@
 //! ```
 
 mod book;
+mod chain;
 mod event;
 mod fixed;
 mod ids;
@@ -24,6 +25,7 @@ mod portfolio;
 mod traits;
 mod u256;
 
+pub use chain::{Address, Call, ChainBlock, ChainEvent, ChainTx, HexError, TokenEvent, H256};
 pub use book::{Level, OrderBook, MIN_BOOK_LEVELS};
 pub use event::{
     BookAction, BookDelta, DeltaFlags, Liquidation, MarkPrice, MarketEvent, MarketEventKind, Quote, Trade,

@@ -4,8 +4,21 @@
 use std::fmt;
 
 /// An unsigned 256-bit integer, little-endian 64-bit limbs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct U256([u64; 4]);
+
+// Limbs are little-endian, so the derived (lexicographic) order would compare the least
+// significant limb first: compare from the most significant one.
+impl Ord for U256 {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.iter().rev().cmp(other.0.iter().rev())
+    }
+}
+impl PartialOrd for U256 {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 /// Not a `0x` hex quantity of at most 256 bits.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -14,6 +27,37 @@ pub struct U256Error(pub String);
 
 impl U256 {
     pub const ZERO: U256 = U256([0; 4]);
+    pub const MAX: U256 = U256([u64::MAX; 4]);
+
+    /// A 32-byte big-endian ABI word.
+    pub fn from_be_bytes(b: &[u8; 32]) -> Self {
+        let mut limbs = [0_u64; 4];
+        for (i, limb) in limbs.iter_mut().enumerate() {
+            let start = 32 - 8 * (i + 1);
+            let mut w = [0_u8; 8];
+            w.copy_from_slice(&b[start..start + 8]);
+            *limb = u64::from_be_bytes(w);
+        }
+        U256(limbs)
+    }
+
+    /// The nearest `f64` (for statistics and model features, never for accounting).
+    pub fn to_f64(&self) -> f64 {
+        self.0.iter().rev().fold(0.0, |acc, &l| acc * 18_446_744_073_709_551_616.0 + l as f64)
+    }
+
+    /// `self + rhs`, or `None` on overflow.
+    pub fn checked_add(&self, rhs: &U256) -> Option<U256> {
+        let mut out = [0_u64; 4];
+        let mut carry = false;
+        for (i, o) in out.iter_mut().enumerate() {
+            let (s1, c1) = self.0[i].overflowing_add(rhs.0[i]);
+            let (s2, c2) = s1.overflowing_add(u64::from(carry));
+            *o = s2;
+            carry = c1 || c2;
+        }
+        (!carry).then_some(U256(out))
+    }
 
     pub const fn from_u64(v: u64) -> Self {
         U256([v, 0, 0, 0])
@@ -100,5 +144,18 @@ mod tests {
         assert!(U256::from_hex(&format!("0x1{}", "0".repeat(64))).is_err());
         assert!(U256::from_hex("12").is_err() && U256::from_hex("0xzz").is_err());
         assert_eq!(U256::from_hex("0xff").unwrap().as_u64(), Some(255));
+    }
+
+    #[test]
+    fn order_words_and_sums() {
+        let big = U256::from_hex("0x10000000000000000").unwrap(); // 2^64
+        let small = U256::from_u64(u64::MAX);
+        assert!(big > small, "the high limb decides");
+        let mut w = [0_u8; 32];
+        w[23] = 1; // 2^64 big-endian
+        assert_eq!(U256::from_be_bytes(&w), big);
+        assert_eq!(small.checked_add(&U256::from_u64(1)), Some(big));
+        assert_eq!(U256::MAX.checked_add(&U256::from_u64(1)), None);
+        assert!((big.to_f64() - 18_446_744_073_709_551_616.0).abs() < 1.0);
     }
 }

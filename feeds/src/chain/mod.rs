@@ -1,4 +1,6 @@
-//! Ethereum: JSON-RPC block decoding into ethereum-etl's schema (integers as exact decimal
-//! strings), the base of the chain feed and its detectors.
+//! Ethereum: JSON-RPC decoding (ethereum-etl's schema for `argus chain decode`; typed blocks,
+//! calls and token events for the monitor) and the websocket chain feed.
 
+pub mod abi;
+pub mod block;
 pub mod decode;
