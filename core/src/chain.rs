@@ -130,19 +130,43 @@ pub enum TokenEvent {
 pub enum Call {
     /// No input: a plain value transfer.
     Plain,
-    Transfer { to: Address, value: U256 },
-    Approve { spender: Address, value: U256 },
-    IncreaseAllowance { spender: Address, added: U256 },
+    Transfer {
+        to: Address,
+        value: U256,
+    },
+    Approve {
+        spender: Address,
+        value: U256,
+    },
+    IncreaseAllowance {
+        spender: Address,
+        added: U256,
+    },
     /// EIP-2612 `permit` (and DAI's variant: `value` is then 0 or max by `allowed`).
-    Permit { owner: Address, spender: Address, value: U256 },
-    SetApprovalForAll { operator: Address, approved: bool },
-    TransferFrom { from: Address, to: Address, value: U256 },
+    Permit {
+        owner: Address,
+        spender: Address,
+        value: U256,
+    },
+    SetApprovalForAll {
+        operator: Address,
+        approved: bool,
+    },
+    TransferFrom {
+        from: Address,
+        to: Address,
+        value: U256,
+    },
     /// `multicall(bytes[])` or `multicall(uint256,bytes[])`: how many inner calls.
-    Multicall { calls: u32 },
+    Multicall {
+        calls: u32,
+    },
     /// Contract creation (no `to`).
     Create,
     /// Any other selector, or input too short to decode as its selector's arguments.
-    Other { selector: [u8; 4] },
+    Other {
+        selector: [u8; 4],
+    },
 }
 
 /// One transaction with its receipt's outcome and token events.
@@ -177,9 +201,9 @@ pub struct ChainBlock {
     /// When the feed received the head, ns since the epoch.
     pub recv_ns: u64,
     pub txs: Vec<ChainTx>,
-    /// Addresses in this block's approvals that the node says hold code (contracts); every
-    /// other approval grantee was looked up and is an EOA.
-    pub contracts: Vec<Address>,
+    /// The approval grantees the feed looked up (`eth_getCode`), with whether each holds code.
+    /// A grantee not listed was not looked up, and detectors must not assume it is an EOA.
+    pub grantees: Vec<(Address, bool)>,
 }
 
 /// What the chain feed hands the monitor thread.

@@ -25,8 +25,8 @@ mod portfolio;
 mod traits;
 mod u256;
 
-pub use chain::{Address, Call, ChainBlock, ChainEvent, ChainTx, HexError, TokenEvent, H256};
 pub use book::{Level, OrderBook, MIN_BOOK_LEVELS};
+pub use chain::{Address, Call, ChainBlock, ChainEvent, ChainTx, HexError, TokenEvent, H256};
 pub use event::{
     BookAction, BookDelta, DeltaFlags, Liquidation, MarkPrice, MarketEvent, MarketEventKind, Quote, Trade,
 };

@@ -41,6 +41,34 @@ impl U256 {
         U256(limbs)
     }
 
+    /// Parses a decimal string of digits (no sign, no point).
+    ///
+    /// # Errors
+    /// A non-digit, an empty string, or a value beyond 256 bits.
+    pub fn from_dec_str(s: &str) -> Result<Self, U256Error> {
+        let err = || U256Error(s.chars().take(80).collect());
+        if s.is_empty() {
+            return Err(err());
+        }
+        let mut v = U256::ZERO;
+        for b in s.bytes() {
+            let d = (b as char).to_digit(10).ok_or_else(err)?;
+            v = v.checked_mul_small(10).and_then(|m| m.checked_add(&U256::from_u64(u64::from(d)))).ok_or_else(err)?;
+        }
+        Ok(v)
+    }
+
+    fn checked_mul_small(&self, m: u64) -> Option<U256> {
+        let mut out = [0_u64; 4];
+        let mut carry: u128 = 0;
+        for (i, o) in out.iter_mut().enumerate() {
+            let p = u128::from(self.0[i]) * u128::from(m) + carry;
+            *o = p as u64;
+            carry = p >> 64;
+        }
+        (carry == 0).then_some(U256(out))
+    }
+
     /// The nearest `f64` (for statistics and model features, never for accounting).
     pub fn to_f64(&self) -> f64 {
         self.0.iter().rev().fold(0.0, |acc, &l| acc * 18_446_744_073_709_551_616.0 + l as f64)
@@ -156,6 +184,9 @@ mod tests {
         assert_eq!(U256::from_be_bytes(&w), big);
         assert_eq!(small.checked_add(&U256::from_u64(1)), Some(big));
         assert_eq!(U256::MAX.checked_add(&U256::from_u64(1)), None);
+        assert_eq!(U256::from_dec_str("18446744073709551616"), Ok(big));
+        assert!(U256::from_dec_str("1e3").is_err() && U256::from_dec_str("").is_err());
+        assert!(U256::from_dec_str(&"9".repeat(80)).is_err());
         assert!((big.to_f64() - 18_446_744_073_709_551_616.0).abs() < 1.0);
     }
 }

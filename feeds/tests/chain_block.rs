@@ -18,7 +18,8 @@ fn json(path: &Path) -> Value {
 
 #[test]
 fn block_483920_with_receipts_matches_ethereum_etl() {
-    let block = json(&etl("test_export_blocks_job/block_with_logs/web3_response.eth_getBlockByNumber_0x76250_true.json"));
+    let block =
+        json(&etl("test_export_blocks_job/block_with_logs/web3_response.eth_getBlockByNumber_0x76250_true.json"));
     let dir = etl("test_export_receipts_job/receipts_with_logs");
     let mut receipts = Vec::new();
     for e in std::fs::read_dir(&dir).unwrap() {

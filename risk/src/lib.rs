@@ -4,6 +4,9 @@
 //! Pure: no I/O, no clock but `State::now`, no allocation per order. Every check fails closed:
 //! without a two-sided book nothing is approved.
 //!
+//! [`onchain`] is the other kind of risk: fraud detectors over decoded Ethereum blocks, as pure
+//! as the order gate (blocks in, explained alerts out).
+//!
 //! ```
 //! use argus_risk::{RiskChain, RiskConfig};
 //! let chain = RiskChain::new(RiskConfig::default()).unwrap();
@@ -14,6 +17,7 @@ mod chain;
 mod checks;
 mod config;
 mod ledger;
+pub mod onchain;
 mod switch;
 
 pub use chain::Transition;

@@ -91,9 +91,7 @@ pub fn decode_call(to: Option<Address>, input: &[u8]) -> Call {
         SEL_SET_APPROVAL_FOR_ALL => {
             (|| Some(Call::SetApprovalForAll { operator: addr(a, 0)?, approved: boolean(a, 1)? }))()
         }
-        SEL_TRANSFER_FROM => {
-            (|| Some(Call::TransferFrom { from: addr(a, 0)?, to: addr(a, 1)?, value: uint(a, 2)? }))()
-        }
+        SEL_TRANSFER_FROM => (|| Some(Call::TransferFrom { from: addr(a, 0)?, to: addr(a, 1)?, value: uint(a, 2)? }))(),
         SEL_MULTICALL => array_len(a, 0).map(|calls| Call::Multicall { calls }),
         SEL_MULTICALL_DEADLINE => array_len(a, 1).map(|calls| Call::Multicall { calls }),
         _ => None,
@@ -206,7 +204,10 @@ mod tests {
         let input = [SEL_PERMIT.to_vec(), w_addr(&owner), w_addr(&spender), w_u(5), w_u(0), w_u(27)].concat();
         assert_eq!(decode_call(token, &input), Call::Permit { owner, spender, value: U256::from_u64(5) });
         let input = [SEL_TRANSFER_FROM.to_vec(), w_addr(&owner), w_addr(&spender), w_u(9)].concat();
-        assert_eq!(decode_call(token, &input), Call::TransferFrom { from: owner, to: spender, value: U256::from_u64(9) });
+        assert_eq!(
+            decode_call(token, &input),
+            Call::TransferFrom { from: owner, to: spender, value: U256::from_u64(9) }
+        );
         // multicall(bytes[]) with two inner calls: offset 0x20, length 2.
         let input = [SEL_MULTICALL.to_vec(), w_u(32), w_u(2)].concat();
         assert_eq!(decode_call(token, &input), Call::Multicall { calls: 2 });

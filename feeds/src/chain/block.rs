@@ -84,15 +84,20 @@ pub fn parse_block(chain_id: u64, block: &Value, receipts: &[Value], recv_ns: u6
     for (i, t) in txs.iter().enumerate() {
         let t = t.as_object().ok_or_else(|| field(&format!("transactions[{i}]"), "a hash, not a full transaction"))?;
         let tx = parse_tx(t, &by_hash).map_err(|e| match e {
-            DecodeError::Field { field: f, reason } => DecodeError::Field { field: format!("transactions[{i}].{f}"), reason },
+            DecodeError::Field { field: f, reason } => {
+                DecodeError::Field { field: format!("transactions[{i}].{f}"), reason }
+            }
             other => other,
         })?;
         out.push(tx);
     }
-    Ok(ChainBlock { chain_id, number, hash, parent_hash, timestamp, recv_ns, txs: out, contracts: Vec::new() })
+    Ok(ChainBlock { chain_id, number, hash, parent_hash, timestamp, recv_ns, txs: out, grantees: Vec::new() })
 }
 
-fn parse_tx(t: &Map<String, Value>, receipts: &std::collections::HashMap<H256, &Map<String, Value>>) -> Result<ChainTx, DecodeError> {
+fn parse_tx(
+    t: &Map<String, Value>,
+    receipts: &std::collections::HashMap<H256, &Map<String, Value>>,
+) -> Result<ChainTx, DecodeError> {
     let hash = need(hash_of(t, "hash")?, "hash")?;
     let to = addr_of(t, "to")?;
     let input = match str_of(t, "input")? {

@@ -1,0 +1,255 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+
+fn addr(hex40: &str) -> Address {
+    Address::from_hex(&format!("0x{hex40}")).unwrap()
+}
+
+fn a(n: u8) -> Address {
+    Address([n; 20])
+}
+
+struct Chain {
+    number: u64,
+    ts: u64,
+}
+
+impl Chain {
+    fn new() -> Chain {
+        Chain { number: 100, ts: 1_700_000_000 }
+    }
+
+    fn block(&mut self, txs: Vec<ChainTx>, grantees: Vec<(Address, bool)>) -> ChainEvent {
+        self.number += 1;
+        self.ts += 12;
+        let mut h = [0_u8; 32];
+        h[..8].copy_from_slice(&self.number.to_be_bytes());
+        let mut txs = txs;
+        for (i, t) in txs.iter_mut().enumerate() {
+            t.index = i as u32;
+            t.hash.0[..8].copy_from_slice(&self.number.to_be_bytes());
+            t.hash.0[8] = i as u8;
+        }
+        ChainEvent::Block(Box::new(ChainBlock {
+            chain_id: 1,
+            number: self.number,
+            hash: H256(h),
+            parent_hash: H256::default(),
+            timestamp: self.ts,
+            recv_ns: 0,
+            txs,
+            grantees,
+        }))
+    }
+}
+
+fn tx(from: Address, to: Option<Address>, value: u64, call: Call, events: Vec<TokenEvent>) -> ChainTx {
+    ChainTx {
+        hash: H256::default(),
+        index: 0,
+        from,
+        to,
+        value: U256::from_u64(value),
+        nonce: 0,
+        gas: 21_000,
+        gas_price: U256::from_u64(1),
+        gas_used: Some(21_000),
+        success: Some(true),
+        created: None,
+        call,
+        events,
+    }
+}
+
+fn run(m: &mut Monitor, ev: &ChainEvent) -> Vec<Alert> {
+    let mut out = Vec::new();
+    m.on_event(ev, &mut out);
+    out
+}
+
+fn detectors(alerts: &[Alert]) -> Vec<&'static str> {
+    alerts.iter().map(|a| a.detector).collect()
+}
+
+/// A tenth of an ether, so that multiples fit in a u64.
+const ETH: u64 = 100_000_000_000_000_000;
+
+#[test]
+fn ice_phishing_then_drain_then_incident() {
+    let mut m = Monitor::new(MonitorConfig::default(), LabelSet::default(), HashSet::new());
+    let mut c = Chain::new();
+    let (victim, token, router, phisher) = (a(1), a(2), a(3), a(4));
+    // Approving a contract (a router) is normal.
+    let ok = tx(
+        victim,
+        Some(token),
+        0,
+        Call::Approve { spender: router, value: U256::MAX },
+        vec![TokenEvent::Approval { token, owner: victim, spender: router, value: U256::MAX }],
+    );
+    assert!(run(&mut m, &c.block(vec![ok], vec![(router, true)])).is_empty());
+    // Approving a fresh EOA is ice phishing.
+    let bad = tx(
+        victim,
+        Some(token),
+        0,
+        Call::Approve { spender: phisher, value: U256::MAX },
+        vec![TokenEvent::Approval { token, owner: victim, spender: phisher, value: U256::MAX }],
+    );
+    let alerts = run(&mut m, &c.block(vec![bad], vec![(phisher, false)]));
+    assert_eq!(detectors(&alerts), ["ice-phishing"]);
+    let ice = &alerts[0];
+    assert_eq!(ice.severity, Severity::High, "a fresh EOA");
+    assert!(ice.reason.contains("an unlimited amount") && ice.reason.contains("no transactions"), "{}", ice.reason);
+    assert_eq!(ice.addresses[1].role, "spender");
+    assert_eq!(ice.id, "1:102:0:ice-phishing:0");
+    // The phisher pulls the tokens: a drain naming the approval alert, and an incident.
+    let drain = tx(
+        phisher,
+        Some(token),
+        0,
+        Call::TransferFrom { from: victim, to: a(5), value: U256::from_u64(7) },
+        vec![TokenEvent::Transfer { token, from: victim, to: a(5), value: U256::from_u64(7) }],
+    );
+    let alerts = run(&mut m, &c.block(vec![drain], vec![]));
+    assert_eq!(detectors(&alerts), ["ice-phishing-drain", "incident"]);
+    assert_eq!(alerts[0].related, vec![ice.id.clone()]);
+    assert_eq!(alerts[1].severity, Severity::Critical);
+    assert_eq!(alerts[1].related.len(), 2);
+    // An unlooked-up grantee is not assumed to be an EOA.
+    let unknown = tx(a(6), Some(token), 0, Call::Approve { spender: a(7), value: U256::MAX }, vec![]);
+    assert!(run(&mut m, &c.block(vec![unknown], vec![])).is_empty());
+}
+
+#[test]
+fn address_poisoning_by_lookalike() {
+    let mut m = Monitor::new(MonitorConfig::default(), LabelSet::default(), HashSet::new());
+    let mut c = Chain::new();
+    let victim = a(1);
+    let friend = addr("abcd111111111111111111111111111111119876");
+    let mimic = addr("abcd222222222222222222222222222222229876");
+    let other = addr("ffff222222222222222222222222222222229876");
+    run(&mut m, &c.block(vec![tx(victim, Some(friend), ETH, Call::Plain, vec![])], vec![]));
+    // Dust from an unrelated address is not poisoning.
+    assert!(run(&mut m, &c.block(vec![tx(other, Some(victim), 0, Call::Plain, vec![])], vec![])).is_empty());
+    // A zero-value token transferFrom(victim -> mimic), sent by the poisoner.
+    let token = a(9);
+    let ev = TokenEvent::Transfer { token, from: victim, to: mimic, value: U256::ZERO };
+    let alerts = run(
+        &mut m,
+        &c.block(
+            vec![tx(a(8), Some(token), 0, Call::TransferFrom { from: victim, to: mimic, value: U256::ZERO }, vec![ev])],
+            vec![],
+        ),
+    );
+    assert_eq!(detectors(&alerts), ["address-poisoning"]);
+    assert!(alerts[0].reason.contains(&friend.to_string()), "{}", alerts[0].reason);
+    let roles: Vec<_> = alerts[0].addresses.iter().map(|p| p.role).collect();
+    assert_eq!(roles, ["victim", "poisoner", "impersonated"]);
+}
+
+#[test]
+fn drainer_sweep_counts_distinct_approvers() {
+    let mut m = Monitor::new(MonitorConfig::default(), LabelSet::default(), HashSet::new());
+    let mut c = Chain::new();
+    let (token, drainer_contract, operator) = (a(2), a(3), a(4));
+    // Three victims approve the drainer contract (a contract: no ice-phishing alert).
+    for v in [10, 11, 12] {
+        let t = tx(
+            a(v),
+            Some(token),
+            0,
+            Call::Approve { spender: drainer_contract, value: U256::MAX },
+            vec![TokenEvent::Approval { token, owner: a(v), spender: drainer_contract, value: U256::MAX }],
+        );
+        assert!(run(&mut m, &c.block(vec![t], vec![(drainer_contract, true)])).is_empty());
+    }
+    // A pool paying out to someone does not count: nobody approved anyone.
+    let swap = tx(
+        a(20),
+        Some(a(21)),
+        0,
+        Call::Other { selector: [1, 2, 3, 4] },
+        vec![TokenEvent::Transfer { token, from: a(21), to: a(20), value: U256::from_u64(5) }],
+    );
+    assert!(run(&mut m, &c.block(vec![swap], vec![])).is_empty());
+    // The operator calls the contract, which pulls all three.
+    let events = [10, 11, 12]
+        .iter()
+        .map(|v| TokenEvent::Transfer { token, from: a(*v), to: operator, value: U256::from_u64(100) })
+        .collect();
+    let sweep = tx(operator, Some(drainer_contract), 0, Call::Multicall { calls: 3 }, events);
+    let alerts = run(&mut m, &c.block(vec![sweep], vec![]));
+    assert_eq!(detectors(&alerts), ["drainer-sweep"]);
+    assert_eq!(alerts[0].addresses.iter().filter(|p| p.role == "victim").count(), 3);
+}
+
+#[test]
+fn known_bad_mixer_and_suppression() {
+    let mut labels = LabelSet::default();
+    let (scam, mixer, relayer) = (a(0xee), a(0x70), a(0x71));
+    labels.insert(scam, Label::classify("Fake_Phishing1772".into(), "forta/etherscan_malicious_labels.csv".into()));
+    labels.insert(mixer, Label::classify("Tornado.Cash: 1 ETH".into(), "test pack".into()));
+    labels.insert(relayer, Label::classify("Fake_Phishing1".into(), "pack".into()));
+    let mut m = Monitor::new(MonitorConfig::default(), labels, [relayer].into_iter().collect());
+    let mut c = Chain::new();
+    let alerts = run(&mut m, &c.block(vec![tx(a(1), Some(scam), ETH, Call::Plain, vec![])], vec![]));
+    assert_eq!(detectors(&alerts), ["known-bad"]);
+    assert_eq!(alerts[0].labels[0].label, "Fake_Phishing1772");
+    assert_eq!(alerts[0].labels[0].source, "forta/etherscan_malicious_labels.csv");
+    assert_eq!(alerts[0].severity, Severity::High);
+    // Suppressed addresses raise nothing, and are counted.
+    assert!(run(&mut m, &c.block(vec![tx(a(1), Some(relayer), ETH, Call::Plain, vec![])], vec![])).is_empty());
+    // A mixer withdrawal call funds its caller, whose contract deployment is then flagged.
+    let dep = run(&mut m, &c.block(vec![tx(a(1), Some(mixer), ETH, Call::Plain, vec![])], vec![]));
+    assert_eq!(detectors(&dep), ["mixer"]);
+    assert!(dep[0].reason.contains("Tornado.Cash"));
+    let wd = run(
+        &mut m,
+        &c.block(vec![tx(a(5), Some(mixer), 0, Call::Other { selector: [0x21, 0xa0, 0xad, 0xb6] }, vec![])], vec![]),
+    );
+    assert_eq!(detectors(&wd), ["mixer"]);
+    let mut create = tx(a(5), None, 0, Call::Create, vec![]);
+    create.created = Some(a(0x55));
+    let alerts = run(&mut m, &c.block(vec![create], vec![]));
+    assert_eq!(detectors(&alerts), ["mixer-funded-contract", "incident"]);
+    assert!(m.stats().suppressed >= 1);
+}
+
+#[test]
+fn large_transfers_relative_to_own_history_and_retraction() {
+    let mut m = Monitor::new(MonitorConfig::default(), LabelSet::default(), HashSet::new());
+    let mut c = Chain::new();
+    let whale = a(1);
+    for i in 0..5 {
+        assert!(run(&mut m, &c.block(vec![tx(whale, Some(a(2)), ETH + i, Call::Plain, vec![])], vec![])).is_empty());
+    }
+    // Nine times the largest is not enough; ten times is.
+    assert!(run(&mut m, &c.block(vec![tx(whale, Some(a(2)), 9 * ETH, Call::Plain, vec![])], vec![])).is_empty());
+    let big = c.block(vec![tx(whale, Some(a(3)), 90 * ETH + 100, Call::Plain, vec![])], vec![]);
+    let alerts = run(&mut m, &big);
+    assert_eq!(detectors(&alerts), ["large-transfer"]);
+    assert!(alerts[0].reason.contains("9000000000000000100 wei"), "{}", alerts[0].reason);
+    // Its block is orphaned: the alert is retracted by id.
+    let ChainEvent::Block(b) = &big else { unreachable!() };
+    let r = run(&mut m, &ChainEvent::Orphaned { chain_id: 1, number: b.number, hash: b.hash });
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].retracts.as_deref(), Some(alerts[0].id.as_str()));
+    assert_eq!(m.stats().retracted, 1);
+    // An unknown block retracts nothing.
+    assert!(run(&mut m, &ChainEvent::Orphaned { chain_id: 1, number: 5, hash: H256::default() }).is_empty());
+}
+
+#[test]
+fn reverted_transactions_raise_nothing_and_config_is_validated() {
+    let mut m = Monitor::new(MonitorConfig::default(), LabelSet::default(), HashSet::new());
+    let mut c = Chain::new();
+    let mut t = tx(a(1), Some(a(2)), 0, Call::Approve { spender: a(4), value: U256::MAX }, vec![]);
+    t.success = Some(false);
+    assert!(run(&mut m, &c.block(vec![t], vec![(a(4), false)])).is_empty());
+    let bad = MonitorConfig { dust_wei: "1.5".into(), sweep_victims: 1, ..MonitorConfig::default() };
+    let errs = bad.validate().unwrap_err();
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(MonitorConfig::default().validate().is_ok());
+}
