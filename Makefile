@@ -7,7 +7,7 @@ VENV_STAMP  := $(VENV)/.argus-torch-$(TORCH)
 ARGUS       := target/release/argus
 CARGO       ?= cargo
 
-.PHONY: all demo test build bench venv tools lint check-deps clean-venv
+.PHONY: all demo test build bench venv tools ganache lint check-deps clean-venv
 
 all: build
 
@@ -27,6 +27,14 @@ tools:
 	  echo "installing promtool (Debian package prometheus)"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus) >/dev/null; }
 
+# A real Ethereum node for the chain-monitor tests: ganache from npm, pinned by package-lock.json.
+GANACHE := deploy/ganache/node_modules/.bin/ganache
+$(GANACHE): deploy/ganache/package.json deploy/ganache/package-lock.json
+	cd deploy/ganache && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+ganache: $(GANACHE)
+
 build: venv
 	$(CARGO) build --release -p argus-engine
 
@@ -40,7 +48,7 @@ lint: venv
 check-deps:
 	bash scripts/check-deps.sh
 
-test: venv tools build lint check-deps
+test: venv tools ganache build lint check-deps
 	$(CARGO) test --workspace --release
 
 bench: venv

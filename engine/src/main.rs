@@ -69,6 +69,10 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9899")]
         control_addr: String,
     },
+    /// Watch Ethereum chains for fraud: JSON-RPC websocket feeds -> detectors (label packs, ice
+    /// phishing, address poisoning, drainer sweeps, large transfers, mixers, an ML model) ->
+    /// explained alerts on stdout (JSON lines), a file, a webhook, and Prometheus.
+    Monitor(MonitorArgs),
     /// Ethereum tooling.
     Chain {
         #[command(subcommand)]
@@ -259,6 +263,50 @@ struct BacktestArgs {
     symbol: String,
     #[command(flatten)]
     run: RunArgs,
+}
+
+#[derive(Args, Debug)]
+struct MonitorArgs {
+    /// JSON-RPC websocket endpoint (ws:// or wss://); repeat for several chains.
+    #[arg(long)]
+    rpc: Vec<String>,
+    /// Label pack (CSV, TSV, JSON, YAML or one address per line); repeat for several.
+    #[arg(long)]
+    labels: Vec<PathBuf>,
+    /// Known-benign addresses (same formats): alerts blaming them are dropped and counted.
+    #[arg(long)]
+    suppress: Vec<PathBuf>,
+    /// A tabular model directory over transaction features (e.g. models/zoo/eth_tx_phishing).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Append alerts (JSON lines) to this file, flushed after every block.
+    #[arg(long)]
+    alerts_jsonl: Option<PathBuf>,
+    /// POST every alert (JSON) to this URL, retried with backoff.
+    #[arg(long)]
+    webhook: Option<String>,
+    /// Where alerts the webhook never accepted go (default: `argus-webhook-undelivered.jsonl`).
+    #[arg(long)]
+    webhook_dead_letter: Option<PathBuf>,
+    /// Start from this block (backfill history) instead of the current head.
+    #[arg(long)]
+    from_block: Option<u64>,
+    /// Stop after this block (history runs).
+    #[arg(long)]
+    to_block: Option<u64>,
+    /// Refuse a node that serves another chain id.
+    #[arg(long)]
+    chain_id: Option<u64>,
+    /// TOML with the same keys as these flags (underscores) plus [monitor] thresholds and
+    /// [webhook_retry]; see deploy/monitor.example.toml. Flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Serve Prometheus metrics on this address.
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
+    /// Do not print alerts on stdout.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -453,6 +501,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Feeds { cmd: FeedsCmd::Check { venue, inputs, json } } => feeds_check(&venue, &inputs, json),
+        Command::Monitor(args) => monitor(args),
         Command::Chain { cmd: ChainCmd::Decode { inputs, json } } => chain_decode(&inputs, json),
         Command::Data { cmd: DataCmd::Import { format, venue, kind, symbol, inputs, out, rotate } } => {
             data_import(&format, venue.as_deref(), kind.as_deref(), symbol.as_deref(), &inputs, &out, &rotate)
@@ -750,6 +799,42 @@ fn data_import(
     Ok(())
 }
 
+fn monitor(args: MonitorArgs) -> Result<()> {
+    use argus_engine::monitor::{self, MonitorPlan};
+    let mut plan: MonitorPlan = match &args.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
+        }
+        None => MonitorPlan::default(),
+    };
+    // Flags win over the file.
+    let over = |flag: Vec<PathBuf>, conf: &mut Vec<PathBuf>| {
+        if !flag.is_empty() {
+            *conf = flag;
+        }
+    };
+    if !args.rpc.is_empty() {
+        plan.rpc = args.rpc;
+    }
+    over(args.labels, &mut plan.labels);
+    over(args.suppress, &mut plan.suppress);
+    plan.model = args.model.or(plan.model);
+    plan.alerts_jsonl = args.alerts_jsonl.or(plan.alerts_jsonl);
+    plan.webhook = args.webhook.or(plan.webhook);
+    plan.webhook_dead_letter = args.webhook_dead_letter.or(plan.webhook_dead_letter);
+    plan.from_block = args.from_block.or(plan.from_block);
+    plan.to_block = args.to_block.or(plan.to_block);
+    plan.chain_id = args.chain_id.or(plan.chain_id);
+    plan.metrics_addr = args.metrics_addr.or(plan.metrics_addr);
+    plan.quiet |= args.quiet;
+    let rt = runtime()?;
+    let shutdown = shutdown_on_signals(&rt);
+    let summary = monitor::run(&plan, &rt, shutdown)?;
+    eprintln!("{}", serde_json::to_string(&summary)?);
+    Ok(())
+}
+
 fn chain_decode(inputs: &[PathBuf], json: bool) -> Result<()> {
     use argus_feeds::chain::decode::{decode_block, responses};
     let mut errors = 0_u64;
@@ -919,7 +1004,7 @@ fn shutdown_on_signals(rt: &tokio::runtime::Runtime) -> watch::Receiver<bool> {
             _ = tokio::signal::ctrl_c() => {}
             () = term => {}
         }
-        info!("stopping: closing the catalog's open parts");
+        info!("stopping: flushing open files");
         let _ = tx.send(true);
     });
     rx

@@ -125,11 +125,16 @@ impl Metrics {
 
     /// The text exposition of every metric.
     pub fn render(&self) -> Vec<u8> {
-        let mut buf = Vec::new();
-        // Encoding into a Vec cannot fail for valid families.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
-        buf
+        render(&self.registry)
     }
+}
+
+/// The text exposition of every metric in `registry`.
+pub fn render(registry: &Registry) -> Vec<u8> {
+    let mut buf = Vec::new();
+    // Encoding into a Vec cannot fail for valid families.
+    let _ = TextEncoder::new().encode(&registry.gather(), &mut buf);
+    buf
 }
 
 /// Exposes the hot thread's stage buckets (published per batch) as Prometheus histograms.
@@ -195,18 +200,18 @@ impl Collector for LatencyCollector {
 ///
 /// # Errors
 /// When the address cannot be bound.
-pub async fn serve(addr: SocketAddr, metrics: Metrics) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+pub async fn serve(addr: SocketAddr, registry: Registry) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let handle = tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
-            let metrics = metrics.clone();
+            let registry = registry.clone();
             tokio::spawn(async move {
                 let mut buf = [0_u8; 2048];
                 let n = s.read(&mut buf).await.unwrap_or(0);
                 let req = String::from_utf8_lossy(&buf[..n]);
                 let (status, body, ctype) = if req.starts_with("GET /metrics") {
-                    ("200 OK", metrics.render(), "text/plain; version=0.0.4")
+                    ("200 OK", render(&registry), "text/plain; version=0.0.4")
                 } else {
                     ("404 Not Found", b"try /metrics\n".to_vec(), "text/plain")
                 };

@@ -174,7 +174,7 @@ pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) 
     let _metrics_server = match cfg.metrics_addr {
         Some(addr) => {
             let (bound, handle) = rt
-                .block_on(metrics::serve(addr, metrics.clone()))
+                .block_on(metrics::serve(addr, metrics.registry.clone()))
                 .with_context(|| format!("binding metrics on {addr}"))?;
             info!(addr = %bound, "serving /metrics");
             Some(handle)

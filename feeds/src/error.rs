@@ -39,11 +39,15 @@ pub enum FeedError {
     Stalled { secs: f64 },
     #[error("event queue closed")]
     QueueClosed,
+    #[error("JSON-RPC `{method}` failed ({code}): {message}")]
+    Rpc { method: String, code: i64, message: String },
+    #[error("the node serves chain id {got}, not the configured {expected}")]
+    WrongChain { expected: u64, got: u64 },
 }
 
 impl FeedError {
     /// True when retrying cannot help (bad configuration, closed consumer).
     pub fn is_terminal(&self) -> bool {
-        matches!(self, FeedError::Url(_) | FeedError::QueueClosed)
+        matches!(self, FeedError::Url(_) | FeedError::QueueClosed | FeedError::WrongChain { .. })
     }
 }

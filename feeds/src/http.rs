@@ -33,7 +33,22 @@ pub async fn get_owned(url: String, timeout: Duration) -> Result<Vec<u8>, FeedEr
     get(&url, timeout).await
 }
 
+/// `POST url` with a JSON body; `Ok` on any 2xx status (webhooks answer 200, 201 or 204).
+///
+/// # Errors
+/// Bad URL, connect/TLS/write failure, timeout, or a non-2xx status.
+pub async fn post_json(url: &str, body: &[u8], timeout: Duration) -> Result<(), FeedError> {
+    tokio::time::timeout(timeout, send(url, Some(body)))
+        .await
+        .map_err(|_| FeedError::Http(format!("POST {url}: timed out after {timeout:?}")))?
+        .map(|_| ())
+}
+
 async fn get_inner(url: &str) -> Result<Vec<u8>, FeedError> {
+    send(url, None).await
+}
+
+async fn send(url: &str, post: Option<&[u8]>) -> Result<Vec<u8>, FeedError> {
     let parsed = url::Url::parse(url).map_err(|_| FeedError::Url(url.to_owned()))?;
     let host = parsed.host_str().ok_or_else(|| FeedError::Url(url.to_owned()))?.to_owned();
     let port = parsed.port_or_known_default().ok_or_else(|| FeedError::Url(url.to_owned()))?;
@@ -44,22 +59,36 @@ async fn get_inner(url: &str) -> Result<Vec<u8>, FeedError> {
     let tcp = TcpStream::connect((host.as_str(), port)).await?;
     tcp.set_nodelay(true)?;
     match parsed.scheme() {
-        "http" => request(tcp, &host, &target).await,
+        "http" => request(tcp, &host, &target, post).await,
         "https" => {
             let mut roots = RootCertStore::empty();
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
             let config = ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
             let name = ServerName::try_from(host.clone()).map_err(|_| FeedError::Url(url.to_owned()))?;
             let tls = TlsConnector::from(Arc::new(config)).connect(name, tcp).await?;
-            request(tls, &host, &target).await
+            request(tls, &host, &target, post).await
         }
         _ => Err(FeedError::Url(url.to_owned())),
     }
 }
 
-async fn request<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, host: &str, target: &str) -> Result<Vec<u8>, FeedError> {
-    let req = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: argus\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
+async fn request<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    host: &str,
+    target: &str,
+    post: Option<&[u8]>,
+) -> Result<Vec<u8>, FeedError> {
+    let req = match post {
+        None => format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: argus\r\nAccept: application/json\r\nConnection: close\r\n\r\n"),
+        Some(body) => format!(
+            "POST {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: argus\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        ),
+    };
     s.write_all(req.as_bytes()).await?;
+    if let Some(body) = post {
+        s.write_all(body).await?;
+    }
     s.flush().await?;
     let mut raw = Vec::with_capacity(1 << 16);
     (&mut s).take(MAX_BODY_BYTES as u64 + 65536).read_to_end(&mut raw).await?;
@@ -103,7 +132,8 @@ pub fn parse_response(raw: &[u8]) -> Result<Vec<u8>, FeedError> {
     } else {
         body.to_vec()
     };
-    if status != 200 {
+    // GET callers want 200 exactly; a POST's 201/204 are success too.
+    if !(200..300).contains(&status) {
         let snippet = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
         return Err(FeedError::Http(format!("status {status}: {snippet}")));
     }

@@ -34,7 +34,7 @@ fn bad(dir: &Path, reason: impl Into<String>) -> ModelError {
 }
 
 /// Splits one CSV record (RFC 4180 quotes; no embedded newlines).
-fn split_csv(line: &str) -> Vec<String> {
+pub fn split_csv(line: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;

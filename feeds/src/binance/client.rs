@@ -146,7 +146,7 @@ pub async fn run(
         // risk-increasing orders until the fresh snapshot has been applied.
         let mut clear = [book_reset(cfg.instrument)];
         stamp_and_send(&mut clear, &tx, &stats)?;
-        let backoff = backoff(&cfg, attempt);
+        let backoff = backoff(cfg.backoff_base, cfg.backoff_cap, attempt);
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
             _ = shutdown.changed() => return Ok(()),
@@ -156,8 +156,8 @@ pub async fn run(
 
 /// Capped exponential backoff with jitter (50-100% of the step), so many clients cut off at
 /// once do not reconnect in lockstep.
-fn backoff(cfg: &BinanceFeedConfig, attempt: u32) -> Duration {
-    let step = cfg.backoff_base.saturating_mul(2_u32.saturating_pow(attempt.min(20))).min(cfg.backoff_cap);
+pub fn backoff(base: Duration, cap: Duration, attempt: u32) -> Duration {
+    let step = base.saturating_mul(2_u32.saturating_pow(attempt.min(20))).min(cap);
     // xorshift over the clock's nanoseconds: jitter needs no cryptographic randomness.
     let mut x = now().0 | 1;
     x ^= x << 13;

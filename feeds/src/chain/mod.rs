@@ -4,3 +4,6 @@
 pub mod abi;
 pub mod block;
 pub mod decode;
+pub mod feed;
+
+pub use feed::{run_chain_feed, ChainFeedConfig, ChainFeedStats};

@@ -59,6 +59,10 @@ impl LabelSet {
         self.get(address).iter().any(|l| l.kind == LabelKind::Bad)
     }
 
+    pub fn addresses(&self) -> impl Iterator<Item = Address> + '_ {
+        self.map.keys().copied()
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }

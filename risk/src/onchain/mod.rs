@@ -137,6 +137,8 @@ pub struct MonitorStats {
     pub orphaned_blocks: u64,
     /// New addresses not tracked because `max_tracked` was reached.
     pub untracked: u64,
+    /// Blocks the model could not score (the rules still ran).
+    pub score_errors: u64,
 }
 
 #[derive(Default)]
@@ -169,8 +171,24 @@ struct Incident {
     emitted: bool,
 }
 
+/// A model that scores every transaction of a block (the ML detector); implemented over tch by
+/// the binary, so this crate stays pure.
+pub trait TxScorer: Send {
+    /// One score in 0..1 per transaction of `block`, in order, appended to `out`.
+    ///
+    /// # Errors
+    /// A message saying why the block could not be scored (counted; rules still run).
+    fn score_block(&mut self, block: &ChainBlock, out: &mut Vec<f32>) -> Result<(), String>;
+    /// Scores at or above this alert.
+    fn threshold(&self) -> f32;
+    /// `name vN`, written into each alert's `model_version`.
+    fn version(&self) -> &str;
+}
+
 /// The chain monitor: all detectors and their state.
 pub struct Monitor {
+    scorer: Option<Box<dyn TxScorer>>,
+    scores: Vec<f32>,
     cfg: MonitorConfig,
     dust_wei: U256,
     dust_token: U256,
@@ -198,6 +216,8 @@ impl Monitor {
     /// zero; call [`MonitorConfig::validate`] first to report them.
     pub fn new(cfg: MonitorConfig, labels: LabelSet, suppress: HashSet<Address>) -> Monitor {
         Monitor {
+            scorer: None,
+            scores: Vec::new(),
             dust_wei: U256::from_dec_str(&cfg.dust_wei).unwrap_or(U256::ZERO),
             dust_token: U256::from_dec_str(&cfg.dust_token_units).unwrap_or(U256::ZERO),
             cfg,
@@ -212,6 +232,12 @@ impl Monitor {
             stats: MonitorStats::default(),
             seq: 0,
         }
+    }
+
+    /// Adds the ML detector (`ml-tx`): every transaction scored, alerts at the threshold.
+    pub fn with_scorer(mut self, scorer: Box<dyn TxScorer>) -> Monitor {
+        self.scorer = Some(scorer);
+        self
     }
 
     pub fn stats(&self) -> MonitorStats {
@@ -248,15 +274,43 @@ impl Monitor {
         self.stats.blocks += 1;
         self.seq = 0;
         let start = out.len();
-        for tx in &b.txs {
+        self.scores.clear();
+        if let Some(scorer) = self.scorer.as_mut() {
+            if scorer.score_block(b, &mut self.scores).is_err() || self.scores.len() != b.txs.len() {
+                self.stats.score_errors += 1;
+                self.scores.clear();
+            }
+        }
+        for (i, tx) in b.txs.iter().enumerate() {
             self.stats.txs += 1;
             self.stats.token_events += tx.events.len() as u64;
             self.on_tx(b, tx, out);
+            if let Some(&score) = self.scores.get(i) {
+                self.ml(b, tx, score, out);
+            }
         }
         self.recent.push_back((b.number, b.hash, out[start..].to_vec()));
         while self.recent.len() > self.cfg.reorg_depth {
             self.recent.pop_front();
         }
+    }
+
+    fn ml(&mut self, b: &ChainBlock, tx: &ChainTx, score: f32, out: &mut Vec<Alert>) {
+        let Some(scorer) = self.scorer.as_ref() else { return };
+        if score < scorer.threshold() || tx.success == Some(false) {
+            return;
+        }
+        let version = scorer.version().to_owned();
+        let mut a = Alert::new(b, Some(tx), "ml-tx", Severity::Medium).party(&tx.from, "sender").reason(format!(
+            "model {version} scores this transaction {score:.3} (alert threshold {:.3})",
+            scorer.threshold()
+        ));
+        if let Some(to) = tx.to {
+            a = a.party(&to, "recipient");
+        }
+        a.score = f64::from(score);
+        a.model_version = Some(version);
+        self.emit(b, tx, a, None, out);
     }
 
     fn on_tx(&mut self, b: &ChainBlock, tx: &ChainTx, out: &mut Vec<Alert>) {

@@ -1,0 +1,81 @@
+//! The ML detector's model: a tabular model directory (`argus models train tabular`) whose
+//! features are transaction fields, scoring each block's transactions as one batch.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use argus_core::{ChainBlock, ChainTx};
+use argus_models::tabular::{Table, TabularModel};
+use argus_risk::onchain::TxScorer;
+
+/// Transaction features the monitor provides, by the column names of the BLTE set
+/// (`../shared/data/chain/blte_tx`) and ethereum-etl.
+pub const TX_FEATURES: [&str; 8] =
+    ["block_timestamp", "block_number", "gas", "receipt_gas_used", "gas_price", "value", "nonce", "transaction_index"];
+
+fn feature(name: &str, b: &ChainBlock, tx: &ChainTx) -> String {
+    match name {
+        "block_timestamp" => b.timestamp.to_string(),
+        "block_number" => b.number.to_string(),
+        "gas" => tx.gas.to_string(),
+        "receipt_gas_used" => tx.gas_used.map(|g| g.to_string()).unwrap_or_default(),
+        "gas_price" => tx.gas_price.to_string(),
+        "value" => tx.value.to_string(),
+        "nonce" => tx.nonce.to_string(),
+        "transaction_index" => tx.index.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// A loaded transaction model.
+#[derive(Debug)]
+pub struct ModelScorer {
+    model: TabularModel,
+    version: String,
+    table: Table,
+}
+
+impl ModelScorer {
+    /// Loads a tabular model whose features are all transaction features.
+    ///
+    /// # Errors
+    /// The model cannot be loaded (hash, card), or needs a feature the monitor does not have
+    /// (named, e.g. the address-level Kaggle model's aggregates).
+    pub fn load(dir: &Path) -> Result<Self> {
+        let model =
+            TabularModel::load(dir, tch::Device::Cpu).with_context(|| format!("loading model {}", dir.display()))?;
+        let columns: Vec<String> = model.card.features.iter().map(|f| f.name.clone()).collect();
+        if let Some(missing) = columns.iter().find(|c| !TX_FEATURES.contains(&c.as_str())) {
+            anyhow::bail!(
+                "model {} needs feature `{missing}`, which is not a transaction feature the monitor provides ({})",
+                dir.display(),
+                TX_FEATURES.join(", ")
+            );
+        }
+        let version = format!("{} v{}", model.card.name, model.card.version);
+        Ok(ModelScorer { model, version, table: Table { columns, rows: Vec::new(), bad_rows: 0 } })
+    }
+}
+
+impl TxScorer for ModelScorer {
+    fn score_block(&mut self, block: &ChainBlock, out: &mut Vec<f32>) -> Result<(), String> {
+        if block.txs.is_empty() {
+            return Ok(());
+        }
+        self.table.rows.clear();
+        for tx in &block.txs {
+            self.table.rows.push(self.table.columns.iter().map(|c| feature(c, block, tx)).collect());
+        }
+        let scores = self.model.score(&self.table).map_err(|e| e.to_string())?;
+        out.extend(scores);
+        Ok(())
+    }
+
+    fn threshold(&self) -> f32 {
+        self.model.card.threshold as f32
+    }
+
+    fn version(&self) -> &str {
+        &self.version
+    }
+}

@@ -1,0 +1,361 @@
+//! `argus monitor` end to end against a real Ethereum node (ganache from npm, on 127.0.0.1):
+//! real transactions and token logs, a real reorg (`evm_snapshot`/`evm_revert`), a webhook that
+//! fails once, Prometheus metrics checked by promtool, and a history re-run whose alerts must
+//! equal the live ones.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Node {
+    child: Child,
+    port: u16,
+    next_id: u64,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http(port: u16, method: &str, path: &str, body: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (_, body) = out.split_once("\r\n\r\n")?;
+    Some(body.to_owned())
+}
+
+impl Node {
+    fn start() -> Node {
+        let bin = root().join("deploy/ganache/node_modules/.bin/ganache");
+        assert!(bin.exists(), "{} is missing: run `make ganache` (npm ci in deploy/ganache)", bin.display());
+        let port = free_port();
+        let child = Command::new(bin)
+            .args(["--server.host", "127.0.0.1", "--server.port", &port.to_string()])
+            .args(["--wallet.deterministic", "--chain.chainId", "1337", "--logging.quiet"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut node = Node { child, port, next_id: 1 };
+        let t0 = Instant::now();
+        while node.try_call("eth_blockNumber", json!([])).is_none() {
+            assert!(t0.elapsed() < Duration::from_secs(60), "ganache did not start");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        node
+    }
+
+    fn try_call(&mut self, method: &str, params: Value) -> Option<Value> {
+        self.next_id += 1;
+        let body = json!({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params}).to_string();
+        let resp: Value = serde_json::from_str(&http(self.port, "POST", "/", &body)?).ok()?;
+        assert!(resp.get("error").is_none(), "{method}: {resp}");
+        resp.get("result").cloned()
+    }
+
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        self.try_call(method, params).unwrap_or_else(|| panic!("{method}: no answer"))
+    }
+
+    /// Sends a transaction from an unlocked account; returns its receipt (mined at once).
+    fn send(&mut self, from: &str, to: Option<&str>, value_wei: u128, data: &str) -> Value {
+        let mut tx = json!({"from": from, "value": format!("0x{value_wei:x}"), "data": data, "gas": "0x100000"});
+        if let Some(to) = to {
+            tx["to"] = json!(to);
+        }
+        let hash = self.call("eth_sendTransaction", json!([tx]));
+        self.call("eth_getTransactionReceipt", json!([hash]))
+    }
+
+    fn block_number(&mut self) -> u64 {
+        let n = self.call("eth_blockNumber", json!([]));
+        u64::from_str_radix(n.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+    }
+}
+
+/// ganache's deterministic accounts.
+const ACCT: [&str; 10] = [
+    "0x90f8bf6a479f320ead074411a4b0e7944ea8c9c1",
+    "0xffcf8fdee72ac11b5c542428b35eef5769c409f0",
+    "0x22d491bde2303f2f43325b2108d26f1eaba1e32b",
+    "0xe11ba2b4d45eaed5996cd0823791e0c93114882d",
+    "0xd03ea8624c8c5987235048901fb614fdca89b117",
+    "0x95ced938f7991cd0dfcb48f0a06a40fa1af46ebc",
+    "0x3e5e9111ae8eb78fe1cc3bb8915d5d461f3ef9a9",
+    "0x28a8746e75304c0780e011bed21c72cd78cd535e",
+    "0xaca94ef8bd5ffee41947b4585a84bda5a3d3da6e",
+    "0x1df62f291b2e969fb0849d99d9ce41e2f137006e",
+];
+const SCAM: &str = "0x80d7bb18521acbef32d7906502ebe94928690e93";
+const TRANSFER: &str = "ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
+const APPROVAL: &str = "8c5be1e5ebec7d5bd14f71427d1e84f3dd0314c0f7b2291e5b200ac8c7c3b925";
+/// A contract that emits LOG3(topic0 = calldata[0..32], topic1, topic2; data = calldata[96..128]):
+/// real token logs from a real contract, without a compiler. Runtime:
+/// `CALLDATACOPY(0, 96, 32); LOG3(0, 32, cd[0], cd[32], cd[64]); STOP`.
+const EMITTER: &str = "0x6016600c60003960166000f36020606060003760403560203560003560206000a300";
+const ETH: u128 = 1_000_000_000_000_000_000;
+
+fn word_addr(a: &str) -> String {
+    format!("{:0>64}", a.trim_start_matches("0x"))
+}
+fn word_u(v: u128) -> String {
+    format!("{v:064x}")
+}
+fn log3(topic0: &str, a: &str, b: &str, data: &str) -> String {
+    format!("0x{topic0}{}{}{data}", word_addr(a), word_addr(b))
+}
+
+/// A webhook receiver: answers 500 to the first POST, 200 after; keeps the bodies.
+fn webhook() -> (u16, Arc<Mutex<Vec<Value>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let bodies = got.clone();
+    std::thread::spawn(move || {
+        let mut first = true;
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = r.read_exact(&mut body);
+            let status = if first { "500 Internal Server Error" } else { "204 No Content" };
+            if !first {
+                bodies.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
+            }
+            first = false;
+            let _ = write!(s, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (port, got)
+}
+
+fn read_alerts(p: &Path) -> Vec<Value> {
+    std::fs::read_to_string(p).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !ok() {
+        assert!(t0.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn argus() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_argus"))
+}
+
+#[test]
+fn monitor_alerts_on_a_real_node_retracts_on_reorg_and_replays_history_identically() {
+    let dir = std::env::temp_dir().join(format!("argus-monitor-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let labels = dir.join("labels.csv");
+    std::fs::write(
+        &labels,
+        format!("banned_address,wallet_tag,data_source\n{SCAM},Fake_Phishing1772,etherscan-phish-hack-list\n"),
+    )
+    .unwrap();
+    let alerts_file = dir.join("alerts.jsonl");
+    let mut node = Node::start();
+    let emitter = node.send(ACCT[0], None, 0, EMITTER)["contractAddress"].as_str().unwrap().to_owned();
+
+    let (hook_port, hooked) = webhook();
+    let metrics_port = free_port();
+    let mut monitor = argus()
+        .args(["monitor", "--rpc", &format!("ws://127.0.0.1:{}", node.port), "--chain-id", "1337"])
+        .arg("--labels")
+        .arg(&labels)
+        .arg("--alerts-jsonl")
+        .arg(&alerts_file)
+        .args(["--model", root().join("models/zoo/eth_tx_phishing").to_str().unwrap()])
+        .args(["--webhook", &format!("http://127.0.0.1:{hook_port}/alerts")])
+        .arg("--webhook-dead-letter")
+        .arg(dir.join("dead.jsonl"))
+        .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}"), "--quiet"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the monitor to connect", || {
+        http(metrics_port, "GET", "/metrics", "")
+            .is_some_and(|m| m.lines().any(|l| l.starts_with("argus_chain_feed_connected") && l.ends_with(" 1")))
+    });
+    // The live monitor's first block: the head when it connected.
+    let start_block = node.block_number();
+
+    // 1. Ether to a labelled phishing address.
+    node.send(ACCT[0], Some(SCAM), ETH, "0x");
+    // 2. The victim (account 1) grants an unlimited allowance to a fresh EOA (account 9)...
+    node.send(ACCT[1], Some(&emitter), 0, &log3(APPROVAL, ACCT[1], ACCT[9], &word_u(u128::MAX)));
+    // 3. ...which then moves the victim's tokens to itself.
+    node.send(ACCT[9], Some(&emitter), 0, &log3(TRANSFER, ACCT[1], ACCT[9], &word_u(5 * ETH)));
+    // 4. Account 2 pays account 3; then a zero-value transfer "from" a look-alike of account 3.
+    node.send(ACCT[2], Some(ACCT[3]), ETH, "0x");
+    let mimic = format!("{}{}{}", &ACCT[3][..6], "7".repeat(32), &ACCT[3][38..]);
+    node.send(ACCT[4], Some(&emitter), 0, &log3(TRANSFER, &mimic, ACCT[2], &word_u(0)));
+    // 5. Account 7 sends five small amounts, then a hundred times as much.
+    for _ in 0..5 {
+        node.send(ACCT[7], Some(ACCT[8]), ETH / 10, "0x");
+    }
+    node.send(ACCT[7], Some(ACCT[6]), 10 * ETH, "0x");
+    let before_reorg = node.block_number();
+    wait_for("alerts up to the block before the reorg", || {
+        read_alerts(&alerts_file).iter().any(|a| a["detector"] == "large-transfer")
+    });
+
+    // 6. A reorg: a block paying the scam address is mined, then replaced by another block.
+    let snap = node.call("evm_snapshot", json!([]));
+    node.send(ACCT[5], Some(SCAM), ETH, "0x");
+    let orphan_block = node.block_number();
+    wait_for("the soon-orphaned block's alert", || {
+        read_alerts(&alerts_file).iter().any(|a| a["block_number"] == orphan_block && a["detector"] == "known-bad")
+    });
+    assert_eq!(node.call("evm_revert", json!([snap])), json!(true));
+    node.send(ACCT[6], Some(ACCT[5]), ETH, "0x");
+    assert_eq!(node.block_number(), orphan_block, "the replacement is at the same height");
+    wait_for("the retraction", || read_alerts(&alerts_file).iter().any(|a| !a["retracts"].is_null()));
+    let end_block = node.block_number();
+
+    // Metrics: valid exposition (promtool), with the alerts counted.
+    let metrics = http(metrics_port, "GET", "/metrics", "").unwrap();
+    assert!(
+        metrics.contains("argus_chain_alerts_total{chain=\"1337\",detector=\"ice-phishing\",severity=\"high\"} 1"),
+        "{metrics}"
+    );
+    let mut promtool =
+        Command::new("promtool").args(["check", "metrics"]).stdin(Stdio::piped()).output_with(metrics.as_bytes());
+    assert!(promtool.status.success(), "promtool: {}", String::from_utf8_lossy(&promtool.stdout));
+    promtool.stdout.clear();
+
+    // Stop (SIGTERM) and read the summary.
+    let st = Command::new("kill").args(["-TERM", &monitor.id().to_string()]).status().unwrap();
+    assert!(st.success());
+    let mut stderr = String::new();
+    monitor.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(monitor.wait().unwrap().success(), "{stderr}");
+    let summary: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+
+    let alerts = read_alerts(&alerts_file);
+    // Retractions repeat their alert's detector; group the alerts themselves.
+    let by: HashMap<&str, Vec<&Value>> =
+        alerts.iter().filter(|a| a["retracts"].is_null()).fold(HashMap::new(), |mut m, a| {
+            m.entry(a["detector"].as_str().unwrap()).or_default().push(a);
+            m
+        });
+    let known = &by["known-bad"];
+    assert_eq!(known.len(), 2, "live block and orphaned block");
+    assert_eq!(known[0]["labels"][0]["label"], "Fake_Phishing1772");
+    assert_eq!(known[0]["labels"][0]["source"], format!("{}/labels.csv", dir.file_name().unwrap().to_string_lossy()));
+    let ice = &by["ice-phishing"][0];
+    assert_eq!(ice["severity"], "high");
+    assert!(ice["reason"].as_str().unwrap().contains("an EOA with no transactions of its own"), "{ice}");
+    let drain = &by["ice-phishing-drain"][0];
+    assert_eq!(drain["related"][0], ice["id"]);
+    assert_eq!(by["incident"][0]["addresses"][0]["address"], ACCT[9]);
+    let poison = &by["address-poisoning"][0];
+    assert_eq!(poison["addresses"][1]["address"], mimic);
+    assert_eq!(poison["addresses"][2]["address"], ACCT[3]);
+    assert!(by["large-transfer"][0]["reason"].as_str().unwrap().contains("100.0x"), "{}", by["large-transfer"][0]);
+    // The retraction names the orphaned block's alert.
+    let retraction = alerts.iter().find(|a| !a["retracts"].is_null()).unwrap();
+    let orphaned = known.iter().find(|a| a["block_number"] == orphan_block).unwrap();
+    assert_eq!(retraction["retracts"], orphaned["id"]);
+    assert_eq!(summary["feeds"][0]["reorgs"], 1);
+    assert_eq!(summary["feeds"][0]["orphaned"], 1);
+    assert_eq!(summary["chains"]["1337"]["retracted"], 1);
+    assert_eq!(summary["chains"]["1337"]["score_errors"], 0, "the model scored every block");
+    // Every alert reached the webhook despite its first failure.
+    assert!(summary["webhook"]["retries"].as_u64().unwrap() >= 1, "{summary}");
+    assert_eq!(summary["webhook"]["dead_lettered"], 0);
+    let hooked: BTreeSet<String> =
+        hooked.lock().unwrap().iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect();
+    let written: BTreeSet<String> = alerts.iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(hooked, written);
+
+    // History: the same blocks again, from the node, with a webhook that is down: the alerts
+    // equal the live run's (minus the orphaned block's), and every one is dead-lettered.
+    let conf = dir.join("monitor.toml");
+    std::fs::write(&conf, "[webhook_retry]\nattempts = 2\nbackoff_ms = 5\n").unwrap();
+    let history = dir.join("history.jsonl");
+    let out = argus()
+        .args(["monitor", "--rpc", &format!("ws://127.0.0.1:{}", node.port), "--quiet"])
+        .args(["--from-block", &start_block.to_string(), "--to-block", &end_block.to_string()])
+        .arg("--labels")
+        .arg(&labels)
+        .arg("--alerts-jsonl")
+        .arg(&history)
+        .args(["--model", root().join("models/zoo/eth_tx_phishing").to_str().unwrap()])
+        .args(["--webhook", &format!("http://127.0.0.1:{}/down", free_port())])
+        .arg("--webhook-dead-letter")
+        .arg(dir.join("history-dead.jsonl"))
+        .arg("--config")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let replayed: Vec<Value> = read_alerts(&history);
+    let live_kept: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| a["retracts"].is_null() && a["block_number"].as_u64().unwrap() <= before_reorg)
+        .collect();
+    let ids = |v: &[&Value]| v.iter().map(|a| (a["id"].clone(), a["reason"].clone())).collect::<Vec<_>>();
+    assert_eq!(
+        ids(&replayed.iter().filter(|a| a["block_number"].as_u64().unwrap() <= before_reorg).collect::<Vec<_>>()),
+        ids(&live_kept)
+    );
+    let dead = read_alerts(&dir.join("history-dead.jsonl"));
+    assert_eq!(dead.len(), replayed.len(), "every undelivered alert is in the dead-letter file");
+    let summary: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["webhook"]["dead_lettered"].as_u64().unwrap() as usize, replayed.len());
+    assert_eq!(summary["feeds"][0]["backfilled"].as_u64().unwrap(), end_block - start_block + 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+trait OutputWith {
+    fn output_with(&mut self, stdin: &[u8]) -> std::process::Output;
+}
+
+impl OutputWith for Command {
+    fn output_with(&mut self, stdin: &[u8]) -> std::process::Output {
+        let mut child = self.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
+    }
+}
