@@ -85,7 +85,13 @@ impl Node {
 
     /// Sends a transaction from an unlocked account; returns its receipt (mined at once).
     fn send(&mut self, from: &str, to: Option<&str>, value_wei: u128, data: &str) -> Value {
-        let mut tx = json!({"from": from, "value": format!("0x{value_wei:x}"), "data": data, "gas": "0x100000"});
+        let receipt = self.try_send(from, to, value_wei, data);
+        assert_eq!(receipt["status"], "0x1", "transaction reverted: {receipt}");
+        receipt
+    }
+
+    fn try_send(&mut self, from: &str, to: Option<&str>, value_wei: u128, data: &str) -> Value {
+        let mut tx = json!({"from": from, "value": format!("0x{value_wei:x}"), "data": data, "gas": "0x500000"});
         if let Some(to) = to {
             tx["to"] = json!(to);
         }
@@ -113,13 +119,8 @@ const ACCT: [&str; 10] = [
     "0x1df62f291b2e969fb0849d99d9ce41e2f137006e",
 ];
 const SCAM: &str = "0x80d7bb18521acbef32d7906502ebe94928690e93";
-const TRANSFER: &str = "ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
-const APPROVAL: &str = "8c5be1e5ebec7d5bd14f71427d1e84f3dd0314c0f7b2291e5b200ac8c7c3b925";
-/// A contract that emits LOG3(topic0 = calldata[0..32], topic1, topic2; data = calldata[96..128]):
-/// real token logs from a real contract, without a compiler. Runtime:
-/// `CALLDATACOPY(0, 96, 32); LOG3(0, 32, cd[0], cd[32], cd[64]); STOP`.
-const EMITTER: &str = "0x6016600c60003960166000f36020606060003760403560203560003560206000a300";
 const ETH: u128 = 1_000_000_000_000_000_000;
+const MAX: &str = "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
 
 fn word_addr(a: &str) -> String {
     format!("{:0>64}", a.trim_start_matches("0x"))
@@ -127,8 +128,24 @@ fn word_addr(a: &str) -> String {
 fn word_u(v: u128) -> String {
     format!("{v:064x}")
 }
-fn log3(topic0: &str, a: &str, b: &str, data: &str) -> String {
-    format!("0x{topic0}{}{}{data}", word_addr(a), word_addr(b))
+
+/// The test contracts (deploy/ganache/contracts: an ERC-20 and a token puller), compiled by
+/// solc-js from npm: bytecode and method selectors.
+struct Contracts(Value);
+
+impl Contracts {
+    fn compile() -> Contracts {
+        let out = Command::new("node").arg(root().join("deploy/ganache/compile.js")).output().unwrap();
+        assert!(out.status.success(), "solc: {}", String::from_utf8_lossy(&out.stderr));
+        Contracts(serde_json::from_slice(&out.stdout).unwrap())
+    }
+    fn bytecode(&self, name: &str) -> &str {
+        self.0[name]["bytecode"].as_str().unwrap()
+    }
+    /// Calldata: the method's selector and its arguments as hex words.
+    fn call(&self, name: &str, sig: &str, words: &[String]) -> String {
+        format!("0x{}{}", self.0[name]["methods"][sig].as_str().unwrap(), words.concat())
+    }
 }
 
 /// A webhook receiver: answers 500 to the first POST, 200 after; keeps the bodies.
@@ -193,8 +210,8 @@ fn monitor_alerts_on_a_real_node_retracts_on_reorg_and_replays_history_identical
     )
     .unwrap();
     let alerts_file = dir.join("alerts.jsonl");
+    let contracts = Contracts::compile();
     let mut node = Node::start();
-    let emitter = node.send(ACCT[0], None, 0, EMITTER)["contractAddress"].as_str().unwrap().to_owned();
 
     let (hook_port, hooked) = webhook();
     let metrics_port = free_port();
@@ -204,7 +221,6 @@ fn monitor_alerts_on_a_real_node_retracts_on_reorg_and_replays_history_identical
         .arg(&labels)
         .arg("--alerts-jsonl")
         .arg(&alerts_file)
-        .args(["--model", root().join("models/zoo/eth_tx_phishing").to_str().unwrap()])
         .args(["--webhook", &format!("http://127.0.0.1:{hook_port}/alerts")])
         .arg("--webhook-dead-letter")
         .arg(dir.join("dead.jsonl"))
@@ -218,34 +234,81 @@ fn monitor_alerts_on_a_real_node_retracts_on_reorg_and_replays_history_identical
     });
     // The live monitor's first block: the head when it connected.
     let start_block = node.block_number();
+    let head_metric = |node_block: u64| format!("argus_chain_head_block{{chain=\"1337\"}} {node_block}");
+    let processed =
+        |n: u64| move || http(metrics_port, "GET", "/metrics", "").is_some_and(|m| m.contains(&head_metric(n)));
+
+    // Benign traffic: deployments, token payouts, a router pulling what its user approved, ether
+    // back and forth. None of it may raise an alert.
+    let token = node.send(ACCT[0], None, 0, &format!("{}{}", contracts.bytecode("Token"), word_u(1_000_000 * ETH)));
+    let token = token["contractAddress"].as_str().unwrap().to_owned();
+    let router =
+        node.send(ACCT[0], None, 0, contracts.bytecode("Sweeper"))["contractAddress"].as_str().unwrap().to_owned();
+    let drainer =
+        node.send(ACCT[7], None, 0, contracts.bytecode("Sweeper"))["contractAddress"].as_str().unwrap().to_owned();
+    let transfer =
+        |to: &str, v: u128| contracts.call("Token", "transfer(address,uint256)", &[word_addr(to), word_u(v)]);
+    let approve =
+        |to: &str, v: &str| contracts.call("Token", "approve(address,uint256)", &[word_addr(to), v.to_owned()]);
+    for a in &ACCT[1..6] {
+        node.send(ACCT[0], Some(&token), 0, &transfer(a, 1000 * ETH));
+    }
+    node.send(ACCT[1], Some(&token), 0, &approve(&router, &word_u(100 * ETH)));
+    node.send(
+        ACCT[1],
+        Some(&router),
+        0,
+        &contracts.call("Sweeper", "pull(address,uint256)", &[word_addr(&token), word_u(100 * ETH)]),
+    );
+    node.send(ACCT[2], Some(ACCT[3]), ETH, "0x");
+    node.send(ACCT[3], Some(ACCT[2]), ETH / 2, "0x");
+    let benign_end = node.block_number();
+    wait_for("the benign blocks", processed(benign_end));
+    assert!(read_alerts(&alerts_file).is_empty(), "benign traffic raised: {:?}", read_alerts(&alerts_file));
 
     // 1. Ether to a labelled phishing address.
     node.send(ACCT[0], Some(SCAM), ETH, "0x");
-    // 2. The victim (account 1) grants an unlimited allowance to a fresh EOA (account 9)...
-    node.send(ACCT[1], Some(&emitter), 0, &log3(APPROVAL, ACCT[1], ACCT[9], &word_u(u128::MAX)));
-    // 3. ...which then moves the victim's tokens to itself.
-    node.send(ACCT[9], Some(&emitter), 0, &log3(TRANSFER, ACCT[1], ACCT[9], &word_u(5 * ETH)));
-    // 4. Account 2 pays account 3; then a zero-value transfer "from" a look-alike of account 3.
-    node.send(ACCT[2], Some(ACCT[3]), ETH, "0x");
+    // 2. Ice phishing: account 1 approves a fresh EOA (account 9) for everything; it drains.
+    node.send(ACCT[1], Some(&token), 0, &approve(ACCT[9], MAX));
+    let drain = contracts.call(
+        "Token",
+        "transferFrom(address,address,uint256)",
+        &[word_addr(ACCT[1]), word_addr(ACCT[9]), word_u(900 * ETH)],
+    );
+    node.send(ACCT[9], Some(&token), 0, &drain);
+    // 3. Address poisoning: account 2 paid account 3; a zero-value transferFrom makes account 2
+    //    appear to pay a look-alike of account 3 (no allowance needed for zero).
     let mimic = format!("{}{}{}", &ACCT[3][..6], "7".repeat(32), &ACCT[3][38..]);
-    node.send(ACCT[4], Some(&emitter), 0, &log3(TRANSFER, &mimic, ACCT[2], &word_u(0)));
-    // 5. Account 7 sends five small amounts, then a hundred times as much.
-    for _ in 0..5 {
-        node.send(ACCT[7], Some(ACCT[8]), ETH / 10, "0x");
+    let poison = contracts.call(
+        "Token",
+        "transferFrom(address,address,uint256)",
+        &[word_addr(ACCT[2]), word_addr(&mimic), word_u(0)],
+    );
+    node.send(ACCT[6], Some(&token), 0, &poison);
+    // 4. Drainer sweep: three holders approve the drainer contract; its owner sweeps them.
+    for a in &ACCT[3..6] {
+        node.send(a, Some(&token), 0, &approve(&drainer, MAX));
     }
-    node.send(ACCT[7], Some(ACCT[6]), 10 * ETH, "0x");
+    let victims = [ACCT[3], ACCT[4], ACCT[5]].iter().map(|a| word_addr(a)).collect::<String>();
+    let sweep = contracts.call(
+        "Sweeper",
+        "sweep(address,address[],address)",
+        &[word_addr(&token), word_u(0x60), word_addr(ACCT[7]), word_u(3), victims],
+    );
+    node.send(ACCT[7], Some(&drainer), 0, &sweep);
+    // 5. Account 8 sends five small amounts, then a hundred times as much.
+    for _ in 0..5 {
+        node.send(ACCT[8], Some(ACCT[0]), ETH / 10, "0x");
+    }
+    node.send(ACCT[8], Some(ACCT[6]), 10 * ETH, "0x");
     let before_reorg = node.block_number();
-    wait_for("alerts up to the block before the reorg", || {
-        read_alerts(&alerts_file).iter().any(|a| a["detector"] == "large-transfer")
-    });
+    wait_for("the attack blocks", processed(before_reorg));
 
     // 6. A reorg: a block paying the scam address is mined, then replaced by another block.
     let snap = node.call("evm_snapshot", json!([]));
     node.send(ACCT[5], Some(SCAM), ETH, "0x");
     let orphan_block = node.block_number();
-    wait_for("the soon-orphaned block's alert", || {
-        read_alerts(&alerts_file).iter().any(|a| a["block_number"] == orphan_block && a["detector"] == "known-bad")
-    });
+    wait_for("the soon-orphaned block", processed(orphan_block));
     assert_eq!(node.call("evm_revert", json!([snap])), json!(true));
     node.send(ACCT[6], Some(ACCT[5]), ETH, "0x");
     assert_eq!(node.block_number(), orphan_block, "the replacement is at the same height");
@@ -258,10 +321,9 @@ fn monitor_alerts_on_a_real_node_retracts_on_reorg_and_replays_history_identical
         metrics.contains("argus_chain_alerts_total{chain=\"1337\",detector=\"ice-phishing\",severity=\"high\"} 1"),
         "{metrics}"
     );
-    let mut promtool =
+    let promtool =
         Command::new("promtool").args(["check", "metrics"]).stdin(Stdio::piped()).output_with(metrics.as_bytes());
     assert!(promtool.status.success(), "promtool: {}", String::from_utf8_lossy(&promtool.stdout));
-    promtool.stdout.clear();
 
     // Stop (SIGTERM) and read the summary.
     let st = Command::new("kill").args(["-TERM", &monitor.id().to_string()]).status().unwrap();
@@ -278,19 +340,48 @@ fn monitor_alerts_on_a_real_node_retracts_on_reorg_and_replays_history_identical
             m.entry(a["detector"].as_str().unwrap()).or_default().push(a);
             m
         });
+    let mut detectors: Vec<&str> = by.keys().copied().collect();
+    detectors.sort_unstable();
+    assert_eq!(
+        detectors,
+        [
+            "address-poisoning",
+            "drainer-sweep",
+            "ice-phishing",
+            "ice-phishing-drain",
+            "incident",
+            "known-bad",
+            "large-transfer"
+        ]
+    );
     let known = &by["known-bad"];
     assert_eq!(known.len(), 2, "live block and orphaned block");
     assert_eq!(known[0]["labels"][0]["label"], "Fake_Phishing1772");
     assert_eq!(known[0]["labels"][0]["source"], format!("{}/labels.csv", dir.file_name().unwrap().to_string_lossy()));
-    let ice = &by["ice-phishing"][0];
-    assert_eq!(ice["severity"], "high");
-    assert!(ice["reason"].as_str().unwrap().contains("an EOA with no transactions of its own"), "{ice}");
+    let ice = &by["ice-phishing"];
+    assert_eq!(ice.len(), 1, "approvals of contracts (router, drainer) are not ice phishing");
+    assert_eq!(ice[0]["severity"], "high");
+    assert!(ice[0]["reason"].as_str().unwrap().contains("an EOA with no transactions of its own"), "{}", ice[0]);
+    assert!(ice[0]["reason"].as_str().unwrap().contains("an unlimited amount"), "{}", ice[0]);
     let drain = &by["ice-phishing-drain"][0];
-    assert_eq!(drain["related"][0], ice["id"]);
-    assert_eq!(by["incident"][0]["addresses"][0]["address"], ACCT[9]);
+    assert_eq!(drain["related"][0], ice[0]["id"]);
+    let incidents: Vec<&Value> = by["incident"].iter().map(|a| &a["addresses"][0]["address"]).collect();
+    assert!(incidents.contains(&&json!(ACCT[9])), "{incidents:?}");
     let poison = &by["address-poisoning"][0];
+    assert_eq!(poison["addresses"][0]["address"], ACCT[2]);
     assert_eq!(poison["addresses"][1]["address"], mimic);
     assert_eq!(poison["addresses"][2]["address"], ACCT[3]);
+    let sweep = &by["drainer-sweep"];
+    assert_eq!(sweep.len(), 1);
+    let swept: BTreeSet<&str> = sweep[0]["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["role"] == "victim")
+        .map(|p| p["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(swept, ACCT[3..6].iter().copied().collect());
+    assert_eq!(sweep[0]["addresses"][0]["address"], drainer.as_str());
     assert!(by["large-transfer"][0]["reason"].as_str().unwrap().contains("100.0x"), "{}", by["large-transfer"][0]);
     // The retraction names the orphaned block's alert.
     let retraction = alerts.iter().find(|a| !a["retracts"].is_null()).unwrap();
@@ -299,7 +390,14 @@ fn monitor_alerts_on_a_real_node_retracts_on_reorg_and_replays_history_identical
     assert_eq!(summary["feeds"][0]["reorgs"], 1);
     assert_eq!(summary["feeds"][0]["orphaned"], 1);
     assert_eq!(summary["chains"]["1337"]["retracted"], 1);
-    assert_eq!(summary["chains"]["1337"]["score_errors"], 0, "the model scored every block");
+    assert_eq!(
+        summary["chains"]["1337"]["blocks"].as_u64().unwrap(),
+        end_block - start_block + 2,
+        "every block, the orphan too"
+    );
+    let latency = &summary["block_latency_ms"];
+    eprintln!("block-to-alert latency on ganache: {latency}");
+    assert!(latency["p99"].as_f64().unwrap() > 0.0);
     // Every alert reached the webhook despite its first failure.
     assert!(summary["webhook"]["retries"].as_u64().unwrap() >= 1, "{summary}");
     assert_eq!(summary["webhook"]["dead_lettered"], 0);
@@ -308,8 +406,9 @@ fn monitor_alerts_on_a_real_node_retracts_on_reorg_and_replays_history_identical
     let written: BTreeSet<String> = alerts.iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(hooked, written);
 
-    // History: the same blocks again, from the node, with a webhook that is down: the alerts
-    // equal the live run's (minus the orphaned block's), and every one is dead-lettered.
+    // History: the same blocks again, from the node, now with the ML model and a webhook that
+    // is down: the rule alerts equal the live run's (minus the orphaned block's), the model
+    // scored every block, and every alert is dead-lettered.
     let conf = dir.join("monitor.toml");
     std::fs::write(&conf, "[webhook_retry]\nattempts = 2\nbackoff_ms = 5\n").unwrap();
     let history = dir.join("history.jsonl");
@@ -331,20 +430,20 @@ fn monitor_alerts_on_a_real_node_retracts_on_reorg_and_replays_history_identical
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let replayed: Vec<Value> = read_alerts(&history);
-    let live_kept: Vec<&Value> = alerts
-        .iter()
-        .filter(|a| a["retracts"].is_null() && a["block_number"].as_u64().unwrap() <= before_reorg)
-        .collect();
-    let ids = |v: &[&Value]| v.iter().map(|a| (a["id"].clone(), a["reason"].clone())).collect::<Vec<_>>();
-    assert_eq!(
-        ids(&replayed.iter().filter(|a| a["block_number"].as_u64().unwrap() <= before_reorg).collect::<Vec<_>>()),
-        ids(&live_kept)
-    );
+    let rules = |a: &&Value| {
+        a["detector"] != "ml-tx" && a["retracts"].is_null() && a["block_number"].as_u64().unwrap() <= before_reorg
+    };
+    let ids = |v: Vec<&Value>| v.iter().map(|a| (a["id"].clone(), a["reason"].clone())).collect::<Vec<_>>();
+    assert_eq!(ids(replayed.iter().filter(rules).collect()), ids(alerts.iter().filter(rules).collect()));
+    for a in replayed.iter().filter(|a| a["detector"] == "ml-tx") {
+        assert_eq!(a["model_version"], "eth_tx_phishing v1");
+    }
+    let summary: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["chains"]["1337"]["score_errors"], 0, "the model scored every block");
+    assert_eq!(summary["feeds"][0]["backfilled"].as_u64().unwrap(), end_block - start_block + 1);
     let dead = read_alerts(&dir.join("history-dead.jsonl"));
     assert_eq!(dead.len(), replayed.len(), "every undelivered alert is in the dead-letter file");
-    let summary: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
     assert_eq!(summary["webhook"]["dead_lettered"].as_u64().unwrap() as usize, replayed.len());
-    assert_eq!(summary["feeds"][0]["backfilled"].as_u64().unwrap(), end_block - start_block + 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
