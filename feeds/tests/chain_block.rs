@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use argus_core::{Call, TokenEvent};
-use argus_feeds::chain::block::{approval_grantees, parse_block};
+use argus_feeds::chain::block::{approval_grantees, parse_block, parse_block_text, result_text, tx_hashes};
 use serde_json::Value;
 
 fn etl(rel: &str) -> PathBuf {
@@ -71,6 +71,17 @@ fn block_483920_with_receipts_matches_ethereum_etl() {
     let calls: Vec<&Call> = b.txs.iter().map(|t| &t.call).collect();
     assert_eq!(calls.iter().filter(|c| matches!(c, Call::Transfer { .. })).count(), 2, "{calls:?}");
     assert!(approval_grantees(&b).is_empty());
+
+    // The text path (what the feed uses) decodes the same block.
+    let block_text = std::fs::read_to_string(etl(
+        "test_export_blocks_job/block_with_logs/web3_response.eth_getBlockByNumber_0x76250_true.json",
+    ))
+    .unwrap();
+    let results: Vec<Value> = receipts.iter().map(|r| r["result"].clone()).collect();
+    let receipts_text = serde_json::to_string(&results).unwrap();
+    let fast = parse_block_text(1, result_text(&block_text).unwrap(), &receipts_text, 7).unwrap();
+    assert_eq!(fast, b);
+    assert_eq!(tx_hashes(result_text(&block_text).unwrap()).unwrap().len(), 4);
 }
 
 #[test]
@@ -82,4 +93,9 @@ fn malformed_blocks_name_the_field() {
     assert!(e.contains("transactions[0].from"), "{e}");
     let err = serde_json::json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32000, "message": "header not found"}});
     assert!(parse_block(1, &err, &[], 0).unwrap_err().to_string().contains("header not found"));
+    assert!(result_text(&err.to_string()).unwrap_err().to_string().contains("header not found"));
+    // Transaction hashes instead of objects, and garbage, are errors, not panics.
+    let hashes = r#"{"number":"0x1","hash":"0x11","parentHash":"0x00","timestamp":"0x1","transactions":["0xab"]}"#;
+    assert!(parse_block_text(1, hashes, "[]", 0).is_err());
+    assert!(parse_block_text(1, "{", "[]", 0).is_err());
 }

@@ -286,12 +286,18 @@ fn sha256_file(path: &Path) -> Result<String, ModelError> {
 }
 
 /// Feature matrix of `table` under `features` (missing -> median; signed log1p; standardised).
+/// One raw value as the network sees it: missing -> the training median, then signed log1p
+/// and standardisation.
+fn normalize(f: &FeatureSpec, raw: Option<f64>) -> f32 {
+    let v = raw.map_or(f.median, signed_log1p);
+    ((v - f.mean) / f.std) as f32
+}
+
 fn matrix(table: &Table, rows: &[usize], features: &[FeatureSpec], cols: &[usize]) -> Vec<f32> {
     let mut x = Vec::with_capacity(rows.len() * features.len());
     for &r in rows {
         for (f, &c) in features.iter().zip(cols) {
-            let v = num(&table.rows[r][c]).map_or(f.median, signed_log1p);
-            x.push(((v - f.mean) / f.std) as f32);
+            x.push(normalize(f, num(&table.rows[r][c])));
         }
     }
     x
@@ -507,6 +513,30 @@ impl TabularModel {
         let rows: Vec<usize> = (0..table.rows.len()).collect();
         let x = matrix(table, &rows, &self.card.features, &cols);
         scores(&self.mlp, &x, rows.len(), cols.len(), self.device)
+    }
+
+    /// Scores rows of raw values (`features.len()` per row, in the card's order; `None` =
+    /// missing), appending one score per row to `out`. `x` is scratch space, reused.
+    ///
+    /// # Errors
+    /// A ragged input, or torch errors.
+    pub fn score_values(&self, raw: &[Option<f64>], x: &mut Vec<f32>, out: &mut Vec<f32>) -> Result<(), ModelError> {
+        let d = self.card.features.len();
+        if d == 0 || raw.len() % d != 0 {
+            return Err(bad(
+                Path::new(&self.card.name),
+                format!("{} values is not a whole number of {d}-feature rows", raw.len()),
+            ));
+        }
+        x.clear();
+        x.extend(
+            raw.chunks_exact(d).flat_map(|row| row.iter().zip(&self.card.features).map(|(v, f)| normalize(f, *v))),
+        );
+        let n = raw.len() / d;
+        if n > 0 {
+            out.extend(scores(&self.mlp, x, n, d, self.device)?);
+        }
+        Ok(())
     }
 
     /// Metrics on a labelled table at the model's threshold; rows without a 0/1 label skipped.

@@ -6,6 +6,7 @@
 //! cannot be delivered after its retries, or finds the delivery queue full, goes to the
 //! dead-letter file and is counted; a file sink that fails stops the run with the alert on stderr.
 
+pub mod bench;
 pub mod labels;
 mod scorer;
 mod sinks;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use argus_core::{ChainBlock, ChainTx};
-use argus_models::tabular::{Table, TabularModel};
+use argus_models::tabular::TabularModel;
 use argus_risk::onchain::TxScorer;
 
 /// Transaction features the monitor provides, by the column names of the BLTE set
@@ -13,18 +13,18 @@ use argus_risk::onchain::TxScorer;
 pub const TX_FEATURES: [&str; 8] =
     ["block_timestamp", "block_number", "gas", "receipt_gas_used", "gas_price", "value", "nonce", "transaction_index"];
 
-fn feature(name: &str, b: &ChainBlock, tx: &ChainTx) -> String {
-    match name {
-        "block_timestamp" => b.timestamp.to_string(),
-        "block_number" => b.number.to_string(),
-        "gas" => tx.gas.to_string(),
-        "receipt_gas_used" => tx.gas_used.map(|g| g.to_string()).unwrap_or_default(),
-        "gas_price" => tx.gas_price.to_string(),
-        "value" => tx.value.to_string(),
-        "nonce" => tx.nonce.to_string(),
-        "transaction_index" => tx.index.to_string(),
-        _ => String::new(),
-    }
+fn feature(name: &str, b: &ChainBlock, tx: &ChainTx) -> Option<f64> {
+    Some(match name {
+        "block_timestamp" => b.timestamp as f64,
+        "block_number" => b.number as f64,
+        "gas" => tx.gas as f64,
+        "receipt_gas_used" => tx.gas_used? as f64,
+        "gas_price" => tx.gas_price.to_f64(),
+        "value" => tx.value.to_f64(),
+        "nonce" => tx.nonce as f64,
+        "transaction_index" => f64::from(tx.index),
+        _ => return None,
+    })
 }
 
 /// A loaded transaction model.
@@ -32,7 +32,9 @@ fn feature(name: &str, b: &ChainBlock, tx: &ChainTx) -> String {
 pub struct ModelScorer {
     model: TabularModel,
     version: String,
-    table: Table,
+    columns: Vec<String>,
+    raw: Vec<Option<f64>>,
+    x: Vec<f32>,
 }
 
 impl ModelScorer {
@@ -53,7 +55,7 @@ impl ModelScorer {
             );
         }
         let version = format!("{} v{}", model.card.name, model.card.version);
-        Ok(ModelScorer { model, version, table: Table { columns, rows: Vec::new(), bad_rows: 0 } })
+        Ok(ModelScorer { model, version, columns, raw: Vec::new(), x: Vec::new() })
     }
 }
 
@@ -62,13 +64,11 @@ impl TxScorer for ModelScorer {
         if block.txs.is_empty() {
             return Ok(());
         }
-        self.table.rows.clear();
+        self.raw.clear();
         for tx in &block.txs {
-            self.table.rows.push(self.table.columns.iter().map(|c| feature(c, block, tx)).collect());
+            self.raw.extend(self.columns.iter().map(|c| feature(c, block, tx)));
         }
-        let scores = self.model.score(&self.table).map_err(|e| e.to_string())?;
-        out.extend(scores);
-        Ok(())
+        self.model.score_values(&self.raw, &mut self.x, out).map_err(|e| e.to_string())
     }
 
     fn threshold(&self) -> f32 {

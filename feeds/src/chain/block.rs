@@ -2,42 +2,103 @@
 //! addresses and hashes, exact 256-bit values, the decoded call and token events of every
 //! transaction. Used by the live feed and by offline tests alike.
 
+use std::collections::HashMap;
+
 use argus_core::{Address, ChainBlock, ChainTx, H256, U256};
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
 
 use super::abi::{decode_call, decode_log, hex_bytes};
 use super::decode::DecodeError;
 
+// The JSON-RPC shapes, borrowing every string from the input (hex never holds escapes), with
+// the fields detectors need; everything else (logsBloom, signatures, ...) is skipped unparsed.
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RpcBlock<'a> {
+    number: Option<&'a str>,
+    hash: Option<&'a str>,
+    parent_hash: Option<&'a str>,
+    timestamp: Option<&'a str>,
+    #[serde(borrow, default)]
+    transactions: Vec<RpcTx<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RpcTx<'a> {
+    hash: Option<&'a str>,
+    transaction_index: Option<&'a str>,
+    from: Option<&'a str>,
+    to: Option<&'a str>,
+    value: Option<&'a str>,
+    nonce: Option<&'a str>,
+    gas: Option<&'a str>,
+    gas_price: Option<&'a str>,
+    max_fee_per_gas: Option<&'a str>,
+    input: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RpcReceipt<'a> {
+    transaction_hash: Option<&'a str>,
+    gas_used: Option<&'a str>,
+    status: Option<&'a str>,
+    effective_gas_price: Option<&'a str>,
+    contract_address: Option<&'a str>,
+    #[serde(borrow, default)]
+    logs: Vec<RpcLog<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RpcLog<'a> {
+    address: Option<&'a str>,
+    #[serde(borrow, default)]
+    topics: Vec<&'a str>,
+    data: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    result: Option<&'a serde_json::value::RawValue>,
+    error: Option<RpcErr>,
+}
+
+#[derive(Deserialize)]
+struct RpcErr {
+    code: Option<i64>,
+    message: Option<String>,
+}
+
 fn field(name: &str, reason: impl Into<String>) -> DecodeError {
     DecodeError::Field { field: name.to_owned(), reason: reason.into() }
-}
-
-fn str_of<'a>(o: &'a Map<String, Value>, k: &str) -> Result<Option<&'a str>, DecodeError> {
-    match o.get(k) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(field(k, format!("expected a string, got {other}"))),
-    }
-}
-
-fn u256_of(o: &Map<String, Value>, k: &str) -> Result<Option<U256>, DecodeError> {
-    str_of(o, k)?.map(|s| U256::from_hex(s).map_err(|e| field(k, e.to_string()))).transpose()
-}
-
-fn u64_of(o: &Map<String, Value>, k: &str) -> Result<Option<u64>, DecodeError> {
-    u256_of(o, k)?.map(|v| v.as_u64().ok_or_else(|| field(k, "does not fit in 64 bits"))).transpose()
 }
 
 fn need<T>(v: Option<T>, k: &str) -> Result<T, DecodeError> {
     v.ok_or_else(|| field(k, "missing"))
 }
 
-fn addr_of(o: &Map<String, Value>, k: &str) -> Result<Option<Address>, DecodeError> {
-    str_of(o, k)?.map(|s| Address::from_hex(s).map_err(|e| field(k, e.to_string()))).transpose()
+fn u256(v: Option<&str>, k: &str) -> Result<Option<U256>, DecodeError> {
+    v.map(|s| U256::from_hex(s).map_err(|e| field(k, e.to_string()))).transpose()
 }
 
-fn hash_of(o: &Map<String, Value>, k: &str) -> Result<Option<H256>, DecodeError> {
-    str_of(o, k)?.map(|s| H256::from_hex(s).map_err(|e| field(k, e.to_string()))).transpose()
+fn u64_of(v: Option<&str>, k: &str) -> Result<Option<u64>, DecodeError> {
+    u256(v, k)?.map(|x| x.as_u64().ok_or_else(|| field(k, "does not fit in 64 bits"))).transpose()
+}
+
+fn address(v: Option<&str>, k: &str) -> Result<Option<Address>, DecodeError> {
+    v.map(|s| Address::from_hex(s).map_err(|e| field(k, e.to_string()))).transpose()
+}
+
+fn hash(v: Option<&str>, k: &str) -> Result<Option<H256>, DecodeError> {
+    v.map(|s| H256::from_hex(s).map_err(|e| field(k, e.to_string()))).transpose()
+}
+
+fn shape(what: &str, e: &serde_json::Error) -> DecodeError {
+    DecodeError::NotABlock(format!("{what}: {e}"))
 }
 
 /// The result object of a JSON-RPC response, or the value itself when it is a bare object.
@@ -54,68 +115,115 @@ pub fn result_of(response: &Value) -> Result<&Value, DecodeError> {
     Ok(response.get("result").unwrap_or(response))
 }
 
+/// The `result` of a JSON-RPC response's text, without building a tree.
+///
+/// # Errors
+/// Not a JSON-RPC response, or an error response.
+pub fn result_text(response: &str) -> Result<&str, DecodeError> {
+    let env: Envelope<'_> = serde_json::from_str(response).map_err(|e| shape("response", &e))?;
+    if let Some(e) = env.error {
+        return Err(DecodeError::Rpc { code: e.code.unwrap_or(0), message: e.message.unwrap_or_default() });
+    }
+    Ok(env.result.map_or("null", |r| r.get()))
+}
+
+#[derive(Deserialize)]
+struct HashOnly<'a> {
+    hash: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct Hashes<'a> {
+    #[serde(borrow, default)]
+    transactions: Vec<HashOnly<'a>>,
+}
+
+/// The transaction hashes of a block object's text (to ask for receipts one by one).
+///
+/// # Errors
+/// Not a block with full transactions.
+pub fn tx_hashes(block: &str) -> Result<Vec<&str>, DecodeError> {
+    let h: Hashes<'_> = serde_json::from_str(block).map_err(|e| shape("block", &e))?;
+    Ok(h.transactions.into_iter().filter_map(|t| t.hash).collect())
+}
+
 /// Decodes a block with full transactions and the receipts of those transactions (any order;
-/// a transaction without a receipt keeps `success`/`gas_used` unknown and no events).
+/// a transaction without a receipt keeps `success`/`gas_used` unknown and no events). Accepts
+/// whole responses or bare results.
 ///
 /// # Errors
 /// A missing or malformed field, named with the transaction's position.
 pub fn parse_block(chain_id: u64, block: &Value, receipts: &[Value], recv_ns: u64) -> Result<ChainBlock, DecodeError> {
-    let b = result_of(block)?.as_object().ok_or_else(|| DecodeError::NotABlock("not an object".to_owned()))?;
-    let number = need(u64_of(b, "number")?, "number")?;
-    let hash = need(hash_of(b, "hash")?, "hash")?;
-    let parent_hash = need(hash_of(b, "parentHash")?, "parentHash")?;
-    let timestamp = need(u64_of(b, "timestamp")?, "timestamp")?;
-    let mut by_hash = std::collections::HashMap::with_capacity(receipts.len());
-    for (i, r) in receipts.iter().enumerate() {
+    let b = RpcBlock::deserialize(result_of(block)?).map_err(|e| shape("block", &e))?;
+    let mut rs = Vec::with_capacity(receipts.len());
+    for r in receipts {
         let r = result_of(r)?;
-        if r.is_null() {
-            continue;
+        if !r.is_null() {
+            rs.push(RpcReceipt::deserialize(r).map_err(|e| shape("receipt", &e))?);
         }
-        let r = r.as_object().ok_or_else(|| field(&format!("receipts[{i}]"), "not an object"))?;
-        let h = need(hash_of(r, "transactionHash")?, "transactionHash")?;
+    }
+    build(chain_id, b, rs, recv_ns)
+}
+
+/// [`parse_block`] from text: the block object (a `result`) and a JSON array of receipts (the
+/// result of `eth_getBlockReceipts`, or the receipts gathered one by one). The fast path: no
+/// tree, strings borrowed from the input.
+///
+/// # Errors
+/// As [`parse_block`].
+pub fn parse_block_text(chain_id: u64, block: &str, receipts: &str, recv_ns: u64) -> Result<ChainBlock, DecodeError> {
+    let b: RpcBlock<'_> = serde_json::from_str(block).map_err(|e| shape("block", &e))?;
+    let rs: Vec<Option<RpcReceipt<'_>>> = serde_json::from_str(receipts).map_err(|e| shape("receipts", &e))?;
+    build(chain_id, b, rs.into_iter().flatten().collect(), recv_ns)
+}
+
+fn build(
+    chain_id: u64,
+    b: RpcBlock<'_>,
+    receipts: Vec<RpcReceipt<'_>>,
+    recv_ns: u64,
+) -> Result<ChainBlock, DecodeError> {
+    let number = need(u64_of(b.number, "number")?, "number")?;
+    let block_hash = need(hash(b.hash, "hash")?, "hash")?;
+    let parent_hash = need(hash(b.parent_hash, "parentHash")?, "parentHash")?;
+    let timestamp = need(u64_of(b.timestamp, "timestamp")?, "timestamp")?;
+    let mut by_hash: HashMap<&str, RpcReceipt<'_>> = HashMap::with_capacity(receipts.len());
+    for r in receipts {
+        let h = need(r.transaction_hash, "transactionHash")?;
         by_hash.insert(h, r);
     }
-    let txs = match b.get("transactions") {
-        Some(Value::Array(a)) => a.as_slice(),
-        None => &[],
-        Some(_) => return Err(field("transactions", "not an array")),
-    };
-    let mut out = Vec::with_capacity(txs.len());
-    for (i, t) in txs.iter().enumerate() {
-        let t = t.as_object().ok_or_else(|| field(&format!("transactions[{i}]"), "a hash, not a full transaction"))?;
-        let tx = parse_tx(t, &by_hash).map_err(|e| match e {
+    let mut txs = Vec::with_capacity(b.transactions.len());
+    for (i, t) in b.transactions.into_iter().enumerate() {
+        let receipt = t.hash.and_then(|h| by_hash.remove(h));
+        let tx = build_tx(t, receipt).map_err(|e| match e {
             DecodeError::Field { field: f, reason } => {
                 DecodeError::Field { field: format!("transactions[{i}].{f}"), reason }
             }
             other => other,
         })?;
-        out.push(tx);
+        txs.push(tx);
     }
-    Ok(ChainBlock { chain_id, number, hash, parent_hash, timestamp, recv_ns, txs: out, grantees: Vec::new() })
+    Ok(ChainBlock { chain_id, number, hash: block_hash, parent_hash, timestamp, recv_ns, txs, grantees: Vec::new() })
 }
 
-fn parse_tx(
-    t: &Map<String, Value>,
-    receipts: &std::collections::HashMap<H256, &Map<String, Value>>,
-) -> Result<ChainTx, DecodeError> {
-    let hash = need(hash_of(t, "hash")?, "hash")?;
-    let to = addr_of(t, "to")?;
-    let input = match str_of(t, "input")? {
+fn build_tx(t: RpcTx<'_>, receipt: Option<RpcReceipt<'_>>) -> Result<ChainTx, DecodeError> {
+    let to = address(t.to, "to")?;
+    let input = match t.input {
         Some(s) => hex_bytes(s).ok_or_else(|| field("input", "not hex data"))?,
         None => Vec::new(),
     };
     let mut tx = ChainTx {
-        hash,
-        index: u32::try_from(need(u64_of(t, "transactionIndex")?, "transactionIndex")?)
+        hash: need(hash(t.hash, "hash")?, "hash")?,
+        index: u32::try_from(need(u64_of(t.transaction_index, "transactionIndex")?, "transactionIndex")?)
             .map_err(|_| field("transactionIndex", "too large"))?,
-        from: need(addr_of(t, "from")?, "from")?,
+        from: need(address(t.from, "from")?, "from")?,
         to,
-        value: u256_of(t, "value")?.unwrap_or(U256::ZERO),
-        nonce: u64_of(t, "nonce")?.unwrap_or(0),
-        gas: u64_of(t, "gas")?.unwrap_or(0),
-        gas_price: match u256_of(t, "gasPrice")? {
+        value: u256(t.value, "value")?.unwrap_or(U256::ZERO),
+        nonce: u64_of(t.nonce, "nonce")?.unwrap_or(0),
+        gas: u64_of(t.gas, "gas")?.unwrap_or(0),
+        gas_price: match u256(t.gas_price, "gasPrice")? {
             Some(p) => p,
-            None => u256_of(t, "maxFeePerGas")?.unwrap_or(U256::ZERO),
+            None => u256(t.max_fee_per_gas, "maxFeePerGas")?.unwrap_or(U256::ZERO),
         },
         gas_used: None,
         success: None,
@@ -123,35 +231,26 @@ fn parse_tx(
         call: decode_call(to, &input),
         events: Vec::new(),
     };
-    if let Some(r) = receipts.get(&hash) {
-        tx.gas_used = u64_of(r, "gasUsed")?;
-        tx.success = match str_of(r, "status")? {
-            Some(s) => Some(U256::from_hex(s).map_err(|e| field("status", e.to_string()))?.as_u64() == Some(1)),
-            None => None,
-        };
-        if let Some(p) = u256_of(r, "effectiveGasPrice")? {
+    if let Some(r) = receipt {
+        tx.gas_used = u64_of(r.gas_used, "gasUsed")?;
+        tx.success = u256(r.status, "status")?.map(|s| s.as_u64() == Some(1));
+        if let Some(p) = u256(r.effective_gas_price, "effectiveGasPrice")? {
             tx.gas_price = p;
         }
-        tx.created = addr_of(r, "contractAddress")?;
-        if let Some(Value::Array(logs)) = r.get("logs") {
-            for (j, l) in logs.iter().enumerate() {
-                let l = l.as_object().ok_or_else(|| field(&format!("logs[{j}]"), "not an object"))?;
-                let emitter = need(addr_of(l, "address")?, "logs.address")?;
-                let topics = match l.get("topics") {
-                    Some(Value::Array(ts)) => ts
-                        .iter()
-                        .map(|v| v.as_str().and_then(|s| H256::from_hex(s).ok()))
-                        .collect::<Option<Vec<_>>>()
-                        .ok_or_else(|| field(&format!("logs[{j}].topics"), "not 32-byte hex"))?,
-                    _ => Vec::new(),
-                };
-                let data = match str_of(l, "data")? {
-                    Some(s) => hex_bytes(s).ok_or_else(|| field(&format!("logs[{j}].data"), "not hex data"))?,
-                    None => Vec::new(),
-                };
-                if let Some(ev) = decode_log(emitter, &topics, &data) {
-                    tx.events.push(ev);
-                }
+        tx.created = address(r.contract_address, "contractAddress")?;
+        let mut topics = Vec::with_capacity(4);
+        for (j, l) in r.logs.into_iter().enumerate() {
+            let emitter = need(address(l.address, "logs.address")?, "logs.address")?;
+            topics.clear();
+            for t in &l.topics {
+                topics.push(H256::from_hex(t).map_err(|e| field(&format!("logs[{j}].topics"), e.to_string()))?);
+            }
+            let data = match l.data {
+                Some(s) => hex_bytes(s).ok_or_else(|| field(&format!("logs[{j}].data"), "not hex data"))?,
+                None => Vec::new(),
+            };
+            if let Some(ev) = decode_log(emitter, &topics, &data) {
+                tx.events.push(ev);
             }
         }
     }

@@ -24,7 +24,8 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{info, warn};
 
-use super::block::{approval_grantees, parse_block, result_of};
+use super::block::{approval_grantees, parse_block_text, result_text, tx_hashes};
+use super::decode::DecodeError;
 use crate::FeedError;
 
 /// Where and how to follow one chain.
@@ -109,11 +110,17 @@ impl Rpc {
 
     /// One call; the response's `error` becomes `FeedError::Rpc`.
     async fn call(&mut self, method: &str, params: Value) -> Result<Value, FeedError> {
+        let text = self.call_text(method, params).await?;
+        rpc_result(method, serde_json::from_str(&text)?)
+    }
+
+    /// One call, answered with the response's text (blocks and receipts are decoded from it
+    /// without building a tree).
+    async fn call_text(&mut self, method: &str, params: Value) -> Result<String, FeedError> {
         let id = self.next_id;
         self.next_id += 1;
         self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})).await?;
-        let resp = self.wait(|v| v.get("id").and_then(Value::as_u64) == Some(id)).await?;
-        rpc_result(method, resp)
+        self.wait(|f| matches!(f, Frame::One { id: Some(i), .. } if *i == id)).await
     }
 
     /// A batch; responses come back in request order (errors included, per element).
@@ -129,17 +136,9 @@ impl Rpc {
             .collect();
         self.next_id += calls.len() as u64;
         self.send(Value::Array(body)).await?;
-        let resp = self
-            .wait(|v| {
-                v.as_array()
-                    .and_then(|a| a.first())
-                    .and_then(|r| r.get("id"))
-                    .and_then(Value::as_u64)
-                    .is_some_and(|id| id >= first)
-            })
-            .await?;
+        let text = self.wait(|f| matches!(f, Frame::Batch { first_id: Some(i) } if *i >= first)).await?;
         let mut by_id: HashMap<u64, Value> = HashMap::new();
-        if let Value::Array(items) = resp {
+        if let Value::Array(items) = serde_json::from_str(&text)? {
             for r in items {
                 if let Some(id) = r.get("id").and_then(Value::as_u64) {
                     by_id.insert(id, r);
@@ -157,37 +156,63 @@ impl Rpc {
             .collect()
     }
 
-    /// Reads frames until `is_it` matches one, queueing notifications met on the way.
-    async fn wait(&mut self, is_it: impl Fn(&Value) -> bool) -> Result<Value, FeedError> {
+    /// Reads frames until `is_it` matches one, queueing notifications met on the way. Only the
+    /// envelope is parsed here.
+    async fn wait(&mut self, is_it: impl Fn(&Frame) -> bool) -> Result<String, FeedError> {
         let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
             let frame = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
                 .map_err(|_| FeedError::Stalled { secs: self.timeout.as_secs_f64() })?;
-            let Some(v) = self.frame(frame)? else { continue };
-            if is_it(&v) {
-                return Ok(v);
+            let Some(text) = self.frame(frame)? else { continue };
+            let f = classify(&text)?;
+            if is_it(&f) {
+                return Ok(text);
             }
-            if v.get("method").and_then(Value::as_str) == Some("eth_subscription") {
-                self.notifications.push_back(v);
+            if matches!(f, Frame::One { subscription: true, .. }) {
+                self.notifications.push_back(serde_json::from_str(&text)?);
             }
         }
     }
 
-    /// A text frame as JSON; control frames are `None`; a closed stream is an error.
+    /// A text frame; control frames are `None`; a closed stream is an error.
     fn frame(
         &mut self,
         frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
-    ) -> Result<Option<Value>, FeedError> {
+    ) -> Result<Option<String>, FeedError> {
         match frame {
             None => Err(FeedError::ConnectionLost),
             Some(Err(e)) => Err(e.into()),
-            Some(Ok(Message::Text(t))) => Ok(Some(serde_json::from_str(&t)?)),
-            Some(Ok(Message::Binary(b))) => Ok(Some(serde_json::from_slice(&b)?)),
+            Some(Ok(Message::Text(t))) => Ok(Some(t.as_str().to_owned())),
+            Some(Ok(Message::Binary(b))) => String::from_utf8(b.to_vec())
+                .map(Some)
+                .map_err(|_| FeedError::Http("binary frame is not UTF-8".to_owned())),
             Some(Ok(Message::Close(_))) => Err(FeedError::ConnectionLost),
             Some(Ok(_)) => Ok(None),
         }
     }
+}
+
+/// A frame's envelope: a response (with its id), a notification, or a batch of responses.
+enum Frame {
+    One { id: Option<u64>, subscription: bool },
+    Batch { first_id: Option<u64> },
+}
+
+#[derive(serde::Deserialize)]
+struct Head<'a> {
+    id: Option<u64>,
+    #[serde(borrow)]
+    method: Option<&'a str>,
+}
+
+fn classify(text: &str) -> Result<Frame, FeedError> {
+    if text.trim_start().starts_with('[') {
+        let heads: Vec<Head<'_>> = serde_json::from_str(text)?;
+        return Ok(Frame::Batch { first_id: heads.iter().filter_map(|h| h.id).min() });
+    }
+    let h: Head<'_> = serde_json::from_str(text)?;
+    Ok(Frame::One { id: h.id, subscription: h.method == Some("eth_subscription") })
 }
 
 fn rpc_result(method: &str, resp: Value) -> Result<Value, FeedError> {
@@ -289,7 +314,9 @@ async fn session(
                 let frame = tokio::time::timeout(cfg.idle_timeout, rpc.ws.next()).await;
                 match frame {
                     Ok(f) => match rpc.frame(f)? {
-                        Some(v) if v.get("method").and_then(Value::as_str) == Some("eth_subscription") => v,
+                        Some(text) if matches!(classify(&text)?, Frame::One { subscription: true, .. }) => {
+                            serde_json::from_str::<Value>(&text)?
+                        }
                         _ => continue,
                     },
                     Err(_) => {
@@ -356,23 +383,20 @@ async fn sync(
             return Ok(cfg.to_block.is_some_and(|t| next > t));
         }
         let recv_ns = crate::binance::client::now().0;
-        let raw = rpc.call("eth_getBlockByNumber", json!([hex(next), true])).await?;
-        if raw.is_null() {
+        let response = rpc.call_text("eth_getBlockByNumber", json!([hex(next), true])).await?;
+        let block_text = result_text(&response).map_err(|e| rpc_error("eth_getBlockByNumber", &e))?;
+        if block_text.trim() == "null" {
             // The node announced a head it cannot serve yet; the next head retries.
             return Ok(false);
         }
-        let receipts = receipts(rpc, follow, &raw, next, stats).await?;
-        let mut block = match parse_block(follow.chain_id, &raw, &receipts, recv_ns) {
+        let receipts = receipts(rpc, follow, block_text, next, stats).await?;
+        let mut block = match parse_block_text(follow.chain_id, block_text, &receipts, recv_ns) {
             Ok(b) => b,
             Err(error) => {
                 // A block we cannot read would be a silent hole: count it and fail the session
                 // so the block is fetched again after the reconnect.
                 inc(&stats.decode_errors);
-                return Err(FeedError::Rpc {
-                    method: "eth_getBlockByNumber".to_owned(),
-                    code: 0,
-                    message: error.to_string(),
-                });
+                return Err(rpc_error("eth_getBlockByNumber", &error));
             }
         };
         if let Some(&(tip_n, tip_h)) = follow.delivered.back() {
@@ -421,50 +445,51 @@ fn orphan(
     send(tx, ChainEvent::Orphaned { chain_id, number, hash }, stats)
 }
 
+/// The block's receipts as a JSON array text.
 async fn receipts(
     rpc: &mut Rpc,
     follow: &mut Follow,
-    raw: &Value,
+    block_text: &str,
     number: u64,
     stats: &ChainFeedStats,
-) -> Result<Vec<Value>, FeedError> {
-    let hashes: Vec<&str> = raw
-        .get("transactions")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|t| t.get("hash").and_then(Value::as_str)).collect())
-        .unwrap_or_default();
+) -> Result<String, FeedError> {
+    let hashes = tx_hashes(block_text).map_err(|e| rpc_error("eth_getBlockByNumber", &e))?;
     if hashes.is_empty() {
-        return Ok(Vec::new());
+        return Ok("[]".to_owned());
     }
     if follow.block_receipts {
-        match rpc.call("eth_getBlockReceipts", json!([hex(number)])).await {
-            Ok(Value::Array(rs)) => return Ok(rs),
+        let response = rpc.call_text("eth_getBlockReceipts", json!([hex(number)])).await?;
+        match result_text(&response) {
+            Ok(r) if r.trim_start().starts_with('[') => return Ok(r.to_owned()),
             Ok(_) => {}
-            Err(FeedError::Rpc { code, message, .. })
-                if code == -32601 || code == -32004 || message.contains("not") =>
-            {
+            Err(DecodeError::Rpc { code, message }) if code == -32601 || code == -32004 || message.contains("not") => {
                 info!(chain_id = follow.chain_id, "node has no eth_getBlockReceipts: per-transaction receipts");
                 follow.block_receipts = false;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(rpc_error("eth_getBlockReceipts", &e)),
         }
     }
     let calls: Vec<(&str, Value)> = hashes.iter().map(|h| ("eth_getTransactionReceipt", json!([h]))).collect();
-    let out = rpc.batch(&calls).await?;
-    for r in &out {
-        if r.get("error").is_some() {
-            inc(&stats.rpc_errors);
+    let mut out = Vec::with_capacity(calls.len());
+    for r in rpc.batch(&calls).await? {
+        match rpc_result("eth_getTransactionReceipt", r) {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                inc(&stats.rpc_errors);
+                return Err(e);
+            }
         }
     }
-    out.iter()
-        .map(|r| {
-            result_of(r).cloned().map_err(|e| FeedError::Rpc {
-                method: "eth_getTransactionReceipt".to_owned(),
-                code: 0,
-                message: e.to_string(),
-            })
-        })
-        .collect()
+    Ok(Value::Array(out).to_string())
+}
+
+fn rpc_error(method: &str, e: &DecodeError) -> FeedError {
+    match e {
+        DecodeError::Rpc { code, message } => {
+            FeedError::Rpc { method: method.to_owned(), code: *code, message: message.clone() }
+        }
+        other => FeedError::Rpc { method: method.to_owned(), code: 0, message: other.to_string() },
+    }
 }
 
 /// Whether each approval grantee holds code at this block (cached; a failed lookup leaves the
