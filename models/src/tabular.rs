@@ -522,7 +522,7 @@ impl TabularModel {
     /// A ragged input, or torch errors.
     pub fn score_values(&self, raw: &[Option<f64>], x: &mut Vec<f32>, out: &mut Vec<f32>) -> Result<(), ModelError> {
         let d = self.card.features.len();
-        if d == 0 || raw.len() % d != 0 {
+        if d == 0 || !raw.len().is_multiple_of(d) {
             return Err(bad(
                 Path::new(&self.card.name),
                 format!("{} values is not a whole number of {d}-feature rows", raw.len()),
