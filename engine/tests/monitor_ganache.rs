@@ -28,6 +28,14 @@ struct Node {
     next_id: u64,
 }
 
+impl Node {
+    /// Stops the node the way an operator would (SIGINT: ganache flushes its database).
+    fn stop(mut self) {
+        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -52,10 +60,18 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> Option<String> {
 
 impl Node {
     fn start() -> Node {
+        Node::start_at(free_port(), None)
+    }
+
+    /// A node on `port`, keeping its chain in `db` when given (so a restart resumes it).
+    fn start_at(port: u16, db: Option<&Path>) -> Node {
         let bin = root().join("deploy/ganache/node_modules/.bin/ganache");
         assert!(bin.exists(), "{} is missing: run `make ganache` (npm ci in deploy/ganache)", bin.display());
-        let port = free_port();
-        let child = Command::new(bin)
+        let mut cmd = Command::new(bin);
+        if let Some(db) = db {
+            cmd.arg("--database.dbPath").arg(db);
+        }
+        let child = cmd
             .args(["--server.host", "127.0.0.1", "--server.port", &port.to_string()])
             .args(["--wallet.deterministic", "--chain.chainId", "1337", "--logging.quiet"])
             .stdout(Stdio::null())
@@ -444,6 +460,62 @@ fn monitor_alerts_on_a_real_node_retracts_on_reorg_and_replays_history_identical
     let dead = read_alerts(&dir.join("history-dead.jsonl"));
     assert_eq!(dead.len(), replayed.len(), "every undelivered alert is in the dead-letter file");
     assert_eq!(summary["webhook"]["dead_lettered"].as_u64().unwrap() as usize, replayed.len());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn monitor_survives_a_node_restart_and_backfills_what_it_missed() {
+    let dir = std::env::temp_dir().join(format!("argus-monitor-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let labels = dir.join("labels.txt");
+    std::fs::write(&labels, format!("# one address per line\n{SCAM}\n")).unwrap();
+    let alerts_file = dir.join("alerts.jsonl");
+    let db = dir.join("chain");
+    let port = free_port();
+    let mut node = Node::start_at(port, Some(&db));
+    let mut monitor = argus()
+        .args(["monitor", "--rpc", &format!("ws://127.0.0.1:{port}"), "--quiet"])
+        .arg("--labels")
+        .arg(&labels)
+        .arg("--alerts-jsonl")
+        .arg(&alerts_file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let count = || read_alerts(&alerts_file).iter().filter(|a| a["detector"] == "known-bad").count();
+    // Paid until the monitor has seen one (it starts at the head once connected).
+    wait_for("the first alert", || {
+        node.send(ACCT[0], Some(SCAM), ETH, "0x");
+        std::thread::sleep(Duration::from_millis(300));
+        count() >= 1
+    });
+    // Every payment above is in its own block with an alert: wait for the newest one.
+    let head = node.block_number();
+    wait_for("the monitor to reach the head", || read_alerts(&alerts_file).iter().any(|a| a["block_number"] == head));
+    let before = count();
+    node.stop();
+    // While the node is down the monitor retries; the node comes back with the same chain and
+    // mines blocks the monitor has not seen.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut node = Node::start_at(port, Some(&db));
+    node.send(ACCT[1], Some(SCAM), ETH, "0x");
+    node.send(ACCT[2], Some(SCAM), ETH, "0x");
+    let last = node.block_number();
+    wait_for("the alerts of the blocks mined after the restart", || count() >= before + 2);
+    let st = Command::new("kill").args(["-TERM", &monitor.id().to_string()]).status().unwrap();
+    assert!(st.success());
+    let mut stderr = String::new();
+    monitor.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(monitor.wait().unwrap().success(), "{stderr}");
+    let summary: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    assert!(summary["feeds"][0]["reconnects"].as_u64().unwrap() >= 1, "{summary}");
+    assert_eq!(summary["feeds"][0]["last_block"].as_u64().unwrap(), last);
+    // Every block once, in order: no duplicates after the reconnect, no holes.
+    let blocks: Vec<u64> = read_alerts(&alerts_file).iter().map(|a| a["block_number"].as_u64().unwrap()).collect();
+    assert!(blocks.windows(2).all(|w| w[0] < w[1]), "{blocks:?}");
+    assert_eq!(blocks.len(), before + 2);
+    assert_eq!(blocks.last(), Some(&last));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
