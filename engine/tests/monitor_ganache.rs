@@ -65,6 +65,10 @@ impl Node {
 
     /// A node on `port`, keeping its chain in `db` when given (so a restart resumes it).
     fn start_at(port: u16, db: Option<&Path>) -> Node {
+        Node::start_chain(port, db, 1337)
+    }
+
+    fn start_chain(port: u16, db: Option<&Path>, chain_id: u64) -> Node {
         let bin = root().join("deploy/ganache/node_modules/.bin/ganache");
         assert!(bin.exists(), "{} is missing: run `make ganache` (npm ci in deploy/ganache)", bin.display());
         let mut cmd = Command::new(bin);
@@ -73,7 +77,7 @@ impl Node {
         }
         let child = cmd
             .args(["--server.host", "127.0.0.1", "--server.port", &port.to_string()])
-            .args(["--wallet.deterministic", "--chain.chainId", "1337", "--logging.quiet"])
+            .args(["--wallet.deterministic", "--chain.chainId", &chain_id.to_string(), "--logging.quiet"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -516,6 +520,62 @@ fn monitor_survives_a_node_restart_and_backfills_what_it_missed() {
     assert!(blocks.windows(2).all(|w| w[0] < w[1]), "{blocks:?}");
     assert_eq!(blocks.len(), before + 2);
     assert_eq!(blocks.last(), Some(&last));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn one_monitor_watches_two_chains_and_keeps_them_apart() {
+    let dir = std::env::temp_dir().join(format!("argus-monitor-chains-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let labels = dir.join("labels.txt");
+    std::fs::write(&labels, format!("{SCAM}\n")).unwrap();
+    let alerts_file = dir.join("alerts.jsonl");
+    let mut a = Node::start_chain(free_port(), None, 1337);
+    let mut b = Node::start_chain(free_port(), None, 31337);
+    let mut monitor = argus()
+        .args([
+            "monitor",
+            "--quiet",
+            "--rpc",
+            &format!("ws://127.0.0.1:{}", a.port),
+            "--rpc",
+            &format!("ws://127.0.0.1:{}", b.port),
+        ])
+        .arg("--labels")
+        .arg(&labels)
+        .arg("--alerts-jsonl")
+        .arg(&alerts_file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let chains =
+        || read_alerts(&alerts_file).iter().map(|a| a["chain_id"].as_u64().unwrap()).collect::<BTreeSet<u64>>();
+    // Account 0 pays the scam address on chain A, account 1 on chain B, until both are seen.
+    wait_for("alerts from both chains", || {
+        a.send(ACCT[0], Some(SCAM), ETH, "0x");
+        b.send(ACCT[1], Some(SCAM), ETH, "0x");
+        std::thread::sleep(Duration::from_millis(300));
+        chains().len() == 2
+    });
+    let st = Command::new("kill").args(["-TERM", &monitor.id().to_string()]).status().unwrap();
+    assert!(st.success());
+    let mut stderr = String::new();
+    monitor.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(monitor.wait().unwrap().success(), "{stderr}");
+    assert_eq!(chains(), [1337, 31337].into_iter().collect());
+    // Each chain's alerts name its own sender: the chains' states are not mixed.
+    for alert in read_alerts(&alerts_file) {
+        let sender = if alert["chain_id"] == 1337 { ACCT[0] } else { ACCT[1] };
+        assert!(alert["addresses"].as_array().unwrap().iter().any(|p| p["address"] == sender), "{alert}");
+        assert!(alert["id"].as_str().unwrap().starts_with(&format!("{}:", alert["chain_id"])));
+    }
+    let summary: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    let feed_chains: BTreeSet<u64> =
+        summary["feeds"].as_array().unwrap().iter().map(|f| f["chain_id"].as_u64().unwrap()).collect();
+    assert_eq!(feed_chains, [1337, 31337].into_iter().collect());
+    assert!(summary["chains"]["1337"]["blocks"].as_u64().unwrap() >= 1);
+    assert!(summary["chains"]["31337"]["blocks"].as_u64().unwrap() >= 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -124,7 +124,8 @@ pub fn run(
         let r = labels::load_suppression(p, &mut suppress)?;
         info!(file = %r.file, addresses = r.addresses, "suppression list loaded");
     }
-    let model = match &plan.model {
+    // Loaded once now to fail early; each chain then gets its own instance.
+    let mut first_model = match &plan.model {
         Some(dir) => Some(ModelScorer::load(dir)?),
         None => None,
     };
@@ -152,7 +153,6 @@ pub fn run(
     drop(tx);
 
     let mut monitors: HashMap<u64, Monitor> = HashMap::new();
-    let mut model = model;
     let mut alerts: Vec<Alert> = Vec::new();
     let mut by_detector: BTreeMap<String, u64> = BTreeMap::new();
     let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3)?;
@@ -165,15 +165,19 @@ pub fn run(
                     ChainEvent::Block(b) => b.chain_id,
                     ChainEvent::Orphaned { chain_id, .. } => *chain_id,
                 };
-                let m = monitors.entry(chain_id).or_insert_with(|| {
-                    let m = Monitor::new(plan.monitor.clone(), label_set.clone(), suppress.clone());
-                    match model.take() {
-                        // One model instance: the first chain gets it (several chains would
-                        // each need their own copy; the common case is one chain).
-                        Some(s) => m.with_scorer(Box::new(s)),
-                        None => m,
+                if !monitors.contains_key(&chain_id) {
+                    let mut m = Monitor::new(plan.monitor.clone(), label_set.clone(), suppress.clone());
+                    let scorer = match (first_model.take(), &plan.model) {
+                        (Some(s), _) => Some(s),
+                        (None, Some(dir)) => Some(ModelScorer::load(dir)?),
+                        (None, None) => None,
+                    };
+                    if let Some(s) = scorer {
+                        m = m.with_scorer(Box::new(s));
                     }
-                });
+                    monitors.insert(chain_id, m);
+                }
+                let Some(m) = monitors.get_mut(&chain_id) else { continue };
                 alerts.clear();
                 m.on_event(&ev, &mut alerts);
                 for a in &alerts {

@@ -10,11 +10,26 @@
 //! `mixer-funded-contract`; `incident` groups an attacker's alerts (Forta's meta-detectors).
 //!
 //! ```
-//! use argus_risk::onchain::{LabelSet, Monitor, MonitorConfig};
-//! let mut monitor = Monitor::new(MonitorConfig::default(), LabelSet::default(), Default::default());
-//! let mut alerts = Vec::new();
-//! // monitor.on_event(&chain_event, &mut alerts);
-//! assert!(alerts.is_empty() && monitor.stats().blocks == 0);
+//! use argus_core::{Address, Call, ChainBlock, ChainEvent, ChainTx, H256, U256};
+//! use argus_risk::onchain::{Alert, Label, LabelSet, Monitor, MonitorConfig};
+//!
+//! let scam = Address([0xee; 20]);
+//! let mut labels = LabelSet::default();
+//! labels.insert(scam, Label::classify("Fake_Phishing1".into(), "pack.csv".into()));
+//! let mut monitor = Monitor::new(MonitorConfig::default(), labels, Default::default());
+//! let pay = ChainTx {
+//!     hash: H256([1; 32]), index: 0, from: Address([1; 20]), to: Some(scam), value: U256::from_u64(1),
+//!     nonce: 0, gas: 21_000, gas_price: U256::ZERO, gas_used: Some(21_000), success: Some(true),
+//!     created: None, call: Call::Plain, events: vec![],
+//! };
+//! let block = ChainBlock {
+//!     chain_id: 1, number: 7, hash: H256([7; 32]), parent_hash: H256([6; 32]), timestamp: 0,
+//!     recv_ns: 0, txs: vec![pay], grantees: vec![],
+//! };
+//! let mut alerts: Vec<Alert> = Vec::new();
+//! monitor.on_event(&ChainEvent::Block(Box::new(block)), &mut alerts);
+//! assert_eq!(alerts[0].detector, "known-bad");
+//! assert_eq!(alerts[0].id, "1:7:0:known-bad:0");
 //! ```
 
 mod alert;
