@@ -165,19 +165,21 @@ pub fn run(
                     ChainEvent::Block(b) => b.chain_id,
                     ChainEvent::Orphaned { chain_id, .. } => *chain_id,
                 };
-                if !monitors.contains_key(&chain_id) {
-                    let mut m = Monitor::new(plan.monitor.clone(), label_set.clone(), suppress.clone());
-                    let scorer = match (first_model.take(), &plan.model) {
-                        (Some(s), _) => Some(s),
-                        (None, Some(dir)) => Some(ModelScorer::load(dir)?),
-                        (None, None) => None,
-                    };
-                    if let Some(s) = scorer {
-                        m = m.with_scorer(Box::new(s));
+                let m = match monitors.entry(chain_id) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        let mut m = Monitor::new(plan.monitor.clone(), label_set.clone(), suppress.clone());
+                        let scorer = match (first_model.take(), &plan.model) {
+                            (Some(s), _) => Some(s),
+                            (None, Some(dir)) => Some(ModelScorer::load(dir)?),
+                            (None, None) => None,
+                        };
+                        if let Some(s) = scorer {
+                            m = m.with_scorer(Box::new(s));
+                        }
+                        e.insert(m)
                     }
-                    monitors.insert(chain_id, m);
-                }
-                let Some(m) = monitors.get_mut(&chain_id) else { continue };
+                };
                 alerts.clear();
                 m.on_event(&ev, &mut alerts);
                 for a in &alerts {
