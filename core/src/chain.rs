@@ -39,12 +39,18 @@ fn parse_fixed_hex<const N: usize>(s: &str) -> Result<[u8; N], HexError> {
     Ok(out)
 }
 
+/// `0x` + lower-case hex in one write (alerts format many addresses and hashes).
 fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
-    f.write_str("0x")?;
-    for b in bytes {
-        write!(f, "{b:02x}")?;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0_u8; 2 + 64];
+    buf[..2].copy_from_slice(b"0x");
+    let n = bytes.len().min(32);
+    for (i, b) in bytes[..n].iter().enumerate() {
+        buf[2 + 2 * i] = HEX[usize::from(b >> 4)];
+        buf[3 + 2 * i] = HEX[usize::from(b & 0xf)];
     }
-    Ok(())
+    // Only ASCII hex digits were written.
+    f.write_str(std::str::from_utf8(&buf[..2 + 2 * n]).map_err(|_| fmt::Error)?)
 }
 
 impl Address {

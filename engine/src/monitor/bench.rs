@@ -74,6 +74,15 @@ fn block_json(rng: &mut Rng, number: u64, txs: usize, accounts: u64) -> (String,
         let value =
             if kind < 4 { format!("0x{:x}", rng.below(5_000_000_000_000_000_000) + 1) } else { "0x0".to_owned() };
         let amount = format!("0x{:064x}", rng.below(1 << 60));
+        // Gas as wallets send it: used by the kind of call, limit ~20 % above, price 15-45 gwei.
+        let used = match kind {
+            0..=3 => 21_000,
+            4..=7 => 34_000 + rng.below(30_000),
+            8 => 26_000 + rng.below(20_000),
+            _ => 110_000 + rng.below(120_000),
+        };
+        let gas = used + used / 5;
+        let price = 15_000_000_000 + rng.below(30_000_000_000);
         let (to, input, logs) = match kind {
             0..=3 => (to_acct.clone(), "0x".to_owned(), Vec::new()),
             4..=7 => (
@@ -101,7 +110,7 @@ fn block_json(rng: &mut Rng, number: u64, txs: usize, accounts: u64) -> (String,
             }
         };
         t.push(format!(
-            r#"{{"hash":"{hash}","nonce":"0x{:x}","blockHash":"{bhash}","blockNumber":"0x{number:x}","transactionIndex":"0x{i:x}","from":"{from}","to":"{to}","value":"{value}","gas":"0x30d40","gasPrice":"0x4a817c800","maxFeePerGas":"0x4a817c800","maxPriorityFeePerGas":"0x3b9aca00","input":"{input}","type":"0x2","chainId":"0x1","v":"0x1","r":"0x{:064x}","s":"0x{:064x}"}}"#,
+            r#"{{"hash":"{hash}","nonce":"0x{:x}","blockHash":"{bhash}","blockNumber":"0x{number:x}","transactionIndex":"0x{i:x}","from":"{from}","to":"{to}","value":"{value}","gas":"0x{gas:x}","gasPrice":"0x{price:x}","maxFeePerGas":"0x{price:x}","maxPriorityFeePerGas":"0x3b9aca00","input":"{input}","type":"0x2","chainId":"0x1","v":"0x1","r":"0x{:064x}","s":"0x{:064x}"}}"#,
             rng.below(1000),
             rng.next(),
             rng.next()
@@ -118,8 +127,7 @@ fn block_json(rng: &mut Rng, number: u64, txs: usize, accounts: u64) -> (String,
             })
             .collect();
         r.push(format!(
-            r#"{{"transactionHash":"{hash}","transactionIndex":"0x{i:x}","blockHash":"{bhash}","blockNumber":"0x{number:x}","from":"{from}","to":"{to}","cumulativeGasUsed":"0x5208","gasUsed":"0x{:x}","contractAddress":null,"logs":[{}],"logsBloom":"0x{}","status":"0x1","effectiveGasPrice":"0x4a817c800","type":"0x2"}}"#,
-            21_000 + rng.below(100_000),
+            r#"{{"transactionHash":"{hash}","transactionIndex":"0x{i:x}","blockHash":"{bhash}","blockNumber":"0x{number:x}","from":"{from}","to":"{to}","cumulativeGasUsed":"0x5208","gasUsed":"0x{used:x}","contractAddress":null,"logs":[{}],"logsBloom":"0x{}","status":"0x1","effectiveGasPrice":"0x{price:x}","type":"0x2"}}"#,
             logs.join(","),
             "0".repeat(512)
         ));
