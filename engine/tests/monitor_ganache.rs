@@ -46,12 +46,12 @@ impl Drop for Node {
 fn http(port: u16, method: &str, path: &str, body: &str) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    write!(
-        s,
+    // One write: a server that reads the request once must see all of it.
+    let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    )
-    .ok()?;
+    );
+    s.write_all(req.as_bytes()).ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     let (_, body) = out.split_once("\r\n\r\n")?;
@@ -214,6 +214,17 @@ fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// Stops a running monitor with SIGTERM, as systemd would; it must exit cleanly. Returns the
+/// JSON summary it prints last on stderr.
+fn stop(mut monitor: Child) -> Value {
+    let st = Command::new("kill").args(["-TERM", &monitor.id().to_string()]).status().unwrap();
+    assert!(st.success());
+    let mut stderr = String::new();
+    monitor.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(monitor.wait().unwrap().success(), "{stderr}");
+    serde_json::from_str(stderr.lines().last().unwrap()).unwrap()
+}
+
 fn argus() -> Command {
     Command::new(env!("CARGO_BIN_EXE_argus"))
 }
@@ -235,7 +246,7 @@ fn monitor_alerts_on_a_real_node_retracts_on_reorg_and_replays_history_identical
 
     let (hook_port, hooked) = webhook();
     let metrics_port = free_port();
-    let mut monitor = argus()
+    let monitor = argus()
         .args(["monitor", "--rpc", &format!("ws://127.0.0.1:{}", node.port), "--chain-id", "1337"])
         .arg("--labels")
         .arg(&labels)
@@ -346,12 +357,7 @@ fn monitor_alerts_on_a_real_node_retracts_on_reorg_and_replays_history_identical
     assert!(promtool.status.success(), "promtool: {}", String::from_utf8_lossy(&promtool.stdout));
 
     // Stop (SIGTERM) and read the summary.
-    let st = Command::new("kill").args(["-TERM", &monitor.id().to_string()]).status().unwrap();
-    assert!(st.success());
-    let mut stderr = String::new();
-    monitor.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    assert!(monitor.wait().unwrap().success(), "{stderr}");
-    let summary: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    let summary = stop(monitor);
 
     let alerts = read_alerts(&alerts_file);
     // Retractions repeat their alert's detector; group the alerts themselves.
@@ -478,7 +484,7 @@ fn monitor_survives_a_node_restart_and_backfills_what_it_missed() {
     let db = dir.join("chain");
     let port = free_port();
     let mut node = Node::start_at(port, Some(&db));
-    let mut monitor = argus()
+    let monitor = argus()
         .args(["monitor", "--rpc", &format!("ws://127.0.0.1:{port}"), "--quiet"])
         .arg("--labels")
         .arg(&labels)
@@ -507,12 +513,7 @@ fn monitor_survives_a_node_restart_and_backfills_what_it_missed() {
     node.send(ACCT[2], Some(SCAM), ETH, "0x");
     let last = node.block_number();
     wait_for("the alerts of the blocks mined after the restart", || count() >= before + 2);
-    let st = Command::new("kill").args(["-TERM", &monitor.id().to_string()]).status().unwrap();
-    assert!(st.success());
-    let mut stderr = String::new();
-    monitor.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    assert!(monitor.wait().unwrap().success(), "{stderr}");
-    let summary: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    let summary = stop(monitor);
     assert!(summary["feeds"][0]["reconnects"].as_u64().unwrap() >= 1, "{summary}");
     assert_eq!(summary["feeds"][0]["last_block"].as_u64().unwrap(), last);
     // Every block once, in order: no duplicates after the reconnect, no holes.
@@ -533,7 +534,7 @@ fn one_monitor_watches_two_chains_and_keeps_them_apart() {
     let alerts_file = dir.join("alerts.jsonl");
     let mut a = Node::start_chain(free_port(), None, 1337);
     let mut b = Node::start_chain(free_port(), None, 31337);
-    let mut monitor = argus()
+    let monitor = argus()
         .args([
             "monitor",
             "--quiet",
@@ -558,11 +559,7 @@ fn one_monitor_watches_two_chains_and_keeps_them_apart() {
         std::thread::sleep(Duration::from_millis(300));
         chains().len() == 2
     });
-    let st = Command::new("kill").args(["-TERM", &monitor.id().to_string()]).status().unwrap();
-    assert!(st.success());
-    let mut stderr = String::new();
-    monitor.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    assert!(monitor.wait().unwrap().success(), "{stderr}");
+    let summary = stop(monitor);
     assert_eq!(chains(), [1337, 31337].into_iter().collect());
     // Each chain's alerts name its own sender: the chains' states are not mixed.
     for alert in read_alerts(&alerts_file) {
@@ -570,7 +567,6 @@ fn one_monitor_watches_two_chains_and_keeps_them_apart() {
         assert!(alert["addresses"].as_array().unwrap().iter().any(|p| p["address"] == sender), "{alert}");
         assert!(alert["id"].as_str().unwrap().starts_with(&format!("{}:", alert["chain_id"])));
     }
-    let summary: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
     let feed_chains: BTreeSet<u64> =
         summary["feeds"].as_array().unwrap().iter().map(|f| f["chain_id"].as_u64().unwrap()).collect();
     assert_eq!(feed_chains, [1337, 31337].into_iter().collect());
