@@ -39,16 +39,21 @@ fn parse_fixed_hex<const N: usize>(s: &str) -> Result<[u8; N], HexError> {
     Ok(out)
 }
 
+/// Lower-case hex digits of `bytes` into `out` (twice as long).
+fn hex_into(bytes: &[u8], out: &mut [u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 0xf)];
+    }
+}
+
 /// `0x` + lower-case hex in one write (alerts format many addresses and hashes).
 fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut buf = [0_u8; 2 + 64];
     buf[..2].copy_from_slice(b"0x");
     let n = bytes.len().min(32);
-    for (i, b) in bytes[..n].iter().enumerate() {
-        buf[2 + 2 * i] = HEX[usize::from(b >> 4)];
-        buf[3 + 2 * i] = HEX[usize::from(b & 0xf)];
-    }
+    hex_into(&bytes[..n], &mut buf[2..2 + 2 * n]);
     // Only ASCII hex digits were written.
     f.write_str(std::str::from_utf8(&buf[..2 + 2 * n]).map_err(|_| fmt::Error)?)
 }
@@ -71,12 +76,8 @@ impl Address {
 
     /// Lower-case hex digits without `0x`, for prefix/suffix comparisons.
     pub fn hex_digits(&self) -> [u8; 40] {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = [0_u8; 40];
-        for (i, b) in self.0.iter().enumerate() {
-            out[2 * i] = HEX[usize::from(b >> 4)];
-            out[2 * i + 1] = HEX[usize::from(b & 0xf)];
-        }
+        hex_into(&self.0, &mut out);
         out
     }
 

@@ -187,7 +187,6 @@ pub struct Sinks {
     dead_letter: PathBuf,
     counts: Arc<WebhookCounts>,
     metrics: ChainMetrics,
-    line: String,
 }
 
 impl Sinks {
@@ -227,15 +226,7 @@ impl Sinks {
             }
             None => None,
         };
-        Ok(Sinks {
-            stdout: !plan.quiet,
-            file,
-            webhook,
-            dead_letter: plan.dead_letter(),
-            counts,
-            metrics,
-            line: String::with_capacity(1024),
-        })
+        Ok(Sinks { stdout: !plan.quiet, file, webhook, dead_letter: plan.dead_letter(), counts, metrics })
     }
 
     /// Writes one alert to every sink.
@@ -243,20 +234,20 @@ impl Sinks {
     /// # Errors
     /// The alerts file failed (the alert is printed on stderr so it is not lost).
     pub fn write(&mut self, a: &Alert) -> Result<()> {
-        self.line = serde_json::to_string(a)?;
+        let line = serde_json::to_string(a)?;
         self.metrics.observe_alert(a);
         if self.stdout {
-            println!("{}", self.line);
+            println!("{line}");
         }
         if let Some((path, f)) = &mut self.file {
-            if let Err(e) = writeln!(f, "{}", self.line) {
-                eprintln!("{}", self.line);
+            if let Err(e) = writeln!(f, "{line}") {
+                eprintln!("{line}");
                 return Err(e)
                     .with_context(|| format!("writing the alerts file {} (alert printed on stderr)", path.display()));
             }
         }
         if let Some((tx, _)) = &self.webhook {
-            match tx.try_send(self.line.clone()) {
+            match tx.try_send(line) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(body) | mpsc::error::TrySendError::Closed(body)) => {
                     warn!("webhook queue full: alert written to the dead-letter file");
