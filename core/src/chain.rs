@@ -59,6 +59,9 @@ fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
 }
 
 impl Address {
+    /// `0x000…0`: the mint source and burn sink of token transfers.
+    pub const ZERO: Address = Address([0; 20]);
+
     /// Parses `0x` + 40 hex digits (any case).
     ///
     /// # Errors

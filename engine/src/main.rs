@@ -116,6 +116,9 @@ enum BenchCmd {
         /// Tabular transaction model ("none" for rules only).
         #[arg(long, default_value = "models/zoo/eth_tx_phishing")]
         model: String,
+        /// Tabular address model over the kept profiles ("none" to skip).
+        #[arg(long, default_value = "models/zoo/eth_address_fraud")]
+        address_model: String,
         #[arg(long)]
         json: bool,
     },
@@ -296,6 +299,10 @@ struct MonitorArgs {
     /// A tabular model directory over transaction features (e.g. models/zoo/eth_tx_phishing).
     #[arg(long)]
     model: Option<PathBuf>,
+    /// A tabular model directory over address aggregates kept per address (the Kaggle set's
+    /// columns, e.g. models/zoo/eth_address_fraud): the `ml-address` detector.
+    #[arg(long)]
+    address_model: Option<PathBuf>,
     /// Append alerts (JSON lines) to this file, flushed after every block.
     #[arg(long)]
     alerts_jsonl: Option<PathBuf>,
@@ -435,6 +442,10 @@ enum ModelsCmd {
         /// shuffle (`random`, independent rows).
         #[arg(long, value_parser = ["ordered", "random"], default_value = "ordered")]
         split: String,
+        /// tabular: also feed each column's decimal shape (power of ten of the last significant
+        /// digit, significant digits): round and scripted amounts, gas limits and prices.
+        #[arg(long)]
+        decimal_shape: bool,
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -546,16 +557,19 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Bench { cmd: BenchCmd::Chain { blocks, txs, accounts, model, json } } => {
+        Command::Bench { cmd: BenchCmd::Chain { blocks, txs, accounts, model, address_model, json } } => {
             tch::set_num_threads(1);
             let model = (model != "none").then(|| PathBuf::from(model));
-            let r = argus_engine::monitor::bench::run(blocks, txs, accounts, model.as_deref())?;
+            let address_model = (address_model != "none").then(|| PathBuf::from(address_model));
+            let r =
+                argus_engine::monitor::bench::run(blocks, txs, accounts, model.as_deref(), address_model.as_deref())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
                 println!(
                     "{} transactions ({} logs, {:.1} MB of JSON) in {:.3} s: {:.0} tx/s decode+detect+score \
-                     ({:.0} decode+detect, {:.0} decode only); {} alerts; model {}",
+                     ({:.0} decode+detect, {:.0} decode only); {} alerts; model {}; address model {} \
+                     ({} profiles scored)",
                     r.transactions,
                     r.logs,
                     r.json_bytes as f64 / 1e6,
@@ -564,7 +578,9 @@ fn run(cli: Cli) -> Result<()> {
                     r.rules_only_tx_per_sec,
                     r.decode_only_tx_per_sec,
                     r.alerts,
-                    r.model.as_deref().unwrap_or("none")
+                    r.model.as_deref().unwrap_or("none"),
+                    r.address_model.as_deref().unwrap_or("none"),
+                    r.addresses_scored
                 );
             }
             Ok(())
@@ -614,7 +630,20 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Models {
-            cmd: ModelsCmd::Train { kind: Some(k), recording, out, epochs, seed, label, drop, split, device, .. },
+            cmd:
+                ModelsCmd::Train {
+                    kind: Some(k),
+                    recording,
+                    out,
+                    epochs,
+                    seed,
+                    label,
+                    drop,
+                    split,
+                    decimal_shape,
+                    device,
+                    ..
+                },
         } if k == "tabular" => {
             use argus_models::tabular::{train_tabular, Split, Table, TabularConfig};
             let data = recording.context("tabular training needs --data FILE.csv")?;
@@ -633,6 +662,7 @@ fn run(cli: Cli) -> Result<()> {
                 seed,
                 device: argus_models::mlp::parse_device(&device)?,
                 data: data.display().to_string(),
+                decimal_shape,
             };
             let card = train_tabular(&t, &cfg, &out)?;
             let v = card.test;
@@ -860,6 +890,7 @@ fn monitor(args: MonitorArgs) -> Result<()> {
     over(args.labels, &mut plan.labels);
     over(args.suppress, &mut plan.suppress);
     plan.model = args.model.or(plan.model);
+    plan.address_model = args.address_model.or(plan.address_model);
     plan.alerts_jsonl = args.alerts_jsonl.or(plan.alerts_jsonl);
     plan.webhook = args.webhook.or(plan.webhook);
     plan.webhook_dead_letter = args.webhook_dead_letter.or(plan.webhook_dead_letter);

@@ -207,8 +207,17 @@ pub async fn serve(addr: SocketAddr, registry: Registry) -> std::io::Result<(Soc
         while let Ok((mut s, _)) = listener.accept().await {
             let registry = registry.clone();
             tokio::spawn(async move {
-                let mut buf = [0_u8; 2048];
-                let n = s.read(&mut buf).await.unwrap_or(0);
+                // The request head may arrive in several segments: read to its blank line
+                // (bounded in size and time, so a slow or endless client costs nothing).
+                let mut buf = [0_u8; 8192];
+                let mut n = 0;
+                let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+                while n < buf.len() && !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tokio::time::timeout_at(deadline, s.read(&mut buf[n..])).await {
+                        Ok(Ok(k)) if k > 0 => n += k,
+                        _ => break,
+                    }
+                }
                 let req = String::from_utf8_lossy(&buf[..n]);
                 let (status, body, ctype) = if req.starts_with("GET /metrics") {
                     ("200 OK", render(&registry), "text/plain; version=0.0.4")
@@ -226,4 +235,34 @@ pub async fn serve(addr: SocketAddr, registry: Registry) -> std::io::Result<(Soc
         }
     });
     Ok((bound, handle))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn a_request_head_split_across_segments_is_served() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let registry = Registry::new();
+        let c = prometheus::IntCounter::new("argus_test_total", "a test counter").unwrap();
+        c.inc_by(7);
+        registry.register(Box::new(c)).unwrap();
+        let (addr, _task) = rt.block_on(serve("127.0.0.1:0".parse().unwrap(), registry)).unwrap();
+        let client = std::thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_nodelay(true).unwrap();
+            s.write_all(b"GET /metr").unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            s.write_all(b"ics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        });
+        let out = rt.block_on(async { tokio::task::spawn_blocking(move || client.join().unwrap()).await.unwrap() });
+        assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+        assert!(out.contains("argus_test_total 7"), "{out}");
+    }
 }

@@ -432,9 +432,9 @@ fn monitor_alerts_on_a_real_node_retracts_on_reorg_and_replays_history_identical
     let written: BTreeSet<String> = alerts.iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(hooked, written);
 
-    // History: the same blocks again, from the node, now with the ML model and a webhook that
-    // is down: the rule alerts equal the live run's (minus the orphaned block's), the model
-    // scored every block, and every alert is dead-lettered.
+    // History: the same blocks again, from the node, now with both ML models and a webhook that
+    // is down: the rule alerts equal the live run's (minus the orphaned block's), the models
+    // scored every block and the active addresses, and every alert is dead-lettered.
     let conf = dir.join("monitor.toml");
     std::fs::write(&conf, "[webhook_retry]\nattempts = 2\nbackoff_ms = 5\n").unwrap();
     let history = dir.join("history.jsonl");
@@ -446,6 +446,7 @@ fn monitor_alerts_on_a_real_node_retracts_on_reorg_and_replays_history_identical
         .arg("--alerts-jsonl")
         .arg(&history)
         .args(["--model", root().join("models/zoo/eth_tx_phishing").to_str().unwrap()])
+        .args(["--address-model", root().join("models/zoo/eth_address_fraud").to_str().unwrap()])
         .args(["--webhook", &format!("http://127.0.0.1:{}/down", free_port())])
         .arg("--webhook-dead-letter")
         .arg(dir.join("history-dead.jsonl"))
@@ -456,16 +457,26 @@ fn monitor_alerts_on_a_real_node_retracts_on_reorg_and_replays_history_identical
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let replayed: Vec<Value> = read_alerts(&history);
+    // Model alerts can join incidents, so incidents are compared only without models.
     let rules = |a: &&Value| {
-        a["detector"] != "ml-tx" && a["retracts"].is_null() && a["block_number"].as_u64().unwrap() <= before_reorg
+        !["ml-tx", "ml-address", "incident"].contains(&a["detector"].as_str().unwrap())
+            && a["retracts"].is_null()
+            && a["block_number"].as_u64().unwrap() <= before_reorg
     };
     let ids = |v: Vec<&Value>| v.iter().map(|a| (a["id"].clone(), a["reason"].clone())).collect::<Vec<_>>();
     assert_eq!(ids(replayed.iter().filter(rules).collect()), ids(alerts.iter().filter(rules).collect()));
     for a in replayed.iter().filter(|a| a["detector"] == "ml-tx") {
         assert_eq!(a["model_version"], "eth_tx_phishing v1");
     }
+    for a in replayed.iter().filter(|a| a["detector"] == "ml-address") {
+        assert_eq!(a["model_version"], "eth_address_fraud v1");
+        assert!(a["reason"].as_str().unwrap().contains(" received ("), "{a}");
+        assert_eq!(a["addresses"][0]["role"], "subject");
+    }
     let summary: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
-    assert_eq!(summary["chains"]["1337"]["score_errors"], 0, "the model scored every block");
+    assert_eq!(summary["chains"]["1337"]["score_errors"], 0, "the models scored every block");
+    // The accounts that played traffic reached `address_min_txs` and were scored.
+    assert!(summary["chains"]["1337"]["addresses_scored"].as_u64().unwrap() >= 3, "{summary}");
     assert_eq!(summary["feeds"][0]["backfilled"].as_u64().unwrap(), end_block - start_block + 1);
     let dead = read_alerts(&dir.join("history-dead.jsonl"));
     assert_eq!(dead.len(), replayed.len(), "every undelivered alert is in the dead-letter file");

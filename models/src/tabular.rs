@@ -93,6 +93,30 @@ fn signed_log1p(x: f64) -> f64 {
     x.signum() * x.abs().ln_1p()
 }
 
+/// The decimal shape of a value as f64's shortest round-trip form writes it: the power of ten
+/// of its last significant digit and its count of significant digits. Round numbers are what
+/// people and scripts type, and scripts repeat their odd ones: `1.8e18` -> (17, 2),
+/// `20609467870` -> (1, 10), `0.25` -> (-2, 2), `0` -> (0, 0). Allocation-free.
+pub fn decimal_shape(x: f64) -> (f64, f64) {
+    use std::io::Write;
+    if x == 0.0 || !x.is_finite() {
+        return (0.0, 0.0);
+    }
+    let mut buf = [0_u8; 48];
+    let len = {
+        let mut w = &mut buf[..];
+        if write!(w, "{:e}", x.abs()).is_err() {
+            return (0.0, 0.0);
+        }
+        48 - w.len()
+    };
+    let s = &buf[..len];
+    let Some(e) = s.iter().position(|&b| b == b'e') else { return (0.0, 0.0) };
+    let sig = s[..e].iter().filter(|b| b.is_ascii_digit()).count() as f64;
+    let exp = std::str::from_utf8(&s[e + 1..]).ok().and_then(|t| t.parse::<i32>().ok()).unwrap_or(0);
+    (f64::from(exp) - (sig - 1.0), sig)
+}
+
 fn label(s: &str) -> Option<f32> {
     match s.trim() {
         "1" | "1.0" | "true" | "True" | "TRUE" => Some(1.0),
@@ -125,6 +149,8 @@ pub struct TabularConfig {
     pub seed: u64,
     pub device: Device,
     pub data: String,
+    /// Also feed each column's [`decimal_shape`] (two more inputs per column).
+    pub decimal_shape: bool,
 }
 
 /// Binary classification metrics at a threshold.
@@ -195,13 +221,55 @@ fn best_threshold(scores: &[f32], labels: &[f32]) -> f64 {
     best.0
 }
 
-/// One feature of a tabular model.
+/// One feature column of a tabular model.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct FeatureSpec {
     pub name: String,
+    /// Of signed log1p of the training values (missing values take the median).
     pub median: f64,
     pub mean: f64,
     pub std: f64,
+    /// With the `+decimal_shape` transform: mean and std of the column's [`decimal_shape`]
+    /// (last-digit power, significant digits) on the training rows; empty otherwise.
+    #[serde(default)]
+    pub shape_mean: Vec<f64>,
+    #[serde(default)]
+    pub shape_std: Vec<f64>,
+}
+
+impl FeatureSpec {
+    /// Network inputs this column becomes.
+    pub fn width(&self) -> usize {
+        if self.shape_mean.len() == 2 && self.shape_std.len() == 2 {
+            3
+        } else {
+            1
+        }
+    }
+
+    /// Appends this column's inputs for one raw value (missing -> the training median, and a
+    /// shape at its training mean).
+    fn push(&self, raw: Option<f64>, x: &mut Vec<f32>) {
+        let v = raw.map_or(self.median, signed_log1p);
+        x.push(((v - self.mean) / self.std) as f32);
+        if self.width() == 3 {
+            match raw {
+                Some(r) => {
+                    let (p, d) = decimal_shape(r);
+                    x.push(((p - self.shape_mean[0]) / self.shape_std[0]) as f32);
+                    x.push(((d - self.shape_mean[1]) / self.shape_std[1]) as f32);
+                }
+                None => x.extend([0.0, 0.0]),
+            }
+        }
+    }
+}
+
+fn mean_std(v: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
+    let n = v.clone().count().max(1) as f64;
+    let mean = v.clone().sum::<f64>() / n;
+    let std = (v.map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt().max(1e-9);
+    (mean, std)
 }
 
 /// `model.toml` of a tabular model.
@@ -275,6 +343,9 @@ impl TabularCard {
                 f.mean,
                 f.std
             ));
+            if f.width() == 3 {
+                s.push_str(&format!("shape_mean = {:?}\nshape_std = {:?}\n", f.shape_mean, f.shape_std));
+            }
         }
         s
     }
@@ -285,19 +356,17 @@ fn sha256_file(path: &Path) -> Result<String, ModelError> {
     Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Feature matrix of `table` under `features` (missing -> median; signed log1p; standardised).
-/// One raw value as the network sees it: missing -> the training median, then signed log1p
-/// and standardisation.
-fn normalize(f: &FeatureSpec, raw: Option<f64>) -> f32 {
-    let v = raw.map_or(f.median, signed_log1p);
-    ((v - f.mean) / f.std) as f32
+/// Network inputs of every feature column.
+fn input_width(features: &[FeatureSpec]) -> usize {
+    features.iter().map(FeatureSpec::width).sum()
 }
 
+/// Feature matrix of `table`'s `rows` under `features` (see [`FeatureSpec::push`]).
 fn matrix(table: &Table, rows: &[usize], features: &[FeatureSpec], cols: &[usize]) -> Vec<f32> {
-    let mut x = Vec::with_capacity(rows.len() * features.len());
+    let mut x = Vec::with_capacity(rows.len() * input_width(features));
     for &r in rows {
         for (f, &c) in features.iter().zip(cols) {
-            x.push(normalize(f, num(&table.rows[r][c])));
+            f.push(num(&table.rows[r][c]), &mut x);
         }
     }
     x
@@ -366,16 +435,27 @@ pub fn train_tabular(table: &Table, cfg: &TabularConfig, out: &Path) -> Result<T
         let mut t: Vec<f64> = vals.iter().map(|v| signed_log1p(*v)).collect();
         t.sort_by(f64::total_cmp);
         let median = t[t.len() / 2];
-        let all: Vec<f64> = train_rows.iter().map(|&r| num(&table.rows[r][c]).map_or(median, signed_log1p)).collect();
-        let mean = all.iter().sum::<f64>() / all.len() as f64;
-        let std = (all.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / all.len() as f64).sqrt().max(1e-9);
-        features.push(FeatureSpec { name: name.clone(), median, mean, std });
+        let (mean, std) = mean_std(train_rows.iter().map(|&r| num(&table.rows[r][c]).map_or(median, signed_log1p)));
+        if std <= 1e-9 {
+            // Constant on the training rows: no information, and any other value seen later
+            // would be standardised into a huge input.
+            continue;
+        }
+        let (mut shape_mean, mut shape_std) = (Vec::new(), Vec::new());
+        if cfg.decimal_shape {
+            for part in [|s: (f64, f64)| s.0, |s: (f64, f64)| s.1] {
+                let (m, sd) = mean_std(vals.iter().map(|v| part(decimal_shape(*v))));
+                shape_mean.push(m);
+                shape_std.push(sd);
+            }
+        }
+        features.push(FeatureSpec { name: name.clone(), median, mean, std, shape_mean, shape_std });
         cols.push(c);
     }
     if features.is_empty() {
         return Err(bad(out, "no numeric feature columns"));
     }
-    let d = features.len();
+    let d = input_width(&features);
     let xt = matrix(table, train_rows, &features, &cols);
     let xv = matrix(table, val_rows, &features, &cols);
     let yt: Vec<f32> = train_rows.iter().map(|&r| y_all[r]).collect();
@@ -443,7 +523,11 @@ pub fn train_tabular(table: &Table, cfg: &TabularConfig, out: &Path) -> Result<T
         kind: "tabular".into(),
         task: "binary_classification".into(),
         label: cfg.label.clone(),
-        transform: "signed_log1p_standardize".into(),
+        transform: if cfg.decimal_shape {
+            "signed_log1p_standardize+decimal_shape".into()
+        } else {
+            "signed_log1p_standardize".into()
+        },
         hidden: cfg.hidden.clone(),
         threshold,
         weights: weights.into(),
@@ -491,7 +575,7 @@ impl TabularModel {
             return Err(bad(dir, format!("weights sha256 {sha} does not match the card's {}", card.weights_sha256)));
         }
         let mut vs = nn::VarStore::new(device);
-        let mlp = Mlp::new(&vs.root(), card.features.len() as i64, &card.hidden, 1);
+        let mlp = Mlp::new(&vs.root(), input_width(&card.features) as i64, &card.hidden, 1);
         vs.load(&w)?;
         Ok(Self { card, mlp, _vs: vs, device })
     }
@@ -512,7 +596,7 @@ impl TabularModel {
         }
         let rows: Vec<usize> = (0..table.rows.len()).collect();
         let x = matrix(table, &rows, &self.card.features, &cols);
-        scores(&self.mlp, &x, rows.len(), cols.len(), self.device)
+        scores(&self.mlp, &x, rows.len(), input_width(&self.card.features), self.device)
     }
 
     /// Scores rows of raw values (`features.len()` per row, in the card's order; `None` =
@@ -529,12 +613,14 @@ impl TabularModel {
             ));
         }
         x.clear();
-        x.extend(
-            raw.chunks_exact(d).flat_map(|row| row.iter().zip(&self.card.features).map(|(v, f)| normalize(f, *v))),
-        );
+        for row in raw.chunks_exact(d) {
+            for (v, f) in row.iter().zip(&self.card.features) {
+                f.push(*v, x);
+            }
+        }
         let n = raw.len() / d;
         if n > 0 {
-            out.extend(scores(&self.mlp, x, n, d, self.device)?);
+            out.extend(scores(&self.mlp, x, n, input_width(&self.card.features), self.device)?);
         }
         Ok(())
     }
@@ -571,5 +657,17 @@ mod tests {
         assert!((m.roc_auc - 0.75).abs() < 1e-9);
         // AP: positives at ranks 1 and 3 -> (1/1 + 2/3) / 2.
         assert!((m.pr_auc - (1.0 + 2.0 / 3.0) / 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn decimal_shape_of_typed_and_scripted_numbers() {
+        assert_eq!(decimal_shape(1.8e18), (17.0, 2.0));
+        assert_eq!(decimal_shape(20_609_467_870.0), (1.0, 10.0));
+        assert_eq!(decimal_shape(21_000.0), (3.0, 2.0));
+        assert_eq!(decimal_shape(-0.25), (-2.0, 2.0));
+        assert_eq!(decimal_shape(0.0), (0.0, 0.0));
+        assert_eq!(decimal_shape(f64::NAN), (0.0, 0.0));
+        // The CSV's float text and the exact integer give the same shape.
+        assert_eq!(decimal_shape("22050000000.0".parse().unwrap()), decimal_shape(22_050_000_000.0));
     }
 }

@@ -1,6 +1,7 @@
 //! `argus bench chain`: the monitor's per-transaction cost on one core — JSON-RPC bytes of a
 //! block and its receipts decoded into typed transactions, every detector's state updated, and
-//! every transaction scored by the model (one batch per block) — over generated blocks shaped
+//! every transaction scored by the model (one batch per block), and every changed address
+//! profile scored by the address model (one batch per block) — over generated blocks shaped
 //! like mainnet traffic (ether payments, ERC-20 transfers, approvals, swaps with several logs).
 
 use std::path::Path;
@@ -12,7 +13,7 @@ use argus_feeds::chain::block::{parse_block_text, result_text};
 use argus_risk::onchain::{Alert, LabelSet, Monitor, MonitorConfig};
 use serde::Serialize;
 
-use super::ModelScorer;
+use super::{AddressModelScorer, ModelScorer};
 
 /// What one run measured.
 #[derive(Debug, Serialize)]
@@ -24,7 +25,7 @@ pub struct ChainBench {
     pub json_bytes: u64,
     pub alerts: u64,
     pub alerts_by_detector: std::collections::BTreeMap<String, u64>,
-    /// Whole pipeline: decode + detectors + model.
+    /// Whole pipeline: decode + detectors + models.
     pub seconds: f64,
     pub tx_per_sec: f64,
     /// The same blocks without the model (decode + detectors).
@@ -32,6 +33,9 @@ pub struct ChainBench {
     /// JSON decoding into typed blocks alone.
     pub decode_only_tx_per_sec: f64,
     pub model: Option<String>,
+    pub address_model: Option<String>,
+    /// Address profiles the address model scored in the whole-pipeline pass.
+    pub addresses_scored: u64,
 }
 
 /// xorshift64*: deterministic traffic, no dependency.
@@ -146,16 +150,29 @@ fn block_json(rng: &mut Rng, number: u64, txs: usize, accounts: u64) -> (String,
 ///
 /// # Errors
 /// The model cannot be loaded, or a generated block does not decode (a bug).
-pub fn run(blocks: usize, txs: usize, accounts: u64, model: Option<&Path>) -> Result<ChainBench> {
+pub fn run(
+    blocks: usize,
+    txs: usize,
+    accounts: u64,
+    model: Option<&Path>,
+    address_model: Option<&Path>,
+) -> Result<ChainBench> {
     let mut rng = Rng(0x5eed_1234_abcd_ef01);
     let data: Vec<(String, String)> =
         (0..blocks).map(|b| block_json(&mut rng, 18_000_000 + b as u64, txs, accounts)).collect();
     let json_bytes = data.iter().map(|(b, r)| (b.len() + r.len()) as u64).sum();
     let mut by_detector = std::collections::BTreeMap::new();
-    let mut pass = |scorer: Option<ModelScorer>, detect: bool| -> Result<(f64, u64, u64)> {
+    let mut scored = 0;
+    let mut pass = |scorer: Option<ModelScorer>,
+                    address_scorer: Option<AddressModelScorer>,
+                    detect: bool|
+     -> Result<(f64, u64, u64)> {
         let mut m = Monitor::new(MonitorConfig::default(), LabelSet::default(), Default::default());
         if let Some(s) = scorer {
             m = m.with_scorer(Box::new(s));
+        }
+        if let Some(s) = address_scorer {
+            m = m.with_address_scorer(Box::new(s));
         }
         let mut alerts: Vec<Alert> = Vec::new();
         let (mut n_alerts, mut logs) = (0_u64, 0_u64);
@@ -173,14 +190,17 @@ pub fn run(blocks: usize, txs: usize, accounts: u64, model: Option<&Path>) -> Re
             }
         }
         anyhow::ensure!(m.stats().score_errors == 0, "the model failed on {} blocks", m.stats().score_errors);
+        scored = m.stats().addresses_scored;
         Ok((t0.elapsed().as_secs_f64(), n_alerts, logs))
     };
     let total = (blocks * txs) as f64;
-    let (decode_s, _, logs) = pass(None, false)?;
-    let (rules_s, _, _) = pass(None, true)?;
+    let (decode_s, _, logs) = pass(None, None, false)?;
+    let (rules_s, _, _) = pass(None, None, true)?;
     let scorer = model.map(ModelScorer::load).transpose()?;
     let version = scorer.as_ref().map(|s| argus_risk::onchain::TxScorer::version(s).to_owned());
-    let (seconds, alerts, _) = pass(scorer, true)?;
+    let address_scorer = address_model.map(AddressModelScorer::load).transpose()?;
+    let address_version = address_scorer.as_ref().map(|s| argus_risk::onchain::AddressScorer::version(s).to_owned());
+    let (seconds, alerts, _) = pass(scorer, address_scorer, true)?;
     Ok(ChainBench {
         blocks,
         txs_per_block: txs,
@@ -194,5 +214,7 @@ pub fn run(blocks: usize, txs: usize, accounts: u64, model: Option<&Path>) -> Re
         rules_only_tx_per_sec: total / rules_s,
         decode_only_tx_per_sec: total / decode_s,
         model: version,
+        address_model: address_version,
+        addresses_scored: scored,
     })
 }

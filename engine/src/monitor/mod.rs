@@ -13,7 +13,7 @@ mod sinks;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-pub use scorer::ModelScorer;
+pub use scorer::{AddressModelScorer, ModelScorer};
 pub use sinks::{ChainMetrics, Sinks, WebhookConfig};
 
 /// Everything a run needs: `argus monitor --config FILE` (TOML) with the command line's flags
@@ -38,6 +38,8 @@ pub struct MonitorPlan {
     pub labels: Vec<PathBuf>,
     pub suppress: Vec<PathBuf>,
     pub model: Option<PathBuf>,
+    /// Address model over the Kaggle aggregates (e.g. models/zoo/eth_address_fraud).
+    pub address_model: Option<PathBuf>,
     pub alerts_jsonl: Option<PathBuf>,
     pub webhook: Option<String>,
     /// Default: `argus-webhook-undelivered.jsonl` in the working directory.
@@ -95,6 +97,15 @@ pub struct Latency {
     pub max: f64,
 }
 
+/// A model instance for one more chain: the one loaded at start-up first, then fresh loads.
+fn instance<T>(first: &mut Option<T>, dir: Option<&Path>, load: fn(&Path) -> Result<T>) -> Result<Option<T>> {
+    match (first.take(), dir) {
+        (Some(s), _) => Ok(Some(s)),
+        (None, Some(dir)) => load(dir).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
 fn now_ns() -> u64 {
     argus_feeds::binance::client::now().0
 }
@@ -127,6 +138,10 @@ pub fn run(
     // Loaded once now to fail early; each chain then gets its own instance.
     let mut first_model = match &plan.model {
         Some(dir) => Some(ModelScorer::load(dir)?),
+        None => None,
+    };
+    let mut first_address_model = match &plan.address_model {
+        Some(dir) => Some(AddressModelScorer::load(dir)?),
         None => None,
     };
     let metrics = ChainMetrics::new()?;
@@ -169,13 +184,12 @@ pub fn run(
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::hash_map::Entry::Vacant(e) => {
                         let mut m = Monitor::new(plan.monitor.clone(), label_set.clone(), suppress.clone());
-                        let scorer = match (first_model.take(), &plan.model) {
-                            (Some(s), _) => Some(s),
-                            (None, Some(dir)) => Some(ModelScorer::load(dir)?),
-                            (None, None) => None,
-                        };
-                        if let Some(s) = scorer {
+                        if let Some(s) = instance(&mut first_model, plan.model.as_deref(), ModelScorer::load)? {
                             m = m.with_scorer(Box::new(s));
+                        }
+                        let address = plan.address_model.as_deref();
+                        if let Some(s) = instance(&mut first_address_model, address, AddressModelScorer::load)? {
+                            m = m.with_address_scorer(Box::new(s));
                         }
                         e.insert(m)
                     }

@@ -1,12 +1,14 @@
-//! The ML detector's model: a tabular model directory (`argus models train tabular`) whose
-//! features are transaction fields, scoring each block's transactions as one batch.
+//! The ML detectors' models: tabular model directories (`argus models train tabular`) whose
+//! features are transaction fields (`ml-tx`, each block's transactions as one batch) or the
+//! Kaggle address aggregates of a [`argus_risk::onchain::Profile`] (`ml-address`, each block's
+//! changed addresses as one batch).
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use argus_core::{ChainBlock, ChainTx};
 use argus_models::tabular::TabularModel;
-use argus_risk::onchain::TxScorer;
+use argus_risk::onchain::{AddressScorer, TxScorer, PROFILE_FEATURES};
 
 /// Transaction features the monitor provides, by the column names of the BLTE set
 /// (`../shared/data/chain/blte_tx`) and ethereum-etl.
@@ -67,6 +69,61 @@ impl TxScorer for ModelScorer {
         self.raw.clear();
         for tx in &block.txs {
             self.raw.extend(self.columns.iter().map(|c| feature(c, block, tx)));
+        }
+        self.model.score_values(&self.raw, &mut self.x, out).map_err(|e| e.to_string())
+    }
+
+    fn threshold(&self) -> f32 {
+        self.model.card.threshold as f32
+    }
+
+    fn version(&self) -> &str {
+        &self.version
+    }
+}
+
+/// A loaded address model: its features are profile aggregates, found by the Kaggle column
+/// names (surrounding spaces ignored).
+#[derive(Debug)]
+pub struct AddressModelScorer {
+    model: TabularModel,
+    version: String,
+    /// For each model feature, its index in [`PROFILE_FEATURES`].
+    columns: Vec<usize>,
+    raw: Vec<Option<f64>>,
+    x: Vec<f32>,
+}
+
+impl AddressModelScorer {
+    /// Loads a tabular model whose features are all profile aggregates.
+    ///
+    /// # Errors
+    /// The model cannot be loaded, or needs a feature a profile does not keep (named).
+    pub fn load(dir: &Path) -> Result<Self> {
+        let model =
+            TabularModel::load(dir, tch::Device::Cpu).with_context(|| format!("loading model {}", dir.display()))?;
+        let mut columns = Vec::with_capacity(model.card.features.len());
+        for f in &model.card.features {
+            let name = f.name.trim();
+            let Some(i) = PROFILE_FEATURES.iter().position(|p| *p == name) else {
+                anyhow::bail!(
+                    "model {} needs feature `{name}`, which is not an address aggregate the monitor keeps \
+                     (the Kaggle address-set columns)",
+                    dir.display()
+                );
+            };
+            columns.push(i);
+        }
+        let version = format!("{} v{}", model.card.name, model.card.version);
+        Ok(AddressModelScorer { model, version, columns, raw: Vec::new(), x: Vec::new() })
+    }
+}
+
+impl AddressScorer for AddressModelScorer {
+    fn score_profiles(&mut self, rows: &[f64], out: &mut Vec<f32>) -> Result<(), String> {
+        self.raw.clear();
+        for row in rows.chunks_exact(PROFILE_FEATURES.len()) {
+            self.raw.extend(self.columns.iter().map(|&i| Some(row[i])));
         }
         self.model.score_values(&self.raw, &mut self.x, out).map_err(|e| e.to_string())
     }

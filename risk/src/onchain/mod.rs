@@ -7,7 +7,9 @@
 //! victim's tokens), `address-poisoning` (zero-value or dust transfers involving a look-alike of
 //! a recent counterparty), `drainer-sweep` (one spender pulling many approvers' tokens in a
 //! window), `large-transfer` (relative to the sender's own history), `mixer` and
-//! `mixer-funded-contract`; `incident` groups an attacker's alerts (Forta's meta-detectors).
+//! `mixer-funded-contract`; `ml-tx` and `ml-address` (models over each transaction and over
+//! each address's [`Profile`], kept incrementally); `incident` groups an attacker's alerts
+//! (Forta's meta-detectors).
 //!
 //! ```
 //! use argus_core::{Address, Call, ChainBlock, ChainEvent, ChainTx, H256, U256};
@@ -34,6 +36,7 @@
 
 mod alert;
 mod labels;
+mod profile;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -42,6 +45,7 @@ use serde::{Deserialize, Serialize};
 
 pub use alert::{Alert, LabelHit, Party, Severity};
 pub use labels::{Label, LabelKind, LabelSet};
+pub use profile::{AddressScorer, Distinct, Profile, PROFILE_FEATURES};
 
 /// Thresholds of the detectors (`[monitor]` in `argus monitor --config`).
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -72,6 +76,8 @@ pub struct MonitorConfig {
     pub max_tracked: usize,
     /// Blocks whose alerts are kept for retraction on a reorg.
     pub reorg_depth: usize,
+    /// `ml-address` scores an address once it has sent or received this many transactions.
+    pub address_min_txs: u32,
 }
 
 impl Default for MonitorConfig {
@@ -90,6 +96,7 @@ impl Default for MonitorConfig {
             incident_min_alerts: 2,
             max_tracked: 5_000_000,
             reorg_depth: 64,
+            address_min_txs: 3,
         }
     }
 }
@@ -154,6 +161,8 @@ pub struct MonitorStats {
     pub untracked: u64,
     /// Blocks the model could not score (the rules still ran).
     pub score_errors: u64,
+    /// Address profiles scored by the address model.
+    pub addresses_scored: u64,
 }
 
 #[derive(Default)]
@@ -186,6 +195,15 @@ struct Incident {
     emitted: bool,
 }
 
+/// A block still within reorg depth: its alerts (to retract) and what it changed in the
+/// address profiles (to undo).
+struct Recent {
+    number: u64,
+    hash: H256,
+    alerts: Vec<Alert>,
+    undo: Vec<(Address, Option<Profile>)>,
+}
+
 /// A model that scores every transaction of a block (the ML detector); implemented over tch by
 /// the binary, so this crate stays pure.
 pub trait TxScorer: Send {
@@ -204,6 +222,13 @@ pub trait TxScorer: Send {
 pub struct Monitor {
     scorer: Option<Box<dyn TxScorer>>,
     scores: Vec<f32>,
+    address_scorer: Option<Box<dyn AddressScorer>>,
+    profiles: HashMap<Address, Profile>,
+    /// Addresses whose profile changed in the current block -> their last transaction's position.
+    touched: HashMap<Address, usize>,
+    /// Scratch of the address scoring: (position, address), feature rows, scores.
+    candidates: Vec<(usize, Address)>,
+    rows: Vec<f64>,
     cfg: MonitorConfig,
     dust_wei: U256,
     dust_token: U256,
@@ -215,7 +240,10 @@ pub struct Monitor {
     grants: HashMap<Address, Vec<Grant>>,
     sweeps: HashMap<Address, VecDeque<(u64, Address)>>,
     incidents: HashMap<Address, Incident>,
-    recent: VecDeque<(u64, H256, Vec<Alert>)>,
+    recent: VecDeque<Recent>,
+    /// The current block's undo log of profiles: each changed address's profile before it.
+    undo: Vec<(Address, Option<Profile>)>,
+    journaled: HashSet<Address>,
     stats: MonitorStats,
     seq: u32,
 }
@@ -233,6 +261,11 @@ impl Monitor {
         Monitor {
             scorer: None,
             scores: Vec::new(),
+            address_scorer: None,
+            profiles: HashMap::new(),
+            touched: HashMap::new(),
+            candidates: Vec::new(),
+            rows: Vec::new(),
             dust_wei: U256::from_dec_str(&cfg.dust_wei).unwrap_or(U256::ZERO),
             dust_token: U256::from_dec_str(&cfg.dust_token_units).unwrap_or(U256::ZERO),
             cfg,
@@ -244,6 +277,8 @@ impl Monitor {
             sweeps: HashMap::new(),
             incidents: HashMap::new(),
             recent: VecDeque::new(),
+            undo: Vec::new(),
+            journaled: HashSet::new(),
             stats: MonitorStats::default(),
             seq: 0,
         }
@@ -253,6 +288,19 @@ impl Monitor {
     pub fn with_scorer(mut self, scorer: Box<dyn TxScorer>) -> Monitor {
         self.scorer = Some(scorer);
         self
+    }
+
+    /// Adds the address model (`ml-address`): each address's [`Profile`] is kept from the blocks
+    /// seen and scored when it changes, once it has `address_min_txs` transactions; an address
+    /// alerts once.
+    pub fn with_address_scorer(mut self, scorer: Box<dyn AddressScorer>) -> Monitor {
+        self.address_scorer = Some(scorer);
+        self
+    }
+
+    /// The profile kept for `a`, when the address model is on and `a` was seen.
+    pub fn profile(&self, a: &Address) -> Option<&Profile> {
+        self.profiles.get(a)
     }
 
     pub fn stats(&self) -> MonitorStats {
@@ -271,15 +319,22 @@ impl Monitor {
         }
     }
 
-    /// Withdraws every alert of an orphaned block. Address statistics the block updated are kept
-    /// (they only steer thresholds); the alerts, which people act on, are retracted exactly.
+    /// Withdraws every alert of an orphaned block and restores the address profiles it changed
+    /// (orphans arrive newest first, so undoing each in turn restores the fork point). Other
+    /// per-address statistics the block updated are kept (they only steer thresholds).
     fn on_orphaned(&mut self, number: u64, hash: &H256, out: &mut Vec<Alert>) {
         self.stats.orphaned_blocks += 1;
-        if let Some(i) = self.recent.iter().position(|(n, h, _)| *n == number && h == hash) {
-            if let Some((_, _, alerts)) = self.recent.remove(i) {
-                for a in alerts {
+        if let Some(i) = self.recent.iter().position(|r| r.number == number && r.hash == *hash) {
+            if let Some(r) = self.recent.remove(i) {
+                for a in r.alerts {
                     self.stats.retracted += 1;
                     out.push(a.retraction(hash));
+                }
+                for (a, before) in r.undo.into_iter().rev() {
+                    match before {
+                        Some(p) => self.profiles.insert(a, p),
+                        None => self.profiles.remove(&a),
+                    };
                 }
             }
         }
@@ -296,6 +351,8 @@ impl Monitor {
                 self.scores.clear();
             }
         }
+        self.touched.clear();
+        self.journaled.clear();
         for (i, tx) in b.txs.iter().enumerate() {
             self.stats.txs += 1;
             self.stats.token_events += tx.events.len() as u64;
@@ -303,8 +360,15 @@ impl Monitor {
             if let Some(&score) = self.scores.get(i) {
                 self.ml(b, tx, score, out);
             }
+            if self.address_scorer.is_some() && tx.success != Some(false) {
+                self.profile_tx(b, i, tx);
+            }
         }
-        self.recent.push_back((b.number, b.hash, out[start..].to_vec()));
+        if self.address_scorer.is_some() {
+            self.score_addresses(b, out);
+        }
+        let undo = std::mem::take(&mut self.undo);
+        self.recent.push_back(Recent { number: b.number, hash: b.hash, alerts: out[start..].to_vec(), undo });
         while self.recent.len() > self.cfg.reorg_depth {
             self.recent.pop_front();
         }
@@ -326,6 +390,107 @@ impl Monitor {
         a.score = f64::from(score);
         a.model_version = Some(version);
         self.emit(b, tx, a, None, out);
+    }
+
+    fn profile_of(&mut self, a: Address) -> Option<&mut Profile> {
+        if a == Address::ZERO {
+            return None;
+        }
+        if !self.profiles.contains_key(&a) && self.profiles.len() >= self.cfg.max_tracked {
+            self.stats.untracked += 1;
+            return None;
+        }
+        if self.journaled.insert(a) {
+            self.undo.push((a, self.profiles.get(&a).copied()));
+        }
+        Some(self.profiles.entry(a).or_default())
+    }
+
+    /// Updates the profiles of everyone a successful transaction involves.
+    fn profile_tx(&mut self, b: &ChainBlock, pos: usize, tx: &ChainTx) {
+        let ts = b.timestamp;
+        if let Some(p) = self.profile_of(tx.from) {
+            p.on_sent(tx, ts);
+            self.touched.insert(tx.from, pos);
+        }
+        if let Some(to) = tx.to {
+            if let Some(p) = self.profile_of(to) {
+                p.on_received(tx, ts);
+                p.is_contract |= tx.call != Call::Plain;
+                self.touched.insert(to, pos);
+            }
+        }
+        if let Some(c) = tx.created {
+            if let Some(p) = self.profile_of(c) {
+                p.is_contract = true;
+            }
+        }
+        for ev in &tx.events {
+            if let TokenEvent::Transfer { token, from, to, .. } = *ev {
+                if let Some(p) = self.profile_of(token) {
+                    p.is_contract = true;
+                }
+                let to_contract = self.profiles.get(&to).is_some_and(|p| p.is_contract);
+                if let Some(p) = self.profile_of(from) {
+                    p.on_token_sent(ev, to_contract);
+                    self.touched.insert(from, pos);
+                }
+                if let Some(p) = self.profile_of(to) {
+                    p.on_token_received(ev);
+                    self.touched.insert(to, pos);
+                }
+            }
+        }
+    }
+
+    /// Scores the changed profiles of the block's externally owned addresses as one batch.
+    fn score_addresses(&mut self, b: &ChainBlock, out: &mut Vec<Alert>) {
+        let min = self.cfg.address_min_txs;
+        self.candidates.clear();
+        for (a, &pos) in &self.touched {
+            if let Some(p) = self.profiles.get(a) {
+                if !p.alerted && !p.is_contract && p.total_txs() >= min {
+                    self.candidates.push((pos, *a));
+                }
+            }
+        }
+        if self.candidates.is_empty() {
+            return;
+        }
+        // Block order, then address: the same blocks give the same alerts in the same order.
+        self.candidates.sort_unstable();
+        self.rows.clear();
+        for (_, a) in &self.candidates {
+            if let Some(p) = self.profiles.get(a) {
+                p.features(&mut self.rows);
+            }
+        }
+        self.scores.clear();
+        let Some(scorer) = self.address_scorer.as_mut() else { return };
+        if scorer.score_profiles(&self.rows, &mut self.scores).is_err() || self.scores.len() != self.candidates.len() {
+            self.stats.score_errors += 1;
+            return;
+        }
+        self.stats.addresses_scored += self.candidates.len() as u64;
+        let threshold = scorer.threshold();
+        let version = scorer.version().to_owned();
+        let (candidates, scores) = (std::mem::take(&mut self.candidates), std::mem::take(&mut self.scores));
+        for (&(pos, a), &score) in candidates.iter().zip(&scores) {
+            let (Some(tx), Some(p)) = (b.txs.get(pos), self.profiles.get_mut(&a)) else { continue };
+            if score < threshold {
+                continue;
+            }
+            p.alerted = true;
+            let mut alert =
+                Alert::new(b, Some(tx), "ml-address", Severity::Medium).party(&a, "subject").reason(format!(
+                    "model {version} scores the activity of {a} {score:.3} (alert threshold {threshold:.3}): {}",
+                    p.describe()
+                ));
+            alert.score = f64::from(score);
+            alert.model_version = Some(version.clone());
+            self.emit(b, tx, alert, Some(a), out);
+        }
+        (self.candidates, self.scores) = (candidates, scores);
     }
 
     fn on_tx(&mut self, b: &ChainBlock, tx: &ChainTx, out: &mut Vec<Alert>) {

@@ -253,3 +253,86 @@ fn reverted_transactions_raise_nothing_and_config_is_validated() {
     assert_eq!(errs.len(), 2, "{errs:?}");
     assert!(MonitorConfig::default().validate().is_ok());
 }
+
+/// Scores an address by how many distinct senders paid it (a stand-in for a trained model, so
+/// the detector's bookkeeping is checked exactly).
+struct ManyPayers;
+
+impl AddressScorer for ManyPayers {
+    fn score_profiles(&mut self, rows: &[f64], out: &mut Vec<f32>) -> Result<(), String> {
+        let payers = PROFILE_FEATURES.iter().position(|f| *f == "Unique Received From Addresses").unwrap();
+        out.extend(rows.chunks_exact(PROFILE_FEATURES.len()).map(|r| if r[payers] >= 2.5 { 0.9 } else { 0.1 }));
+        Ok(())
+    }
+    fn threshold(&self) -> f32 {
+        0.5
+    }
+    fn version(&self) -> &str {
+        "payers v1"
+    }
+}
+
+#[test]
+fn address_model_scores_changed_profiles_and_alerts_once() {
+    let mut m = Monitor::new(MonitorConfig::default(), LabelSet::default(), HashSet::new())
+        .with_address_scorer(Box::new(ManyPayers));
+    let mut c = Chain::new();
+    let collector = a(0x50);
+    // Two payments from one payer: below `address_min_txs` (3), nobody is scored.
+    let out = run(&mut m, &c.block(vec![tx(a(1), Some(collector), ETH, Call::Plain, vec![]); 2], vec![]));
+    assert!(out.is_empty());
+    assert_eq!(m.stats().addresses_scored, 0, "no address has 3 transactions yet");
+    // A second payer: 3 receipts, scored, 2 payers is under the stand-in's bar; a third alerts.
+    let out = run(&mut m, &c.block(vec![tx(a(2), Some(collector), ETH, Call::Plain, vec![])], vec![]));
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(m.stats().addresses_scored, 1);
+    let out = run(&mut m, &c.block(vec![tx(a(3), Some(collector), ETH, Call::Plain, vec![])], vec![]));
+    assert_eq!(detectors(&out), ["ml-address"]);
+    assert_eq!(out[0].model_version.as_deref(), Some("payers v1"));
+    assert!(out[0].reason.contains("4 received (0.4000 ether)"), "{}", out[0].reason);
+    assert_eq!(out[0].id, "1:103:0:ml-address:0");
+    let p = m.profile(&collector).unwrap();
+    assert!(p.alerted && !p.is_contract);
+    // Once alerted, more payments do not alert again; a contract is never scored.
+    let token = a(0x70);
+    let transfer = TokenEvent::Transfer { token, from: a(4), to: collector, value: U256::from_u64(5) };
+    let out = run(&mut m, &c.block(vec![tx(a(4), Some(token), 0, Call::Plain, vec![transfer]); 3], vec![]));
+    assert!(out.is_empty(), "{out:?}");
+    assert!(m.profile(&token).unwrap().is_contract);
+    assert_eq!(m.profile(&collector).unwrap().total_txs(), 4);
+}
+
+#[test]
+fn an_orphaned_block_restores_the_profiles_it_changed() {
+    let mut m = Monitor::new(MonitorConfig::default(), LabelSet::default(), HashSet::new())
+        .with_address_scorer(Box::new(ManyPayers));
+    let mut c = Chain::new();
+    let collector = a(0x50);
+    run(&mut m, &c.block(vec![tx(a(1), Some(collector), ETH, Call::Plain, vec![]); 2], vec![]));
+    let before = *m.profile(&collector).unwrap();
+    // The block that makes it alert (two new payers), then a reorg orphans it.
+    let ev = c.block(
+        vec![tx(a(2), Some(collector), ETH, Call::Plain, vec![]), tx(a(3), Some(collector), ETH, Call::Plain, vec![])],
+        vec![],
+    );
+    let out = run(&mut m, &ev);
+    assert_eq!(detectors(&out), ["ml-address"]);
+    let ChainEvent::Block(b) = &ev else { unreachable!() };
+    let out = run(&mut m, &ChainEvent::Orphaned { chain_id: 1, number: b.number, hash: b.hash });
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].retracts.as_deref(), Some("1:102:1:ml-address:0"));
+    assert_eq!(*m.profile(&collector).unwrap(), before, "the profile is as before the orphaned block");
+    assert!(m.profile(&a(2)).is_none() && m.profile(&a(3)).is_none(), "first seen there: gone again");
+    // The canonical block with the same payments alerts again.
+    let out = run(
+        &mut m,
+        &c.block(
+            vec![
+                tx(a(2), Some(collector), ETH, Call::Plain, vec![]),
+                tx(a(3), Some(collector), ETH, Call::Plain, vec![]),
+            ],
+            vec![],
+        ),
+    );
+    assert_eq!(detectors(&out), ["ml-address"]);
+}
