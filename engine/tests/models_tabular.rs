@@ -45,7 +45,10 @@ fn tabular_model_beats_trivial_baselines_and_eval_checks_its_inputs() {
     let (f1, auc) = (test["f1"].as_float().unwrap(), test["roc_auc"].as_float().unwrap());
     // Trivial baselines on this set: flag everything (F1 ~0.36), random order (AUC 0.5).
     assert!(f1 > 0.8 && auc > 0.95, "held-out test f1 {f1}, auc {auc}");
-    assert!(card["features"].as_array().unwrap().iter().all(|f| f["name"].as_str() != Some("Index")), "dropped");
+    let names: Vec<&str> = card["features"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert!(!names.contains(&"Index"), "dropped");
+    // Zero in every row: skipped, not standardised by a zero deviation.
+    assert!(!names.contains(&" ERC20 avg time between sent tnx") && names.contains(&"Sent tnx"), "{names:?}");
 
     let e = argus()
         .args(["models", "eval", "--json", "--label", "FLAG", "--model"])
@@ -119,4 +122,31 @@ fn tabular_model_beats_trivial_baselines_and_eval_checks_its_inputs() {
         .unwrap();
     assert_eq!(e.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&e.stderr).contains("sha256"), "{}", String::from_utf8_lossy(&e.stderr));
+}
+
+/// The BLTE transaction set is time-ordered: validation and test are its latest rows. With
+/// `--decimal-shape` the model ranks later scams better than a random forest does on the same
+/// split (scikit-learn, 200 trees: ROC-AUC 0.820, measured once, see the README).
+#[test]
+fn decimal_shape_features_rank_later_blte_scams_above_the_forest() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/chain/blte_tx/early.csv");
+    let out = std::env::temp_dir().join(format!("argus-blte-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let t = argus()
+        .args(["models", "train", "tabular", "--label", "class", "--drop", "block_timestamp,block_number"])
+        .args(["--split", "ordered", "--decimal-shape", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
+    let card: toml::Table = toml::from_str(&std::fs::read_to_string(out.join("model.toml")).unwrap()).unwrap();
+    assert_eq!(card["transform"].as_str(), Some("signed_log1p_standardize+decimal_shape"));
+    let features = card["features"].as_array().unwrap();
+    assert_eq!(features.len(), 4);
+    assert!(features.iter().all(|f| f["shape_std"].as_array().is_some_and(|v| v.len() == 2)));
+    let auc = card["test"]["roc_auc"].as_float().unwrap();
+    assert!(auc > 0.85, "held-out (latest 15%) ROC-AUC {auc}");
+    let _ = std::fs::remove_dir_all(&out);
 }
