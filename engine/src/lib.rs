@@ -9,6 +9,7 @@ pub mod hot;
 pub mod journal;
 pub mod latency;
 pub mod metrics;
+pub mod model_bench;
 pub mod monitor;
 pub mod pipeline;
 pub mod record;

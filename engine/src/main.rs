@@ -450,7 +450,9 @@ enum ModelsCmd {
         device: String,
     },
     /// Score every row of a CSV with a tabular model: writes `row,score,flagged` (one output row
-    /// per input row, in order; `flagged` at the model's threshold).
+    /// per input row, in order; `flagged` at the model's threshold). A TorchScript file
+    /// (`.pt`, from `torch.jit.script`/`trace`) takes every numeric column in order and writes
+    /// `row,score` (its raw output).
     Score {
         #[arg(long)]
         model: PathBuf,
@@ -460,6 +462,28 @@ enum ModelsCmd {
         out: PathBuf,
         #[arg(long, default_value = "cpu")]
         device: String,
+    },
+    /// Batch-1 latency percentiles (argus's call beside the bare libtorch call) and batched
+    /// throughput of a model: the market MLP or a tabular directory, or a TorchScript file.
+    Bench {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Rows per batch for the throughput figure.
+        #[arg(long, default_value_t = 4096)]
+        batch: usize,
+        /// Batch-1 calls timed each way.
+        #[arg(long, default_value_t = 20_000)]
+        calls: usize,
+        /// Input width of a TorchScript file (it has no card).
+        #[arg(long, default_value_t = 32)]
+        inputs: usize,
+        /// libtorch intra-op threads (1: inline on one core, as the hot thread runs it).
+        #[arg(long, default_value_t = 1)]
+        threads: i32,
+        #[arg(long)]
+        json: bool,
     },
     /// Metrics of a tabular model on a labelled CSV, at the model's threshold.
     Eval {
@@ -588,6 +612,45 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench { cmd: BenchCmd::Replay { catalog, venue, symbol, repeat, json } } => {
             bench_replay(&catalog, &venue, &symbol, repeat, json)
         }
+        Command::Models { cmd: ModelsCmd::Bench { model, device, batch, calls, inputs, threads, json } } => {
+            let dev = argus_models::mlp::parse_device(&device)?;
+            let r = argus_engine::model_bench::run(&model, dev, batch, calls, inputs, threads)
+                .with_context(|| format!("benchmarking {}", model.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "{} ({}, {} inputs) on {} with {} thread(s): batch 1 p50 {} ns, p99 {} ns (bare tch p50 {} ns, p99 {} ns: overhead {} ns); batch {}: {:.0} scores/s",
+                    r.model, r.kind, r.inputs, r.device, r.torch_threads, r.batch1.p50_ns, r.batch1.p99_ns,
+                    r.raw_tch_batch1.p50_ns, r.raw_tch_batch1.p99_ns, r.overhead_p50_ns, r.batch, r.batched_scores_per_sec
+                );
+            }
+            Ok(())
+        }
+        Command::Models { cmd: ModelsCmd::Score { model, input, out, device } }
+            if argus_models::script::is_torchscript(&model) =>
+        {
+            let dev = argus_models::mlp::parse_device(&device)?;
+            let m = argus_models::script::ScriptModel::load(&model, dev)?;
+            let t = argus_models::tabular::Table::read_csv(&input)?;
+            let (scores, columns) = m.score(&t)?;
+            let mut text = String::with_capacity(scores.len() * 24 + 16);
+            text.push_str("row,score\n");
+            for (i, s) in scores.iter().enumerate() {
+                text.push_str(&format!("{i},{s}\n"));
+            }
+            write_atomically(&out, text.as_bytes())?;
+            eprintln!(
+                "scored {} rows over {} numeric columns ({} ... {}; {} malformed rows skipped) -> {}",
+                scores.len(),
+                columns.len(),
+                columns.first().map_or("", String::as_str),
+                columns.last().map_or("", String::as_str),
+                t.bad_rows,
+                out.display()
+            );
+            Ok(())
+        }
         Command::Models { cmd: ModelsCmd::Score { model, input, out, device } } => {
             let dev = argus_models::mlp::parse_device(&device)?;
             let m = argus_models::tabular::TabularModel::load(&model, dev)
@@ -599,10 +662,7 @@ fn run(cli: Cli) -> Result<()> {
             for (i, s) in scores.iter().enumerate() {
                 text.push_str(&format!("{i},{s},{}\n", f64::from(*s) >= m.card.threshold));
             }
-            // Whole file or nothing: write beside, then rename.
-            let tmp = out.with_extension("tmp");
-            std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-            std::fs::rename(&tmp, &out).with_context(|| format!("writing {}", out.display()))?;
+            write_atomically(&out, text.as_bytes())?;
             let flagged = scores.iter().filter(|s| f64::from(**s) >= m.card.threshold).count();
             eprintln!(
                 "scored {} rows ({flagged} flagged, {} malformed rows skipped) -> {}",
@@ -1449,4 +1509,11 @@ fn live(args: LiveArgs) -> Result<()> {
     let shutdown = shutdown_on_ctrl_c(&rt);
     let report = pipeline::run(&rt, &cfg, shutdown)?;
     finish(&report, args.run.report_json.as_deref())
+}
+
+/// Whole file or nothing: written beside, then renamed over `path`.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }

@@ -4,6 +4,8 @@
 //! * [`mlp::TchScorer`]: a model directory (`manifest.json` + `weights.safetensors`) loaded with
 //!   tch onto CPU or CUDA, implementing [`argus_core::Scorer`].
 //! * [`train`]: trains that MLP on replayed market data and writes a model directory.
+//! * [`tabular`]: classifiers on labelled tables (`argus models train tabular`).
+//! * [`script::ScriptModel`]: a TorchScript file exported by PyTorch, scored as-is.
 //!
 //! This is the only crate (with the engine) that links libtorch; `core`, `strategies` and `risk`
 //! never do.
@@ -21,6 +23,7 @@ mod error;
 pub mod features;
 pub mod manifest;
 pub mod mlp;
+pub mod script;
 pub mod tabular;
 pub mod train;
 

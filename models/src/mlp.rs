@@ -116,6 +116,11 @@ impl TchScorer {
         &self.manifest
     }
 
+    /// The network itself, for benchmarks against the bare libtorch call.
+    pub fn network(&self) -> &Mlp {
+        &self.mlp
+    }
+
     pub fn device(&self) -> Device {
         self.device
     }

@@ -76,12 +76,28 @@ impl Table {
         Ok(t)
     }
 
+    /// Columns whose every non-empty value is a number (and that have at least one), in order.
+    pub fn numeric_columns(&self) -> Vec<usize> {
+        (0..self.columns.len())
+            .filter(|&c| {
+                let mut any = false;
+                let all = self.rows.iter().all(|r| {
+                    let v = r[c].trim();
+                    any |= !v.is_empty();
+                    v.is_empty() || num(v).is_some()
+                });
+                all && any
+            })
+            .collect()
+    }
+
     fn col(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c == name.trim())
     }
 }
 
-fn num(s: &str) -> Option<f64> {
+/// A CSV field as a number: `None` when empty, `nan`, unparsable or infinite.
+pub fn num(s: &str) -> Option<f64> {
     let s = s.trim();
     if s.is_empty() || s.eq_ignore_ascii_case("nan") {
         return None;
@@ -578,6 +594,16 @@ impl TabularModel {
         let mlp = Mlp::new(&vs.root(), input_width(&card.features) as i64, &card.hidden, 1);
         vs.load(&w)?;
         Ok(Self { card, mlp, _vs: vs, device })
+    }
+
+    /// The network itself, for benchmarks against the bare libtorch call.
+    pub fn network(&self) -> &Mlp {
+        &self.mlp
+    }
+
+    /// Network inputs per row (a column with decimal shape counts three).
+    pub fn input_width(&self) -> usize {
+        input_width(&self.card.features)
     }
 
     /// Scores every row of `table` that the schema allows; the table must carry every feature

@@ -62,12 +62,12 @@ impl ModelScorer {
 }
 
 impl TxScorer for ModelScorer {
-    fn score_block(&mut self, block: &ChainBlock, out: &mut Vec<f32>) -> Result<(), String> {
-        if block.txs.is_empty() {
+    fn score_block(&mut self, block: &ChainBlock, txs: &[usize], out: &mut Vec<f32>) -> Result<(), String> {
+        if txs.is_empty() {
             return Ok(());
         }
         self.raw.clear();
-        for tx in &block.txs {
+        for tx in txs.iter().filter_map(|&i| block.txs.get(i)) {
             self.raw.extend(self.columns.iter().map(|c| feature(c, block, tx)));
         }
         self.model.score_values(&self.raw, &mut self.x, out).map_err(|e| e.to_string())

@@ -78,6 +78,10 @@ pub struct MonitorConfig {
     pub reorg_depth: usize,
     /// `ml-address` scores an address once it has sent or received this many transactions.
     pub address_min_txs: u32,
+    /// `ml-tx` scores only transactions that carry ether. The BLTE training set has no benign
+    /// zero-value transaction (all 772 are scams), so a model trained on it has learned nothing
+    /// about token transfers and approvals, which carry none.
+    pub ml_tx_ether_only: bool,
 }
 
 impl Default for MonitorConfig {
@@ -97,6 +101,7 @@ impl Default for MonitorConfig {
             max_tracked: 5_000_000,
             reorg_depth: 64,
             address_min_txs: 3,
+            ml_tx_ether_only: true,
         }
     }
 }
@@ -207,11 +212,12 @@ struct Recent {
 /// A model that scores every transaction of a block (the ML detector); implemented over tch by
 /// the binary, so this crate stays pure.
 pub trait TxScorer: Send {
-    /// One score in 0..1 per transaction of `block`, in order, appended to `out`.
+    /// One score in 0..1 per listed transaction of `block` (`txs`: positions in `block.txs`),
+    /// in order, appended to `out`.
     ///
     /// # Errors
     /// A message saying why the block could not be scored (counted; rules still run).
-    fn score_block(&mut self, block: &ChainBlock, out: &mut Vec<f32>) -> Result<(), String>;
+    fn score_block(&mut self, block: &ChainBlock, txs: &[usize], out: &mut Vec<f32>) -> Result<(), String>;
     /// Scores at or above this alert.
     fn threshold(&self) -> f32;
     /// `name vN`, written into each alert's `model_version`.
@@ -221,6 +227,8 @@ pub trait TxScorer: Send {
 /// The chain monitor: all detectors and their state.
 pub struct Monitor {
     scorer: Option<Box<dyn TxScorer>>,
+    /// Positions of the current block's transactions the model scored, and their scores.
+    scored: Vec<usize>,
     scores: Vec<f32>,
     address_scorer: Option<Box<dyn AddressScorer>>,
     profiles: HashMap<Address, Profile>,
@@ -260,6 +268,7 @@ impl Monitor {
     pub fn new(cfg: MonitorConfig, labels: LabelSet, suppress: HashSet<Address>) -> Monitor {
         Monitor {
             scorer: None,
+            scored: Vec::new(),
             scores: Vec::new(),
             address_scorer: None,
             profiles: HashMap::new(),
@@ -345,20 +354,37 @@ impl Monitor {
         self.seq = 0;
         let start = out.len();
         self.scores.clear();
+        self.scored.clear();
         if let Some(scorer) = self.scorer.as_mut() {
-            if scorer.score_block(b, &mut self.scores).is_err() || self.scores.len() != b.txs.len() {
+            // The model's domain: successful transactions, and by default only those carrying
+            // ether (see `ml_tx_ether_only`).
+            let ether_only = self.cfg.ml_tx_ether_only;
+            self.scored.extend(
+                b.txs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| t.success != Some(false) && (!ether_only || t.value > U256::ZERO))
+                    .map(|(i, _)| i),
+            );
+            if scorer.score_block(b, &self.scored, &mut self.scores).is_err() || self.scores.len() != self.scored.len()
+            {
                 self.stats.score_errors += 1;
                 self.scores.clear();
+                self.scored.clear();
             }
         }
+        let mut next_scored = 0;
         self.touched.clear();
         self.journaled.clear();
         for (i, tx) in b.txs.iter().enumerate() {
             self.stats.txs += 1;
             self.stats.token_events += tx.events.len() as u64;
             self.on_tx(b, tx, out);
-            if let Some(&score) = self.scores.get(i) {
-                self.ml(b, tx, score, out);
+            if let (Some(&pos), Some(&score)) = (self.scored.get(next_scored), self.scores.get(next_scored)) {
+                if pos == i {
+                    next_scored += 1;
+                    self.ml(b, tx, score, out);
+                }
             }
             if self.address_scorer.is_some() && tx.success != Some(false) {
                 self.profile_tx(b, i, tx);

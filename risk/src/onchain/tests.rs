@@ -336,3 +336,39 @@ fn an_orphaned_block_restores_the_profiles_it_changed() {
     );
     assert_eq!(detectors(&out), ["ml-address"]);
 }
+
+/// Flags everything it is asked about.
+struct FlagAll;
+
+impl TxScorer for FlagAll {
+    fn score_block(&mut self, _: &ChainBlock, txs: &[usize], out: &mut Vec<f32>) -> Result<(), String> {
+        out.extend(txs.iter().map(|_| 1.0));
+        Ok(())
+    }
+    fn threshold(&self) -> f32 {
+        0.5
+    }
+    fn version(&self) -> &str {
+        "all v1"
+    }
+}
+
+#[test]
+fn the_transaction_model_scores_only_its_domain() {
+    let token = a(0x70);
+    let transfer = TokenEvent::Transfer { token, from: a(1), to: a(2), value: U256::from_u64(5) };
+    let txs = vec![
+        tx(a(1), Some(a(2)), ETH, Call::Plain, vec![]),
+        tx(a(1), Some(token), 0, Call::Plain, vec![transfer]),
+        ChainTx { success: Some(false), ..tx(a(3), Some(a(2)), ETH, Call::Plain, vec![]) },
+    ];
+    for (ether_only, expected) in [(true, 1), (false, 2)] {
+        let cfg = MonitorConfig { ml_tx_ether_only: ether_only, ..MonitorConfig::default() };
+        let mut m = Monitor::new(cfg, LabelSet::default(), HashSet::new()).with_scorer(Box::new(FlagAll));
+        let out = run(&mut m, &Chain::new().block(txs.clone(), vec![]));
+        let ml: Vec<&Alert> = out.iter().filter(|a| a.detector == "ml-tx").collect();
+        assert_eq!(ml.len(), expected, "ether_only {ether_only}: {out:?}");
+        assert_eq!(ml[0].id, "1:101:0:ml-tx:0");
+        assert!(ml.iter().all(|a| !a.id.contains(":2:")), "a reverted transaction is never scored");
+    }
+}

@@ -1,0 +1,110 @@
+//! TorchScript interop: modules exported by PyTorch itself (the project venv's torch 2.11.0,
+//! `torch.jit.script` and `torch.jit.trace`) score the same inputs in argus within 1e-5, and
+//! files that cannot be used fail with a clear error.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn argus() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_argus"))
+}
+
+fn python(script: &str, dir: &Path) {
+    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let o = Command::new(py).args(["-c", script]).arg(dir).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Exports a scripted and a traced 32-64-1 MLP, a two-output module, and 500 input rows (a text
+/// column argus must skip, 32 numeric ones) with PyTorch's own outputs for both modules.
+const EXPORT: &str = r#"
+import sys, csv, torch
+d = sys.argv[1]
+torch.manual_seed(11)
+class Mlp(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(32, 64)
+        self.b = torch.nn.Linear(64, 1)
+    def forward(self, x):
+        return torch.sigmoid(self.b(torch.tanh(self.a(x))))
+class Two(torch.nn.Module):
+    def forward(self, x):
+        return torch.stack([x.sum(1), x.mean(1)], 1)
+m = Mlp().eval()
+x = torch.randn(500, 32) * torch.logspace(-2, 2, 32)
+scripted = torch.jit.script(m)
+scripted.save(f"{d}/scripted.pt")
+traced = torch.jit.trace(m, x[:4])
+traced.save(f"{d}/traced.pt")
+torch.jit.script(Two()).save(f"{d}/two.pt")
+with open(f"{d}/not_a_module.pt", "wb") as f:
+    f.write(b"this is not a zip archive")
+with torch.no_grad():
+    y = scripted(x).squeeze(1)
+with open(f"{d}/inputs.csv", "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["id"] + [f"f{i}" for i in range(32)])
+    for i, row in enumerate(x.tolist()):
+        w.writerow([f"row-{i}"] + [repr(v) for v in row])
+with open(f"{d}/expected.txt", "w") as f:
+    f.write("\n".join(repr(v) for v in y.tolist()))
+"#;
+
+fn score(model: &Path, input: &Path, out: &Path) -> std::process::Output {
+    argus()
+        .args(["models", "score", "--model"])
+        .arg(model)
+        .arg("--input")
+        .arg(input)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn pytorch_exports_score_the_same_in_argus() {
+    let dir: PathBuf = std::env::temp_dir().join(format!("argus-torchscript-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    python(EXPORT, &dir);
+    let expected: Vec<f64> =
+        std::fs::read_to_string(dir.join("expected.txt")).unwrap().lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(expected.len(), 500);
+    for file in ["scripted.pt", "traced.pt"] {
+        let out = dir.join(format!("{file}.csv"));
+        let o = score(&dir.join(file), &dir.join("inputs.csv"), &out);
+        assert!(o.status.success(), "{file}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("32 numeric columns"),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let text = std::fs::read_to_string(&out).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("row,score"));
+        let got: Vec<f64> = lines.map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
+        assert_eq!(got.len(), expected.len());
+        let worst = got.iter().zip(&expected).map(|(g, e)| (g - e).abs()).fold(0.0, f64::max);
+        assert!(worst <= 1e-5, "{file}: largest difference from PyTorch {worst}");
+        // Not a constant: the outputs spread, so equality means something.
+        let (lo, hi) = got.iter().fold((1.0_f64, 0.0_f64), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+        assert!(hi - lo > 0.1, "{file}: outputs span only {lo}..{hi}");
+    }
+    // Two outputs per row is not a score: named, with the shape.
+    let o = score(&dir.join("two.pt"), &dir.join("inputs.csv"), &dir.join("two.csv"));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("[500, 2]"), "{}", String::from_utf8_lossy(&o.stderr));
+    // A file that is not TorchScript.
+    let o = score(&dir.join("not_a_module.pt"), &dir.join("inputs.csv"), &dir.join("bad.csv"));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not a TorchScript module"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!dir.join("bad.csv").exists() && !dir.join("two.csv").exists(), "no partial output");
+    let _ = std::fs::remove_dir_all(&dir);
+}
