@@ -10,9 +10,12 @@ fn argus() -> Command {
     Command::new(env!("CARGO_BIN_EXE_argus"))
 }
 
+/// Runs `script` from a file in `dir` (`torch.jit.script` reads the module's source).
 fn python(script: &str, dir: &Path) {
     let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    let o = Command::new(py).args(["-c", script]).arg(dir).output().unwrap();
+    let file = dir.join("export.py");
+    std::fs::write(&file, script).unwrap();
+    let o = Command::new(py).arg(&file).arg(dir).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
@@ -88,6 +91,7 @@ fn pytorch_exports_score_the_same_in_argus() {
         let got: Vec<f64> = lines.map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
         assert_eq!(got.len(), expected.len());
         let worst = got.iter().zip(&expected).map(|(g, e)| (g - e).abs()).fold(0.0, f64::max);
+        eprintln!("{file}: largest difference from PyTorch {worst:e}");
         assert!(worst <= 1e-5, "{file}: largest difference from PyTorch {worst}");
         // Not a constant: the outputs spread, so equality means something.
         let (lo, hi) = got.iter().fold((1.0_f64, 0.0_f64), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
