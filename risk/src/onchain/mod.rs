@@ -422,14 +422,26 @@ impl Monitor {
         if a == Address::ZERO {
             return None;
         }
-        if !self.profiles.contains_key(&a) && self.profiles.len() >= self.cfg.max_tracked {
-            self.stats.untracked += 1;
-            return None;
+        // One lookup in the (large) profile table; the undo log records the first change per block.
+        let full = self.profiles.len() >= self.cfg.max_tracked;
+        match self.profiles.entry(a) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                if self.journaled.insert(a) {
+                    self.undo.push((a, Some(*e.get())));
+                }
+                Some(e.into_mut())
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                if full {
+                    self.stats.untracked += 1;
+                    return None;
+                }
+                if self.journaled.insert(a) {
+                    self.undo.push((a, None));
+                }
+                Some(e.insert(Profile::default()))
+            }
         }
-        if self.journaled.insert(a) {
-            self.undo.push((a, self.profiles.get(&a).copied()));
-        }
-        Some(self.profiles.entry(a).or_default())
     }
 
     /// Updates the profiles of everyone a successful transaction involves.
