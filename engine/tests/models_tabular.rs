@@ -15,32 +15,28 @@ fn argus() -> Command {
     Command::new(env!("CARGO_BIN_EXE_argus"))
 }
 
+/// `argus models train tabular ARGS --data DATA --out OUT`, which must succeed; returns the card.
+fn train(args: &[&str], data: &Path, out: &Path) -> toml::Table {
+    let t = argus()
+        .args(["models", "train", "tabular"])
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
+    toml::from_str(&std::fs::read_to_string(out.join("model.toml")).unwrap()).unwrap()
+}
+
 #[test]
 fn tabular_model_beats_trivial_baselines_and_eval_checks_its_inputs() {
     let data = kaggle();
     assert!(data.exists(), "the Kaggle set is expected at {}", data.display());
     let out = std::env::temp_dir().join(format!("argus-tabular-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let t = argus()
-        .args([
-            "models",
-            "train",
-            "tabular",
-            "--label",
-            "FLAG",
-            "--drop",
-            "Index,Address",
-            "--split",
-            "random",
-            "--data",
-        ])
-        .arg(&data)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
-    let card: toml::Table = toml::from_str(&std::fs::read_to_string(out.join("model.toml")).unwrap()).unwrap();
+    let card = train(&["--label", "FLAG", "--drop", "Index,Address", "--split", "random"], &data, &out);
     let test = card["test"].as_table().unwrap();
     let (f1, auc) = (test["f1"].as_float().unwrap(), test["roc_auc"].as_float().unwrap());
     // Trivial baselines on this set: flag everything (F1 ~0.36), random order (AUC 0.5).
@@ -132,16 +128,8 @@ fn decimal_shape_features_rank_later_blte_scams_above_the_forest() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/chain/blte_tx/early.csv");
     let out = std::env::temp_dir().join(format!("argus-blte-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let t = argus()
-        .args(["models", "train", "tabular", "--label", "class", "--drop", "block_timestamp,block_number"])
-        .args(["--split", "ordered", "--decimal-shape", "--data"])
-        .arg(&data)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
-    let card: toml::Table = toml::from_str(&std::fs::read_to_string(out.join("model.toml")).unwrap()).unwrap();
+    let args = ["--label", "class", "--drop", "block_timestamp,block_number", "--split", "ordered", "--decimal-shape"];
+    let card = train(&args, &data, &out);
     assert_eq!(card["transform"].as_str(), Some("signed_log1p_standardize+decimal_shape"));
     let features = card["features"].as_array().unwrap();
     assert_eq!(features.len(), 4);

@@ -29,6 +29,14 @@ fn feature(name: &str, b: &ChainBlock, tx: &ChainTx) -> Option<f64> {
     })
 }
 
+/// A tabular model on the CPU and its `name vN` for alerts' `model_version`.
+fn load_tabular(dir: &Path) -> Result<(TabularModel, String)> {
+    let model =
+        TabularModel::load(dir, tch::Device::Cpu).with_context(|| format!("loading model {}", dir.display()))?;
+    let version = format!("{} v{}", model.card.name, model.card.version);
+    Ok((model, version))
+}
+
 /// A loaded transaction model.
 #[derive(Debug)]
 pub struct ModelScorer {
@@ -46,8 +54,7 @@ impl ModelScorer {
     /// The model cannot be loaded (hash, card), or needs a feature the monitor does not have
     /// (named, e.g. the address-level Kaggle model's aggregates).
     pub fn load(dir: &Path) -> Result<Self> {
-        let model =
-            TabularModel::load(dir, tch::Device::Cpu).with_context(|| format!("loading model {}", dir.display()))?;
+        let (model, version) = load_tabular(dir)?;
         let columns: Vec<String> = model.card.features.iter().map(|f| f.name.clone()).collect();
         if let Some(missing) = columns.iter().find(|c| !TX_FEATURES.contains(&c.as_str())) {
             anyhow::bail!(
@@ -56,7 +63,6 @@ impl ModelScorer {
                 TX_FEATURES.join(", ")
             );
         }
-        let version = format!("{} v{}", model.card.name, model.card.version);
         Ok(ModelScorer { model, version, columns, raw: Vec::new(), x: Vec::new() })
     }
 }
@@ -100,8 +106,7 @@ impl AddressModelScorer {
     /// # Errors
     /// The model cannot be loaded, or needs a feature a profile does not keep (named).
     pub fn load(dir: &Path) -> Result<Self> {
-        let model =
-            TabularModel::load(dir, tch::Device::Cpu).with_context(|| format!("loading model {}", dir.display()))?;
+        let (model, version) = load_tabular(dir)?;
         let mut columns = Vec::with_capacity(model.card.features.len());
         for f in &model.card.features {
             let name = f.name.trim();
@@ -114,7 +119,6 @@ impl AddressModelScorer {
             };
             columns.push(i);
         }
-        let version = format!("{} v{}", model.card.name, model.card.version);
         Ok(AddressModelScorer { model, version, columns, raw: Vec::new(), x: Vec::new() })
     }
 }
