@@ -19,8 +19,13 @@ fn bench(c: &mut Criterion) {
             .collect();
     let trades = events.iter().filter(|e| matches!(e.kind, MarketEventKind::Trade(_))).count();
     let setup = HotSetup {
-        model_dir: root.join("models/zoo/btcusdt_mlp"),
+        models: argus_models::market::MarketModelPaths {
+            alpha: root.join("models/zoo/btcusdt_alpha"),
+            anomaly: Some(root.join("models/zoo/btcusdt_anomaly")),
+        },
         device: "cpu".into(),
+        half: false,
+        inference: argus_engine::pipeline::Inference::Inline,
         book_levels: 5000,
         strategy: argus_engine::pipeline::StrategySetup::SignalTaker(SignalTakerConfig::default()),
         risk: RiskConfig::default(),

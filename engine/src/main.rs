@@ -28,7 +28,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Bundled data, found from the working directory or the source tree.
 const RECORDING: &str = "data/binance_spot/btcusdt_20240808.jsonl.gz";
-const MODEL_DIR: &str = "models/zoo/btcusdt_mlp";
+const ALPHA_MODEL: &str = "models/zoo/btcusdt_alpha";
+const ANOMALY_MODEL: &str = "models/zoo/btcusdt_anomaly";
 
 #[derive(Parser, Debug)]
 #[command(name = "argus", version, about = "Low-latency crypto trading and fraud-detection engine")]
@@ -141,12 +142,30 @@ enum BenchCmd {
 
 #[derive(Args, Debug)]
 struct RunArgs {
-    /// Model directory (manifest.json + weights).
+    /// Alpha model: a directory (model.toml + weights) or a TorchScript file over the pipeline's
+    /// features [default: models/zoo/btcusdt_alpha].
     #[arg(long)]
     model: Option<PathBuf>,
+    /// Anomaly model directory, or `none` [default: models/zoo/btcusdt_anomaly].
+    #[arg(long)]
+    anomaly_model: Option<String>,
     /// Inference device: auto, cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Run the models in fp16 (CUDA only).
+    #[arg(long)]
+    half: bool,
+    /// `inline`: batch 1 on the hot thread, every trade scored before its decision. `batched`:
+    /// an inference thread micro-batches (up to --batch-max events or --batch-wait-us) and
+    /// decisions use the newest score back (live runs; backtests always score inline).
+    #[arg(long, value_parser = ["inline", "batched"], default_value = "inline")]
+    inference: String,
+    /// batched: most events per batch.
+    #[arg(long, default_value_t = 256)]
+    batch_max: usize,
+    /// batched: longest an event waits for its batch to fill, in microseconds.
+    #[arg(long, default_value_t = 200)]
+    batch_wait_us: u64,
     /// Prometheus endpoint address ("off" disables it).
     #[arg(long, default_value = "127.0.0.1:9898")]
     metrics_addr: String,
@@ -416,22 +435,41 @@ enum FeedsCmd {
 
 #[derive(Subcommand, Debug)]
 enum ModelsCmd {
-    /// Train a model. `alpha` (default): the market MLP on a recording (same book and feature
-    /// code as the hot thread). `tabular`: a classifier on any labelled CSV (`--label`, `--drop`).
+    /// Train a model. `alpha` (default): the mid move over `--horizon` trades, from the same book
+    /// and feature code as the hot thread. `anomaly`: an autoencoder over those features, its
+    /// threshold calibrated to `--alert-rate`. Both read a raw recording (`.jsonl[.gz]`), a
+    /// Parquet tape (`.parquet`) or a catalog directory (`--venue`, `--symbol`). `tabular`: a
+    /// classifier on any labelled CSV (`--label`, `--drop`).
     Train {
-        #[arg(value_parser = ["alpha", "tabular"])]
+        #[arg(value_parser = ["alpha", "anomaly", "tabular"])]
         kind: Option<String>,
-        /// Recording (alpha) or CSV table (tabular).
-        #[arg(long, alias = "data")]
-        recording: Option<PathBuf>,
-        #[arg(long, default_value = MODEL_DIR)]
-        out: PathBuf,
+        /// Recording, tape or catalog (alpha, anomaly) or CSV table (tabular)
+        /// [default for alpha and anomaly: the bundled BTCUSDT recording].
+        #[arg(long, alias = "recording")]
+        data: Option<PathBuf>,
+        /// Model directory to write [default: models/zoo/btcusdt_<kind>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Most epochs (training stops earlier when validation stops improving).
         #[arg(long)]
         epochs: Option<usize>,
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// alpha: predict the mid move over this many trades.
         #[arg(long, default_value_t = 50)]
         horizon: usize,
+        /// anomaly: the share of validation events the threshold flags.
+        #[arg(long, default_value_t = 0.01)]
+        alert_rate: f64,
+        /// alpha, anomaly: epochs without a better validation loss before stopping.
+        #[arg(long, default_value_t = 15)]
+        patience: usize,
+        /// alpha, anomaly from a catalog: its venue.
+        #[arg(long, default_value = "binance_spot")]
+        venue: String,
+        /// alpha, anomaly: the symbol (recordings and catalogs).
+        #[arg(long, default_value = "BTCUSDT")]
+        symbol: String,
         /// tabular: the 0/1 label column.
         #[arg(long)]
         label: Option<String>,
@@ -450,7 +488,9 @@ enum ModelsCmd {
         device: String,
     },
     /// Score every row of a CSV with a tabular model: writes `row,score,flagged` (one output row
-    /// per input row, in order; `flagged` at the model's threshold). A TorchScript file
+    /// per input row, in order; `flagged` at the model's threshold). An alpha or anomaly model
+    /// finds its features by column name and writes `row,score` (signal in bps, or the anomaly
+    /// score, 0.5 at its threshold). A TorchScript file
     /// (`.pt`, from `torch.jit.script`/`trace`) takes every numeric column in order and writes
     /// `row,score` (its raw output).
     Score {
@@ -482,6 +522,9 @@ enum ModelsCmd {
         /// libtorch intra-op threads (1: inline on one core, as the hot thread runs it).
         #[arg(long, default_value_t = 1)]
         threads: i32,
+        /// fp16 (CUDA only; market models).
+        #[arg(long)]
+        half: bool,
         #[arg(long)]
         json: bool,
     },
@@ -612,9 +655,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench { cmd: BenchCmd::Replay { catalog, venue, symbol, repeat, json } } => {
             bench_replay(&catalog, &venue, &symbol, repeat, json)
         }
-        Command::Models { cmd: ModelsCmd::Bench { model, device, batch, calls, inputs, threads, json } } => {
+        Command::Models { cmd: ModelsCmd::Bench { model, device, batch, calls, inputs, threads, half, json } } => {
             let dev = argus_models::mlp::parse_device(&device)?;
-            let r = argus_engine::model_bench::run(&model, dev, batch, calls, inputs, threads)
+            let r = argus_engine::model_bench::run(&model, dev, batch, calls, inputs, threads, half)
                 .with_context(|| format!("benchmarking {}", model.display()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
@@ -624,6 +667,12 @@ fn run(cli: Cli) -> Result<()> {
                     r.model, r.kind, r.inputs, r.device, r.torch_threads, r.batch1.p50_ns, r.batch1.p99_ns,
                     r.raw_tch_batch1.p50_ns, r.raw_tch_batch1.p99_ns, r.overhead_p50_ns, r.batch, r.batched_scores_per_sec
                 );
+                if let Some(t) = &r.inference_thread {
+                    println!(
+                        "inference thread (max batch {}, {} us): {:.0} scores/s, mean batch {:.1}, submit-to-result p50 {} ns, p99 {} ns",
+                        t.max_batch, t.max_wait_us, t.scores_per_sec, t.mean_batch, t.latency.p50_ns, t.latency.p99_ns
+                    );
+                }
             }
             Ok(())
         }
@@ -646,6 +695,34 @@ fn run(cli: Cli) -> Result<()> {
                 columns.len(),
                 columns.first().map_or("", String::as_str),
                 columns.last().map_or("", String::as_str),
+                t.bad_rows,
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Models { cmd: ModelsCmd::Score { model, input, out, device } }
+            if argus_models::card::card_kind(&model).is_ok_and(|k| k == "alpha" || k == "anomaly") =>
+        {
+            let dev = argus_models::mlp::parse_device(&device)?;
+            let m = argus_models::market::MarketModel::load(&model, dev, false)
+                .with_context(|| format!("loading {}", model.display()))?;
+            let t = argus_models::tabular::Table::read_csv(&input)?;
+            let scores = m.score_table(&t)?;
+            let mut text = String::with_capacity(scores.len() * 24 + 16);
+            text.push_str("row,score\n");
+            for (i, s) in scores.iter().enumerate() {
+                match s {
+                    Some(s) => text.push_str(&format!("{i},{s}\n")),
+                    None => text.push_str(&format!("{i},\n")),
+                }
+            }
+            write_atomically(&out, text.as_bytes())?;
+            let missing = scores.iter().filter(|s| s.is_none()).count();
+            eprintln!(
+                "scored {} rows with {} model {} ({missing} rows with a missing feature left empty, {} malformed rows skipped) -> {}",
+                scores.len() - missing,
+                m.card().kind.name(),
+                m.card().name,
                 t.bad_rows,
                 out.display()
             );
@@ -692,23 +769,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Models {
             cmd:
                 ModelsCmd::Train {
-                    kind: Some(k),
-                    recording,
-                    out,
-                    epochs,
-                    seed,
-                    label,
-                    drop,
-                    split,
-                    decimal_shape,
-                    device,
-                    ..
+                    kind: Some(k), data, out, epochs, seed, label, drop, split, decimal_shape, device, ..
                 },
         } if k == "tabular" => {
             use argus_models::tabular::{train_tabular, Split, Table, TabularConfig};
-            let data = recording.context("tabular training needs --data FILE.csv")?;
+            let data = data.context("tabular training needs --data FILE.csv")?;
             let label = label.context("tabular training needs --label COLUMN")?;
             let t = Table::read_csv(&data)?;
+            let out = out.context("tabular training needs --out DIR")?;
             let cfg = TabularConfig {
                 name: out.file_name().map_or("tabular".into(), |n| n.to_string_lossy().into_owned()),
                 label,
@@ -733,28 +801,59 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Models { cmd: ModelsCmd::Train { recording, out, epochs, seed, horizon, .. } } => {
-            let epochs = epochs.unwrap_or(400);
-            let recording = recording.unwrap_or_else(|| bundled(RECORDING));
-            let events = BinanceRecording::open(&recording, "BTCUSDT", InstrumentId(0))?;
-            let samples = collect_samples(events, 5000);
+        Command::Models {
+            cmd:
+                ModelsCmd::Train {
+                    kind, data, out, epochs, seed, horizon, alert_rate, patience, venue, symbol, device, ..
+                },
+        } => {
+            use argus_models::card::MarketKind;
+            let kind = if kind.as_deref() == Some("anomaly") { MarketKind::Anomaly } else { MarketKind::Alpha };
+            let data = data.unwrap_or_else(|| bundled(RECORDING));
+            let mut cfg = TrainConfig::new(kind);
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("models/zoo/btcusdt_{}", kind.name())));
+            cfg.name = out.file_name().map_or_else(|| cfg.name.clone(), |n| n.to_string_lossy().into_owned());
+            cfg.max_epochs = epochs.unwrap_or(cfg.max_epochs);
+            cfg.seed = seed;
+            cfg.horizon_trades = horizon;
+            cfg.alert_rate = alert_rate;
+            cfg.patience = patience;
+            cfg.device = argus_models::mlp::parse_device(&device)?;
+            cfg.data = data.display().to_string();
+            let samples = training_samples(&data, &venue, &symbol)?;
             info!(samples = samples.len(), "collected training samples");
-            let cfg = TrainConfig {
-                epochs,
-                seed,
-                horizon_trades: horizon,
-                data: recording.display().to_string(),
-                ..TrainConfig::default()
+            let bar = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let card = train(&samples, &cfg, &out, &mut |p| {
+                if bar {
+                    let done = p.epoch * 30 / p.max_epochs.max(1);
+                    eprint!(
+                        "\r[{}{}] epoch {}/{}  train {:.4}  validation {:.4}  best epoch {}   ",
+                        "#".repeat(done),
+                        " ".repeat(30 - done),
+                        p.epoch,
+                        p.max_epochs,
+                        p.train_loss,
+                        p.val_loss,
+                        p.best_epoch
+                    );
+                }
+            })?;
+            if bar {
+                eprintln!();
+            }
+            let fmt = |m: &std::collections::BTreeMap<String, f64>| {
+                m.iter().map(|(k, v)| format!("{k} {v:.4}")).collect::<Vec<_>>().join(", ")
             };
-            let m = train(&samples, &cfg, &out)?;
             println!(
-                "trained {} on {} samples ({} held out): loss {:.4}, held-out signal corr {:.3}, anomaly AUC {:.3} -> {}",
-                m.name,
-                m.training.samples_train,
-                m.training.samples_val,
-                m.training.train_loss,
-                m.training.val_signal_corr,
-                m.training.val_anomaly_auc,
+                "trained {} ({}) on {} samples ({} validation, {} test), {} epochs; validation: {}; test: {} -> {}",
+                card.name,
+                card.kind.name(),
+                card.training.samples_train,
+                card.training.samples_val,
+                card.training.samples_test,
+                card.training.epochs_run,
+                fmt(&card.validation),
+                fmt(&card.test),
                 out.display()
             );
             Ok(())
@@ -1083,8 +1182,24 @@ fn pipeline_config(
         ws_base,
         rest_base,
         symbol: symbol.to_owned(),
-        model_dir: run.model.clone().unwrap_or_else(|| bundled(MODEL_DIR)),
+        models: argus_models::market::MarketModelPaths {
+            alpha: run.model.clone().unwrap_or_else(|| bundled(ALPHA_MODEL)),
+            anomaly: match run.anomaly_model.as_deref() {
+                Some("none") => None,
+                Some(p) => Some(PathBuf::from(p)),
+                None => Some(bundled(ANOMALY_MODEL)),
+            },
+        },
         device: run.device.clone(),
+        half: run.half,
+        inference: match run.inference.as_str() {
+            "batched" => argus_engine::pipeline::Inference::Batched(argus_models::batch::BatchConfig {
+                max_batch: run.batch_max.max(1),
+                max_wait: std::time::Duration::from_micros(run.batch_wait_us),
+                ..Default::default()
+            }),
+            _ => argus_engine::pipeline::Inference::Inline,
+        },
         metrics_addr,
         queue_capacity: run.queue_capacity.max(1024),
         book_levels: run.book_levels,
@@ -1167,6 +1282,26 @@ fn finish(report: &Report, path: Option<&Path>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Training samples for market models from a raw recording, a Parquet tape or a catalog.
+fn training_samples(data: &Path, venue: &str, symbol: &str) -> Result<Vec<argus_models::train::Sample>> {
+    const BOOK_LEVELS: usize = 5000;
+    if data.is_dir() {
+        let reader = argus_backtest::catalog::CatalogReader::open(data, venue, symbol, 0, u64::MAX)
+            .with_context(|| format!("opening catalog {}", data.display()))?;
+        return Ok(collect_samples(reader, BOOK_LEVELS));
+    }
+    if data.extension().is_some_and(|e| e == "parquet") {
+        let reader = TapeReader::open(data).with_context(|| format!("opening tape {}", data.display()))?;
+        let mut bad = 0_u64;
+        let samples = collect_samples(reader.filter_map(|r| r.map_err(|_| bad += 1).ok()), BOOK_LEVELS);
+        anyhow::ensure!(bad == 0, "{}: {bad} unreadable tape rows", data.display());
+        return Ok(samples);
+    }
+    let events = BinanceRecording::open(data, symbol, InstrumentId(0))
+        .with_context(|| format!("opening recording {}", data.display()))?;
+    Ok(collect_samples(events, BOOK_LEVELS))
 }
 
 /// One backtest over the source the arguments name.
@@ -1435,6 +1570,10 @@ fn backtest(args: BacktestArgs) -> Result<()> {
     }
     let cfg = pipeline_config(&args.run, String::new(), String::new(), &args.symbol, false)?;
     let mut setup = cfg.hot_setup();
+    anyhow::ensure!(
+        setup.inference == argus_engine::pipeline::Inference::Inline,
+        "--inference batched is for live runs: a backtest scores every trade inline, so the same inputs give the same outputs"
+    );
     let capital = argus_core::Money(i128::from(
         argus_core::Price::parse(&args.capital).map_err(|e| anyhow::anyhow!("--capital: {e}"))?.units(),
     ));

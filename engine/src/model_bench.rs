@@ -1,14 +1,15 @@
 //! `argus models bench`: a model's batch-1 latency as argus calls it, beside the bare libtorch
 //! call it wraps (the same network on a ready input tensor), and its batched throughput, on
-//! one device. Accepts the market MLP (a directory with `manifest.json`), a tabular model (a
-//! directory with `model.toml`) or a TorchScript file.
+//! one device. Accepts a market model (alpha or anomaly directory), a tabular model (a
+//! directory whose `model.toml` says `kind = "tabular"`) or a TorchScript file.
 
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Result;
-use argus_core::Scorer;
-use argus_models::mlp::{device_name, TchScorer};
+use argus_models::card::card_kind;
+use argus_models::market::MarketModel;
+use argus_models::mlp::device_name;
 use argus_models::script::{is_torchscript, ScriptModel};
 use argus_models::tabular::TabularModel;
 use hdrhistogram::Histogram;
@@ -44,10 +45,71 @@ pub struct ModelBench {
     pub batch: usize,
     /// Rows per second through the batched call (copy in, forward, copy out).
     pub batched_scores_per_sec: f64,
+    /// Market models: the micro-batching inference thread, fed as fast as it takes requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inference_thread: Option<ThreadBench>,
 }
 
+/// The inference thread under saturation: requests submitted whenever its queue has room.
+#[derive(Debug, Serialize)]
+pub struct ThreadBench {
+    pub max_batch: usize,
+    pub max_wait_us: u64,
+    pub requests: u64,
+    pub scores_per_sec: f64,
+    pub mean_batch: f64,
+    /// Submit to result received, per request.
+    pub latency: Percentiles,
+}
+
+/// Drives a [`BatchInference`] of the model at `path` (as the alpha model) with `requests`
+/// requests, keeping at most four batches in flight.
+fn inference_thread(path: &Path, device: Device, half: bool, max_batch: usize, x: &[f32]) -> Result<ThreadBench> {
+    use argus_models::batch::{BatchConfig, BatchInference};
+    use argus_models::features::N_FEATURES;
+    use std::sync::atomic::Ordering;
+    let max_wait = std::time::Duration::from_micros(200);
+    let cfg = BatchConfig { max_batch, max_wait, capacity: max_batch * 4 };
+    let paths = argus_models::market::MarketModelPaths { alpha: path.to_owned(), anomaly: None };
+    let inf = BatchInference::spawn(paths, device, half, cfg)?;
+    let requests = 200_000_u64;
+    let mut row = [0.0_f32; N_FEATURES];
+    let mut sent_at = vec![Instant::now(); requests as usize + 1];
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+    let (mut next, mut got) = (1_u64, 0_u64);
+    let t0 = Instant::now();
+    while got < requests {
+        while next <= requests {
+            let o = (next as usize * N_FEATURES) % (x.len() - N_FEATURES);
+            row.copy_from_slice(&x[o..o + N_FEATURES]);
+            sent_at[next as usize] = Instant::now();
+            if !inf.try_submit(next, &row) {
+                break;
+            }
+            next += 1;
+        }
+        while let Some(r) = inf.try_recv() {
+            anyhow::ensure!(r.ok, "the inference thread failed a batch");
+            h.record((sent_at[r.seq as usize].elapsed().as_nanos() as u64).max(1))?;
+            got += 1;
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let batches = inf.stats().batches.load(Ordering::Relaxed);
+    Ok(ThreadBench {
+        max_batch,
+        max_wait_us: max_wait.as_micros() as u64,
+        requests,
+        scores_per_sec: requests as f64 / secs,
+        mean_batch: requests as f64 / batches.max(1) as f64,
+        latency: percentiles(&h),
+    })
+}
+
+// One per benchmark run: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Target {
-    Market(TchScorer),
+    Market(MarketModel),
     Tabular(TabularModel),
     Script(ScriptModel, usize),
 }
@@ -103,18 +165,21 @@ pub fn run(
     calls: usize,
     script_inputs: usize,
     threads: i32,
+    half: bool,
 ) -> Result<ModelBench> {
     let (mut target, kind) = if is_torchscript(path) {
         (Target::Script(ScriptModel::load(path, device)?, script_inputs), "torchscript")
-    } else if path.join("model.toml").exists() {
+    } else if card_kind(path)? == "tabular" {
         (Target::Tabular(TabularModel::load(path, device)?), "tabular")
     } else {
-        (Target::Market(TchScorer::load(path, device)?), "market_mlp")
+        let m = MarketModel::load(path, device, half)?;
+        let kind = m.card().kind.name();
+        (Target::Market(m), kind)
     };
-    // After loading: the market MLP's loader sets one thread for inline CPU inference.
+    // After loading: the market model's loader sets one thread for inline CPU inference.
     tch::set_num_threads(threads.max(1));
     let d = match &target {
-        Target::Market(m) => m.manifest().features.len(),
+        Target::Market(m) => m.card().features.len(),
         Target::Tabular(m) => m.card.features.len(),
         Target::Script(_, d) => *d,
     };
@@ -127,11 +192,12 @@ pub fn run(
     let one = Tensor::f_from_slice(&x[..net_d])?.f_view([1, net_d as i64])?.f_to_device(device)?;
     let raw: Vec<Option<f64>> = x.iter().map(|v| Some(f64::from(*v))).collect();
     let (mut scratch, mut out) = (Vec::new(), Vec::new());
-    let mut pair = [0.0_f32; 2];
 
     let batch1 = time(calls, || {
         match &mut target {
-            Target::Market(m) => m.score(&x[..d], &mut pair).map_err(|e| anyhow::anyhow!(e.0))?,
+            Target::Market(m) => {
+                m.score_one(&x[..d]).map_err(|e| anyhow::anyhow!(e.0))?;
+            }
             Target::Tabular(m) => {
                 out.clear();
                 m.score_values(&raw[..d], &mut scratch, &mut out)?;
@@ -145,7 +211,7 @@ pub fn run(
     let raw_tch_batch1 = time(calls, || {
         let _g = tch::no_grad_guard();
         let y = match &target {
-            Target::Market(m) => m.network().forward(&one)?,
+            Target::Market(m) => m.forward(&one)?,
             Target::Tabular(m) => m.network().forward(&one)?,
             Target::Script(m, _) => m.module().forward_ts(&[&one])?,
         };
@@ -167,17 +233,19 @@ pub fn run(
                 m.score_rows(&x[..batch * d], batch, d)?;
             }
             Target::Market(m) => {
-                let _g = tch::no_grad_guard();
-                let xs =
-                    Tensor::f_from_slice(&x[..batch * d])?.f_view([batch as i64, d as i64])?.f_to_device(device)?;
-                let y = m.network().forward(&xs)?.f_to_device(Device::Cpu)?;
-                out.resize(batch * 2, 0.0);
-                y.f_copy_data(&mut out, batch * 2)?;
+                out.resize(batch, 0.0);
+                m.score_rows(&x[..batch * d], batch, &mut out)?;
             }
         }
         rows += batch as u64;
     }
     let secs = t0.elapsed().as_secs_f64();
+    let thread = match &target {
+        Target::Market(m) if m.card().kind == argus_models::card::MarketKind::Alpha => {
+            Some(inference_thread(path, device, half, batch.min(256), &x)?)
+        }
+        _ => None,
+    };
     Ok(ModelBench {
         model: path.display().to_string(),
         kind,
@@ -189,5 +257,6 @@ pub fn run(
         raw_tch_batch1,
         batch,
         batched_scores_per_sec: rows as f64 / secs,
+        inference_thread: thread,
     })
 }

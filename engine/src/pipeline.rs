@@ -10,9 +10,12 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use argus_backtest::sim::{SimConfig, SimExchange};
 use argus_core::{InstrumentSpec, InstrumentTable, MarketEvent, Reject, Venue};
+use argus_core::{ScoreError, Scorer};
 use argus_feeds::binance::{self, BinanceFeedConfig};
 use argus_feeds::FeedStats;
-use argus_models::mlp::{device_name, parse_device, TchScorer};
+use argus_models::batch::{BatchConfig, BatchInference, BatchedScorer};
+use argus_models::market::{MarketModelPaths, MarketScorer};
+use argus_models::mlp::{device_name, parse_device};
 use argus_risk::{RiskChain, RiskConfig};
 use argus_strategies::{AnyStrategy, Scripted, ScriptedOrder, SignalTaker, SignalTakerConfig};
 use tokio::runtime::Runtime;
@@ -34,8 +37,11 @@ pub struct PipelineConfig {
     pub ws_base: String,
     pub rest_base: String,
     pub symbol: String,
-    pub model_dir: PathBuf,
+    pub models: MarketModelPaths,
     pub device: String,
+    /// Run the models in fp16 (CUDA only).
+    pub half: bool,
+    pub inference: Inference,
     pub metrics_addr: Option<SocketAddr>,
     pub queue_capacity: usize,
     pub book_levels: usize,
@@ -58,8 +64,10 @@ pub struct PipelineConfig {
 /// What the hot thread is built from; shared by live runs and backtests.
 #[derive(Debug, Clone)]
 pub struct HotSetup {
-    pub model_dir: PathBuf,
+    pub models: MarketModelPaths,
     pub device: String,
+    pub half: bool,
+    pub inference: Inference,
     pub book_levels: usize,
     pub strategy: StrategySetup,
     pub risk: RiskConfig,
@@ -92,8 +100,38 @@ impl StrategySetup {
     }
 }
 
-/// A hot thread wired with the real model, strategy, risk chain and simulated exchange.
-pub type Hot = HotThread<TchScorer, AnyStrategy>;
+/// How the hot thread gets its scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Inference {
+    /// Batch 1 on the hot thread itself: every trade scored before its decision (deterministic;
+    /// what backtests use).
+    #[default]
+    Inline,
+    /// On an inference thread that micro-batches; decisions use the newest result back.
+    Batched(BatchConfig),
+}
+
+/// The scorer a hot thread runs: inline models or the inference thread.
+// The inline scorer's buffers live in the hot thread itself: no pointer to chase per event.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum AnyScorer {
+    Inline(MarketScorer),
+    Batched(BatchedScorer),
+}
+
+impl Scorer for AnyScorer {
+    #[inline]
+    fn score(&mut self, features: &[f32], out: &mut [f32]) -> Result<(), ScoreError> {
+        match self {
+            AnyScorer::Inline(s) => s.score(features, out),
+            AnyScorer::Batched(s) => s.score(features, out),
+        }
+    }
+}
+
+/// A hot thread wired with the real models, strategy, risk chain and simulated exchange.
+pub type Hot = HotThread<AnyScorer, AnyStrategy>;
 
 impl HotSetup {
     /// Loads the model and builds the hot thread; logs the device in use.
@@ -107,11 +145,36 @@ impl HotSetup {
         live_clock: bool,
     ) -> Result<(Hot, ModelReport)> {
         let device = parse_device(&self.device)?;
-        let scorer = TchScorer::load(&self.model_dir, device)
-            .with_context(|| format!("loading model {}", self.model_dir.display()))?;
-        info!(device = %device_name(scorer.device()), model = %scorer.manifest().name, "model loaded");
-        let model =
-            ModelReport { name: scorer.manifest().name.clone(), device: device_name(device), scores: 0, errors: 0 };
+        let m = &self.models;
+        let loaded = MarketScorer::load(m, device, self.half).with_context(|| {
+            format!(
+                "loading models {}{}",
+                m.alpha.display(),
+                m.anomaly.as_ref().map(|a| format!(" and {}", a.display())).unwrap_or_default()
+            )
+        })?;
+        let name = loaded.alpha.card().name.clone();
+        let anomaly = loaded.anomaly.as_ref().map(|a| a.card().name.clone());
+        info!(device = %device_name(device), alpha = %name, anomaly = ?anomaly, "models loaded");
+        let (scorer, inference) = match self.inference {
+            Inference::Inline => (AnyScorer::Inline(loaded), "inline".to_owned()),
+            Inference::Batched(b) => {
+                drop(loaded);
+                let inf = BatchInference::spawn(m.clone(), device, self.half, b)?;
+                let how = format!("batched (max {} rows, {} us)", b.max_batch, b.max_wait.as_micros());
+                (AnyScorer::Batched(BatchedScorer::new(inf)), how)
+            }
+        };
+        let model = ModelReport {
+            name,
+            anomaly,
+            device: device_name(device),
+            half: self.half,
+            inference,
+            scores: 0,
+            errors: 0,
+            dropped: 0,
+        };
         let mut hot = HotThread::new(
             instrument,
             self.book_levels,
@@ -132,8 +195,10 @@ impl HotSetup {
 impl PipelineConfig {
     pub fn hot_setup(&self) -> HotSetup {
         HotSetup {
-            model_dir: self.model_dir.clone(),
+            models: self.models.clone(),
             device: self.device.clone(),
+            half: self.half,
+            inference: self.inference,
             book_levels: self.book_levels,
             strategy: StrategySetup::SignalTaker(self.strategy),
             risk: self.risk,
@@ -241,6 +306,9 @@ pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) 
     };
     model.scores = hot.counters.scores;
     model.errors = hot.counters.model_errors;
+    if let AnyScorer::Batched(b) = &hot.scorer {
+        model.dropped = b.dropped;
+    }
     // The feed never drops: on a full queue it waits, so `dropped` is the difference between
     // what was sent and what the hot thread consumed (zero unless the hot thread died).
     let sent = get(&stats.events_sent);

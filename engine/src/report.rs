@@ -120,10 +120,19 @@ pub struct Pnl {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelReport {
+    /// The alpha model's name.
     pub name: String,
+    /// The anomaly model's name, if one runs.
+    pub anomaly: Option<String>,
     pub device: String,
+    /// fp16 inference.
+    pub half: bool,
+    /// `inline`, or `batched (...)` on the inference thread.
+    pub inference: String,
     pub scores: u64,
     pub errors: u64,
+    /// Requests the inference thread's full queue refused.
+    pub dropped: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -319,7 +328,17 @@ impl Report {
         );
         let _ = writeln!(s, "  risk     state {}  changes {}", self.risk.state, self.risk.state_changes);
         let m = &self.model;
-        let _ = writeln!(s, "  model    {} on {}  scores {}  errors {}", m.name, m.device, m.scores, m.errors);
+        let _ = writeln!(
+            s,
+            "  model    {} + {} on {}{} ({})  scores {}  errors {}",
+            m.name,
+            m.anomaly.as_deref().unwrap_or("no anomaly model"),
+            m.device,
+            if m.half { " fp16" } else { "" },
+            m.inference,
+            m.scores,
+            m.errors
+        );
         let q = &self.queue;
         let _ = writeln!(s, "  queue    capacity {}  full-waits {}  dropped {}", q.capacity, q.full_waits, q.dropped);
         if let Some(a) = &self.audit {

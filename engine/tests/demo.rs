@@ -162,9 +162,37 @@ fn demo_at_max_speed_is_exact() {
     for k in ["realized", "unrealized", "fees"] {
         r["pnl"][k].as_str().unwrap().parse::<f64>().unwrap();
     }
-    assert_eq!(r["model"]["name"], "btcusdt_mlp");
+    assert_eq!(r["model"]["name"], "btcusdt_alpha");
+    assert_eq!(r["model"]["anomaly"], "btcusdt_anomaly");
+    assert_eq!(r["model"]["inference"], "inline");
     assert_eq!(r["model"]["device"], "cpu");
     assert_eq!(r["model"]["scores"], want.trade);
+}
+
+/// The micro-batching inference thread behind the live pipeline: every trade is submitted,
+/// decisions use the newest score back, and what was not answered in time is counted.
+#[test]
+fn demo_with_the_inference_thread_scores_every_trade_or_counts_it() {
+    let want = expected();
+    let r = run_demo(&["--inference", "batched", "--batch-max", "32", "--batch-wait-us", "100"], &tmp("batched.json"));
+    let m = &r["model"];
+    assert_eq!(m["inference"], "batched (max 32 rows, 100 us)");
+    let (scores, errors) = (m["scores"].as_u64().unwrap(), m["errors"].as_u64().unwrap());
+    assert_eq!(scores + errors, want.trade, "each trade either got a score or counted as unscored");
+    assert!(scores > want.trade / 2, "most trades got a score back: {m}");
+    assert_eq!(m["dropped"], 0, "the request queue never filled");
+    let o = &r["orders"];
+    let rejected: u64 = o["rejected"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(o["intents"].as_u64().unwrap(), o["approved"].as_u64().unwrap() + rejected);
+    assert_eq!(r["book"]["best_bid"], serde_json::json!(want.best_bid));
+
+    // Backtests stay inline (deterministic): asking for the thread there is an error.
+    let o = argus()
+        .args(["backtest", "--recording", RECORDING, "--inference", "batched", "--metrics-addr", "off"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--inference batched is for live runs"));
 }
 
 fn run_json(args: &[&str], report: &Path) -> Value {

@@ -51,8 +51,13 @@ fn hot_thread_step_does_not_allocate_after_warmup() {
             .unwrap()
             .collect();
     let setup = HotSetup {
-        model_dir: root.join("models/zoo/btcusdt_mlp"),
+        models: argus_models::market::MarketModelPaths {
+            alpha: root.join("models/zoo/btcusdt_alpha"),
+            anomaly: Some(root.join("models/zoo/btcusdt_anomaly")),
+        },
         device: "cpu".into(),
+        half: false,
+        inference: argus_engine::pipeline::Inference::Inline,
         book_levels: 5000,
         strategy: StrategySetup::SignalTaker(SignalTakerConfig::default()),
         risk: RiskConfig::default(),

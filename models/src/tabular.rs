@@ -91,7 +91,7 @@ impl Table {
             .collect()
     }
 
-    fn col(&self, name: &str) -> Option<usize> {
+    pub fn col(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c == name.trim())
     }
 }
@@ -367,7 +367,7 @@ impl TabularCard {
     }
 }
 
-fn sha256_file(path: &Path) -> Result<String, ModelError> {
+pub(crate) fn sha256_file(path: &Path) -> Result<String, ModelError> {
     let bytes = std::fs::read(path).map_err(io(path))?;
     Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
 }

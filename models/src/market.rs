@@ -1,0 +1,341 @@
+//! Market models on the hot thread: an `alpha` model (the mid move over a horizon, bps) and an
+//! `anomaly` model (an autoencoder whose reconstruction error is compared with a calibrated
+//! threshold), each a model directory ([`ModelCard`] + weights) or a bare TorchScript file.
+//!
+//! [`MarketModel`] scores one feature vector inline (batch 1: reused buffers, one libtorch
+//! thread, warmed up at load) or a batch of rows; [`MarketScorer`] pairs the two behind
+//! [`argus_core::Scorer`], writing `[signal_bps, anomaly]` with `anomaly = e / (e + threshold)`:
+//! 0.5 exactly at the calibrated threshold, so risk's anomaly gate (0.5 by default) blocks the
+//! events the model was calibrated to flag.
+
+use std::path::{Path, PathBuf};
+
+use argus_core::{ScoreError, Scorer};
+use tch::{nn, CModule, Device, Kind, Tensor};
+
+use crate::card::{FeatureNorm, MarketKind, ModelCard, Training, FORMAT_MLP, FORMAT_TORCHSCRIPT};
+use crate::features::{FEATURE_NAMES, N_FEATURES};
+use crate::mlp::Mlp;
+use crate::script::is_torchscript;
+use crate::ModelError;
+
+/// The network behind a card.
+#[derive(Debug)]
+enum Net {
+    Mlp {
+        mlp: Mlp,
+        // Kept alive: the layers' tensors live in it.
+        _vs: nn::VarStore,
+    },
+    Script(CModule),
+}
+
+/// One loaded market model.
+#[derive(Debug)]
+pub struct MarketModel {
+    card: ModelCard,
+    net: Net,
+    device: Device,
+    kind: Kind,
+    mean: [f32; N_FEATURES],
+    inv_std: [f32; N_FEATURES],
+    buf: [f32; N_FEATURES],
+    out: [f32; N_FEATURES],
+}
+
+fn bad(dir: &Path, reason: impl Into<String>) -> ModelError {
+    ModelError::Manifest { dir: dir.display().to_string(), reason: reason.into() }
+}
+
+/// The card a bare TorchScript file stands for: an alpha model over the pipeline's features,
+/// raw (mean 0, std 1), in order.
+fn bare_card(path: &Path) -> Result<ModelCard, ModelError> {
+    Ok(ModelCard {
+        name: path.file_stem().map_or_else(|| "torchscript".into(), |s| s.to_string_lossy().into_owned()),
+        version: 1,
+        kind: MarketKind::Alpha,
+        task: MarketKind::Alpha.task().into(),
+        format: FORMAT_TORCHSCRIPT.into(),
+        weights: path.display().to_string(),
+        weights_sha256: crate::tabular::sha256_file(path)?,
+        preferred_device: "cpu".into(),
+        input_shape: vec![-1, N_FEATURES as i64],
+        output_shape: vec![-1, 1],
+        outputs: vec!["signal_bps".into()],
+        hidden: Vec::new(),
+        output_scale: 1.0,
+        threshold: None,
+        training: Training {
+            data: String::new(),
+            samples_train: 0,
+            samples_val: 0,
+            samples_test: 0,
+            seed: 0,
+            max_epochs: 0,
+            epochs_run: 0,
+            learning_rate: 0.0,
+            batch_size: 0,
+            horizon_trades: 0,
+            target_alert_rate: None,
+        },
+        validation: Default::default(),
+        test: Default::default(),
+        features: FEATURE_NAMES.iter().map(|n| FeatureNorm { name: (*n).into(), mean: 0.0, std: 1.0 }).collect(),
+    })
+}
+
+impl MarketModel {
+    /// Loads a model directory (or a bare TorchScript file) onto `device`, checks the weights'
+    /// hash and that its features are this pipeline's [`FEATURE_NAMES`], and warms it up.
+    /// `half` runs it in fp16 (CUDA only).
+    ///
+    /// # Errors
+    /// A bad card, hash or schema mismatch (the first differing feature is named), weights of
+    /// another shape, or fp16 asked for off CUDA.
+    pub fn load(path: &Path, device: Device, half: bool) -> Result<Self, ModelError> {
+        let (card, weights) = if is_torchscript(path) {
+            (bare_card(path)?, path.to_owned())
+        } else {
+            let card = ModelCard::load(path)?;
+            let w = path.join(&card.weights);
+            (card, w)
+        };
+        card.check_schema(&FEATURE_NAMES, path)?;
+        if half && !device.is_cuda() {
+            return Err(bad(path, "fp16 inference needs a CUDA device (use --device cuda or drop --half)"));
+        }
+        let kind = if half { Kind::Half } else { Kind::Float };
+        let width = N_FEATURES as i64;
+        let outputs = card.output_shape.get(1).copied().unwrap_or(1);
+        let net = match card.format.as_str() {
+            FORMAT_MLP => {
+                let mut vs = nn::VarStore::new(device);
+                let mlp = Mlp::new(&vs.root(), width, &card.hidden, outputs);
+                vs.load(&weights)?;
+                if half {
+                    vs.half();
+                }
+                Net::Mlp { mlp, _vs: vs }
+            }
+            _ => {
+                let mut m = CModule::load_on_device(&weights, device)
+                    .map_err(|e| bad(path, format!("not a TorchScript module libtorch can load: {e}")))?;
+                m.set_eval();
+                if half {
+                    m.to(device, Kind::Half, false);
+                }
+                Net::Script(m)
+            }
+        };
+        if device == Device::Cpu {
+            // Inline batch-1 inference on the hot thread: one thread, no pool hand-offs.
+            tch::set_num_threads(1);
+        }
+        let mut mean = [0.0_f32; N_FEATURES];
+        let mut inv_std = [1.0_f32; N_FEATURES];
+        for (i, f) in card.features.iter().enumerate() {
+            mean[i] = f.mean as f32;
+            inv_std[i] = (1.0 / f.std) as f32;
+        }
+        let mut m = Self { card, net, device, kind, mean, inv_std, buf: [0.0; N_FEATURES], out: [0.0; N_FEATURES] };
+        // Prove the network's output shape is what the card says, then warm up.
+        let probe = Tensor::f_from_slice(&[0.0_f32; N_FEATURES])?.f_view([1, width])?.f_to_device(device)?;
+        let shape = tch::no_grad(|| m.forward(&probe))?.size();
+        if shape != [1, outputs] {
+            return Err(bad(path, format!("the network returns {shape:?} for one row; the card says [1, {outputs}]")));
+        }
+        for _ in 0..50 {
+            m.score_one(&[0.0; N_FEATURES]).map_err(|e| bad(path, format!("scoring a zero vector: {}", e.0)))?;
+        }
+        Ok(m)
+    }
+
+    pub fn card(&self) -> &ModelCard {
+        &self.card
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// The raw network on standardised inputs, for benchmarks against the bare libtorch call.
+    ///
+    /// # Errors
+    /// Torch failures.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor, tch::TchError> {
+        let x = if self.kind == Kind::Float { x.shallow_clone() } else { x.f_to_kind(self.kind)? };
+        match &self.net {
+            Net::Mlp { mlp, .. } => mlp.forward(&x),
+            Net::Script(m) => m.forward_ts(&[x]),
+        }
+    }
+
+    fn outputs(&self) -> usize {
+        match self.card.kind {
+            MarketKind::Alpha => 1,
+            MarketKind::Anomaly => N_FEATURES,
+        }
+    }
+
+    /// The score of one unstandardised feature vector: the signal in bps (alpha) or
+    /// `e / (e + threshold)` (anomaly).
+    ///
+    /// # Errors
+    /// Wrong width or torch failures.
+    pub fn score_one(&mut self, features: &[f32]) -> Result<f32, ScoreError> {
+        if features.len() != N_FEATURES {
+            return Err(ScoreError(format!("expected {N_FEATURES} features, got {}", features.len())));
+        }
+        for (i, x) in features.iter().enumerate() {
+            self.buf[i] = (x - self.mean[i]) * self.inv_std[i];
+        }
+        self.run().map_err(|e| ScoreError(e.to_string()))?;
+        Ok(self.finish(&self.buf, &self.out))
+    }
+
+    fn run(&mut self) -> Result<(), tch::TchError> {
+        let _guard = tch::no_grad_guard();
+        let k = self.outputs();
+        // `f_view_` with a borrowed size: `f_view` would box the shape on every call.
+        let input = Tensor::f_from_slice(&self.buf)?
+            .f_view_([1_i64, N_FEATURES as i64].as_slice())?
+            .f_to_device(self.device)?;
+        // The output's shape was checked once at load (`Tensor::size` allocates).
+        let y = self.forward(&input)?.f_to_device(Device::Cpu)?.f_to_kind(Kind::Float)?;
+        y.f_copy_data(&mut self.out[..k], k)
+    }
+
+    /// Turns one row's network output into its score.
+    #[inline]
+    fn finish(&self, x: &[f32], y: &[f32]) -> f32 {
+        match self.card.kind {
+            MarketKind::Alpha => (f64::from(y[0]) * self.card.output_scale) as f32,
+            MarketKind::Anomaly => {
+                let e = x.iter().zip(y).map(|(a, b)| (a - b) * (a - b)).sum::<f32>() / N_FEATURES as f32;
+                let t = self.card.threshold.unwrap_or(1.0) as f32;
+                e / (e + t)
+            }
+        }
+    }
+
+    /// Scores `n` unstandardised rows (row-major) in one call into `out[..n]`.
+    ///
+    /// # Errors
+    /// Wrong lengths or torch failures.
+    pub fn score_rows(&self, rows: &[f32], n: usize, out: &mut [f32]) -> Result<(), ModelError> {
+        let d = N_FEATURES;
+        if rows.len() != n * d || out.len() < n {
+            return Err(bad(Path::new(&self.card.name), format!("{} values for {n} rows of {d}", rows.len())));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let mut x = Vec::with_capacity(rows.len());
+        for r in rows.chunks_exact(d) {
+            x.extend(r.iter().enumerate().map(|(i, v)| (v - self.mean[i]) * self.inv_std[i]));
+        }
+        let k = self.outputs();
+        let y = tch::no_grad(|| -> Result<Tensor, tch::TchError> {
+            let xs = Tensor::f_from_slice(&x)?.f_view([n as i64, d as i64])?.f_to_device(self.device)?;
+            self.forward(&xs)?.f_to_device(Device::Cpu)?.f_to_kind(Kind::Float)?.f_contiguous()
+        })?;
+        if y.numel() != n * k {
+            return Err(bad(
+                Path::new(&self.card.name),
+                format!("the network returned {:?} for {n} rows, the card says [{n}, {k}]", y.size()),
+            ));
+        }
+        let mut ys = vec![0.0_f32; n * k];
+        y.f_copy_data(&mut ys, n * k)?;
+        for (i, o) in out.iter_mut().take(n).enumerate() {
+            *o = self.finish(&x[i * d..(i + 1) * d], &ys[i * k..(i + 1) * k]);
+        }
+        Ok(())
+    }
+}
+
+impl MarketModel {
+    /// Scores every row of `table`, finding the model's features by column name (the first
+    /// missing column is named). A row with an empty or non-numeric feature gets `None`.
+    ///
+    /// # Errors
+    /// A missing feature column, or torch failures.
+    pub fn score_table(&self, table: &crate::tabular::Table) -> Result<Vec<Option<f32>>, ModelError> {
+        let mut cols = Vec::with_capacity(N_FEATURES);
+        for f in &self.card.features {
+            cols.push(
+                table.col(&f.name).ok_or_else(|| {
+                    bad(Path::new(&self.card.name), format!("input has no feature column `{}`", f.name))
+                })?,
+            );
+        }
+        let mut rows = Vec::with_capacity(table.rows.len() * N_FEATURES);
+        let mut complete = Vec::with_capacity(table.rows.len());
+        for r in &table.rows {
+            let vals: Option<Vec<f32>> = cols.iter().map(|&c| crate::tabular::num(&r[c]).map(|v| v as f32)).collect();
+            complete.push(vals.is_some());
+            rows.extend(vals.unwrap_or_default());
+        }
+        let n = rows.len() / N_FEATURES;
+        let mut scores = vec![0.0_f32; n];
+        self.score_rows(&rows, n, &mut scores)?;
+        let mut it = scores.into_iter();
+        Ok(complete.into_iter().map(|ok| if ok { it.next() } else { None }).collect())
+    }
+}
+
+/// The hot thread's scorer: an alpha model and, optionally, an anomaly model.
+#[derive(Debug)]
+pub struct MarketScorer {
+    pub alpha: MarketModel,
+    pub anomaly: Option<MarketModel>,
+}
+
+/// Where the pipeline's market models come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarketModelPaths {
+    pub alpha: PathBuf,
+    pub anomaly: Option<PathBuf>,
+}
+
+impl MarketScorer {
+    /// Loads both models onto `device`.
+    ///
+    /// # Errors
+    /// Either model's load errors; an alpha slot holding an anomaly model or the reverse.
+    pub fn load(paths: &MarketModelPaths, device: Device, half: bool) -> Result<Self, ModelError> {
+        let alpha = MarketModel::load(&paths.alpha, device, half)?;
+        if alpha.card.kind != MarketKind::Alpha {
+            return Err(bad(
+                &paths.alpha,
+                format!("a {} model where an alpha model is needed", alpha.card.kind.name()),
+            ));
+        }
+        let anomaly = match &paths.anomaly {
+            Some(p) => {
+                let m = MarketModel::load(p, device, half)?;
+                if m.card.kind != MarketKind::Anomaly {
+                    return Err(bad(p, format!("a {} model where an anomaly model is needed", m.card.kind.name())));
+                }
+                Some(m)
+            }
+            None => None,
+        };
+        Ok(Self { alpha, anomaly })
+    }
+}
+
+impl Scorer for MarketScorer {
+    /// `out = [signal_bps, anomaly]`; without an anomaly model the anomaly is 0.
+    fn score(&mut self, features: &[f32], out: &mut [f32]) -> Result<(), ScoreError> {
+        if out.len() < 2 {
+            return Err(ScoreError("expected room for 2 outputs".into()));
+        }
+        out[0] = self.alpha.score_one(features)?;
+        out[1] = match &mut self.anomaly {
+            Some(m) => m.score_one(features)?,
+            None => 0.0,
+        };
+        Ok(())
+    }
+}
