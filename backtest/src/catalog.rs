@@ -444,15 +444,21 @@ impl CatalogWriter {
 /// Streams one venue/symbol of the catalog in time order (receive time, else exchange time),
 /// merging every table and every part; ties keep table order (trades, deltas, quotes, marks,
 /// liquidations) then part order, so a replay is deterministic.
+///
+/// Memory stays flat whatever the date range: a part is opened only when the merge reaches the
+/// earliest time its footer statistics allow, and closed (its buffers freed) when it is done,
+/// so only the parts that overlap in time (one per table, for a catalog written by argus) hold
+/// a decoded batch at once.
 pub struct CatalogReader {
-    /// Sort key of each part's next event (`u64::MAX` once the part is done).
+    /// Sort key of each part's next event (`u64::MAX` once the part is done); for a part not
+    /// yet opened, a lower bound (its footer's earliest timestamp).
     heads: Vec<u64>,
     /// The part being emitted from, and the key it may emit up to before the merge looks again:
     /// events come in runs from one part (a depth message is many rows), so the minimum over all
     /// parts is found once per run, not once per event.
     cur: usize,
     limit: (u64, usize),
-    parts: Vec<PartReader>,
+    parts: Vec<ReadPart>,
     from: u64,
     to: u64,
     /// Rows that could not be decoded (counted, skipped).
@@ -463,6 +469,47 @@ impl std::fmt::Debug for CatalogReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CatalogReader").field("parts", &self.parts.len()).finish()
     }
+}
+
+/// A part of the catalog: not opened yet, being read, or done.
+enum ReadPart {
+    Pending(Table, PathBuf),
+    Open(PartReader),
+    Done,
+}
+
+/// Opens a part for reading.
+fn open_part(table: Table, p: &Path) -> Result<PartReader, BacktestError> {
+    let f = File::open(p).map_err(io(p))?;
+    let batches =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)?.with_batch_size(8192).build()?;
+    Ok(PartReader { table, batches, events: Vec::with_capacity(8192), pos: 0 })
+}
+
+/// The earliest sort key a part can hold, from its footer's statistics (0 when unknown: the
+/// part is then opened at once).
+fn part_lower_bound(p: &Path) -> Result<u64, BacktestError> {
+    use parquet::file::statistics::Statistics;
+    let f = File::open(p).map_err(io(p))?;
+    let meta = parquet::arrow::arrow_reader::ArrowReaderMetadata::load(&f, Default::default())?;
+    let meta = meta.metadata();
+    let schema = meta.file_metadata().schema_descr();
+    let col = |name: &str| (0..schema.num_columns()).find(|&i| schema.column(i).name() == name);
+    let Some(r) = col("ts_recv_ns") else { return Ok(0) };
+    let mut lo = u64::MAX;
+    for rg in meta.row_groups() {
+        let min = |c: usize| match rg.column(c).statistics() {
+            Some(Statistics::Int64(s)) => s.min_opt().map(|v| *v as u64),
+            _ => None,
+        };
+        // A row without a receive time sorts by its exchange time, which bounds nothing about
+        // the others: such a part is opened at once.
+        match min(r) {
+            Some(mr) if mr > 0 => lo = lo.min(mr),
+            _ => return Ok(0),
+        }
+    }
+    Ok(if lo == u64::MAX { 0 } else { lo })
 }
 
 struct PartReader {
@@ -682,49 +729,61 @@ impl CatalogReader {
                 root.display()
             )));
         }
+        let mut heads = Vec::with_capacity(files.len());
         let mut parts = Vec::with_capacity(files.len());
         for (table, p) in files {
-            let f = File::open(&p).map_err(io(&p))?;
-            let batches = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)?
-                .with_batch_size(8192)
-                .build()?;
-            parts.push(PartReader { table, batches, events: Vec::with_capacity(8192), pos: 0 });
+            heads.push(part_lower_bound(&p)?.max(from));
+            parts.push(ReadPart::Pending(table, p));
         }
-        let mut r = Self { heads: Vec::new(), cur: 0, limit: (0, 0), parts, from, to, bad_rows: 0 };
-        r.heads = (0..r.parts.len()).map(|i| r.head(i)).collect();
-        r.select();
+        let mut r = Self { heads, cur: 0, limit: (0, 0), parts, from, to, bad_rows: 0 };
+        r.select()?;
         Ok(r)
     }
 
     /// Key of part `i`'s next event inside `[from, to]`, skipping those before `from`; a part
     /// whose next event is after `to` is done (parts are in time order).
+    /// A part that is done is closed.
     fn head(&mut self, i: usize) -> u64 {
-        let part = &mut self.parts[i];
+        let ReadPart::Open(part) = &mut self.parts[i] else { return u64::MAX };
         while let Some(ev) = part.peek(&mut self.bad_rows) {
             let ts = sort_ts(ev);
             if ts < self.from {
                 part.pos += 1;
                 continue;
             }
-            return if ts > self.to { u64::MAX } else { ts };
+            if ts <= self.to {
+                return ts;
+            }
+            break;
         }
+        self.parts[i] = ReadPart::Done;
         u64::MAX
     }
 
-    /// Picks the part with the smallest (key, index) and the runner-up key it may emit up to.
-    fn select(&mut self) {
-        let (mut best, mut second) = ((u64::MAX, usize::MAX), (u64::MAX, usize::MAX));
-        for (i, &ts) in self.heads.iter().enumerate() {
-            let k = (ts, i);
-            if k < best {
-                second = best;
-                best = k;
-            } else if k < second {
-                second = k;
+    /// Picks the part with the smallest (key, index) and the runner-up key it may emit up to,
+    /// opening parts whose lower bound comes first until an open part leads.
+    ///
+    /// # Errors
+    /// A part that cannot be opened.
+    fn select(&mut self) -> Result<(), BacktestError> {
+        loop {
+            let (mut best, mut second) = ((u64::MAX, usize::MAX), (u64::MAX, usize::MAX));
+            for (i, &ts) in self.heads.iter().enumerate() {
+                let k = (ts, i);
+                if k < best {
+                    second = best;
+                    best = k;
+                } else if k < second {
+                    second = k;
+                }
             }
+            self.cur = best.1;
+            self.limit = second;
+            let Some(ReadPart::Pending(table, path)) = self.parts.get(best.1) else { return Ok(()) };
+            let reader = open_part(*table, path)?;
+            self.parts[best.1] = ReadPart::Open(reader);
+            self.heads[best.1] = self.head(best.1);
         }
-        self.cur = best.1;
-        self.limit = second;
     }
 }
 
@@ -737,14 +796,19 @@ impl Iterator for CatalogReader {
         let mut ts = *self.heads.get(i)?;
         if (ts, i) >= self.limit {
             // Another part may be due first: look at all of them once for the next run.
-            self.select();
+            if self.select().is_err() {
+                // A part that cannot be opened mid-stream: counted, and the stream ends rather
+                // than skipping its time range silently.
+                self.bad_rows += 1;
+                return None;
+            }
             i = self.cur;
             ts = *self.heads.get(i)?;
         }
         if ts == u64::MAX {
             return None;
         }
-        let part = &mut self.parts[i];
+        let Some(ReadPart::Open(part)) = self.parts.get_mut(i) else { return None };
         let ev = *part.events.get(part.pos)?;
         part.pos += 1;
         self.heads[i] = self.head(i);

@@ -147,6 +147,9 @@ fn sigusr1_halts_and_resume_is_refused_without_the_token() {
 fn every_risk_decision_is_audited() {
     let jsonl = tmp("audit.jsonl");
     let report_path = tmp("audit-report.json");
+    // A tight order-rate limit, so that the log holds approvals and rejections both.
+    let limits = tmp("rate-limit.toml");
+    std::fs::write(&limits, "max_orders_per_window = 2\nrate_window_ns = 120_000_000_000\n").unwrap();
     let out = argus()
         .args([
             "demo",
@@ -158,8 +161,10 @@ fn every_risk_decision_is_audited() {
             "off",
             "--device",
             "cpu",
-            "--audit",
+            "--risk-config",
         ])
+        .arg(&limits)
+        .arg("--audit")
         .arg(&jsonl)
         .arg("--report-json")
         .arg(&report_path)
@@ -174,6 +179,7 @@ fn every_risk_decision_is_audited() {
     assert_eq!(r["audit"]["dropped"], 0);
     let approved = lines.iter().filter(|l| l["outcome"] == "approved").count() as u64;
     assert_eq!(approved, r["orders"]["approved"].as_u64().unwrap());
+    assert!(approved > 0 && approved < lines.len() as u64, "approvals and rejections: {approved} of {}", lines.len());
     for l in lines.iter().filter(|l| l["outcome"] == "rejected") {
         let reason = l["reason"].as_str().unwrap();
         assert!(r["orders"]["rejected"][reason].as_u64().unwrap() > 0, "reason {reason} not in the report");
@@ -193,7 +199,9 @@ fn every_risk_decision_is_audited() {
     let parquet = tmp("audit.parquet");
     let recording = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/binance_spot/btcusdt_20240808.jsonl.gz");
     let bt = argus()
-        .args(["backtest", "--device", "cpu", "--recording", recording, "--audit"])
+        .args(["backtest", "--device", "cpu", "--recording", recording, "--risk-config"])
+        .arg(&limits)
+        .arg("--audit")
         .arg(&parquet)
         .output()
         .unwrap();
@@ -211,7 +219,18 @@ fn every_risk_decision_is_audited() {
     let rotated = tmp("rotated.parquet");
     let rotated_report = tmp("rotated-report.json");
     let bt = argus()
-        .args(["backtest", "--device", "cpu", "--recording", recording, "--audit-rotate-records", "20", "--audit"])
+        .args([
+            "backtest",
+            "--device",
+            "cpu",
+            "--recording",
+            recording,
+            "--audit-rotate-records",
+            "20",
+            "--risk-config",
+        ])
+        .arg(&limits)
+        .arg("--audit")
         .arg(&rotated)
         .arg("--report-json")
         .arg(&rotated_report)
