@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use argus_core::{ScoreError, Scorer};
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use tch::Device;
 
 use crate::features::N_FEATURES;
@@ -110,13 +110,7 @@ impl BatchInference {
     /// Queues a request without blocking; `false` when the queue is full (count the drop).
     #[inline]
     pub fn try_submit(&self, seq: u64, features: &[f32; N_FEATURES]) -> bool {
-        match &self.tx {
-            Some(tx) => !matches!(
-                tx.try_send(Request { seq, features: *features }),
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_))
-            ),
-            None => false,
-        }
+        self.tx.as_ref().is_some_and(|tx| tx.try_send(Request { seq, features: *features }).is_ok())
     }
 
     /// The next result, if one is ready.

@@ -174,9 +174,8 @@ pub fn train(
     // whatever live value differs.
     let std: Vec<f64> = var.iter().map(|v| (v / a as f64).sqrt()).map(|s| if s > 1e-9 { s } else { 1.0 }).collect();
 
-    let mut abs_train: Vec<f32> = fwd[train_idx.clone()].iter().map(|r| r.abs()).collect();
+    let abs_train: Vec<f32> = fwd[train_idx.clone()].iter().map(|r| r.abs()).collect();
     let large = quantile(&abs_train, LARGE_MOVE_QUANTILE);
-    abs_train.clear();
     let target_sd = {
         let t = &fwd[train_idx.clone()];
         let m = t.iter().map(|v| f64::from(*v)).sum::<f64>() / t.len() as f64;
