@@ -252,9 +252,7 @@ impl MarketModel {
         }
         Ok(())
     }
-}
 
-impl MarketModel {
     /// Scores every row of `table`, finding the model's features by column name (the first
     /// missing column is named). A row with an empty or non-numeric feature gets `None`.
     ///
