@@ -1,6 +1,8 @@
 //! The MLP every native argus model is made of, built on a tch `VarStore` so the same variables
 //! are trained, saved as safetensors and loaded for inference; and device selection.
 
+use std::sync::{Mutex, PoisonError};
+
 use tch::{nn, Device, Tensor};
 
 use crate::ModelError;
@@ -11,8 +13,28 @@ pub struct Mlp {
     layers: Vec<nn::Linear>,
 }
 
+/// libtorch's random generator is process-global. Every network construction draws its initial
+/// weights from it, so constructions are serialised: a seeded build (training) sees exactly the
+/// draws its seed gives, whatever other threads (a test binary's parallel tests, a model loading
+/// beside a training run) are building at the same time.
+static GENERATOR: Mutex<()> = Mutex::new(());
+
 impl Mlp {
+    /// A network whose initial weights are about to be replaced (loaded from a file).
     pub fn new(root: &nn::Path<'_>, inputs: i64, hidden: &[i64], outputs: i64) -> Self {
+        let _guard = GENERATOR.lock().unwrap_or_else(PoisonError::into_inner);
+        Self::build(root, inputs, hidden, outputs)
+    }
+
+    /// A network initialised from libtorch's generator seeded with `seed`: the same weights for
+    /// the same seed, even with other networks being built concurrently.
+    pub fn seeded(root: &nn::Path<'_>, inputs: i64, hidden: &[i64], outputs: i64, seed: u64) -> Self {
+        let _guard = GENERATOR.lock().unwrap_or_else(PoisonError::into_inner);
+        tch::manual_seed(seed as i64);
+        Self::build(root, inputs, hidden, outputs)
+    }
+
+    fn build(root: &nn::Path<'_>, inputs: i64, hidden: &[i64], outputs: i64) -> Self {
         let mut layers = Vec::new();
         let mut width = inputs;
         for (i, &h) in hidden.iter().chain(std::iter::once(&outputs)).enumerate() {

@@ -479,10 +479,9 @@ pub fn train_tabular(table: &Table, cfg: &TabularConfig, out: &Path) -> Result<T
     let pos = yt.iter().filter(|y| **y > 0.5).count().max(1) as f64;
     let neg = (yt.len() as f64 - pos).max(1.0);
 
-    tch::manual_seed(cfg.seed as i64);
     let dev = cfg.device;
     let vs = nn::VarStore::new(dev);
-    let mlp = Mlp::new(&vs.root(), d as i64, &cfg.hidden, 1);
+    let mlp = Mlp::seeded(&vs.root(), d as i64, &cfg.hidden, 1, cfg.seed);
     let mut opt = nn::Adam::default().build(&vs, cfg.learning_rate)?;
     let xt_t = Tensor::f_from_slice(&xt)?.f_view([yt.len() as i64, d as i64])?.f_to_device(dev)?;
     let yt_t = Tensor::f_from_slice(&yt)?.f_view([yt.len() as i64, 1])?.f_to_device(dev)?;

@@ -214,9 +214,8 @@ pub fn train(
         }
     };
 
-    tch::manual_seed(cfg.seed as i64);
     let mut vs = nn::VarStore::new(cfg.device);
-    let mlp = Mlp::new(&vs.root(), d as i64, &cfg.hidden, outputs);
+    let mlp = Mlp::seeded(&vs.root(), d as i64, &cfg.hidden, outputs, cfg.seed);
     let mut best_vs = nn::VarStore::new(cfg.device);
     let _best_mlp = Mlp::new(&best_vs.root(), d as i64, &cfg.hidden, outputs);
     best_vs.copy(&vs)?;
