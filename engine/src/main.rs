@@ -869,26 +869,14 @@ struct ImportSummary {
     files: Vec<String>,
 }
 
-/// `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM:SS` (UTC) or plain nanoseconds, to nanoseconds.
+/// `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM:SS[.fff][Z]` (UTC) or plain nanoseconds, to nanoseconds.
 fn parse_time(s: &str) -> Result<u64> {
     if let Ok(ns) = s.parse::<u64>() {
         return Ok(ns);
     }
-    let bad = || anyhow::anyhow!("bad time `{s}` (YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS or nanoseconds)");
-    let (d, t) = s.split_once('T').unwrap_or((s, "00:00:00"));
-    let dp: Vec<i64> = d.split('-').map(|x| x.parse().map_err(|_| bad())).collect::<Result<_>>()?;
-    let tp: Vec<i64> =
-        t.trim_end_matches('Z').split(':').map(|x| x.parse().map_err(|_| bad())).collect::<Result<_>>()?;
-    let ([y, m, day], [hh, mm, ss]) = (dp.as_slice(), tp.as_slice()) else { return Err(bad()) };
-    // days_from_civil (Howard Hinnant).
-    let (y, m) = if *m <= 2 { (y - 1, m + 9) } else { (*y, m - 3) };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
-    u64::try_from(secs).map(|s| s * 1_000_000_000).map_err(|_| bad())
+    argus_core::UnixNanos::parse_rfc3339(s)
+        .map(|t| t.0)
+        .ok_or_else(|| anyhow::anyhow!("bad time `{s}` (YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS or nanoseconds)"))
 }
 
 /// As [`parse_time`], but a bare date means the end of that day.

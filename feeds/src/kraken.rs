@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use argus_core::{BookAction, BookDelta, DeltaFlags, Price, Qty, Side};
+use argus_core::{BookAction, BookDelta, DeltaFlags, Price, Qty, Side, Trade, UnixNanos};
 use serde_json::Value;
 
 use crate::FeedError;
@@ -44,15 +44,27 @@ pub struct KrakenBook {
     pub out_of_range: u64,
 }
 
+/// One trade of either version, with the pair and venue time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KrakenTrade {
+    pub symbol: String,
+    pub ts_ns: u64,
+    pub trade: Trade,
+}
+
+/// Kraken v1's decimal seconds (`"1618678132.927716"`) in nanoseconds.
+fn seconds_ns(s: &str) -> u64 {
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    let frac: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+    whole.parse::<u64>().unwrap_or(0).saturating_mul(1_000_000_000).saturating_add(frac.parse().unwrap_or(0))
+}
+
 /// What a v1 frame was.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KrakenV1 {
     /// `{"event": ...}`: heartbeat, status, subscription ack.
     Event,
-    Trades {
-        pair: String,
-        count: u64,
-    },
+    Trades(Vec<KrakenTrade>),
     /// Best bid/ask from `spread` or `ticker`.
     Quote {
         pair: String,
@@ -89,13 +101,20 @@ pub fn decode_v1(frame: &str) -> Result<KrakenV1, FeedError> {
     match channel {
         "trade" => {
             let trades = payload[0].as_array().ok_or_else(|| malformed("trade payload"))?;
+            let mut out = Vec::with_capacity(trades.len());
             for t in trades {
                 let t = t.as_array().ok_or_else(|| malformed("trade entry"))?;
                 let (p, q) = (str_at(t, 0)?, str_at(t, 1)?);
                 key(p)?;
-                Qty::parse(q).map_err(|source| FeedError::Decimal { field: "volume", source })?;
+                let trade = Trade {
+                    price: Price::parse(p).map_err(|source| FeedError::Decimal { field: "price", source })?,
+                    qty: Qty::parse(q).map_err(|source| FeedError::Decimal { field: "volume", source })?,
+                    trade_id: 0,
+                    aggressor: if str_at(t, 3)? == "s" { Side::Sell } else { Side::Buy },
+                };
+                out.push(KrakenTrade { symbol: pair.clone(), ts_ns: seconds_ns(str_at(t, 2)?), trade });
             }
-            Ok(KrakenV1::Trades { pair, count: trades.len() as u64 })
+            Ok(KrakenV1::Trades(out))
         }
         "spread" | "ticker" => Ok(KrakenV1::Quote { pair }),
         c if c.starts_with("book-") => {
@@ -313,7 +332,7 @@ pub enum KrakenV2 {
     Control {
         book_depth: Option<(String, usize)>,
     },
-    Trades(u64),
+    Trades(Vec<KrakenTrade>),
     Quotes(u64),
     Book {
         snapshot: bool,
@@ -378,7 +397,23 @@ pub fn decode_v2(frame: &str) -> Result<KrakenV2, FeedError> {
             // when it carries no checksum-less partial update semantics, so default to update.
             Ok(KrakenV2::Book { snapshot: f.ty.as_deref() == Some("snapshot"), books })
         }
-        "trade" => Ok(KrakenV2::Trades(count())),
+        "trade" => {
+            let mut out = Vec::new();
+            for t in v["data"].as_array().map_or(&[][..], Vec::as_slice) {
+                let num = |k: &str| plain_decimal(&t[k].to_string());
+                let trade = Trade {
+                    price: Price::parse(&num("price")?)
+                        .map_err(|source| FeedError::Decimal { field: "price", source })?,
+                    qty: Qty::parse(&num("qty")?).map_err(|source| FeedError::Decimal { field: "qty", source })?,
+                    trade_id: t["trade_id"].as_u64().unwrap_or(0),
+                    aggressor: if t["side"] == "sell" { Side::Sell } else { Side::Buy },
+                };
+                let symbol = t["symbol"].as_str().unwrap_or_default().to_owned();
+                let ts_ns = t["timestamp"].as_str().and_then(UnixNanos::parse_rfc3339).map_or(0, |t| t.0);
+                out.push(KrakenTrade { symbol, ts_ns, trade });
+            }
+            Ok(KrakenV2::Trades(out))
+        }
         "ticker" => Ok(KrakenV2::Quotes(count())),
         _ => Ok(KrakenV2::Control { book_depth: None }),
     }

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use argus_core::{BookAction, BookDelta, DeltaFlags, Price, Qty, Side};
+use argus_core::{BookAction, BookDelta, DeltaFlags, MarketEventKind, Price, Qty, Quote, Side, Trade};
 use serde_json::Value;
 
-use super::{CheckReport, Checker, SymbolBook};
+use super::{rfc3339, CheckReport, Checker, Emitter, SymbolBook};
 use crate::rawlog::RawRecord;
 
 #[derive(Default)]
@@ -16,6 +16,30 @@ pub(crate) struct CoinbaseChecker {
     last_seq: Option<u64>,
     /// Products whose book broke and waits for a snapshot.
     broken: Vec<String>,
+    emit: Emitter,
+    /// Receive time of the frame being read.
+    recv: u64,
+}
+
+fn trade(price: &Value, size: &Value, id: &Value, aggressor: Side) -> Result<Trade, String> {
+    let s = |v: &Value| v.as_str().unwrap_or("?").to_owned();
+    Ok(Trade {
+        price: Price::parse(&s(price)).map_err(|e| format!("trade price: {e}"))?,
+        qty: Qty::parse(&s(size)).map_err(|e| format!("trade size: {e}"))?,
+        trade_id: id.as_u64().or_else(|| id.as_str().and_then(|s| s.parse().ok())).unwrap_or(0),
+        aggressor,
+    })
+}
+
+fn quote(bp: &Value, bs: &Value, ap: &Value, asz: &Value) -> Result<Quote, String> {
+    let s = |v: &Value| v.as_str().unwrap_or("?").to_owned();
+    let bad = |e: argus_core::ParseFixedError| format!("ticker: {e}");
+    Ok(Quote {
+        bid_price: Price::parse(&s(bp)).map_err(bad)?,
+        bid_qty: Qty::parse(&s(bs)).map_err(bad)?,
+        ask_price: Price::parse(&s(ap)).map_err(bad)?,
+        ask_qty: Qty::parse(&s(asz)).map_err(bad)?,
+    })
 }
 
 fn level(side: Side, p: &str, q: &str, flags: u8) -> Result<BookDelta, String> {
@@ -28,21 +52,21 @@ fn level(side: Side, p: &str, q: &str, flags: u8) -> Result<BookDelta, String> {
 }
 
 impl CoinbaseChecker {
-    fn book(&mut self, product: &str) -> &mut SymbolBook {
-        self.books.entry(product.to_owned()).or_insert_with(SymbolBook::new)
-    }
-
     /// Applies one product's levels; `snapshot` clears the book first.
+    #[allow(clippy::too_many_arguments)]
     fn apply(
         &mut self,
         product: &str,
         snapshot: bool,
         levels: &[(Side, &str, &str)],
+        ts: u64,
         line: u64,
         report: &mut CheckReport,
     ) {
         let was_broken = self.broken.iter().any(|p| p == product);
-        let book = self.book(product);
+        let recv = self.recv;
+        let book = self.books.entry(product.to_owned()).or_insert_with(SymbolBook::new);
+        let emit = &mut self.emit;
         if !snapshot && !book.synced {
             if !was_broken {
                 report.error(format!("line {line}: {product} update before its snapshot"));
@@ -50,7 +74,7 @@ impl CoinbaseChecker {
             return;
         }
         if snapshot {
-            book.clear_for_snapshot(0);
+            emit.stage(book.clear_for_snapshot(0));
         }
         let flags = if snapshot { DeltaFlags::SNAPSHOT } else { 0 };
         let mut n = 0;
@@ -59,6 +83,7 @@ impl CoinbaseChecker {
                 Ok(d) => {
                     book.learn(p, q);
                     book.apply(&d);
+                    emit.stage(d);
                     n += 1;
                 }
                 // A bad level (real captures hold `0.-10000`) is counted; the rest of the
@@ -67,6 +92,7 @@ impl CoinbaseChecker {
             }
         }
         report.count("delta", n);
+        emit.flush(product, ts, recv);
         if snapshot {
             book.synced = true;
             if was_broken {
@@ -86,7 +112,8 @@ impl CoinbaseChecker {
                         levels.push((side, l[0].as_str().unwrap_or("?"), l[1].as_str().unwrap_or("?")));
                     }
                 }
-                self.apply(&product, true, &levels, line, report);
+                // Snapshots carry no time: they are as fresh as the frame.
+                self.apply(&product, true, &levels, 0, line, report);
             }
             "l2update" => {
                 let mut levels = Vec::new();
@@ -98,14 +125,22 @@ impl CoinbaseChecker {
                     };
                     levels.push((side, c[1].as_str().unwrap_or("?"), c[2].as_str().unwrap_or("?")));
                 }
-                self.apply(&product, false, &levels, line, report);
+                self.apply(&product, false, &levels, rfc3339(&v["time"]), line, report);
             }
             "match" | "last_match" => {
-                Price::parse(v["price"].as_str().unwrap_or("?")).map_err(|e| format!("match price: {e}"))?;
-                Qty::parse(v["size"].as_str().unwrap_or("?")).map_err(|e| format!("match size: {e}"))?;
+                // `side` is the maker's: a `sell` maker was hit by a buyer.
+                let aggressor = if v["side"] == "sell" { Side::Buy } else { Side::Sell };
+                let t = trade(&v["price"], &v["size"], &v["trade_id"], aggressor)?;
+                self.emit.event(&product, rfc3339(&v["time"]), self.recv, MarketEventKind::Trade(t));
                 report.count("trade", 1);
             }
-            "ticker" => report.count("quote", 1),
+            "ticker" => {
+                if !v["best_bid_size"].is_null() {
+                    let q = quote(&v["best_bid"], &v["best_bid_size"], &v["best_ask"], &v["best_ask_size"])?;
+                    self.emit.event(&product, rfc3339(&v["time"]), self.recv, MarketEventKind::Quote(q));
+                }
+                report.count("quote", 1);
+            }
             "heartbeat" | "subscriptions" | "error" | "status" => report.count("ignored", 1),
             other => return Err(format!("unknown message type `{other}`")),
         }
@@ -122,6 +157,7 @@ impl CoinbaseChecker {
                         if b.synced {
                             b.synced = false;
                             self.broken.push(p.clone());
+                            self.emit.broken(p, rfc3339(&v["timestamp"]), self.recv);
                         }
                     }
                 }
@@ -147,14 +183,44 @@ impl CoinbaseChecker {
                             u["new_quantity"].as_str().unwrap_or("?"),
                         ));
                     }
-                    self.apply(&product, snapshot, &levels, line, report);
+                    let ts = match rfc3339(&e["updates"][0]["event_time"]) {
+                        0 => rfc3339(&v["timestamp"]),
+                        t => t,
+                    };
+                    self.apply(&product, snapshot, &levels, ts, line, report);
                 }
             }
             "market_trades" => {
-                let n: usize = events.iter().map(|e| e["trades"].as_array().map_or(0, Vec::len)).sum();
-                report.count("trade", n as u64);
+                let mut n = 0;
+                for e in events {
+                    for t in e["trades"].as_array().map_or(&[][..], Vec::as_slice) {
+                        // Advanced Trade reports the taker's side.
+                        let aggressor = if t["side"] == "SELL" { Side::Sell } else { Side::Buy };
+                        let tr = trade(&t["price"], &t["size"], &t["trade_id"], aggressor)?;
+                        let product = t["product_id"].as_str().unwrap_or_default();
+                        self.emit.event(product, rfc3339(&t["time"]), self.recv, MarketEventKind::Trade(tr));
+                        n += 1;
+                    }
+                }
+                report.count("trade", n);
             }
-            "ticker" | "ticker_batch" => report.count("quote", 1),
+            "ticker" | "ticker_batch" => {
+                for e in events {
+                    for t in e["tickers"].as_array().map_or(&[][..], Vec::as_slice) {
+                        if !t["best_bid_quantity"].is_null() {
+                            let q = quote(
+                                &t["best_bid"],
+                                &t["best_bid_quantity"],
+                                &t["best_ask"],
+                                &t["best_ask_quantity"],
+                            )?;
+                            let product = t["product_id"].as_str().unwrap_or_default();
+                            self.emit.event(product, rfc3339(&v["timestamp"]), self.recv, MarketEventKind::Quote(q));
+                        }
+                    }
+                }
+                report.count("quote", 1);
+            }
             _ => report.count("ignored", 1),
         }
         Ok(())
@@ -163,6 +229,7 @@ impl CoinbaseChecker {
 
 impl Checker for CoinbaseChecker {
     fn on_ws(&mut self, r: &RawRecord, report: &mut CheckReport) {
+        self.recv = r.ts_ns;
         super::json_frame(r, report, |v, report| {
             if let Some(ch) = v["channel"].as_str() {
                 self.advanced(v, ch, r.line, report)
@@ -176,5 +243,13 @@ impl Checker for CoinbaseChecker {
 
     fn books(&self) -> Vec<(String, super::BookReport)> {
         self.books.iter().map(|(s, b)| (s.clone(), b.report())).collect()
+    }
+
+    fn collect_events(&mut self) -> bool {
+        self.emit.enable()
+    }
+
+    fn take_events(&mut self, out: &mut Vec<(String, argus_core::MarketEvent)>) {
+        self.emit.take(out);
     }
 }

@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use argus_core::BookDelta;
+use argus_core::{BookDelta, MarketEventKind};
 
-use super::{CheckReport, Checker, SymbolBook};
-use crate::kraken::{decode_v1, decode_v2, KrakenBook, KrakenV1, KrakenV2};
+use super::{CheckReport, Checker, Emitter, SymbolBook};
+use crate::kraken::{decode_v1, decode_v2, KrakenBook, KrakenTrade, KrakenV1, KrakenV2};
 use crate::rawlog::RawRecord;
 
 struct Pair {
@@ -21,6 +21,9 @@ pub(crate) struct KrakenChecker {
     deltas: Vec<BookDelta>,
     /// v2 book depth per symbol, from the subscribe ack (default 10).
     v2_depth: BTreeMap<String, usize>,
+    emit: Emitter,
+    /// Receive time of the frame being read.
+    recv: u64,
 }
 
 impl KrakenChecker {
@@ -57,10 +60,15 @@ impl KrakenChecker {
         report.count("delta", self.deltas.len() as u64);
         for d in &self.deltas {
             p.view.apply(d);
+            self.emit.stage(*d);
         }
+        // Book levels carry per-level times; the message's deltas go out untimed (the hot
+        // thread dates them by the stream around them).
+        let recv = self.recv;
         if let Err(e) = applied {
             p.view.synced = false;
             p.broken = true;
+            self.emit.broken(&pair, 0, recv);
             return report.error(format!("line {line}: {e}"));
         }
         if snapshot {
@@ -80,7 +88,16 @@ impl KrakenChecker {
                 // Stale until a fresh snapshot (live: resubscribe).
                 p.view.synced = false;
                 p.broken = true;
+                return self.emit.broken(&pair, 0, recv);
             }
+        }
+        self.emit.flush(&pair, 0, recv);
+    }
+
+    fn trades(&mut self, trades: Vec<KrakenTrade>, report: &mut CheckReport) {
+        report.count("trade", trades.len() as u64);
+        for t in trades {
+            self.emit.event(&t.symbol, t.ts_ns, self.recv, MarketEventKind::Trade(t.trade));
         }
     }
 
@@ -93,7 +110,7 @@ impl KrakenChecker {
                 }
                 report.count("ignored", 1);
             }
-            Ok(KrakenV2::Trades(n)) => report.count("trade", n),
+            Ok(KrakenV2::Trades(t)) => self.trades(t, report),
             Ok(KrakenV2::Quotes(n)) => report.count("quote", n),
             Ok(KrakenV2::Book { snapshot, books }) => {
                 for b in books {
@@ -108,6 +125,7 @@ impl KrakenChecker {
 impl Checker for KrakenChecker {
     fn on_ws(&mut self, r: &RawRecord, report: &mut CheckReport) {
         report.frames += 1;
+        self.recv = r.ts_ns;
         let body = r.body.trim_start();
         if body.starts_with('{') && !body.contains("\"event\"") {
             return self.v2(r, report);
@@ -118,12 +136,20 @@ impl Checker for KrakenChecker {
         };
         match frame {
             KrakenV1::Event => report.count("ignored", 1),
-            KrakenV1::Trades { count, .. } => report.count("trade", count),
+            KrakenV1::Trades(t) => self.trades(t, report),
             KrakenV1::Quote { .. } => report.count("quote", 1),
             KrakenV1::Book { pair, depth, snapshot, levels, checksum } => {
                 self.book(pair, depth, snapshot, &levels, checksum, false, r.line, report);
             }
         }
+    }
+
+    fn collect_events(&mut self) -> bool {
+        self.emit.enable()
+    }
+
+    fn take_events(&mut self, out: &mut Vec<(String, argus_core::MarketEvent)>) {
+        self.emit.take(out);
     }
 
     fn books(&self) -> Vec<(String, super::BookReport)> {

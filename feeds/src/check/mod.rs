@@ -13,7 +13,10 @@ mod okx;
 
 use std::collections::BTreeMap;
 
-use argus_core::{BookDelta, MarketEvent, MarketEventKind, OrderBook, Side};
+use argus_core::{
+    BookAction, BookDelta, DeltaFlags, InstrumentId, MarketEvent, MarketEventKind, OrderBook, Price, Qty, Side,
+    UnixNanos,
+};
 use serde::Serialize;
 
 use crate::rawlog::{MergedInputs, RawKind, RawRecord};
@@ -165,16 +168,18 @@ impl SymbolBook {
         self.book.apply(d);
     }
 
-    /// Empties the book before a snapshot's levels.
-    pub(crate) fn clear_for_snapshot(&mut self, sequence: u64) {
-        self.book.apply(&BookDelta {
-            action: argus_core::BookAction::Clear,
+    /// Empties the book before a snapshot's levels; returns the `Clear` it applied.
+    pub(crate) fn clear_for_snapshot(&mut self, sequence: u64) -> BookDelta {
+        let clear = BookDelta {
+            action: BookAction::Clear,
             side: Side::Buy,
-            flags: argus_core::DeltaFlags(argus_core::DeltaFlags::SNAPSHOT),
-            price: argus_core::Price::ZERO,
-            qty: argus_core::Qty::ZERO,
+            flags: DeltaFlags(DeltaFlags::SNAPSHOT),
+            price: Price::ZERO,
+            qty: Qty::ZERO,
             sequence,
-        });
+        };
+        self.book.apply(&clear);
+        clear
     }
 
     pub(crate) fn report(&self) -> BookReport {
@@ -194,6 +199,90 @@ impl SymbolBook {
             synced: self.synced,
         }
     }
+}
+
+/// The normalized events a checker hands on once asked to ([`Checker::collect_events`]), each
+/// with the venue's symbol (the caller maps it to its instrument). A message's book levels are
+/// staged and flushed together, the last one flagged [`DeltaFlags::LAST`]: the book is whole
+/// after it. A broken book is announced with a `Clear` (no snapshot flag), so whatever applies
+/// the stream marks it stale until the venue's next snapshot ends.
+#[derive(Debug, Default)]
+pub(crate) struct Emitter {
+    out: Option<Vec<(String, MarketEvent)>>,
+    staged: Vec<BookDelta>,
+}
+
+impl Emitter {
+    pub(crate) fn enable(&mut self) -> bool {
+        self.out = Some(Vec::with_capacity(8192));
+        true
+    }
+
+    pub(crate) fn event(&mut self, symbol: &str, ts_exchange: u64, ts_recv: u64, kind: MarketEventKind) {
+        if let Some(out) = &mut self.out {
+            out.push((
+                symbol.to_owned(),
+                MarketEvent {
+                    ts_exchange: UnixNanos(ts_exchange),
+                    ts_recv: UnixNanos(ts_recv),
+                    instrument: InstrumentId(0),
+                    decode_ns: 0,
+                    kind,
+                },
+            ));
+        }
+    }
+
+    /// Stages one level of the message being read.
+    pub(crate) fn stage(&mut self, d: BookDelta) {
+        if self.out.is_some() {
+            self.staged.push(d);
+        }
+    }
+
+    /// Emits the staged levels; the last ends the message.
+    pub(crate) fn flush(&mut self, symbol: &str, ts_exchange: u64, ts_recv: u64) {
+        let n = self.staged.len();
+        for i in 0..n {
+            let mut d = self.staged[i];
+            if i + 1 == n {
+                d.flags.0 |= DeltaFlags::LAST;
+            }
+            self.event(symbol, ts_exchange, ts_recv, MarketEventKind::Delta(d));
+        }
+        self.staged.clear();
+    }
+
+    /// Announces a broken book: downstream empties it and waits for a snapshot.
+    pub(crate) fn broken(&mut self, symbol: &str, ts_exchange: u64, ts_recv: u64) {
+        self.staged.clear();
+        let clear = BookDelta {
+            action: BookAction::Clear,
+            side: Side::Buy,
+            flags: DeltaFlags(0),
+            price: Price::ZERO,
+            qty: Qty::ZERO,
+            sequence: 0,
+        };
+        self.event(symbol, ts_exchange, ts_recv, MarketEventKind::Delta(clear));
+    }
+
+    pub(crate) fn take(&mut self, out: &mut Vec<(String, MarketEvent)>) {
+        if let Some(c) = &mut self.out {
+            out.append(c);
+        }
+    }
+}
+
+/// A venue's millisecond timestamp, as a JSON number or string, in nanoseconds (0 when absent).
+pub(crate) fn millis(v: &serde_json::Value) -> u64 {
+    let ms = v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap_or(0);
+    UnixNanos::from_millis(ms).0
+}
+
+/// A venue's RFC 3339 timestamp in nanoseconds (0 when absent or unreadable).
+pub(crate) fn rfc3339(v: &serde_json::Value) -> u64 {
+    v.as_str().and_then(UnixNanos::parse_rfc3339).map_or(0, |t| t.0)
 }
 
 /// Fractional digits of a decimal string (`"0.35130000"` -> 8).

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use argus_core::{BookAction, BookDelta, DeltaFlags, Price, Qty, Side};
+use argus_core::{BookAction, BookDelta, DeltaFlags, MarketEventKind, Price, Qty, Quote, Side, Trade};
 use serde_json::Value;
 
-use super::{CheckReport, Checker, SymbolBook};
+use super::{millis, CheckReport, Checker, Emitter, SymbolBook};
 use crate::kraken::key;
 use crate::rawlog::RawRecord;
 
@@ -24,6 +24,7 @@ struct Inst {
 #[derive(Default)]
 pub(crate) struct OkxChecker {
     insts: BTreeMap<String, Inst>,
+    emit: Emitter,
 }
 
 /// OKX's checksum of a book: top 25 bids (desc) and asks (asc) interleaved, `px:sz` joined by
@@ -46,7 +47,7 @@ pub(crate) fn okx_checksum(bids: &Ladder, asks: &Ladder) -> i32 {
 }
 
 impl Inst {
-    fn apply(&mut self, side: Side, px: &str, sz: &str, flags: u8) -> Result<(), String> {
+    fn apply(&mut self, side: Side, px: &str, sz: &str, flags: u8, emit: &mut Emitter) -> Result<(), String> {
         let k = key(px).map_err(|e| e.to_string())?;
         let qty = Qty::parse(sz).map_err(|e| format!("size `{sz}`: {e}"))?;
         let ladder = if side == Side::Buy { &mut self.bids } else { &mut self.asks };
@@ -58,17 +59,32 @@ impl Inst {
         let view = self.view.get_or_insert_with(SymbolBook::new);
         view.learn(px, sz);
         if let Ok(units) = i64::try_from(k) {
-            view.apply(&BookDelta {
+            let d = BookDelta {
                 action: BookAction::Update,
                 side,
                 flags: DeltaFlags(flags),
                 price: Price::from_units(units),
                 qty,
                 sequence: 0,
-            });
+            };
+            view.apply(&d);
+            emit.stage(d);
         }
         Ok(())
     }
+}
+
+/// Best bid and offer from OKX's strings (an empty side reads as zero).
+fn okx_quote(bp: &Value, bs: &Value, ap: &Value, asz: &Value) -> Result<Quote, String> {
+    let px = |v: &Value| match v.as_str() {
+        None | Some("") => Ok(Price::ZERO),
+        Some(s) => Price::parse(s).map_err(|e| format!("quote price `{s}`: {e}")),
+    };
+    let sz = |v: &Value| match v.as_str() {
+        None | Some("") => Ok(Qty::ZERO),
+        Some(s) => Qty::parse(s).map_err(|e| format!("quote size `{s}`: {e}")),
+    };
+    Ok(Quote { bid_price: px(bp)?, bid_qty: sz(bs)?, ask_price: px(ap)?, ask_qty: sz(asz)? })
 }
 
 impl OkxChecker {
@@ -77,10 +93,12 @@ impl OkxChecker {
         inst_id: &str,
         action: &str,
         d: &Value,
-        line: u64,
+        r: &RawRecord,
         report: &mut CheckReport,
     ) -> Result<(), String> {
+        let (line, ts, recv) = (r.line, millis(&d["ts"]), r.ts_ns);
         let inst = self.insts.entry(inst_id.to_owned()).or_default();
+        let emit = &mut self.emit;
         let snapshot = action == "snapshot";
         if !snapshot && !inst.view.as_ref().is_some_and(|v| v.synced) {
             if !inst.broken {
@@ -97,6 +115,7 @@ impl OkxChecker {
                     if let Some(v) = &mut inst.view {
                         v.synced = false;
                     }
+                    emit.broken(inst_id, ts, recv);
                     return Ok(());
                 }
             }
@@ -104,14 +123,14 @@ impl OkxChecker {
         if snapshot {
             inst.bids.clear();
             inst.asks.clear();
-            inst.view.get_or_insert_with(SymbolBook::new).clear_for_snapshot(0);
+            emit.stage(inst.view.get_or_insert_with(SymbolBook::new).clear_for_snapshot(0));
         }
         let flags = if snapshot { DeltaFlags::SNAPSHOT } else { 0 };
         let mut n = 0;
         for (k, side) in [("bids", Side::Buy), ("asks", Side::Sell)] {
             for l in d[k].as_array().ok_or(format!("book without `{k}`"))? {
                 let (px, sz) = (l[0].as_str().ok_or("level price")?, l[1].as_str().ok_or("level size")?);
-                inst.apply(side, px, sz, flags)?;
+                inst.apply(side, px, sz, flags, emit)?;
                 n += 1;
             }
         }
@@ -135,32 +154,54 @@ impl OkxChecker {
                 if let Some(v) = &mut inst.view {
                     v.synced = false;
                 }
+                emit.broken(inst_id, ts, recv);
+                return Ok(());
             }
         }
+        emit.flush(inst_id, ts, recv);
         Ok(())
     }
 
-    fn frame(&mut self, v: &Value, line: u64, report: &mut CheckReport) -> Result<(), String> {
+    fn frame(&mut self, v: &Value, r: &RawRecord, report: &mut CheckReport) -> Result<(), String> {
         if v.get("event").is_some() {
             report.count("ignored", 1);
             return Ok(());
         }
         let channel = v["arg"]["channel"].as_str().ok_or("no arg.channel")?;
         let data = v["data"].as_array().ok_or("no data")?;
+        let arg_inst = v["arg"]["instId"].as_str().unwrap_or_default();
         match channel {
             "trades" | "trades-all" => {
                 for t in data {
-                    Price::parse(t["px"].as_str().unwrap_or("?")).map_err(|e| format!("trade px: {e}"))?;
+                    let trade = Trade {
+                        price: Price::parse(t["px"].as_str().unwrap_or("?")).map_err(|e| format!("trade px: {e}"))?,
+                        qty: Qty::parse(t["sz"].as_str().unwrap_or("?")).map_err(|e| format!("trade sz: {e}"))?,
+                        trade_id: t["tradeId"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0),
+                        aggressor: if t["side"] == "sell" { Side::Sell } else { Side::Buy },
+                    };
+                    let inst = t["instId"].as_str().unwrap_or(arg_inst);
+                    self.emit.event(inst, millis(&t["ts"]), r.ts_ns, MarketEventKind::Trade(trade));
                 }
                 report.count("trade", data.len() as u64);
             }
-            "tickers" | "bbo-tbt" => report.count("quote", data.len() as u64),
+            "tickers" | "bbo-tbt" => {
+                for q in data {
+                    let quote = if channel == "tickers" {
+                        okx_quote(&q["bidPx"], &q["bidSz"], &q["askPx"], &q["askSz"])
+                    } else {
+                        okx_quote(&q["bids"][0][0], &q["bids"][0][1], &q["asks"][0][0], &q["asks"][0][1])
+                    }?;
+                    let inst = q["instId"].as_str().unwrap_or(arg_inst);
+                    self.emit.event(inst, millis(&q["ts"]), r.ts_ns, MarketEventKind::Quote(quote));
+                }
+                report.count("quote", data.len() as u64);
+            }
             c if c.starts_with("books") => {
                 let inst_id = v["arg"]["instId"].as_str().ok_or("no arg.instId")?.to_owned();
                 // books5 and bbo-style channels send whole snapshots every time.
                 let action = v["action"].as_str().unwrap_or("snapshot");
                 for d in data {
-                    self.book(&inst_id, action, d, line, report)?;
+                    self.book(&inst_id, action, d, r, report)?;
                 }
             }
             _ => report.count("ignored", 1),
@@ -171,7 +212,15 @@ impl OkxChecker {
 
 impl Checker for OkxChecker {
     fn on_ws(&mut self, r: &RawRecord, report: &mut CheckReport) {
-        super::json_frame(r, report, |v, report| self.frame(v, r.line, report));
+        super::json_frame(r, report, |v, report| self.frame(v, r, report));
+    }
+
+    fn collect_events(&mut self) -> bool {
+        self.emit.enable()
+    }
+
+    fn take_events(&mut self, out: &mut Vec<(String, argus_core::MarketEvent)>) {
+        self.emit.take(out);
     }
 
     fn books(&self) -> Vec<(String, super::BookReport)> {
