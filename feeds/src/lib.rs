@@ -28,6 +28,7 @@ pub mod rawlog;
 pub mod recording;
 pub mod replay;
 pub mod stats;
+pub mod venue;
 
 pub use error::FeedError;
 pub use stats::FeedStats;

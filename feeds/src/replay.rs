@@ -331,3 +331,138 @@ async fn replay_ws(stream: TcpStream, shared: &Shared) -> Result<(), FeedError> 
     let _ = tokio::time::timeout(Duration::from_secs(5), async { while let Some(Ok(_)) = ws.next().await {} }).await;
     Ok(())
 }
+
+/// The websocket frames of a raw capture (any format `feeds check` reads), in order.
+///
+/// # Errors
+/// When a file cannot be opened.
+pub fn capture_frames(paths: &[std::path::PathBuf]) -> Result<Vec<String>, FeedError> {
+    Ok(crate::rawlog::MergedInputs::open(paths)?
+        .filter(|r| matches!(r.kind, crate::rawlog::RawKind::Ws))
+        .map(|r| r.body)
+        .collect())
+}
+
+struct CaptureShared {
+    frames: Vec<Utf8Bytes>,
+    /// Frames lost on the first connection only (a gap the client must resync from).
+    skip_first: Vec<usize>,
+    connections: std::sync::atomic::AtomicU64,
+    /// Every text message clients sent (subscriptions, pings), in order.
+    received: Mutex<Vec<String>>,
+}
+
+/// A loopback venue for the snapshot-over-websocket venues (OKX, Bybit, Coinbase, Kraken):
+/// each connection, once the client has sent its first message (the subscription), gets the
+/// capture's frames from the start (so a resubscription starts with the snapshot, as on the
+/// venue), as fast as it reads, then a close frame. Application pings (`ping`) get `pong`.
+#[derive(Debug)]
+pub struct CaptureServer {
+    addr: SocketAddr,
+    shared: Arc<CaptureShared>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for CaptureShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaptureShared").field("frames", &self.frames.len()).finish_non_exhaustive()
+    }
+}
+
+impl CaptureServer {
+    /// Binds `127.0.0.1:0`.
+    ///
+    /// # Errors
+    /// When the listener cannot be bound.
+    pub async fn start(frames: Vec<String>, skip_first: Vec<usize>) -> Result<Self, FeedError> {
+        let shared = Arc::new(CaptureShared {
+            frames: frames.into_iter().map(Utf8Bytes::from).collect(),
+            skip_first,
+            connections: std::sync::atomic::AtomicU64::new(0),
+            received: Mutex::new(Vec::new()),
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let serving = Arc::clone(&shared);
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let shared = Arc::clone(&serving);
+                tokio::spawn(async move {
+                    if let Err(error) = serve_capture(stream, shared).await {
+                        tracing::debug!(%error, "capture connection ended");
+                    }
+                });
+            }
+        });
+        Ok(Self { addr, shared, task })
+    }
+
+    /// `ws://127.0.0.1:port/ws`.
+    pub fn url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.shared.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Text messages clients have sent.
+    pub fn received(&self) -> Vec<String> {
+        self.shared.received.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for CaptureServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve_capture(stream: TcpStream, shared: Arc<CaptureShared>) -> Result<(), FeedError> {
+    use futures_util::StreamExt;
+    stream.set_nodelay(true)?;
+    let ws = tokio_tungstenite::accept_async(stream).await?;
+    let first = shared.connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+    let (mut tx, mut rx) = ws.split();
+    let (pong_tx, mut pong_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel::<()>();
+    let reader_shared = Arc::clone(&shared);
+    let reader = tokio::spawn(async move {
+        let mut subscribed = Some(subscribed_tx);
+        while let Some(Ok(msg)) = rx.next().await {
+            if let Message::Text(t) = msg {
+                if t.as_str() == "ping" {
+                    let _ = pong_tx.send(());
+                }
+                if let Ok(mut r) = reader_shared.received.lock() {
+                    r.push(t.as_str().to_owned());
+                }
+                if let Some(s) = subscribed.take() {
+                    let _ = s.send(());
+                }
+            }
+        }
+    });
+    // Nothing is sent before the client subscribes.
+    if tokio::time::timeout(Duration::from_secs(10), subscribed_rx).await.is_err() {
+        reader.abort();
+        return Ok(());
+    }
+    for (i, frame) in shared.frames.iter().enumerate() {
+        while pong_rx.try_recv().is_ok() {
+            tx.feed(Message::Text(Utf8Bytes::from_static("pong"))).await?;
+        }
+        if first && shared.skip_first.contains(&i) {
+            continue;
+        }
+        tx.feed(Message::Text(frame.clone())).await?;
+        if i % 64 == 63 {
+            tx.flush().await?;
+        }
+    }
+    tx.send(Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "end of capture".into() }))).await?;
+    // The reader ends when the client answers the close (every frame delivered by then).
+    let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
+    Ok(())
+}

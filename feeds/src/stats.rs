@@ -18,6 +18,10 @@ pub struct FeedStats {
     pub gaps: AtomicU64,
     pub stale_diffs: AtomicU64,
     pub snapshot_failures: AtomicU64,
+    /// Book checksums that did not match (OKX, Kraken).
+    pub checksum_failures: AtomicU64,
+    /// Books rebuilt from a fresh snapshot after a gap or checksum failure.
+    pub resyncs: AtomicU64,
     pub events_sent: AtomicU64,
     /// Times the queue to the hot thread was full and the feed had to wait.
     pub queue_full: AtomicU64,

@@ -307,7 +307,7 @@ async fn session(
 }
 
 /// A `Clear` delta: the book is gone until the next snapshot.
-fn book_reset(instrument: InstrumentId) -> MarketEvent {
+pub(crate) fn book_reset(instrument: InstrumentId) -> MarketEvent {
     MarketEvent {
         ts_exchange: UnixNanos(0),
         ts_recv: now(),
@@ -334,7 +334,11 @@ fn account(stats: &FeedStats, before: super::sync::SyncStats, sync: &DepthSync) 
 
 /// Stamps decode latency and pushes events, waiting (never dropping) while the queue is full:
 /// a dropped book delta would corrupt the book.
-fn stamp_and_send(ready: &mut [MarketEvent], tx: &Sender<MarketEvent>, stats: &FeedStats) -> Result<(), FeedError> {
+pub(crate) fn stamp_and_send(
+    ready: &mut [MarketEvent],
+    tx: &Sender<MarketEvent>,
+    stats: &FeedStats,
+) -> Result<(), FeedError> {
     let done = now();
     for ev in ready.iter_mut() {
         ev.decode_ns = u32::try_from(done.since(ev.ts_recv)).unwrap_or(u32::MAX);

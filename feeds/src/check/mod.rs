@@ -331,6 +331,41 @@ pub(crate) fn best_strings<'a>(mut it: impl Iterator<Item = &'a (String, String)
     it.next().map(|(p, q)| [p.clone(), q.clone()])
 }
 
+/// One venue's normalizer and book sync on a live connection: websocket frames in, events out,
+/// with the same code `feeds check` and `data import` run on captures. Its report counts what
+/// the connection has seen (frames, errors, gaps, checksums).
+pub struct LiveChecker {
+    inner: Box<dyn Checker>,
+    report: CheckReport,
+    frames: u64,
+}
+
+impl LiveChecker {
+    pub fn new(venue: CheckVenue) -> Self {
+        let mut inner = checker(venue);
+        inner.collect_events();
+        Self { inner, report: CheckReport { venue: venue.as_str().to_owned(), ..CheckReport::default() }, frames: 0 }
+    }
+
+    /// Reads one frame; its events (with the venue's symbols) are appended to `out`.
+    pub fn on_frame(&mut self, text: &str, ts_recv: UnixNanos, out: &mut Vec<(String, MarketEvent)>) {
+        self.frames += 1;
+        let r = RawRecord { ts_ns: ts_recv.0, kind: RawKind::Ws, body: text.to_owned(), input: 0, line: self.frames };
+        self.inner.on_ws(&r, &mut self.report);
+        self.inner.take_events(out);
+    }
+
+    pub fn report(&self) -> &CheckReport {
+        &self.report
+    }
+}
+
+impl std::fmt::Debug for LiveChecker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveChecker").field("report", &self.report).finish_non_exhaustive()
+    }
+}
+
 fn checker(venue: CheckVenue) -> Box<dyn Checker> {
     match venue {
         CheckVenue::BinanceSpot => Box::new(binance::BinanceChecker::new(false)),
