@@ -33,7 +33,12 @@ fn bench(c: &mut Criterion) {
         journal_every_ns: None,
         audit: None,
     };
-    let make = || setup.build(InstrumentId(0), InstrumentSpec::BINANCE_SPOT_BTCUSDT, false).unwrap().0;
+    let make = || {
+        setup
+            .build(InstrumentId(0), argus_core::Venue::BinanceSpot, InstrumentSpec::BINANCE_SPOT_BTCUSDT, false)
+            .unwrap()
+            .0
+    };
     let mut g = c.benchmark_group("hot_thread");
     g.sample_size(10);
     g.throughput(Throughput::Elements(events.len() as u64));

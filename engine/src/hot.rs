@@ -60,6 +60,42 @@ pub struct HotCounters {
     pub cancel_errors: u64,
 }
 
+/// A book the hot thread keeps for an instrument it watches but does not trade (other symbols
+/// and venues of a live run): exact, with its health, for reports, metrics and, later,
+/// cross-venue features.
+#[derive(Debug)]
+pub struct WatchedBook {
+    pub book: OrderBook,
+    /// Whole: the last message ended a snapshot or diff, and no `Clear` came since.
+    pub synced: bool,
+    pub events: u64,
+    pub trades: u64,
+    pub quotes: u64,
+    pub deltas: u64,
+    pub last_venue_ts: UnixNanos,
+}
+
+impl WatchedBook {
+    fn on_event(&mut self, ev: &MarketEvent) {
+        self.events += 1;
+        self.last_venue_ts = self.last_venue_ts.max(ev.ts_exchange);
+        match ev.kind {
+            MarketEventKind::Delta(d) => {
+                self.book.apply(&d);
+                self.deltas += 1;
+                if d.action == BookAction::Clear {
+                    self.synced = false;
+                } else if d.flags.is_last() {
+                    self.synced = true;
+                }
+            }
+            MarketEventKind::Trade(_) => self.trades += 1,
+            MarketEventKind::Quote(_) => self.quotes += 1,
+            MarketEventKind::Mark(_) | MarketEventKind::Liquidation(_) => {}
+        }
+    }
+}
+
 /// Wiring of the hot thread.
 #[derive(Debug)]
 pub struct HotThread<Sc, St> {
@@ -84,6 +120,9 @@ pub struct HotThread<Sc, St> {
     pub audit: Option<AuditSink>,
     /// Orders, fills and the equity curve, kept for backtest reports (never live).
     pub journal: Option<Box<Journal>>,
+    /// Books of watched instruments, indexed by instrument id (`None` for the traded one and
+    /// for instruments not watched, whose events take the traded path as before).
+    pub watched: Vec<Option<WatchedBook>>,
     intents: Vec<OrderIntent>,
     reports: Vec<ExecReport>,
     cancels: Vec<ClientOrderId>,
@@ -124,6 +163,7 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
             live_clock,
             audit: None,
             journal: None,
+            watched: Vec::new(),
             intents: Vec::with_capacity(16),
             reports: Vec::with_capacity(64),
             cancels: Vec::with_capacity(argus_risk::MAX_LIVE_ORDERS as usize),
@@ -159,11 +199,37 @@ impl<Sc: Scorer, St: Strategy> HotThread<Sc, St> {
         }
     }
 
+    /// Keeps books for `instruments` besides the traded one (allocated here, once).
+    pub fn watch(&mut self, instruments: impl IntoIterator<Item = InstrumentId>, book_levels: usize) {
+        for id in instruments {
+            let i = id.0 as usize;
+            if id == self.instrument {
+                continue;
+            }
+            if self.watched.len() <= i {
+                self.watched.resize_with(i + 1, || None);
+            }
+            self.watched[i] = Some(WatchedBook {
+                book: OrderBook::new(book_levels),
+                synced: false,
+                events: 0,
+                trades: 0,
+                quotes: 0,
+                deltas: 0,
+                last_venue_ts: UnixNanos(0),
+            });
+        }
+    }
+
     /// Processes one event.
     #[inline]
     pub fn step(&mut self, ev: &MarketEvent) {
         let t0 = Instant::now();
         self.counters.events += 1;
+        if let Some(Some(w)) = self.watched.get_mut(ev.instrument.0 as usize) {
+            w.on_event(ev);
+            return;
+        }
         if self.live_clock && ev.ends_message() {
             let now = argus_feeds::binance::client::now();
             self.latency.record(Stage::ReceiveDecode, u64::from(ev.decode_ns));

@@ -57,7 +57,7 @@ enum Command {
     /// Replay the bundled recording through an embedded Binance-compatible server and the full
     /// live pipeline: feed -> book -> features -> model -> strategy -> risk -> simulated fills.
     Demo(DemoArgs),
-    /// Connect to a real venue (Binance spot) and paper-trade.
+    /// Connect to real venues (Binance spot by default; any of the six with --config) and paper-trade.
     Live(LiveArgs),
     /// Replay history through the same hot thread, without sockets: a Parquet tape recorded
     /// with `--record`, or a raw venue recording.
@@ -232,6 +232,13 @@ struct DemoArgs {
 
 #[derive(Args, Debug)]
 struct LiveArgs {
+    /// Venues and symbols to subscribe (TOML: `trade = "venue:symbol"` and `[[feed]]` tables
+    /// with `venue`, `symbols`, optional `url`, `rest_url`, `end_on_close`); replaces
+    /// --symbol, --ws-base and --rest-base. Every feed goes through the one hot thread: the
+    /// strategy trades one instrument, the others' books are kept and reported.
+    #[arg(long, conflicts_with_all = ["symbol", "ws_base", "rest_base"])]
+    config: Option<PathBuf>,
+    /// Binance spot symbol (without --config).
     #[arg(long, default_value = "BTCUSDT")]
     symbol: String,
     #[arg(long, default_value = argus_feeds::binance::client::SPOT_WS_BASE)]
@@ -1144,13 +1151,7 @@ fn audit_target(run: &RunArgs) -> Option<argus_engine::audit::AuditTarget> {
     run.audit.clone().map(|path| argus_engine::audit::AuditTarget { path, rotate_records: run.audit_rotate_records })
 }
 
-fn pipeline_config(
-    run: &RunArgs,
-    ws_base: String,
-    rest_base: String,
-    symbol: &str,
-    reconnect: bool,
-) -> Result<PipelineConfig> {
+fn pipeline_config(run: &RunArgs, plan: pipeline::LivePlan, reconnect: bool) -> Result<PipelineConfig> {
     let metrics_addr = match run.metrics_addr.as_str() {
         "off" => None,
         a => Some(a.parse::<SocketAddr>().with_context(|| format!("--metrics-addr `{a}`"))?),
@@ -1167,9 +1168,8 @@ fn pipeline_config(
     // The environment wins over the file, so a deployment can rotate the token without edits.
     let control_token = std::env::var(argus_engine::control::TOKEN_ENV).ok().filter(|t| !t.is_empty()).or(file_token);
     Ok(PipelineConfig {
-        ws_base,
-        rest_base,
-        symbol: symbol.to_owned(),
+        feeds: plan.feeds,
+        trade: plan.trade,
         models: argus_models::market::MarketModelPaths {
             alpha: run.model.clone().unwrap_or_else(|| bundled(ALPHA_MODEL)),
             anomaly: match run.anomaly_model.as_deref() {
@@ -1556,7 +1556,7 @@ fn backtest(args: BacktestArgs) -> Result<()> {
     if args.run.record.is_some() {
         anyhow::bail!("--record is for live runs; a backtest already has its tape");
     }
-    let cfg = pipeline_config(&args.run, String::new(), String::new(), &args.symbol, false)?;
+    let cfg = pipeline_config(&args.run, pipeline::LivePlan { feeds: Vec::new(), trade: None }, false)?;
     let mut setup = cfg.hot_setup();
     anyhow::ensure!(
         setup.inference == argus_engine::pipeline::Inference::Inline,
@@ -1623,7 +1623,8 @@ fn demo(args: DemoArgs) -> Result<()> {
     let frames = RecordingReader::read_all(&path).with_context(|| format!("reading recording {}", path.display()))?;
     let server = rt.block_on(ReplayServer::start(&frames, args.speed, Faults::default()))?;
     info!(addr = %server.addr(), frames = frames.len(), speed = ?args.speed, "replay server up");
-    let cfg = pipeline_config(&args.run, server.ws_base(), server.rest_base(), "BTCUSDT", false)?;
+    let feed = pipeline::FeedPlan::binance_spot("BTCUSDT", server.ws_base(), server.rest_base());
+    let cfg = pipeline_config(&args.run, pipeline::LivePlan { feeds: vec![feed], trade: None }, false)?;
     let shutdown = shutdown_on_ctrl_c(&rt);
     let report = pipeline::run(&rt, &cfg, shutdown)?;
     drop(server);
@@ -1632,7 +1633,17 @@ fn demo(args: DemoArgs) -> Result<()> {
 
 fn live(args: LiveArgs) -> Result<()> {
     let rt = runtime()?;
-    let cfg = pipeline_config(&args.run, args.ws_base.clone(), args.rest_base.clone(), &args.symbol, true)?;
+    let plan = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            pipeline::LiveFile::parse(&text).with_context(|| format!("live config {}", path.display()))?
+        }
+        None => pipeline::LivePlan {
+            feeds: vec![pipeline::FeedPlan::binance_spot(&args.symbol, args.ws_base.clone(), args.rest_base.clone())],
+            trade: None,
+        },
+    };
+    let cfg = pipeline_config(&args.run, plan, true)?;
     let shutdown = shutdown_on_ctrl_c(&rt);
     let report = pipeline::run(&rt, &cfg, shutdown)?;
     finish(&report, args.run.report_json.as_deref())

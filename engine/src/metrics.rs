@@ -2,6 +2,7 @@
 //! and a tiny `/metrics` HTTP endpoint.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use prometheus::core::Collector;
@@ -34,6 +35,14 @@ pub const AUDIT_DROPPED_TOTAL: &str = "argus_audit_dropped_total";
 pub const RISK_STATE_CHANGES_TOTAL: &str = "argus_risk_state_changes_total";
 pub const RISK_EXPOSURE: &str = "argus_risk_exposure_quote_nano";
 pub const RISK_LIVE_ORDERS: &str = "argus_risk_live_orders";
+pub const VENUE_CONNECTED: &str = "argus_venue_connected";
+pub const VENUE_FRAMES_TOTAL: &str = "argus_venue_frames_total";
+pub const VENUE_DECODE_ERRORS_TOTAL: &str = "argus_venue_decode_errors_total";
+pub const VENUE_GAPS_TOTAL: &str = "argus_venue_gaps_total";
+pub const VENUE_RESYNCS_TOTAL: &str = "argus_venue_resyncs_total";
+pub const VENUE_CHECKSUM_FAILURES_TOTAL: &str = "argus_venue_checksum_failures_total";
+pub const VENUE_RECONNECTS_TOTAL: &str = "argus_venue_reconnects_total";
+pub const VENUE_EVENTS_TOTAL: &str = "argus_venue_events_total";
 
 /// Every metric of a run.
 #[derive(Debug, Clone)]
@@ -135,6 +144,96 @@ pub fn render(registry: &Registry) -> Vec<u8> {
     // Encoding into a Vec cannot fail for valid families.
     let _ = TextEncoder::new().encode(&registry.gather(), &mut buf);
     buf
+}
+
+/// Per-venue feed health, read from the feeds' own atomic counters at scrape time (nothing to
+/// publish from the hot thread). Venues with several connections (one per Binance symbol) share
+/// one set of counters.
+#[derive(Debug)]
+pub struct VenueCollector {
+    feeds: Vec<(String, Arc<argus_feeds::FeedStats>)>,
+    descs: Vec<prometheus::core::Desc>,
+}
+
+/// Name, help, and whether the value is a gauge.
+type VenueFamily = (&'static str, &'static str, bool, fn(&argus_feeds::FeedStats) -> u64);
+
+const VENUE_FAMILIES: [VenueFamily; 8] = [
+    (VENUE_CONNECTED, "1 while the venue's websocket is connected", true, |s| s.connected.load(Ordering::Relaxed)),
+    (VENUE_FRAMES_TOTAL, "Websocket frames received", false, |s| {
+        [&s.frames_trade, &s.frames_depth, &s.frames_book_ticker, &s.frames_derivative, &s.frames_ignored, &s.malformed]
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }),
+    (VENUE_DECODE_ERRORS_TOTAL, "Frames that failed to decode", false, |s| s.malformed.load(Ordering::Relaxed)),
+    (VENUE_GAPS_TOTAL, "Book sequence gaps", false, |s| s.gaps.load(Ordering::Relaxed)),
+    (VENUE_RESYNCS_TOTAL, "Books rebuilt from a fresh snapshot after a gap or checksum failure", false, |s| {
+        s.resyncs.load(Ordering::Relaxed)
+    }),
+    (VENUE_CHECKSUM_FAILURES_TOTAL, "Book checksums that did not match", false, |s| {
+        s.checksum_failures.load(Ordering::Relaxed)
+    }),
+    (VENUE_RECONNECTS_TOTAL, "Reconnections after a lost or closed connection", false, |s| {
+        s.reconnects.load(Ordering::Relaxed)
+    }),
+    (VENUE_EVENTS_TOTAL, "Events queued to the hot thread", false, |s| s.events_sent.load(Ordering::Relaxed)),
+];
+
+impl VenueCollector {
+    /// # Errors
+    /// Invalid metric definitions (a programming error).
+    pub fn new(feeds: Vec<(String, Arc<argus_feeds::FeedStats>)>) -> prometheus::Result<Self> {
+        let descs = VENUE_FAMILIES
+            .iter()
+            .map(|(name, help, _, _)| {
+                prometheus::core::Desc::new(
+                    (*name).to_owned(),
+                    (*help).to_owned(),
+                    vec!["venue".to_owned()],
+                    Default::default(),
+                )
+            })
+            .collect::<prometheus::Result<_>>()?;
+        Ok(Self { feeds, descs })
+    }
+}
+
+impl Collector for VenueCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<proto::MetricFamily> {
+        VENUE_FAMILIES
+            .iter()
+            .map(|(name, help, gauge, read)| {
+                let mut mf = proto::MetricFamily::default();
+                mf.set_name((*name).to_owned());
+                mf.set_help((*help).to_owned());
+                mf.set_field_type(if *gauge { proto::MetricType::GAUGE } else { proto::MetricType::COUNTER });
+                for (venue, stats) in &self.feeds {
+                    let mut label = proto::LabelPair::default();
+                    label.set_name("venue".to_owned());
+                    label.set_value(venue.clone());
+                    let mut m = proto::Metric::default();
+                    m.set_label(vec![label]);
+                    let v = read(stats) as f64;
+                    if *gauge {
+                        let mut g = proto::Gauge::default();
+                        g.set_value(v);
+                        m.set_gauge(g);
+                    } else {
+                        let mut c = proto::Counter::default();
+                        c.set_value(v);
+                        m.set_counter(c);
+                    }
+                    mf.mut_metric().push(m);
+                }
+                mf
+            })
+            .collect()
+    }
 }
 
 /// Exposes the hot thread's stage buckets (published per batch) as Prometheus histograms.

@@ -12,6 +12,8 @@ use argus_backtest::sim::{SimConfig, SimExchange};
 use argus_core::{InstrumentSpec, InstrumentTable, MarketEvent, Reject, Venue};
 use argus_core::{ScoreError, Scorer};
 use argus_feeds::binance::{self, BinanceFeedConfig};
+use argus_feeds::check::CheckVenue;
+use argus_feeds::venue::VenueFeedConfig;
 use argus_feeds::FeedStats;
 use argus_models::batch::{BatchConfig, BatchInference, BatchedScorer};
 use argus_models::market::{MarketModelPaths, MarketScorer};
@@ -28,15 +30,151 @@ use crate::hot::{HotCounters, HotThread};
 use crate::latency::StageLatencies;
 use crate::metrics::{self, Metrics};
 use crate::recorder::Recorder;
-use crate::report::{FeedReport, Frames, ModelReport, QueueReport, Report};
+use crate::report::{FeedReport, Frames, ModelReport, QueueReport, Report, VenueReport, WatchedReport};
 use crate::spin::SpinRecv;
+
+/// One feed of a live run: a venue and the symbols to subscribe there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedPlan {
+    pub venue: CheckVenue,
+    /// Symbols as the venue writes them (`BTCUSDT`, `BTC-USDT`, `BTC-USD`, `BTC/USD`).
+    pub symbols: Vec<String>,
+    /// Websocket URL (Binance: the base URL); the venue's public endpoint when `None`.
+    pub url: Option<String>,
+    /// Binance: the REST base URL for depth snapshots; the venue's own when `None`.
+    pub rest_url: Option<String>,
+    /// End this feed when the server closes the stream (replays) instead of reconnecting.
+    pub end_on_close: bool,
+}
+
+impl FeedPlan {
+    /// One Binance spot symbol against the given endpoints (demo, `live` without `--config`).
+    pub fn binance_spot(symbol: &str, ws_base: String, rest_base: String) -> Self {
+        Self {
+            venue: CheckVenue::BinanceSpot,
+            symbols: vec![symbol.to_ascii_uppercase()],
+            url: Some(ws_base),
+            rest_url: Some(rest_base),
+            end_on_close: false,
+        }
+    }
+}
+
+/// `argus live --config FILE`: the venues and symbols to subscribe, and what to trade.
+///
+/// ```toml
+/// trade = "binance-spot:BTCUSDT"   # optional; the first feed's first symbol otherwise
+///
+/// [[feed]]
+/// venue = "binance-spot"           # binance-spot | binance-usdm | coinbase | kraken | bybit | okx
+/// symbols = ["BTCUSDT"]
+///
+/// [[feed]]
+/// venue = "okx"
+/// symbols = ["BTC-USDT", "ETH-USDT"]
+/// url = "wss://ws.okx.com:8443/ws/v5/public"   # optional: the venue's public endpoint
+/// ```
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveFile {
+    pub trade: Option<String>,
+    #[serde(rename = "feed")]
+    pub feeds: Vec<LiveFeedEntry>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveFeedEntry {
+    pub venue: String,
+    pub symbols: Vec<String>,
+    pub url: Option<String>,
+    /// Binance only: the REST base for depth snapshots.
+    pub rest_url: Option<String>,
+    /// End the feed when the server closes the stream (replays) instead of reconnecting.
+    #[serde(default)]
+    pub end_on_close: bool,
+}
+
+impl LiveFile {
+    /// Parses and checks a live configuration: known venues, symbols given once, the traded
+    /// instrument among them.
+    ///
+    /// # Errors
+    /// Malformed TOML, unknown keys or venues, empty or repeated symbols, a `trade` not subscribed.
+    pub fn parse(text: &str) -> Result<LivePlan> {
+        let file: LiveFile = toml::from_str(text)?;
+        anyhow::ensure!(!file.feeds.is_empty(), "no [[feed]] configured");
+        let venue = |name: &str| {
+            CheckVenue::parse(name)
+                .with_context(|| format!("unknown venue `{name}` (one of {})", CheckVenue::NAMES.join(", ")))
+        };
+        let mut plans: Vec<FeedPlan> = Vec::new();
+        for f in file.feeds {
+            let v = venue(&f.venue)?;
+            anyhow::ensure!(!f.symbols.is_empty(), "feed `{}` has no symbols", f.venue);
+            anyhow::ensure!(
+                f.rest_url.is_none() || matches!(v, CheckVenue::BinanceSpot | CheckVenue::BinanceUsdm),
+                "feed `{}`: rest_url is for Binance (other venues send book snapshots over the websocket)",
+                f.venue
+            );
+            for (i, s) in f.symbols.iter().enumerate() {
+                let same = |x: &String| x.eq_ignore_ascii_case(s);
+                let seen =
+                    f.symbols[..i].iter().any(same) || plans.iter().any(|p| p.venue == v && p.symbols.iter().any(same));
+                anyhow::ensure!(!seen, "{}:{s} is configured twice", f.venue);
+            }
+            plans.push(FeedPlan {
+                venue: v,
+                symbols: f.symbols,
+                url: f.url,
+                rest_url: f.rest_url,
+                end_on_close: f.end_on_close,
+            });
+        }
+        let trade = match file.trade {
+            None => None,
+            Some(t) => {
+                let (v, s) = t.split_once(':').with_context(|| format!("trade `{t}`: expected `venue:symbol`"))?;
+                let v = venue(v)?;
+                anyhow::ensure!(
+                    plans.iter().any(|p| p.venue == v && p.symbols.iter().any(|x| x.eq_ignore_ascii_case(s))),
+                    "trade `{t}` is not among the feeds' symbols"
+                );
+                Some((v, s.to_owned()))
+            }
+        };
+        Ok(LivePlan { feeds: plans, trade })
+    }
+}
+
+/// What a live run subscribes and trades.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LivePlan {
+    pub feeds: Vec<FeedPlan>,
+    /// Venue and symbol of the traded instrument; the first feed's first symbol when `None`.
+    pub trade: Option<(CheckVenue, String)>,
+}
+
+/// The core venue of a feed venue.
+pub const fn core_venue(v: CheckVenue) -> Venue {
+    match v {
+        CheckVenue::BinanceSpot => Venue::BinanceSpot,
+        CheckVenue::BinanceUsdm => Venue::BinanceUsdm,
+        CheckVenue::Bybit => Venue::Bybit,
+        CheckVenue::Coinbase => Venue::Coinbase,
+        CheckVenue::Kraken => Venue::Kraken,
+        CheckVenue::Okx => Venue::Okx,
+    }
+}
 
 /// Everything a pipeline run needs.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
-    pub ws_base: String,
-    pub rest_base: String,
-    pub symbol: String,
+    /// What to subscribe: every event of every feed goes through the one hot thread.
+    pub feeds: Vec<FeedPlan>,
+    /// The instrument the strategy trades (venue and symbol); the first feed's first symbol
+    /// when `None`. Every other instrument is watched: its book is kept and reported.
+    pub trade: Option<(CheckVenue, String)>,
     pub models: MarketModelPaths,
     pub device: String,
     /// Run the models in fp16 (CUDA only).
@@ -141,6 +279,7 @@ impl HotSetup {
     pub fn build(
         &self,
         instrument: argus_core::InstrumentId,
+        venue: Venue,
         spec: InstrumentSpec,
         live_clock: bool,
     ) -> Result<(Hot, ModelReport)> {
@@ -180,8 +319,8 @@ impl HotSetup {
             self.book_levels,
             scorer,
             self.strategy.build(),
-            // Every hot thread today trades one Binance spot instrument.
-            RiskChain::new(self.risk)?.with_instrument(instrument, argus_core::Venue::BinanceSpot),
+            // One hot thread trades one instrument.
+            RiskChain::new(self.risk)?.with_instrument(instrument, venue),
             SimExchange::new(self.sim),
             StageLatencies::new()?,
             live_clock,
@@ -209,13 +348,18 @@ impl PipelineConfig {
     }
 }
 
+/// Rules of an instrument argus has no venue metadata for: risk rejects its orders.
+fn untradable() -> InstrumentSpec {
+    InstrumentSpec { tradable: false, ..InstrumentSpec::UNCONSTRAINED }
+}
+
 /// Trading rules for a Binance spot symbol. Only BTCUSDT's are built in; any other symbol gets a
 /// non-tradable spec, so risk rejects its orders until real venue metadata is loaded.
 pub fn spot_spec(symbol: &str) -> InstrumentSpec {
     if symbol.eq_ignore_ascii_case("BTCUSDT") {
         InstrumentSpec::BINANCE_SPOT_BTCUSDT
     } else {
-        InstrumentSpec { tradable: false, ..InstrumentSpec::UNCONSTRAINED }
+        untradable()
     }
 }
 
@@ -228,10 +372,32 @@ const PUBLISH_EVERY: u64 = 1024;
 /// Model, metrics or configuration failures; a feed that fails terminally.
 pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) -> Result<Report> {
     let mut instruments = InstrumentTable::default();
-    // Binance spot prints prices and sizes with 8 decimals.
-    let spec = spot_spec(&cfg.symbol);
-    let instrument = instruments.add(Venue::BinanceSpot, &cfg.symbol, 8, 8, spec);
-    let (mut hot, mut model) = cfg.hot_setup().build(instrument, spec, true)?;
+    let mut ids: Vec<Vec<argus_core::InstrumentId>> = Vec::with_capacity(cfg.feeds.len());
+    for plan in &cfg.feeds {
+        anyhow::ensure!(!plan.symbols.is_empty(), "feed {} has no symbols", plan.venue.as_str());
+        let venue = core_venue(plan.venue);
+        ids.push(
+            plan.symbols
+                .iter()
+                .map(|s| {
+                    // Display precision: venues print at most 8 decimals for these markets.
+                    let spec = if venue == Venue::BinanceSpot { spot_spec(s) } else { untradable() };
+                    instruments.add(venue, s, 8, 8, spec)
+                })
+                .collect(),
+        );
+    }
+    let instrument = match &cfg.trade {
+        Some((v, s)) => instruments
+            .find(core_venue(*v), s)
+            .map(|i| i.id)
+            .with_context(|| format!("the traded instrument {}:{s} is not among the feeds", v.as_str()))?,
+        None => *ids.first().and_then(|i| i.first()).context("no feeds configured")?,
+    };
+    let traded = instruments.get(instrument).context("instrument table")?.clone();
+    let spec = traded.spec;
+    let (mut hot, mut model) = cfg.hot_setup().build(instrument, traded.venue, spec, true)?;
+    hot.watch(ids.iter().flatten().copied(), cfg.book_levels);
     let recorder = cfg.record.as_deref().map(Recorder::start).transpose()?;
     let audit = cfg.audit.as_ref().map(Audit::start).transpose()?;
     hot.audit = audit.as_ref().map(Audit::sink);
@@ -265,8 +431,16 @@ pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) 
     halt_on_sigusr1(rt, switch);
 
     let (tx, rx) = crossbeam_channel::bounded::<MarketEvent>(cfg.queue_capacity);
-    let stats = Arc::new(FeedStats::default());
-    let hot_stats = Arc::clone(&stats);
+    // One set of counters per venue, shared by that venue's connections.
+    let mut venue_stats: Vec<(String, Arc<FeedStats>)> = Vec::new();
+    for plan in &cfg.feeds {
+        let label = core_venue(plan.venue).as_str().to_owned();
+        if !venue_stats.iter().any(|(v, _)| *v == label) {
+            venue_stats.push((label, Arc::new(FeedStats::default())));
+        }
+    }
+    metrics.registry.register(Box::new(metrics::VenueCollector::new(venue_stats.clone())?))?;
+    let hot_stats: Vec<Arc<FeedStats>> = venue_stats.iter().map(|(_, s)| Arc::clone(s)).collect();
     let hot_metrics = metrics.clone();
     let rec_tx = recorder.as_ref().map(Recorder::sender);
     let cfg_spins = cfg.spin_polls;
@@ -285,24 +459,72 @@ pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) 
         hot
     })?;
 
-    let feed_cfg = BinanceFeedConfig {
-        reconnect: cfg.reconnect,
-        ..BinanceFeedConfig::spot(&cfg.symbol, instrument, &cfg.ws_base, &cfg.rest_base)
-    };
-    let feed_result = rt.block_on(binance::run(feed_cfg, tx, Arc::clone(&stats), shutdown));
-    if let Err(error) = &feed_result {
-        warn!(%error, "feed ended with an error");
+    let mut feeds = Vec::new();
+    for (plan, ids) in cfg.feeds.iter().zip(&ids) {
+        let label = core_venue(plan.venue).as_str();
+        let stats = venue_stats.iter().find(|(v, _)| v == label).map(|(_, s)| Arc::clone(s)).context("venue stats")?;
+        match plan.venue {
+            CheckVenue::BinanceSpot | CheckVenue::BinanceUsdm => {
+                let usdm = plan.venue == CheckVenue::BinanceUsdm;
+                let ws = plan.url.as_deref().unwrap_or(if usdm {
+                    binance::client::USDM_WS_BASE
+                } else {
+                    binance::client::SPOT_WS_BASE
+                });
+                let rest = plan.rest_url.as_deref().unwrap_or(if usdm {
+                    binance::client::USDM_REST_BASE
+                } else {
+                    binance::client::SPOT_REST_BASE
+                });
+                // Binance streams one symbol per connection here (its own sync per book).
+                for (symbol, id) in plan.symbols.iter().zip(ids) {
+                    let base = if usdm {
+                        BinanceFeedConfig::usdm(symbol, *id, ws, rest)
+                    } else {
+                        BinanceFeedConfig::spot(symbol, *id, ws, rest)
+                    };
+                    let feed_cfg =
+                        BinanceFeedConfig { reconnect: cfg.reconnect, end_on_close: plan.end_on_close, ..base };
+                    let task = binance::run(feed_cfg, tx.clone(), Arc::clone(&stats), shutdown.clone());
+                    feeds.push((label, rt.spawn(task)));
+                }
+            }
+            venue => {
+                let symbols = plan.symbols.iter().cloned().zip(ids.iter().copied()).collect();
+                let feed_cfg = VenueFeedConfig {
+                    reconnect: cfg.reconnect,
+                    end_on_close: plan.end_on_close,
+                    ..VenueFeedConfig::new(venue, symbols, plan.url.as_deref())
+                };
+                feeds.push((
+                    label,
+                    rt.spawn(argus_feeds::venue::run(feed_cfg, tx.clone(), Arc::clone(&stats), shutdown.clone())),
+                ));
+            }
+        }
+    }
+    // The hot thread ends when every feed has ended and dropped its sender.
+    drop(tx);
+    for (venue, task) in feeds {
+        match rt.block_on(task) {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => warn!(venue, %error, "feed ended with an error"),
+            Err(error) => warn!(venue, %error, "feed task failed"),
+        }
     }
     let mut hot = hot_thread.join().map_err(|_| anyhow::anyhow!("hot thread panicked"))?;
     let wall = started.elapsed().as_secs_f64();
     let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let sum = |f: fn(&FeedStats) -> &std::sync::atomic::AtomicU64| -> u64 {
+        venue_stats.iter().map(|(_, s)| get(f(s))).sum()
+    };
     let frames = Frames {
-        trade: get(&stats.frames_trade),
-        depth: get(&stats.frames_depth),
-        book_ticker: get(&stats.frames_book_ticker),
-        snapshot: get(&stats.snapshots),
-        ignored: get(&stats.frames_ignored),
-        malformed: get(&stats.malformed),
+        trade: sum(|s| &s.frames_trade),
+        depth: sum(|s| &s.frames_depth),
+        book_ticker: sum(|s| &s.frames_book_ticker),
+        snapshot: sum(|s| &s.snapshots),
+        ignored: sum(|s| &s.frames_ignored),
+        malformed: sum(|s| &s.malformed),
     };
     model.scores = hot.counters.scores;
     model.errors = hot.counters.model_errors;
@@ -311,21 +533,25 @@ pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) 
     }
     // The feed never drops: on a full queue it waits, so `dropped` is the difference between
     // what was sent and what the hot thread consumed (zero unless the hot thread died).
-    let sent = get(&stats.events_sent);
+    let sent = sum(|s| &s.events_sent);
     let queue = QueueReport {
         capacity: cfg.queue_capacity,
-        full_waits: get(&stats.queue_full),
+        full_waits: sum(|s| &s.queue_full),
         dropped: sent.saturating_sub(hot.counters.events),
     };
     let feed = FeedReport {
-        disconnects: get(&stats.disconnects),
-        reconnects: get(&stats.reconnects),
-        gaps: get(&stats.gaps),
-        stale_diffs: get(&stats.stale_diffs),
-        snapshot_failures: get(&stats.snapshot_failures),
+        disconnects: sum(|s| &s.disconnects),
+        reconnects: sum(|s| &s.reconnects),
+        gaps: sum(|s| &s.gaps),
+        stale_diffs: sum(|s| &s.stale_diffs),
+        snapshot_failures: sum(|s| &s.snapshot_failures),
     };
-    let instrument = instruments.get(instrument).context("instrument table")?;
-    let mut report = Report::build(&hot, instrument, frames, model, queue, feed, wall);
+    let mut report = Report::build(&hot, &traded, frames, model, queue, feed, wall);
+    report.venues = venue_stats.iter().map(|(v, s)| (v.clone(), VenueReport::of(s))).collect();
+    for (i, w) in hot.watched.iter().enumerate() {
+        let (Some(w), Some(inst)) = (w, instruments.get(argus_core::InstrumentId(i as u32))) else { continue };
+        report.watched.insert(format!("{}:{}", inst.venue.as_str(), inst.symbol), WatchedReport::of(w, inst));
+    }
     report.recording = recorder.map(Recorder::finish);
     // The hot thread's sink must go before the writer can see the end of its queue.
     hot.audit = None;
@@ -355,7 +581,7 @@ struct Publisher {
 }
 
 impl Publisher {
-    fn publish<Sc, St>(&mut self, h: &HotThread<Sc, St>, m: &Metrics, feed: &FeedStats, queue_depth: usize) {
+    fn publish<Sc, St>(&mut self, h: &HotThread<Sc, St>, m: &Metrics, feeds: &[Arc<FeedStats>], queue_depth: usize) {
         let c = h.counters;
         let delta = |now: u64, last: u64| now.saturating_sub(last);
         m.book_updates.inc_by(delta(c.deltas, self.hot.deltas));
@@ -369,15 +595,19 @@ impl Publisher {
                 .inc_by(delta(c.rejected[r.index()], self.hot.rejected[r.index()]));
         }
         self.hot = c;
+        // All venues together; per-venue figures come from the VenueCollector at scrape time.
+        let sum = |f: fn(&FeedStats) -> &std::sync::atomic::AtomicU64| -> u64 {
+            feeds.iter().map(|s| FeedStats::get(f(s))).sum()
+        };
         let f = [
-            FeedStats::get(&feed.frames_trade),
-            FeedStats::get(&feed.frames_depth),
-            FeedStats::get(&feed.frames_book_ticker),
-            FeedStats::get(&feed.malformed),
-            FeedStats::get(&feed.disconnects),
-            FeedStats::get(&feed.gaps),
-            FeedStats::get(&feed.snapshots),
-            FeedStats::get(&feed.queue_full),
+            sum(|s| &s.frames_trade),
+            sum(|s| &s.frames_depth),
+            sum(|s| &s.frames_book_ticker),
+            sum(|s| &s.malformed),
+            sum(|s| &s.disconnects),
+            sum(|s| &s.gaps),
+            sum(|s| &s.snapshots),
+            sum(|s| &s.queue_full),
         ];
         m.frames.with_label_values(&["trade"]).inc_by(delta(f[0], self.feed[0]));
         m.frames.with_label_values(&["depth"]).inc_by(delta(f[1], self.feed[1]));

@@ -29,7 +29,7 @@ pub fn run(
     let mut instruments = InstrumentTable::default();
     let spec = crate::pipeline::spot_spec(symbol);
     let instrument = instruments.add(Venue::BinanceSpot, symbol, 8, 8, spec);
-    let (mut hot, mut model) = setup.build(instrument, spec, false)?;
+    let (mut hot, mut model) = setup.build(instrument, Venue::BinanceSpot, spec, false)?;
     let audit = setup.audit.as_ref().map(crate::audit::Audit::start).transpose()?;
     hot.audit = audit.as_ref().map(crate::audit::Audit::sink);
     let mut frames = Frames::default();

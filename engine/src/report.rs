@@ -30,6 +30,92 @@ pub struct Report {
     /// The Parquet tape, when `--record` was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recording: Option<crate::recorder::RecordingReport>,
+    /// Live runs: each venue's feed health, keyed by venue.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub venues: BTreeMap<String, VenueReport>,
+    /// Live runs over several instruments: the books of those not traded, keyed
+    /// `venue:symbol`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub watched: BTreeMap<String, WatchedReport>,
+}
+
+/// One venue's feed over a live run.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct VenueReport {
+    pub frames: u64,
+    pub events: u64,
+    pub decode_errors: u64,
+    pub gaps: u64,
+    pub resyncs: u64,
+    pub checksum_failures: u64,
+    pub disconnects: u64,
+    pub reconnects: u64,
+    pub queue_full_waits: u64,
+}
+
+impl VenueReport {
+    pub fn of(s: &argus_feeds::FeedStats) -> Self {
+        use argus_feeds::FeedStats as F;
+        Self {
+            frames: [
+                &s.frames_trade,
+                &s.frames_depth,
+                &s.frames_book_ticker,
+                &s.frames_derivative,
+                &s.frames_ignored,
+                &s.malformed,
+            ]
+            .iter()
+            .map(|c| F::get(c))
+            .sum(),
+            events: F::get(&s.events_sent),
+            decode_errors: F::get(&s.malformed),
+            gaps: F::get(&s.gaps),
+            resyncs: F::get(&s.resyncs),
+            checksum_failures: F::get(&s.checksum_failures),
+            disconnects: F::get(&s.disconnects),
+            reconnects: F::get(&s.reconnects),
+            queue_full_waits: F::get(&s.queue_full),
+        }
+    }
+}
+
+/// A watched (not traded) instrument's book at the end of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct WatchedReport {
+    pub best_bid: Option<[String; 2]>,
+    pub best_ask: Option<[String; 2]>,
+    pub bid_levels: usize,
+    pub ask_levels: usize,
+    pub synced: bool,
+    pub events: u64,
+    pub trades: u64,
+    pub quotes: u64,
+    pub deltas: u64,
+}
+
+impl WatchedReport {
+    pub fn of(w: &crate::hot::WatchedBook, instrument: &Instrument) -> Self {
+        let level = |l: Option<argus_core::Level>| {
+            l.map(|l| {
+                [
+                    l.price.display_with(instrument.price_decimals).to_string(),
+                    l.qty.display_with(instrument.size_decimals).to_string(),
+                ]
+            })
+        };
+        Self {
+            best_bid: level(w.book.best_bid()),
+            best_ask: level(w.book.best_ask()),
+            bid_levels: w.book.depth(Side::Buy),
+            ask_levels: w.book.depth(Side::Sell),
+            synced: w.synced,
+            events: w.events,
+            trades: w.trades,
+            quotes: w.quotes,
+            deltas: w.deltas,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -269,6 +355,8 @@ impl Report {
             },
             sim: SimReport::of(&hot.exec),
             recording: None,
+            venues: BTreeMap::new(),
+            watched: BTreeMap::new(),
             audit: None,
         }
     }

@@ -3,9 +3,10 @@
 //! recording file.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -250,22 +251,9 @@ print(t.num_rows, trades.num_rows, trades["price"][0].as_py(), t.schema.field("p
     assert_eq!(fields[3], "decimal128(38,");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn scrape(addr: &str) -> Option<String> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
-}
-
 #[test]
 fn metrics_are_served_while_running_and_pass_promtool() {
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("127.0.0.1:{}", common::free_port());
     let mut child = argus()
         .args(["demo", "--speed", "60", "--device", "cpu", "--metrics-addr", &addr])
         .stdout(Stdio::null())
@@ -275,7 +263,7 @@ fn metrics_are_served_while_running_and_pass_promtool() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut body = None;
     while Instant::now() < deadline {
-        if let Some(b) = scrape(&addr) {
+        if let Some(b) = common::scrape(&addr) {
             if b.contains("argus_feed_frames_total{type=\"trade\"}") && b.contains("argus_stage_latency_seconds_bucket")
             {
                 body = Some(b);
@@ -297,21 +285,7 @@ fn metrics_are_served_while_running_and_pass_promtool() {
     ] {
         assert!(body.contains(name), "{name} missing");
     }
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is installed by `make tools`");
-    promtool.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_promtool_accepts(&body);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use argus_backtest::sim::SimConfig;
-use argus_core::{InstrumentId, InstrumentSpec};
+use argus_core::{InstrumentId, InstrumentSpec, MarketEvent, Venue};
 use argus_engine::pipeline::{HotSetup, StrategySetup};
 use argus_feeds::offline::BinanceRecording;
 use argus_risk::RiskConfig;
@@ -65,15 +65,21 @@ fn hot_thread_step_does_not_allocate_after_warmup() {
         journal_every_ns: None,
         audit: None,
     };
-    let (mut hot, _) = setup.build(InstrumentId(0), InstrumentSpec::BINANCE_SPOT_BTCUSDT, false).unwrap();
-    // Warm-up: the snapshot fills the book to its working size.
+    let (mut hot, _) =
+        setup.build(InstrumentId(0), Venue::BinanceSpot, InstrumentSpec::BINANCE_SPOT_BTCUSDT, false).unwrap();
+    // A second instrument (the same stream re-tagged) is watched: its book is kept too.
+    hot.watch([InstrumentId(0), InstrumentId(1)], 5000);
+    let watched = |ev: &MarketEvent| MarketEvent { instrument: InstrumentId(1), ..*ev };
+    // Warm-up: the snapshot fills the books to their working size.
     let warm = 20_000;
     for ev in &events[..warm] {
         hot.step(ev);
+        hot.step(&watched(ev));
     }
     COUNTING.store(true, Ordering::SeqCst);
     for ev in &events[warm..] {
         hot.step(ev);
+        hot.step(&watched(ev));
     }
     COUNTING.store(false, Ordering::SeqCst);
     let n = (events.len() - warm) as u64;
@@ -81,5 +87,8 @@ fn hot_thread_step_does_not_allocate_after_warmup() {
     assert!(hot.counters.scores > 5_000, "the model ran");
     assert!(hot.counters.intents > 0, "the strategy traded");
     assert!(hot.counters.fills > 0, "the simulated venue filled orders");
+    let w = hot.watched[1].as_ref().unwrap();
+    assert_eq!(w.events, events.len() as u64, "every re-tagged event reached the watched book");
+    assert!(w.synced && w.book.best_bid() == hot.book.best_bid(), "the watched book equals the traded one");
     assert_eq!(allocs, 0, "{allocs} allocations over {n} events");
 }

@@ -23,6 +23,8 @@ pub struct FeedStats {
     /// Books rebuilt from a fresh snapshot after a gap or checksum failure.
     pub resyncs: AtomicU64,
     pub events_sent: AtomicU64,
+    /// 1 while a websocket connection is up, 0 otherwise.
+    pub connected: AtomicU64,
     /// Times the queue to the hot thread was full and the feed had to wait.
     pub queue_full: AtomicU64,
 }

@@ -145,6 +145,7 @@ pub async fn run(
     let mut attempt = 0_u32;
     loop {
         let end = session(&cfg, &tx, &stats, &mut shutdown).await;
+        stats.connected.store(0, Ordering::Relaxed);
         let reset: Vec<MarketEvent> = cfg.symbols.iter().map(|(_, i)| book_reset(*i)).collect();
         match end {
             Ok(End::Shutdown) => return Ok(()),
@@ -195,6 +196,7 @@ async fn session(
     for sub in subscriptions(cfg.venue, &names, cfg.depth) {
         ws.send(Message::Text(sub.into())).await?;
     }
+    stats.connected.store(1, Ordering::Relaxed);
     info!(venue, url = %cfg.url, symbols = ?names, "connected and subscribed");
     let mut checker = LiveChecker::new(cfg.venue);
     let mut last_rx = tokio::time::Instant::now();

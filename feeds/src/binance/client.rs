@@ -118,7 +118,9 @@ pub async fn run(
     let mut sync = DepthSync::new(cfg.instrument);
     let mut attempt = 0_u32;
     loop {
-        match session(&cfg, &normalizer, &mut sync, &tx, &stats, &mut shutdown).await {
+        let end = session(&cfg, &normalizer, &mut sync, &tx, &stats, &mut shutdown).await;
+        stats.connected.store(0, std::sync::atomic::Ordering::Relaxed);
+        match end {
             Ok(End::Closed) if !sync.is_synced() && FeedStats::get(&stats.snapshot_failures) > 0 => {
                 return Err(FeedError::NoSnapshot { failures: FeedStats::get(&stats.snapshot_failures) });
             }
@@ -189,6 +191,7 @@ async fn session(
     let mut ping = tokio::time::interval(cfg.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await;
+    stats.connected.store(1, std::sync::atomic::Ordering::Relaxed);
     info!(venue = "binance", url = %url, "connected");
     let mut decoded = Vec::with_capacity(4096);
     let mut ready = Vec::with_capacity(8192);

@@ -291,7 +291,7 @@ pub(crate) fn decimals(s: &str) -> u8 {
 }
 
 /// What every venue checker does with records.
-pub(crate) trait Checker {
+pub(crate) trait Checker: Send {
     fn on_ws(&mut self, r: &RawRecord, report: &mut CheckReport);
     /// REST bodies; venues whose books need none ignore them.
     fn on_rest(&mut self, _r: &RawRecord, _url: &str, report: &mut CheckReport) {
