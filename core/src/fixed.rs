@@ -23,6 +23,8 @@ pub enum ParseFixedError {
     TooPrecise,
     #[error("value out of range")]
     Overflow,
+    #[error("negative where only sizes >= 0 make sense")]
+    Negative,
 }
 
 /// Parses `[-+]digits[.digits]` into units of `10^-9`, exactly.
@@ -221,6 +223,21 @@ fixed_type!(
     /// A quantity in base currency (or contracts), exact to `10^-9`. Signed so positions fit.
     Qty
 );
+
+impl Qty {
+    /// Parses a size a venue prints (a book level, a trade): like [`Qty::parse`], but a negative
+    /// value is an error rather than a level that would poison a book.
+    ///
+    /// # Errors
+    /// See [`parse_fixed`]; [`ParseFixedError::Negative`] for `-x`.
+    #[inline]
+    pub fn parse_size(s: &str) -> Result<Self, ParseFixedError> {
+        match Self::parse(s)? {
+            q if q.0 < 0 => Err(ParseFixedError::Negative),
+            q => Ok(q),
+        }
+    }
+}
 
 /// Quote-currency amount `price * qty`, exact, in `10^-9` units, as `i128` so no realistic
 /// product overflows.

@@ -108,7 +108,7 @@ pub fn decode_v1(frame: &str) -> Result<KrakenV1, FeedError> {
                 key(p)?;
                 let trade = Trade {
                     price: Price::parse(p).map_err(|source| FeedError::Decimal { field: "price", source })?,
-                    qty: Qty::parse(q).map_err(|source| FeedError::Decimal { field: "volume", source })?,
+                    qty: Qty::parse_size(q).map_err(|source| FeedError::Decimal { field: "volume", source })?,
                     trade_id: 0,
                     aggressor: if str_at(t, 3)? == "s" { Side::Sell } else { Side::Buy },
                 };
@@ -179,7 +179,7 @@ impl KrakenBook {
     ) -> Result<(), FeedError> {
         for (side, p, q) in levels {
             let k = key(p)?;
-            let qty = Qty::parse(q).map_err(|source| FeedError::Decimal { field: "volume", source })?;
+            let qty = Qty::parse_size(q).map_err(|source| FeedError::Decimal { field: "volume", source })?;
             // The core book holds what `Price` can; the rest only feeds the checksum.
             let price = i64::try_from(k).ok().map(Price::from_units);
             let ladder = if *side == Side::Buy { &mut self.bids } else { &mut self.asks };
@@ -404,7 +404,7 @@ pub fn decode_v2(frame: &str) -> Result<KrakenV2, FeedError> {
                 let trade = Trade {
                     price: Price::parse(&num("price")?)
                         .map_err(|source| FeedError::Decimal { field: "price", source })?,
-                    qty: Qty::parse(&num("qty")?).map_err(|source| FeedError::Decimal { field: "qty", source })?,
+                    qty: Qty::parse_size(&num("qty")?).map_err(|source| FeedError::Decimal { field: "qty", source })?,
                     trade_id: t["trade_id"].as_u64().unwrap_or(0),
                     aggressor: if t["side"] == "sell" { Side::Sell } else { Side::Buy },
                 };

@@ -133,3 +133,49 @@ fn kraken_events_rebuild_the_checked_books() {
     assert_books_match(&report, &r, 1);
     assert_eq!(r.trades, report.events.get("trade").copied().unwrap_or(0));
 }
+
+/// The capture with the first frame containing `marker` rewritten so its first size after
+/// `size_key` is negative.
+fn with_negative_size(file: &str, marker: &str, find: &str, replace: &str) -> PathBuf {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(data(file)).unwrap()).read_to_string(&mut text).unwrap();
+    let i = text.find(marker).unwrap();
+    let j = i + text[i..].find(find).unwrap();
+    text.replace_range(j..j + find.len(), replace);
+    let path = std::env::temp_dir().join(format!("argus-negative-{}-{}", std::process::id(), file.replace('/', "-")));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_negative_size_breaks_the_book_instead_of_entering_it() {
+    for (venue, file, marker, find, replace, sym) in [
+        (
+            CheckVenue::Okx,
+            "okx/cryptofeed_OKX.ws.1.0.log.gz",
+            r#""action":"update""#,
+            r#"["30261","4""#,
+            r#"["30261","-4""#,
+            "BTC-USD-220527",
+        ),
+        (
+            CheckVenue::Bybit,
+            "bybit/2024-12-01_XRPUSDT_ob500.data.gz",
+            r#""type":"delta""#,
+            r#"["1.9531","6198"]"#,
+            r#"["1.9531","-6198"]"#,
+            "XRPUSDT",
+        ),
+    ] {
+        let path = with_negative_size(file, marker, find, replace);
+        let (report, r) = rebuild(venue, path.to_str().unwrap());
+        assert!(report.errors >= 1, "{}: counted", venue.as_str());
+        assert!(report.error_samples[0].contains("negative"), "{:?}", report.error_samples);
+        assert!(report.gaps >= 1 && r.clears_unflagged >= 1, "{}: broken and announced", venue.as_str());
+        let (book, _) = &r.books[sym];
+        for side in [Side::Buy, Side::Sell] {
+            assert!(book.levels(side).all(|l| l.qty.units() > 0), "{}: a negative level entered", venue.as_str());
+        }
+    }
+}

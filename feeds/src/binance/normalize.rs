@@ -226,7 +226,7 @@ impl FromDecimal for Price {
 }
 impl FromDecimal for Qty {
     fn from_decimal(s: &str) -> Result<Self, argus_core::ParseFixedError> {
-        Qty::parse(s)
+        Qty::parse_size(s)
     }
 }
 
@@ -400,7 +400,7 @@ impl<'de> Visitor<'de> for SideSeed<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         while let Some((px, qty)) = seq.next_element::<(&'de str, &'de str)>()? {
             let price = Price::parse(px).map_err(|e| de::Error::custom(format_args!("level price `{px}`: {e}")))?;
-            let qty = Qty::parse(qty).map_err(|e| de::Error::custom(format_args!("level qty `{qty}`: {e}")))?;
+            let qty = Qty::parse_size(qty).map_err(|e| de::Error::custom(format_args!("level qty `{qty}`: {e}")))?;
             self.out.push(delta_event(self.side, price, qty, self.ts_recv));
         }
         Ok(SideValue::Levels)

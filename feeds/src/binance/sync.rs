@@ -49,7 +49,7 @@ pub fn parse_snapshot(body: &[u8]) -> Result<Snapshot, FeedError> {
             .map(|(p, q)| {
                 Ok((
                     Price::parse(p).map_err(|source| FeedError::Decimal { field, source })?,
-                    Qty::parse(q).map_err(|source| FeedError::Decimal { field, source })?,
+                    Qty::parse_size(q).map_err(|source| FeedError::Decimal { field, source })?,
                 ))
             })
             .collect()

@@ -54,20 +54,38 @@ impl BybitChecker {
             emit.stage(view.clear_for_snapshot(u));
         }
         let mut n = 0;
-        for (k, side) in [("b", Side::Buy), ("a", Side::Sell)] {
-            for l in d[k].as_array().ok_or(format!("orderbook without `{k}`"))? {
-                let (p, q) = (l[0].as_str().ok_or("level price")?, l[1].as_str().ok_or("level size")?);
-                let price = Price::parse(p).map_err(|e| format!("price `{p}`: {e}"))?;
-                let qty = Qty::parse(q).map_err(|e| format!("size `{q}`: {e}"))?;
-                view.learn(p, q);
-                let delta =
-                    BookDelta { action: BookAction::Update, side, flags: DeltaFlags(flags), price, qty, sequence: u };
-                view.apply(&delta);
-                emit.stage(delta);
-                n += 1;
+        let applied = (|| -> Result<(), String> {
+            for (k, side) in [("b", Side::Buy), ("a", Side::Sell)] {
+                for l in d[k].as_array().ok_or(format!("orderbook without `{k}`"))? {
+                    let (p, q) = (l[0].as_str().ok_or("level price")?, l[1].as_str().ok_or("level size")?);
+                    let price = Price::parse(p).map_err(|e| format!("price `{p}`: {e}"))?;
+                    let qty = Qty::parse_size(q).map_err(|e| format!("size `{q}`: {e}"))?;
+                    view.learn(p, q);
+                    let delta = BookDelta {
+                        action: BookAction::Update,
+                        side,
+                        flags: DeltaFlags(flags),
+                        price,
+                        qty,
+                        sequence: u,
+                    };
+                    view.apply(&delta);
+                    emit.stage(delta);
+                    n += 1;
+                }
             }
-        }
+            Ok(())
+        })();
         report.count("delta", n);
+        if let Err(e) = applied {
+            // Part of the message applied, part not: the book no longer matches the venue's.
+            // A break like a gap: stale until a fresh snapshot (live: resubscribe).
+            report.gaps += 1;
+            sym.broken = true;
+            view.synced = false;
+            emit.broken(&s, ts, recv);
+            return Err(e);
+        }
         sym.u = Some(u);
         if reset {
             if sym.broken {
@@ -100,7 +118,7 @@ impl BybitChecker {
                 for t in trades {
                     let trade = Trade {
                         price: Price::parse(t["p"].as_str().unwrap_or("?")).map_err(|e| format!("trade p: {e}"))?,
-                        qty: Qty::parse(t["v"].as_str().unwrap_or("?")).map_err(|e| format!("trade v: {e}"))?,
+                        qty: Qty::parse_size(t["v"].as_str().unwrap_or("?")).map_err(|e| format!("trade v: {e}"))?,
                         trade_id: t["i"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0),
                         aggressor: if t["S"] == "Sell" { Side::Sell } else { Side::Buy },
                     };
@@ -120,9 +138,9 @@ impl BybitChecker {
                     let bad = |e: argus_core::ParseFixedError| format!("ticker: {e}");
                     let quote = Quote {
                         bid_price: Price::parse(&bp).map_err(bad)?,
-                        bid_qty: Qty::parse(&bs).map_err(bad)?,
+                        bid_qty: Qty::parse_size(&bs).map_err(bad)?,
                         ask_price: Price::parse(&ap).map_err(bad)?,
-                        ask_qty: Qty::parse(&az).map_err(bad)?,
+                        ask_qty: Qty::parse_size(&az).map_err(bad)?,
                     };
                     self.emit.event(&sym, millis(&v["ts"]), r.ts_ns, MarketEventKind::Quote(quote));
                 }

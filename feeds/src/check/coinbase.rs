@@ -25,7 +25,7 @@ fn trade(price: &Value, size: &Value, id: &Value, aggressor: Side) -> Result<Tra
     let s = |v: &Value| v.as_str().unwrap_or("?").to_owned();
     Ok(Trade {
         price: Price::parse(&s(price)).map_err(|e| format!("trade price: {e}"))?,
-        qty: Qty::parse(&s(size)).map_err(|e| format!("trade size: {e}"))?,
+        qty: Qty::parse_size(&s(size)).map_err(|e| format!("trade size: {e}"))?,
         trade_id: id.as_u64().or_else(|| id.as_str().and_then(|s| s.parse().ok())).unwrap_or(0),
         aggressor,
     })
@@ -36,18 +36,15 @@ fn quote(bp: &Value, bs: &Value, ap: &Value, asz: &Value) -> Result<Quote, Strin
     let bad = |e: argus_core::ParseFixedError| format!("ticker: {e}");
     Ok(Quote {
         bid_price: Price::parse(&s(bp)).map_err(bad)?,
-        bid_qty: Qty::parse(&s(bs)).map_err(bad)?,
+        bid_qty: Qty::parse_size(&s(bs)).map_err(bad)?,
         ask_price: Price::parse(&s(ap)).map_err(bad)?,
-        ask_qty: Qty::parse(&s(asz)).map_err(bad)?,
+        ask_qty: Qty::parse_size(&s(asz)).map_err(bad)?,
     })
 }
 
 fn level(side: Side, p: &str, q: &str, flags: u8) -> Result<BookDelta, String> {
     let price = Price::parse(p).map_err(|e| format!("price `{p}`: {e}"))?;
-    let qty = Qty::parse(q).map_err(|e| format!("size `{q}`: {e}"))?;
-    if qty.units() < 0 {
-        return Err(format!("negative size `{q}`"));
-    }
+    let qty = Qty::parse_size(q).map_err(|e| format!("size `{q}`: {e}"))?;
     Ok(BookDelta { action: BookAction::Update, side, flags: DeltaFlags(flags), price, qty, sequence: 0 })
 }
 

@@ -49,7 +49,7 @@ pub(crate) fn okx_checksum(bids: &Ladder, asks: &Ladder) -> i32 {
 impl Inst {
     fn apply(&mut self, side: Side, px: &str, sz: &str, flags: u8, emit: &mut Emitter) -> Result<(), String> {
         let k = key(px).map_err(|e| e.to_string())?;
-        let qty = Qty::parse(sz).map_err(|e| format!("size `{sz}`: {e}"))?;
+        let qty = Qty::parse_size(sz).map_err(|e| format!("size `{sz}`: {e}"))?;
         let ladder = if side == Side::Buy { &mut self.bids } else { &mut self.asks };
         if qty.units() == 0 {
             ladder.remove(&k);
@@ -82,7 +82,7 @@ fn okx_quote(bp: &Value, bs: &Value, ap: &Value, asz: &Value) -> Result<Quote, S
     };
     let sz = |v: &Value| match v.as_str() {
         None | Some("") => Ok(Qty::ZERO),
-        Some(s) => Qty::parse(s).map_err(|e| format!("quote size `{s}`: {e}")),
+        Some(s) => Qty::parse_size(s).map_err(|e| format!("quote size `{s}`: {e}")),
     };
     Ok(Quote { bid_price: px(bp)?, bid_qty: sz(bs)?, ask_price: px(ap)?, ask_qty: sz(asz)? })
 }
@@ -127,14 +127,28 @@ impl OkxChecker {
         }
         let flags = if snapshot { DeltaFlags::SNAPSHOT } else { 0 };
         let mut n = 0;
-        for (k, side) in [("bids", Side::Buy), ("asks", Side::Sell)] {
-            for l in d[k].as_array().ok_or(format!("book without `{k}`"))? {
-                let (px, sz) = (l[0].as_str().ok_or("level price")?, l[1].as_str().ok_or("level size")?);
-                inst.apply(side, px, sz, flags, emit)?;
-                n += 1;
+        let applied = (|| -> Result<(), String> {
+            for (k, side) in [("bids", Side::Buy), ("asks", Side::Sell)] {
+                for l in d[k].as_array().ok_or(format!("book without `{k}`"))? {
+                    let (px, sz) = (l[0].as_str().ok_or("level price")?, l[1].as_str().ok_or("level size")?);
+                    inst.apply(side, px, sz, flags, emit)?;
+                    n += 1;
+                }
             }
-        }
+            Ok(())
+        })();
         report.count("delta", n);
+        if let Err(e) = applied {
+            // Part of the message applied, part not: the book no longer matches the venue's.
+            // A break like a gap: stale until a fresh snapshot (live: resubscribe).
+            report.gaps += 1;
+            inst.broken = true;
+            if let Some(v) = &mut inst.view {
+                v.synced = false;
+            }
+            emit.broken(inst_id, ts, recv);
+            return Err(e);
+        }
         inst.seq = seq.or(inst.seq);
         if snapshot {
             if inst.broken {
@@ -175,7 +189,7 @@ impl OkxChecker {
                 for t in data {
                     let trade = Trade {
                         price: Price::parse(t["px"].as_str().unwrap_or("?")).map_err(|e| format!("trade px: {e}"))?,
-                        qty: Qty::parse(t["sz"].as_str().unwrap_or("?")).map_err(|e| format!("trade sz: {e}"))?,
+                        qty: Qty::parse_size(t["sz"].as_str().unwrap_or("?")).map_err(|e| format!("trade sz: {e}"))?,
                         trade_id: t["tradeId"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0),
                         aggressor: if t["side"] == "sell" { Side::Sell } else { Side::Buy },
                     };
