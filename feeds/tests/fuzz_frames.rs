@@ -91,7 +91,7 @@ fn mutated_frames_never_panic_and_are_all_counted() {
         (CheckVenue::BinanceSpot, "binance_spot/cryptofeed_BINANCE.ws.1.0.log.gz"),
         (CheckVenue::BinanceUsdm, "binance_usdm/cryptofeed_BINANCE_FUTURES.ws.1.0.log.gz"),
     ];
-    let mut rng = Rng(0x00a1_9e5);
+    let mut rng = Rng(0x000a_19e5);
     for (venue, file) in cases {
         let frames = capture_frames(&[data(file)]).unwrap();
         assert!(!frames.is_empty(), "{file}");
