@@ -418,7 +418,7 @@ enum FeedsCmd {
     /// (`<out>/<table>/venue=../symbol=../date=../part-HH-N.parquet`) until Ctrl-C or SIGTERM;
     /// parts are renamed into place only when complete.
     Record {
-        #[arg(long, value_parser = ["binance-spot", "binance-usdm"])]
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(argus_feeds::check::CheckVenue::NAMES))]
         venue: String,
         /// Comma-separated venue symbols.
         #[arg(long, value_delimiter = ',', required = true)]
@@ -428,11 +428,11 @@ enum FeedsCmd {
         /// Part length.
         #[arg(long, value_parser = ["hour", "day"], default_value = "hour")]
         rotate: String,
-        /// Override the venue's websocket base URL (e.g. a local replay).
-        #[arg(long, requires = "rest_base")]
+        /// Override the venue's websocket URL (Binance: base URL; e.g. a local replay).
+        #[arg(long)]
         ws_base: Option<String>,
-        /// Override the venue's REST base URL.
-        #[arg(long, requires = "ws_base")]
+        /// Override Binance's REST base URL (with --ws-base).
+        #[arg(long)]
         rest_base: Option<String>,
         /// Stop when the server closes the stream instead of reconnecting (replays).
         #[arg(long)]

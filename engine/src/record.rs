@@ -1,6 +1,7 @@
 //! `argus feeds record`: live venue data into the Parquet catalog.
 //!
-//! One feed task per symbol pushes normalized events into a bounded queue; one writer thread
+//! Feed tasks (one per symbol on Binance, one per venue elsewhere) push normalized events into a
+//! bounded queue; one writer thread
 //! appends them to the catalog (`argus_backtest::catalog`), rotating parts by hour or day. On
 //! Ctrl-C or SIGTERM the feeds stop, the queue drains, and every open part is closed and renamed
 //! into place, so nothing already received is lost; a crash loses only the parts being written
@@ -13,6 +14,8 @@ use anyhow::{Context, Result};
 use argus_backtest::catalog::{CatalogWriter, Rotation, Table};
 use argus_core::{InstrumentId, MarketEvent};
 use argus_feeds::binance::{self, BinanceFeedConfig};
+use argus_feeds::check::CheckVenue;
+use argus_feeds::venue::VenueFeedConfig;
 use argus_feeds::FeedStats;
 use serde::Serialize;
 use tokio::sync::watch;
@@ -21,7 +24,7 @@ use tracing::{info, warn};
 /// What to record.
 #[derive(Debug, Clone)]
 pub struct RecordConfig {
-    /// `binance-spot` or `binance-usdm`.
+    /// Any venue of `feeds check` (`binance-spot`, `binance-usdm`, `bybit`, `coinbase`, `kraken`, `okx`).
     pub venue: String,
     pub symbols: Vec<String>,
     pub out: PathBuf,
@@ -51,14 +54,20 @@ pub struct RecordSummary {
 /// # Errors
 /// Unknown venue, unusable output directory, or a sink that failed (after writing what it could).
 pub fn run(rt: &tokio::runtime::Runtime, cfg: &RecordConfig, shutdown: watch::Receiver<bool>) -> Result<RecordSummary> {
-    let (usdm, venue_name) = match cfg.venue.as_str() {
-        "binance-spot" => (false, "binance_spot"),
-        "binance-usdm" => (true, "binance_usdm"),
-        other => anyhow::bail!(
-            "live recording supports binance-spot and binance-usdm so far; `{other}` has an offline checker only \
-             (argus feeds check)"
-        ),
-    };
+    let check_venue = CheckVenue::parse(&cfg.venue)
+        .with_context(|| format!("unknown venue `{}` (one of {})", cfg.venue, CheckVenue::NAMES.join(", ")))?;
+    let usdm = check_venue == CheckVenue::BinanceUsdm;
+    let binance = matches!(check_venue, CheckVenue::BinanceSpot | CheckVenue::BinanceUsdm);
+    anyhow::ensure!(
+        !binance || cfg.ws_base.is_some() == cfg.rest_base.is_some(),
+        "Binance needs --ws-base and --rest-base together (depth snapshots come over REST)"
+    );
+    anyhow::ensure!(
+        binance || cfg.rest_base.is_none(),
+        "--rest-base is for Binance ({} sends book snapshots over the websocket)",
+        cfg.venue
+    );
+    let venue_name = crate::pipeline::core_venue(check_venue).as_str();
     let writer = CatalogWriter::new(&cfg.out, cfg.rotation)
         .with_context(|| format!("creating catalog {}", cfg.out.display()))?;
     let symbols: Vec<String> = cfg.symbols.iter().map(|s| s.to_ascii_uppercase()).collect();
@@ -88,7 +97,20 @@ pub fn run(rt: &tokio::runtime::Runtime, cfg: &RecordConfig, shutdown: watch::Re
         (events, lost, error, parts)
     })?;
     let mut feeds = Vec::new();
-    for (i, s) in symbols.iter().enumerate() {
+    if !binance {
+        // One connection carries every symbol; books arrive whole over the socket.
+        let ids = symbols.iter().enumerate().map(|(i, s)| (s.clone(), InstrumentId(i as u32))).collect();
+        let feed = VenueFeedConfig {
+            end_on_close: cfg.end_on_close,
+            ..VenueFeedConfig::new(check_venue, ids, cfg.ws_base.as_deref())
+        };
+        let stats = Arc::new(FeedStats::default());
+        let (tx, stop, venue) = (tx.clone(), shutdown.clone(), cfg.venue.clone());
+        feeds.push(rt.spawn(async move {
+            argus_feeds::venue::run(feed, tx, stats, stop).await.map_err(|e| format!("{venue}: {e}"))
+        }));
+    }
+    for (i, s) in symbols.iter().enumerate().filter(|_| binance) {
         let id = InstrumentId(i as u32);
         let (ws, rest) = match (&cfg.ws_base, &cfg.rest_base, usdm) {
             (Some(w), Some(r), _) => (w.clone(), r.clone()),

@@ -78,11 +78,71 @@ print(" ".join(out))
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// OKX through its live task (a loopback server replaying a real capture) records the same
+/// rows for BTC-USDT as importing that capture offline: one normalizer, live or not.
 #[test]
-fn venues_without_a_live_adapter_are_refused_clearly() {
-    let out = Command::new(env!("CARGO_BIN_EXE_argus"))
-        .args(["feeds", "record", "--venue", "kraken", "--symbols", "XBT/USD", "--out", "/tmp/x"])
+fn okx_records_what_the_offline_import_of_its_capture_holds() {
+    let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/okx/cryptofeed_OKX.ws.1.0.log.gz");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let frames = argus_feeds::replay::capture_frames(std::slice::from_ref(&capture)).unwrap();
+    let server = rt.block_on(argus_feeds::replay::CaptureServer::start(frames, Vec::new())).unwrap();
+    let base = std::env::temp_dir().join(format!("argus-record-okx-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let (live, offline) = (base.join("live"), base.join("offline"));
+    let rec = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["feeds", "record", "--venue", "okx", "--symbols", "BTC-USDT", "--end-on-close", "--out"])
+        .arg(&live)
+        .args(["--ws-base", &server.url()])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "clap refuses the value");
+    assert!(rec.status.success(), "{}", String::from_utf8_lossy(&rec.stderr));
+    let s: Value = serde_json::from_slice(&rec.stdout).unwrap();
+    assert_eq!(s["lost"], 0);
+    assert!(s["rows"]["deltas"].as_u64().unwrap() > 0 && s["rows"]["trades"].as_u64().unwrap() > 0, "{s}");
+    let imp = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["data", "import", "--format", "raw", "--venue", "okx", "--input"])
+        .arg(&capture)
+        .arg("--out")
+        .arg(&offline)
+        .output()
+        .unwrap();
+    assert!(imp.status.success(), "{}", String::from_utf8_lossy(&imp.stderr));
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let script = r#"
+import sys, pyarrow.dataset as ds, pyarrow.compute as pc
+def rows(root, t):
+    tab = ds.dataset(f"{root}/{t}", format="parquet", partitioning="hive").to_table()
+    tab = tab.filter(pc.equal(tab["symbol"], "BTC-USDT"))
+    cols = [c for c in tab.column_names if c not in ("ts_recv_ns", "date")]
+    return tab.select(cols).to_pylist()
+for t in ["trades", "deltas", "quotes"]:
+    a, b = rows(sys.argv[1], t), rows(sys.argv[2], t)
+    assert len(a) > 0 and a == b, (t, len(a), len(b))
+    print(t, len(a))
+"#;
+    let py = Command::new(python).args(["-c", script]).arg(&live).arg(&offline).output().unwrap();
+    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    let text = String::from_utf8_lossy(&py.stdout);
+    assert!(text.contains(&format!("deltas {}", s["rows"]["deltas"])), "{text} vs {s}");
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
+fn bad_record_arguments_are_refused_clearly() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_argus"))
+            .args(["feeds", "record", "--out", "/tmp/x"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--venue", "ftx", "--symbols", "BTC-USD"]);
+    assert_eq!(out.status.code(), Some(2), "clap refuses an unknown venue");
+    let out =
+        run(&["--venue", "kraken", "--symbols", "XBT/USD", "--ws-base", "ws://127.0.0.1:9", "--rest-base", "http://x"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--rest-base is for Binance"));
+    let out = run(&["--venue", "binance-spot", "--symbols", "BTCUSDT", "--ws-base", "ws://127.0.0.1:9"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--ws-base and --rest-base together"));
 }
