@@ -175,6 +175,10 @@ struct RunArgs {
     /// Capacity of the feed -> hot thread queue, in events.
     #[arg(long, default_value_t = 1 << 16)]
     queue_capacity: usize,
+    /// When the queue is full: `block` (the feed waits; nothing lost) or `drop` (the feed drops
+    /// and counts; a book that lost a delta is announced broken and resynced from a snapshot).
+    #[arg(long, default_value = "block", value_parser = ["block", "drop"])]
+    queue_policy: String,
     /// Levels kept per book side (at least 5000).
     #[arg(long, default_value_t = 5000)]
     book_levels: usize,
@@ -1190,6 +1194,7 @@ fn pipeline_config(run: &RunArgs, plan: pipeline::LivePlan, reconnect: bool) -> 
         },
         metrics_addr,
         queue_capacity: run.queue_capacity.max(1024),
+        queue_policy: run.queue_policy.parse().map_err(|e: String| anyhow::anyhow!(e))?,
         book_levels: run.book_levels,
         strategy: SignalTakerConfig::default(),
         risk,

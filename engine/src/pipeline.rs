@@ -182,6 +182,7 @@ pub struct PipelineConfig {
     pub inference: Inference,
     pub metrics_addr: Option<SocketAddr>,
     pub queue_capacity: usize,
+    pub queue_policy: argus_feeds::binance::QueuePolicy,
     pub book_levels: usize,
     pub strategy: SignalTakerConfig,
     pub risk: RiskConfig,
@@ -483,8 +484,12 @@ pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) 
                     } else {
                         BinanceFeedConfig::spot(symbol, *id, ws, rest)
                     };
-                    let feed_cfg =
-                        BinanceFeedConfig { reconnect: cfg.reconnect, end_on_close: plan.end_on_close, ..base };
+                    let feed_cfg = BinanceFeedConfig {
+                        reconnect: cfg.reconnect,
+                        end_on_close: plan.end_on_close,
+                        queue_policy: cfg.queue_policy,
+                        ..base
+                    };
                     let task = binance::run(feed_cfg, tx.clone(), Arc::clone(&stats), shutdown.clone());
                     feeds.push((label, rt.spawn(task)));
                 }
@@ -494,6 +499,7 @@ pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) 
                 let feed_cfg = VenueFeedConfig {
                     reconnect: cfg.reconnect,
                     end_on_close: plan.end_on_close,
+                    queue_policy: cfg.queue_policy,
                     ..VenueFeedConfig::new(venue, symbols, plan.url.as_deref())
                 };
                 feeds.push((
@@ -531,13 +537,17 @@ pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) 
     if let AnyScorer::Batched(b) = &hot.scorer {
         model.dropped = b.dropped;
     }
-    // The feed never drops: on a full queue it waits, so `dropped` is the difference between
-    // what was sent and what the hot thread consumed (zero unless the hot thread died).
+    // `dropped`: what `--queue-policy drop` dropped, plus what was sent and never consumed
+    // (zero unless the hot thread died).
     let sent = sum(|s| &s.events_sent);
     let queue = QueueReport {
         capacity: cfg.queue_capacity,
+        policy: match cfg.queue_policy {
+            argus_feeds::binance::QueuePolicy::Block => "block",
+            argus_feeds::binance::QueuePolicy::Drop => "drop",
+        },
         full_waits: sum(|s| &s.queue_full),
-        dropped: sent.saturating_sub(hot.counters.events),
+        dropped: sum(|s| &s.dropped) + sent.saturating_sub(hot.counters.events),
     };
     let feed = FeedReport {
         disconnects: sum(|s| &s.disconnects),
@@ -577,7 +587,7 @@ fn halt_on_sigusr1(rt: &Runtime, switch: argus_risk::KillSwitch) {
 #[derive(Debug, Default)]
 struct Publisher {
     hot: HotCounters,
-    feed: [u64; 8],
+    feed: [u64; 9],
 }
 
 impl Publisher {
@@ -608,6 +618,7 @@ impl Publisher {
             sum(|s| &s.gaps),
             sum(|s| &s.snapshots),
             sum(|s| &s.queue_full),
+            sum(|s| &s.dropped),
         ];
         m.frames.with_label_values(&["trade"]).inc_by(delta(f[0], self.feed[0]));
         m.frames.with_label_values(&["depth"]).inc_by(delta(f[1], self.feed[1]));
@@ -617,6 +628,7 @@ impl Publisher {
         m.gaps.inc_by(delta(f[5], self.feed[5]));
         m.snapshots.inc_by(delta(f[6], self.feed[6]));
         m.queue_full.inc_by(delta(f[7], self.feed[7]));
+        m.queue_dropped.inc_by(delta(f[8], self.feed[8]));
         self.feed = f;
         m.queue_depth.set(queue_depth as i64);
         m.book_levels.with_label_values(&["bid"]).set(h.book.depth(argus_core::Side::Buy) as i64);

@@ -249,6 +249,8 @@ pub struct TransitionReport {
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct QueueReport {
     pub capacity: usize,
+    /// `block` or `drop` (`--queue-policy`).
+    pub policy: &'static str,
     pub full_waits: u64,
     pub dropped: u64,
 }

@@ -25,8 +25,10 @@ pub struct FeedStats {
     pub events_sent: AtomicU64,
     /// 1 while a websocket connection is up, 0 otherwise.
     pub connected: AtomicU64,
-    /// Times the queue to the hot thread was full and the feed had to wait.
+    /// Times the queue to the hot thread was full (the feed waited, or dropped the event).
     pub queue_full: AtomicU64,
+    /// Events dropped on a full queue (`QueuePolicy::Drop`).
+    pub dropped: AtomicU64,
 }
 
 impl FeedStats {

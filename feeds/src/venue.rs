@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{info, warn};
 
-use crate::binance::client::{backoff, book_reset, now, stamp_and_send};
+use crate::binance::client::{backoff, now, send_resets, stamp_and_send, QueuePolicy};
 use crate::check::{CheckVenue, LiveChecker};
 use crate::stats::FeedStats;
 use crate::FeedError;
@@ -41,6 +41,8 @@ pub struct VenueFeedConfig {
     pub backoff_cap: Duration,
     /// A close frame ends the feed (replays); live venues close for maintenance, so live reconnects.
     pub end_on_close: bool,
+    /// What to do when the hot thread's queue is full.
+    pub queue_policy: QueuePolicy,
 }
 
 impl VenueFeedConfig {
@@ -62,6 +64,7 @@ impl VenueFeedConfig {
             backoff_base: Duration::from_millis(100),
             backoff_cap: Duration::from_secs(30),
             end_on_close: false,
+            queue_policy: QueuePolicy::Block,
         }
     }
 }
@@ -146,15 +149,18 @@ pub async fn run(
     loop {
         let end = session(&cfg, &tx, &stats, &mut shutdown).await;
         stats.connected.store(0, Ordering::Relaxed);
-        let reset: Vec<MarketEvent> = cfg.symbols.iter().map(|(_, i)| book_reset(*i)).collect();
         match end {
             Ok(End::Shutdown) => return Ok(()),
             Ok(End::Closed) if !cfg.reconnect || cfg.end_on_close || *shutdown.borrow() => return Ok(()),
             Ok(End::Closed) => warn!(venue, "stream closed by server"),
             Ok(End::Resync) => {
-                // The checker already announced the broken book; resubscribe at once.
+                // The broken book was announced downstream; resubscribe for its snapshot.
                 FeedStats::inc(&stats.resyncs);
                 info!(venue, "book broken: resubscribing for a fresh snapshot");
+                tokio::select! {
+                    _ = tokio::time::sleep(cfg.backoff_base) => {}
+                    _ = shutdown.changed() => return Ok(()),
+                }
                 continue;
             }
             Err(e) if e.is_terminal() => return Err(e),
@@ -172,8 +178,7 @@ pub async fn run(
         }
         FeedStats::inc(&stats.reconnects);
         // The books are gone until the new subscription's snapshots.
-        let mut reset = reset;
-        stamp_and_send(&mut reset, &tx, &stats)?;
+        send_resets(cfg.symbols.iter().map(|(_, i)| *i), &tx, &stats)?;
         tokio::select! {
             _ = tokio::time::sleep(backoff(cfg.backoff_base, cfg.backoff_cap, attempt)) => {}
             _ = shutdown.changed() => return Ok(()),
@@ -230,7 +235,13 @@ async fn session(
                 }));
                 let after = Counters::of(checker.report());
                 account(stats, before, after, &ready);
-                stamp_and_send(&mut ready, tx, stats)?;
+                if stamp_and_send(&mut ready, tx, stats, cfg.queue_policy)? {
+                    // A dropped delta: the hot thread's books are wrong. Announce them gone
+                    // and take fresh snapshots.
+                    send_resets(cfg.symbols.iter().map(|(_, i)| *i), tx, stats)?;
+                    let _ = ws.close(None).await;
+                    return Ok(End::Resync);
+                }
                 if after.gaps > before.gaps || after.checksum_failed > before.checksum_failed {
                     let _ = ws.close(None).await;
                     return Ok(End::Resync);

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use argus_core::{InstrumentId, MarketEvent, MarketEventKind, OrderBook, Price, Qty, Side};
+use argus_feeds::binance::QueuePolicy;
 use argus_feeds::check::{self, CheckVenue};
 use argus_feeds::rawlog::MergedInputs;
 use argus_feeds::replay::{capture_frames, CaptureServer};
@@ -31,12 +32,46 @@ struct Outcome {
 }
 
 async fn run(venue: CheckVenue, file: &str, symbols: &[&str], skip_first: Vec<usize>) -> Outcome {
+    run_with(venue, file, symbols, skip_first, 1 << 16, QueuePolicy::Block, Pause::No).await
+}
+
+/// How the consumer (the hot thread's stand-in) falls behind before it keeps up.
+#[derive(Clone, Copy)]
+enum Pause {
+    No,
+    /// It reads nothing until the feed has dropped something (at most 10 s).
+    UntilDropped,
+    /// It reads nothing for this long.
+    For(std::time::Duration),
+}
+
+async fn run_with(
+    venue: CheckVenue,
+    file: &str,
+    symbols: &[&str],
+    skip_first: Vec<usize>,
+    capacity: usize,
+    policy: QueuePolicy,
+    pause: Pause,
+) -> Outcome {
+    let stats = Arc::new(FeedStats::default());
+    let watched = Arc::clone(&stats);
     let server = CaptureServer::start(capture_frames(&[data(file)]).unwrap(), skip_first).await.unwrap();
-    let (tx, rx) = crossbeam_channel::bounded::<MarketEvent>(1 << 16);
+    let (tx, rx) = crossbeam_channel::bounded::<MarketEvent>(capacity);
     let n = symbols.len();
     let consumer = std::thread::spawn(move || {
         let mut books: Vec<OrderBook> = (0..n).map(|_| OrderBook::new(argus_core::MIN_BOOK_LEVELS)).collect();
         let (mut synced, mut trades, mut resets) = (vec![false; n], 0, 0);
+        match pause {
+            Pause::No => {}
+            Pause::UntilDropped => {
+                let give_up = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while FeedStats::get(&watched.dropped) == 0 && std::time::Instant::now() < give_up {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+            Pause::For(d) => std::thread::sleep(d),
+        }
         for ev in rx.iter() {
             let i = ev.instrument.0 as usize;
             match ev.kind {
@@ -56,8 +91,11 @@ async fn run(venue: CheckVenue, file: &str, symbols: &[&str], skip_first: Vec<us
         (books, synced, trades, resets)
     });
     let ids = symbols.iter().enumerate().map(|(i, s)| ((*s).to_owned(), InstrumentId(i as u32))).collect();
-    let cfg = VenueFeedConfig { end_on_close: true, ..VenueFeedConfig::new(venue, ids, Some(&server.url())) };
-    let stats = Arc::new(FeedStats::default());
+    let cfg = VenueFeedConfig {
+        end_on_close: true,
+        queue_policy: policy,
+        ..VenueFeedConfig::new(venue, ids, Some(&server.url()))
+    };
     let (_stop, shutdown) = watch::channel(false);
     venue::run(cfg, tx, Arc::clone(&stats), shutdown).await.unwrap();
     let (books, synced, trades, resets) = tokio::task::spawn_blocking(move || consumer.join().unwrap()).await.unwrap();
@@ -137,4 +175,28 @@ async fn kraken_and_coinbase_live_books_equal_the_checked_captures() {
         }
         assert_eq!(FeedStats::get(&o.stats.checksum_failures), 0);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drop_policy_counts_what_it_drops_and_resyncs_the_book() {
+    let file = "okx/cryptofeed_OKX.ws.1.0.log.gz";
+    let symbols = ["BTC-USDT", "UNI-USD-SWAP"];
+    // The two books' snapshots (1,042 events) fit the queue; the 800 updates after them do not.
+    let o = run_with(CheckVenue::Okx, file, &symbols, Vec::new(), 1100, QueuePolicy::Drop, Pause::UntilDropped).await;
+    let dropped = FeedStats::get(&o.stats.dropped);
+    assert!(dropped > 0, "a stalled consumer behind the queue makes the feed drop");
+    assert!(FeedStats::get(&o.stats.resyncs) >= 1, "a lost delta resyncs the books");
+    assert!(o.server_connections >= 2, "by a fresh subscription");
+    assert!(o.resets >= 1, "the consumer was told its books were gone");
+    let want = checked_tops(CheckVenue::Okx, file);
+    for (i, s) in symbols.iter().enumerate() {
+        assert!(o.synced[i], "{s} whole again");
+        assert_eq!(top(&o.books[i]), want[*s], "{s} exact after the resync");
+    }
+    // Blocking instead: a stalled consumer loses nothing and needs no resync.
+    let stall = Pause::For(std::time::Duration::from_millis(300));
+    let b = run_with(CheckVenue::Okx, file, &symbols, Vec::new(), 1100, QueuePolicy::Block, stall).await;
+    assert_eq!(FeedStats::get(&b.stats.dropped), 0);
+    assert_eq!(FeedStats::get(&b.stats.resyncs), 0);
+    assert!(FeedStats::get(&b.stats.queue_full) > 0, "it waited instead");
 }

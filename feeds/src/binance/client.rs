@@ -54,6 +54,8 @@ pub struct BinanceFeedConfig {
     pub end_on_close: bool,
     /// USD-M futures (adds mark price and liquidation streams).
     pub usdm: bool,
+    /// What to do when the hot thread's queue is full.
+    pub queue_policy: QueuePolicy,
 }
 
 impl BinanceFeedConfig {
@@ -76,6 +78,7 @@ impl BinanceFeedConfig {
             backoff_cap: Duration::from_secs(30),
             end_on_close: false,
             usdm: false,
+            queue_policy: QueuePolicy::Block,
         }
     }
 
@@ -146,8 +149,7 @@ pub async fn run(
         sync.reset();
         // Tell the hot thread at once: a cleared book is not synced, so risk blocks
         // risk-increasing orders until the fresh snapshot has been applied.
-        let mut clear = [book_reset(cfg.instrument)];
-        stamp_and_send(&mut clear, &tx, &stats)?;
+        send_resets([cfg.instrument], &tx, &stats)?;
         let backoff = backoff(cfg.backoff_base, cfg.backoff_cap, attempt);
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
@@ -230,7 +232,9 @@ async fn session(
                         warn!(venue = "binance", %error, "malformed frame");
                     }
                 }
-                stamp_and_send(&mut ready, tx, stats)?;
+                if stamp_and_send(&mut ready, tx, stats, cfg.queue_policy)? {
+                    drop_resync(cfg, sync, tx, stats, &mut snapshot)?;
+                }
             }
             res = async {
                 match snapshot.as_mut() {
@@ -271,7 +275,9 @@ async fn session(
                         snapshot = Some(tokio::spawn(async move { tokio::time::sleep(delay).await; http::get(&url, timeout).await }));
                     }
                 }
-                stamp_and_send(&mut ready, tx, stats)?;
+                if stamp_and_send(&mut ready, tx, stats, cfg.queue_policy)? {
+                    drop_resync(cfg, sync, tx, stats, &mut snapshot)?;
+                }
             }
             _ = shutdown.changed() => {
                 let _ = ws.close(None).await;
@@ -309,6 +315,24 @@ async fn session(
     result
 }
 
+/// A book delta was dropped on a full queue: the hot thread's book is wrong. Announce it gone and
+/// sync again from a fresh snapshot (the diffs from now on are buffered until it arrives).
+fn drop_resync(
+    cfg: &BinanceFeedConfig,
+    sync: &mut DepthSync,
+    tx: &Sender<MarketEvent>,
+    stats: &FeedStats,
+    snapshot: &mut Option<JoinHandle<Result<Vec<u8>, FeedError>>>,
+) -> Result<(), FeedError> {
+    FeedStats::inc(&stats.resyncs);
+    sync.reset();
+    send_resets([cfg.instrument], tx, stats)?;
+    if snapshot.is_none() {
+        *snapshot = Some(tokio::spawn(http::get_owned(cfg.snapshot_url(), cfg.snapshot_timeout)));
+    }
+    Ok(())
+}
+
 /// A `Clear` delta: the book is gone until the next snapshot.
 pub(crate) fn book_reset(instrument: InstrumentId) -> MarketEvent {
     MarketEvent {
@@ -335,27 +359,74 @@ fn account(stats: &FeedStats, before: super::sync::SyncStats, sync: &DepthSync) 
         .fetch_add(after.stale_diffs_dropped - before.stale_diffs_dropped, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Stamps decode latency and pushes events, waiting (never dropping) while the queue is full:
-/// a dropped book delta would corrupt the book.
+/// What a feed does when the hot thread's queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueuePolicy {
+    /// Wait for room: nothing is lost; the socket is read more slowly meanwhile (a venue may
+    /// cut a consumer that falls too far behind, which then reconnects).
+    #[default]
+    Block,
+    /// Never wait for trades, quotes and incremental deltas: drop them and count them. A dropped
+    /// delta leaves the hot thread's book wrong, so the feed announces that book broken (a
+    /// `Clear`) and resyncs it from a fresh snapshot; resets and snapshot levels always wait.
+    Drop,
+}
+
+impl std::str::FromStr for QueuePolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "block" => Ok(Self::Block),
+            "drop" => Ok(Self::Drop),
+            _ => Err(format!("queue policy must be `block` or `drop`, got `{s}`")),
+        }
+    }
+}
+
+/// Stamps decode latency and pushes events under `policy`. Returns true when a book delta was
+/// dropped (the caller must resync that book).
 pub(crate) fn stamp_and_send(
     ready: &mut [MarketEvent],
     tx: &Sender<MarketEvent>,
     stats: &FeedStats,
-) -> Result<(), FeedError> {
+    policy: QueuePolicy,
+) -> Result<bool, FeedError> {
     let done = now();
     for ev in ready.iter_mut() {
         ev.decode_ns = u32::try_from(done.since(ev.ts_recv)).unwrap_or(u32::MAX);
     }
+    let (mut sent, mut lost_book) = (0_u64, false);
     for ev in ready.iter() {
         match tx.try_send(*ev) {
-            Ok(()) => {}
+            Ok(()) => sent += 1,
             Err(TrySendError::Full(ev)) => {
                 FeedStats::inc(&stats.queue_full);
-                tokio::task::block_in_place(|| tx.send(ev)).map_err(|_| FeedError::QueueClosed)?;
+                // Snapshots and resets are what a resync is made of: they always wait, or a
+                // snapshot larger than the queue would be dropped and resynced forever.
+                let resync = matches!(ev.kind, argus_core::MarketEventKind::Delta(d)
+                    if d.flags.is_snapshot() || d.action == argus_core::BookAction::Clear);
+                if policy == QueuePolicy::Block || resync {
+                    tokio::task::block_in_place(|| tx.send(ev)).map_err(|_| FeedError::QueueClosed)?;
+                    sent += 1;
+                } else {
+                    FeedStats::inc(&stats.dropped);
+                    lost_book |= matches!(ev.kind, argus_core::MarketEventKind::Delta(_));
+                }
             }
             Err(TrySendError::Disconnected(_)) => return Err(FeedError::QueueClosed),
         }
     }
-    stats.events_sent.fetch_add(ready.len() as u64, std::sync::atomic::Ordering::Relaxed);
-    Ok(())
+    stats.events_sent.fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
+    Ok(lost_book)
+}
+
+/// Sends book resets for `instruments`, waiting for room whatever the policy: the hot thread
+/// must learn that its book is gone.
+pub(crate) fn send_resets(
+    instruments: impl IntoIterator<Item = InstrumentId>,
+    tx: &Sender<MarketEvent>,
+    stats: &FeedStats,
+) -> Result<(), FeedError> {
+    let mut resets: Vec<MarketEvent> = instruments.into_iter().map(book_reset).collect();
+    stamp_and_send(&mut resets, tx, stats, QueuePolicy::Block).map(|_| ())
 }

@@ -4,6 +4,6 @@ pub mod client;
 pub mod normalize;
 pub mod sync;
 
-pub use client::{run, BinanceFeedConfig};
+pub use client::{run, BinanceFeedConfig, QueuePolicy};
 pub use normalize::{BinanceNormalizer, Decoded};
 pub use sync::{parse_snapshot, DepthSync, Snapshot, SyncStats, SyncStatus};
