@@ -15,7 +15,7 @@ fn python(script: &str, dir: &Path) {
     let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
     let file = dir.join("export.py");
     std::fs::write(&file, script).unwrap();
-    let o = Command::new(py).arg(&file).arg(dir).output().unwrap();
+    let o = one_thread(&mut Command::new(py)).arg(&file).arg(dir).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
@@ -55,8 +55,16 @@ with open(f"{d}/expected.txt", "w") as f:
     f.write("\n".join(repr(v) for v in y.tolist()))
 "#;
 
+/// Both sides compute on one thread. With several, the BLAS may pick its thread count by the
+/// machine's load (MKL_DYNAMIC), and a different split of the first layer's float32 sums
+/// (inputs up to 1e2) moves outputs by ~1e-5: measured 1.5e-5 once under `make test`'s load,
+/// 2.9e-8 (the CSV's rounding) on one thread every time.
+fn one_thread(c: &mut Command) -> &mut Command {
+    c.env("OMP_NUM_THREADS", "1").env("MKL_NUM_THREADS", "1")
+}
+
 fn score(model: &Path, input: &Path, out: &Path) -> std::process::Output {
-    argus()
+    one_thread(&mut argus())
         .args(["models", "score", "--model"])
         .arg(model)
         .arg("--input")
