@@ -160,12 +160,7 @@ type VenueFamily = (&'static str, &'static str, bool, fn(&argus_feeds::FeedStats
 
 const VENUE_FAMILIES: [VenueFamily; 8] = [
     (VENUE_CONNECTED, "1 while the venue's websocket is connected", true, |s| s.connected.load(Ordering::Relaxed)),
-    (VENUE_FRAMES_TOTAL, "Websocket frames received", false, |s| {
-        [&s.frames_trade, &s.frames_depth, &s.frames_book_ticker, &s.frames_derivative, &s.frames_ignored, &s.malformed]
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .sum()
-    }),
+    (VENUE_FRAMES_TOTAL, "Websocket frames received", false, argus_feeds::FeedStats::frames),
     (VENUE_DECODE_ERRORS_TOTAL, "Frames that failed to decode", false, |s| s.malformed.load(Ordering::Relaxed)),
     (VENUE_GAPS_TOTAL, "Book sequence gaps", false, |s| s.gaps.load(Ordering::Relaxed)),
     (VENUE_RESYNCS_TOTAL, "Books rebuilt from a fresh snapshot after a gap or checksum failure", false, |s| {

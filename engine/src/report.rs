@@ -57,17 +57,7 @@ impl VenueReport {
     pub fn of(s: &argus_feeds::FeedStats) -> Self {
         use argus_feeds::FeedStats as F;
         Self {
-            frames: [
-                &s.frames_trade,
-                &s.frames_depth,
-                &s.frames_book_ticker,
-                &s.frames_derivative,
-                &s.frames_ignored,
-                &s.malformed,
-            ]
-            .iter()
-            .map(|c| F::get(c))
-            .sum(),
+            frames: s.frames(),
             events: F::get(&s.events_sent),
             decode_errors: F::get(&s.malformed),
             gaps: F::get(&s.gaps),

@@ -41,4 +41,19 @@ impl FeedStats {
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
+
+    /// Websocket frames read, whatever they carried (malformed ones included).
+    pub fn frames(&self) -> u64 {
+        [
+            &self.frames_trade,
+            &self.frames_depth,
+            &self.frames_book_ticker,
+            &self.frames_derivative,
+            &self.frames_ignored,
+            &self.malformed,
+        ]
+        .iter()
+        .map(|c| Self::get(c))
+        .sum()
+    }
 }
