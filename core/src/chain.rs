@@ -24,6 +24,44 @@ pub struct HexError {
     pub got: String,
 }
 
+/// The value of each ASCII hex digit; `0xff` for every other byte.
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [0xff_u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// The value of a hex digit (any case), `None` for any other byte. A table lookup: JSON-RPC
+/// blocks are mostly hex, so this is the decoder's inner loop.
+#[inline]
+pub fn hex_digit(b: u8) -> Option<u8> {
+    let v = HEX_VALUE[usize::from(b)];
+    (v != 0xff).then_some(v)
+}
+
+/// Decodes hex digit pairs into `out` (`hex` twice as long); false on a non-hex byte.
+#[inline]
+pub fn decode_hex_into(hex: &[u8], out: &mut [u8]) -> bool {
+    let mut bad = 0_u8;
+    for (pair, o) in hex.chunks_exact(2).zip(out.iter_mut()) {
+        let (hi, lo) = (HEX_VALUE[usize::from(pair[0])], HEX_VALUE[usize::from(pair[1])]);
+        // Invalid digits are 0xff: any one sets the high bit.
+        bad |= hi | lo;
+        *o = (hi << 4) | (lo & 0xf);
+    }
+    bad & 0x80 == 0
+}
+
 fn parse_fixed_hex<const N: usize>(s: &str) -> Result<[u8; N], HexError> {
     let err = || HexError { expected: N * 2, got: s.chars().take(80).collect() };
     let h = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).ok_or_else(err)?.as_bytes();
@@ -31,10 +69,8 @@ fn parse_fixed_hex<const N: usize>(s: &str) -> Result<[u8; N], HexError> {
         return Err(err());
     }
     let mut out = [0_u8; N];
-    for (i, pair) in h.chunks_exact(2).enumerate() {
-        let hi = (pair[0] as char).to_digit(16).ok_or_else(err)?;
-        let lo = (pair[1] as char).to_digit(16).ok_or_else(err)?;
-        out[i] = (hi * 16 + lo) as u8;
+    if !decode_hex_into(h, &mut out) {
+        return Err(err());
     }
     Ok(out)
 }
@@ -243,5 +279,20 @@ mod tests {
         assert_eq!(Address::from_word(&w), a);
         let h = H256::from_hex(&format!("0x{}", "ab".repeat(32))).unwrap();
         assert_eq!(h.to_string(), format!("0x{}", "ab".repeat(32)));
+    }
+
+    #[test]
+    fn the_hex_table_agrees_with_to_digit_on_every_byte() {
+        for b in 0..=255_u8 {
+            assert_eq!(hex_digit(b).map(u32::from), (b as char).to_digit(16), "byte {b}");
+            // A bad byte anywhere in a pair is caught, whichever half it is in.
+            let mut out = [0_u8; 2];
+            let ok = (b as char).is_ascii_hexdigit();
+            assert_eq!(decode_hex_into(&[b, b'0', b'1', b'f'], &mut out), ok);
+            assert_eq!(decode_hex_into(&[b'a', b'0', b'1', b], &mut out), ok);
+        }
+        let mut out = [0_u8; 3];
+        assert!(decode_hex_into(b"00fFa7", &mut out));
+        assert_eq!(out, [0x00, 0xff, 0xa7]);
     }
 }

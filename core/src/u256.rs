@@ -103,9 +103,13 @@ impl U256 {
             return Err(err());
         }
         let mut limbs = [0_u64; 4];
-        for (i, b) in h.bytes().rev().enumerate() {
-            let d = (b as char).to_digit(16).ok_or_else(err)?;
-            limbs[i / 16] |= u64::from(d) << ((i % 16) * 4);
+        // Sixteen digits per limb, from the least significant end.
+        for (limb, digits) in limbs.iter_mut().zip(h.as_bytes().rchunks(16)) {
+            let mut v = 0_u64;
+            for &b in digits {
+                v = (v << 4) | u64::from(crate::chain::hex_digit(b).ok_or_else(err)?);
+            }
+            *limb = v;
         }
         Ok(U256(limbs))
     }

@@ -120,3 +120,95 @@ fn pytorch_exports_score_the_same_in_argus() {
     assert!(!dir.join("bad.csv").exists() && !dir.join("two.csv").exists(), "no partial output");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two rule-like modules over the monitor's raw features: `rich` flags transactions carrying
+/// more than 5 ether (column 5 of the transaction features is `value` in wei), `busy` flags
+/// addresses that sent at least 3 transactions (column 3 of the profile aggregates is
+/// `Sent tnx`); `narrow` indexes a column the monitor does not provide.
+const MONITOR_EXPORT: &str = r#"
+import sys, torch
+d = sys.argv[1]
+class Rich(torch.nn.Module):
+    def forward(self, x):
+        return (x[:, 5] > 5e18).float()
+class Busy(torch.nn.Module):
+    def forward(self, x):
+        return (x[:, 3] >= 3).float().unsqueeze(1)
+class Narrow(torch.nn.Module):
+    def forward(self, x):
+        return x[:, 60]
+torch.jit.script(Rich()).save(f"{d}/rich.pt")
+torch.jit.script(Busy()).save(f"{d}/busy.pt")
+torch.jit.script(Narrow()).save(f"{d}/narrow.pt")
+"#;
+
+#[test]
+fn a_bare_torchscript_file_is_a_monitor_model() {
+    use argus_core::{Address, Call, ChainBlock, ChainEvent, ChainTx, H256, U256};
+    use argus_engine::monitor::{AddressModelScorer, ModelScorer};
+    use argus_risk::onchain::{LabelSet, Monitor, MonitorConfig, TxScorer};
+
+    let dir: PathBuf = std::env::temp_dir().join(format!("argus-torchscript-monitor-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    python(MONITOR_EXPORT, &dir);
+
+    let ether = |n: u64| U256::from_dec_str(&format!("{n}000000000000000000")).unwrap();
+    let tx = |i: u8, from: u8, wei: U256| ChainTx {
+        hash: H256([i; 32]),
+        index: u32::from(i),
+        from: Address([from; 20]),
+        to: Some(Address([0x77; 20])),
+        value: wei,
+        nonce: u64::from(i),
+        gas: 21_000,
+        gas_price: U256::from_u64(1_000_000_000),
+        gas_used: Some(21_000),
+        success: Some(true),
+        created: None,
+        call: Call::Plain,
+        events: vec![],
+    };
+    let block = ChainBlock {
+        chain_id: 1,
+        number: 100,
+        hash: H256([0xb1; 32]),
+        parent_hash: H256([0xb0; 32]),
+        timestamp: 1_700_000_000,
+        recv_ns: 0,
+        txs: vec![tx(1, 1, ether(1)), tx(2, 2, ether(10)), tx(3, 1, ether(2)), tx(4, 1, ether(3))],
+        grantees: vec![],
+    };
+
+    let mut rich = ModelScorer::load(&dir.join("rich.pt")).unwrap();
+    assert_eq!(rich.version(), "rich (TorchScript)");
+    assert_eq!(rich.threshold(), 0.5);
+    let mut scores = Vec::new();
+    rich.score_block(&block, &[0, 1, 2], &mut scores).unwrap();
+    assert_eq!(scores, vec![0.0, 1.0, 0.0]);
+    let mut narrow = ModelScorer::load(&dir.join("narrow.pt")).unwrap();
+    let e = narrow.score_block(&block, &[0], &mut Vec::new()).unwrap_err();
+    assert!(e.contains("60") || e.contains("index"), "{e}");
+
+    // In the monitor: the 10-ether transaction raises `ml-tx`, and the address that sent three
+    // transactions raises `ml-address`, each naming the file as its model.
+    let mut m = Monitor::new(
+        MonitorConfig { address_min_txs: 1, ..MonitorConfig::default() },
+        LabelSet::default(),
+        Default::default(),
+    )
+    .with_scorer(Box::new(rich))
+    .with_address_scorer(Box::new(AddressModelScorer::load(&dir.join("busy.pt")).unwrap()));
+    let mut alerts = Vec::new();
+    m.on_event(&ChainEvent::Block(Box::new(block)), &mut alerts);
+    let ml: Vec<_> = alerts.iter().filter(|a| a.detector.starts_with("ml-")).collect();
+    assert_eq!(ml.len(), 2, "{ml:#?}");
+    let tx_alert = ml.iter().find(|a| a.detector == "ml-tx").unwrap();
+    assert_eq!(tx_alert.tx_hash, Some(H256([2; 32]).to_string()));
+    assert_eq!(tx_alert.model_version.as_deref(), Some("rich (TorchScript)"));
+    let address_alert = ml.iter().find(|a| a.detector == "ml-address").unwrap();
+    assert!(address_alert.addresses.iter().any(|p| p.address == Address([1; 20]).to_string()), "{address_alert:?}");
+    assert_eq!(address_alert.model_version.as_deref(), Some("busy (TorchScript)"));
+    assert_eq!(m.stats().score_errors, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use argus_core::{Call, TokenEvent};
-use argus_feeds::chain::block::{approval_grantees, parse_block, parse_block_text, result_text, tx_hashes};
+use argus_feeds::chain::block::{
+    approval_grantees, parse_block, parse_block_text, result_text, tx_hashes, RawBlock, Receipts,
+};
 use serde_json::Value;
 
 fn etl(rel: &str) -> PathBuf {
@@ -82,6 +84,34 @@ fn block_483920_with_receipts_matches_ethereum_etl() {
     let fast = parse_block_text(1, result_text(&block_text).unwrap(), &receipts_text, 7).unwrap();
     assert_eq!(fast, b);
     assert_eq!(tx_hashes(result_text(&block_text).unwrap()).unwrap().len(), 4);
+
+    // The feed's one-pass path: the whole responses, receipts as `eth_getBlockReceipts` returns
+    // them (block order) and shuffled (matched by hash), give the same block.
+    let raw = RawBlock::from_response(&block_text).unwrap().unwrap();
+    assert_eq!(raw.tx_count(), 4);
+    let hashes: Vec<String> = raw.tx_hashes().iter().map(|h| h.to_string()).collect();
+    let by_hash = |h: &str| results.iter().find(|r| r["transactionHash"] == h).unwrap().clone();
+    let in_order: Vec<Value> = hashes.iter().map(|h| by_hash(h)).collect();
+    let response = serde_json::json!({"jsonrpc": "2.0", "id": 2, "result": in_order}).to_string();
+    let one_pass = raw.build(1, Receipts::from_response(&response).unwrap().unwrap(), 7).unwrap();
+    assert_eq!(one_pass, b);
+    let mut shuffled = in_order.clone();
+    shuffled.rotate_left(1);
+    let response = serde_json::json!({"jsonrpc": "2.0", "id": 2, "result": shuffled}).to_string();
+    let raw = RawBlock::from_response(&block_text).unwrap().unwrap();
+    assert_eq!(raw.build(1, Receipts::from_response(&response).unwrap().unwrap(), 7).unwrap(), b);
+    // Without receipts the transactions are there, their outcome unknown.
+    let raw = RawBlock::from_response(&block_text).unwrap().unwrap();
+    let bare = raw.build(1, Receipts::none(), 7).unwrap();
+    assert_eq!(bare.txs.len(), 4);
+    assert!(bare.txs.iter().all(|t| t.success.is_none() && t.gas_used.is_none() && t.events.is_empty()));
+    // `null` results and error responses.
+    assert!(RawBlock::from_response(r#"{"jsonrpc":"2.0","id":1,"result":null}"#).unwrap().is_none());
+    assert!(Receipts::from_response(r#"{"jsonrpc":"2.0","id":1,"result":null}"#).unwrap().is_none());
+    let e = Receipts::from_response(r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"no method"}}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("-32601"), "{e}");
 }
 
 #[test]

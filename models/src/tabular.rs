@@ -118,6 +118,19 @@ pub fn decimal_shape(x: f64) -> (f64, f64) {
     if x == 0.0 || !x.is_finite() {
         return (0.0, 0.0);
     }
+    // Whole numbers below 2^53 (wei amounts, gas): every one is exact in f64 and its neighbours
+    // are at most 1 away, so the shortest round-trip form is the integer's own digits.
+    let a = x.abs();
+    if a < 9_007_199_254_740_992.0 && a.fract() == 0.0 {
+        let mut n = a as u64;
+        let mut zeros = 0_u32;
+        while n.is_multiple_of(10) {
+            n /= 10;
+            zeros += 1;
+        }
+        let digits = n.checked_ilog10().map_or(1, |l| l + 1);
+        return (f64::from(zeros), f64::from(digits));
+    }
     let mut buf = [0_u8; 48];
     let len = {
         let mut w = &mut buf[..];
@@ -682,6 +695,30 @@ mod tests {
         assert!((m.roc_auc - 0.75).abs() < 1e-9);
         // AP: positives at ranks 1 and 3 -> (1/1 + 2/3) / 2.
         assert!((m.pr_auc - (1.0 + 2.0 / 3.0) / 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn decimal_shape_of_whole_numbers_matches_the_formatted_form() {
+        // The integer fast path against the shortest round-trip form it stands for.
+        let mut v = 1_u64;
+        for i in 0..200_000_u64 {
+            v = v.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let whole = match i % 4 {
+                0 => (v >> 11) as f64,
+                1 => ((v >> 40) * 10_u64.pow((i % 12) as u32)) as f64,
+                2 => (v % 1000) as f64,
+                _ => -(((v >> 20) % 100_000) as f64) * 1e6,
+            };
+            let mut s = format!("{:e}", whole.abs());
+            if whole == 0.0 {
+                assert_eq!(decimal_shape(whole), (0.0, 0.0));
+                continue;
+            }
+            let e = s.find('e').unwrap();
+            let sig = s[..e].bytes().filter(u8::is_ascii_digit).count() as f64;
+            let exp: f64 = s.split_off(e + 1).parse().unwrap();
+            assert_eq!(decimal_shape(whole), (exp - (sig - 1.0), sig), "{whole}");
+        }
     }
 
     #[test]

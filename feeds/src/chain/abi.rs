@@ -168,13 +168,8 @@ pub fn hex_bytes(s: &str) -> Option<Vec<u8>> {
     if h.len() % 2 != 0 {
         return None;
     }
-    h.chunks_exact(2)
-        .map(|p| {
-            let hi = (p[0] as char).to_digit(16)?;
-            let lo = (p[1] as char).to_digit(16)?;
-            Some((hi * 16 + lo) as u8)
-        })
-        .collect()
+    let mut out = vec![0_u8; h.len() / 2];
+    argus_core::decode_hex_into(h, &mut out).then_some(out)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use super::decode::DecodeError;
 // The JSON-RPC shapes, borrowing every string from the input (hex never holds escapes), with
 // the fields detectors need; everything else (logsBloom, signatures, ...) is skipped unparsed.
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RpcBlock<'a> {
     number: Option<&'a str>,
@@ -25,7 +25,7 @@ struct RpcBlock<'a> {
     transactions: Vec<RpcTx<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RpcTx<'a> {
     hash: Option<&'a str>,
@@ -40,7 +40,7 @@ struct RpcTx<'a> {
     input: Option<&'a str>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RpcReceipt<'a> {
     transaction_hash: Option<&'a str>,
@@ -52,7 +52,7 @@ struct RpcReceipt<'a> {
     logs: Vec<RpcLog<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct RpcLog<'a> {
     address: Option<&'a str>,
     #[serde(borrow, default)]
@@ -65,6 +65,22 @@ struct Envelope<'a> {
     #[serde(borrow)]
     result: Option<&'a serde_json::value::RawValue>,
     error: Option<RpcErr>,
+}
+
+/// A JSON-RPC response whose `result` is parsed in the same pass as the envelope.
+#[derive(Deserialize)]
+struct Response<T> {
+    result: Option<T>,
+    error: Option<RpcErr>,
+}
+
+impl<T> Response<T> {
+    fn into_result(self) -> Result<Option<T>, DecodeError> {
+        match self.error {
+            Some(e) => Err(DecodeError::Rpc { code: e.code.unwrap_or(0), message: e.message.unwrap_or_default() }),
+            None => Ok(self.result),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -173,8 +189,74 @@ pub fn parse_block(chain_id: u64, block: &Value, receipts: &[Value], recv_ns: u6
 /// As [`parse_block`].
 pub fn parse_block_text(chain_id: u64, block: &str, receipts: &str, recv_ns: u64) -> Result<ChainBlock, DecodeError> {
     let b: RpcBlock<'_> = serde_json::from_str(block).map_err(|e| shape("block", &e))?;
-    let rs: Vec<Option<RpcReceipt<'_>>> = serde_json::from_str(receipts).map_err(|e| shape("receipts", &e))?;
-    build(chain_id, b, rs.into_iter().flatten().collect(), recv_ns)
+    RawBlock(b).build(chain_id, Receipts::from_array(receipts)?, recv_ns)
+}
+
+/// An `eth_getBlockByNumber(n, true)` response parsed in one pass, every string borrowed from
+/// the response text: what the feed needs before it asks for the receipts (the transaction
+/// hashes), then [`RawBlock::build`] makes the typed block. The fast path of the live feed.
+#[derive(Debug)]
+pub struct RawBlock<'a>(RpcBlock<'a>);
+
+impl<'a> RawBlock<'a> {
+    /// The block of a whole response text; `None` when the node answered `null` (a head it
+    /// cannot serve yet).
+    ///
+    /// # Errors
+    /// A JSON-RPC error response, or not a block with full transactions.
+    pub fn from_response(text: &'a str) -> Result<Option<Self>, DecodeError> {
+        let r: Response<RpcBlock<'a>> = serde_json::from_str(text).map_err(|e| shape("block", &e))?;
+        Ok(r.into_result()?.map(RawBlock))
+    }
+
+    /// The transactions' hashes, in block order (to ask for receipts one by one).
+    pub fn tx_hashes(&self) -> Vec<&'a str> {
+        self.0.transactions.iter().filter_map(|t| t.hash).collect()
+    }
+
+    /// How many transactions the block holds.
+    pub fn tx_count(&self) -> usize {
+        self.0.transactions.len()
+    }
+
+    /// The typed block with its receipts' outcomes and token events.
+    ///
+    /// # Errors
+    /// A missing or malformed field, named with the transaction's position.
+    pub fn build(self, chain_id: u64, receipts: Receipts<'_>, recv_ns: u64) -> Result<ChainBlock, DecodeError> {
+        build(chain_id, self.0, receipts.0, recv_ns)
+    }
+}
+
+/// A block's receipts parsed in one pass (strings borrowed): the `result` of
+/// `eth_getBlockReceipts`, or a JSON array of receipts gathered one by one.
+#[derive(Debug)]
+pub struct Receipts<'a>(Vec<RpcReceipt<'a>>);
+
+impl<'a> Receipts<'a> {
+    /// No receipts (a block without transactions): transactions keep their outcome unknown.
+    pub fn none() -> Self {
+        Receipts(Vec::new())
+    }
+
+    /// The receipts of an `eth_getBlockReceipts` response text; `None` when its result is not
+    /// an array (`null`: the node does not have them).
+    ///
+    /// # Errors
+    /// A JSON-RPC error response (e.g. the method is unknown), or malformed receipts.
+    pub fn from_response(text: &'a str) -> Result<Option<Self>, DecodeError> {
+        let r: Response<Vec<Option<RpcReceipt<'a>>>> = serde_json::from_str(text).map_err(|e| shape("receipts", &e))?;
+        Ok(r.into_result()?.map(|v| Receipts(v.into_iter().flatten().collect())))
+    }
+
+    /// Receipts from a JSON array text (`null` entries skipped).
+    ///
+    /// # Errors
+    /// Malformed receipts.
+    pub fn from_array(text: &'a str) -> Result<Self, DecodeError> {
+        let v: Vec<Option<RpcReceipt<'a>>> = serde_json::from_str(text).map_err(|e| shape("receipts", &e))?;
+        Ok(Receipts(v.into_iter().flatten().collect()))
+    }
 }
 
 fn build(
@@ -187,14 +269,25 @@ fn build(
     let block_hash = need(hash(b.hash, "hash")?, "hash")?;
     let parent_hash = need(hash(b.parent_hash, "parentHash")?, "parentHash")?;
     let timestamp = need(u64_of(b.timestamp, "timestamp")?, "timestamp")?;
-    let mut by_hash: HashMap<&str, RpcReceipt<'_>> = HashMap::with_capacity(receipts.len());
-    for r in receipts {
-        let h = need(r.transaction_hash, "transactionHash")?;
-        by_hash.insert(h, r);
+    let mut hashes = Vec::with_capacity(receipts.len());
+    for r in &receipts {
+        hashes.push(need(r.transaction_hash, "transactionHash")?);
     }
+    // Nodes return receipts in block order: take the receipt at the transaction's position
+    // when its hash matches, and index them by hash only when one does not.
+    let mut receipts: Vec<Option<RpcReceipt<'_>>> = receipts.into_iter().map(Some).collect();
+    let mut by_hash: Option<HashMap<&str, usize>> = None;
     let mut txs = Vec::with_capacity(b.transactions.len());
     for (i, t) in b.transactions.into_iter().enumerate() {
-        let receipt = t.hash.and_then(|h| by_hash.remove(h));
+        let receipt = t.hash.and_then(|h| {
+            let at = if hashes.get(i) == Some(&h) {
+                i
+            } else {
+                let index = by_hash.get_or_insert_with(|| hashes.iter().enumerate().map(|(j, h)| (*h, j)).collect());
+                *index.get(h)?
+            };
+            receipts.get_mut(at)?.take()
+        });
         let tx = build_tx(t, receipt).map_err(|e| match e {
             DecodeError::Field { field: f, reason } => {
                 DecodeError::Field { field: format!("transactions[{i}].{f}"), reason }

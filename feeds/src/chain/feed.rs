@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{info, warn};
 
-use super::block::{approval_grantees, parse_block_text, result_text, tx_hashes};
+use super::block::{approval_grantees, RawBlock, Receipts};
 use super::decode::DecodeError;
 use crate::FeedError;
 
@@ -384,13 +384,46 @@ async fn sync(
         }
         let recv_ns = crate::binance::client::now().0;
         let response = rpc.call_text("eth_getBlockByNumber", json!([hex(next), true])).await?;
-        let block_text = result_text(&response).map_err(|e| rpc_error("eth_getBlockByNumber", &e))?;
-        if block_text.trim() == "null" {
+        // One pass over the response; the block's strings stay borrowed from it.
+        let raw = match RawBlock::from_response(&response) {
+            Ok(Some(raw)) => raw,
             // The node announced a head it cannot serve yet; the next head retries.
-            return Ok(false);
-        }
-        let receipts = receipts(rpc, follow, block_text, next, stats).await?;
-        let mut block = match parse_block_text(follow.chain_id, block_text, &receipts, recv_ns) {
+            Ok(None) => return Ok(false),
+            Err(e) => {
+                if !matches!(e, DecodeError::Rpc { .. }) {
+                    inc(&stats.decode_errors);
+                }
+                return Err(rpc_error("eth_getBlockByNumber", &e));
+            }
+        };
+        // The receipts, also parsed in one pass: a node without `eth_getBlockReceipts` says so
+        // in the response, and the receipts are then fetched one by one.
+        let whole = match raw.tx_count() {
+            0 => None,
+            _ if follow.block_receipts => Some(rpc.call_text("eth_getBlockReceipts", json!([hex(next)])).await?),
+            _ => None,
+        };
+        let one_by_one;
+        let parsed = match whole.as_deref().map(Receipts::from_response) {
+            Some(Ok(Some(r))) => Ok(r),
+            Some(Err(DecodeError::Rpc { code, message })) => {
+                if !(code == -32601 || code == -32004 || message.contains("not")) {
+                    return Err(rpc_error("eth_getBlockReceipts", &DecodeError::Rpc { code, message }));
+                }
+                info!(chain_id = follow.chain_id, "node has no eth_getBlockReceipts: per-transaction receipts");
+                follow.block_receipts = false;
+                one_by_one = receipts_one_by_one(rpc, &raw, stats).await?;
+                Receipts::from_array(&one_by_one)
+            }
+            Some(Err(e)) => Err(e),
+            // Without transactions there is nothing to ask; a `null` result: ask one by one.
+            None if raw.tx_count() == 0 => Ok(Receipts::none()),
+            Some(Ok(None)) | None => {
+                one_by_one = receipts_one_by_one(rpc, &raw, stats).await?;
+                Receipts::from_array(&one_by_one)
+            }
+        };
+        let mut block = match parsed.and_then(|r| raw.build(follow.chain_id, r, recv_ns)) {
             Ok(b) => b,
             Err(error) => {
                 // A block we cannot read would be a silent hole: count it and fail the session
@@ -445,30 +478,10 @@ fn orphan(
     send(tx, ChainEvent::Orphaned { chain_id, number, hash }, stats)
 }
 
-/// The block's receipts as a JSON array text.
-async fn receipts(
-    rpc: &mut Rpc,
-    follow: &mut Follow,
-    block_text: &str,
-    number: u64,
-    stats: &ChainFeedStats,
-) -> Result<String, FeedError> {
-    let hashes = tx_hashes(block_text).map_err(|e| rpc_error("eth_getBlockByNumber", &e))?;
-    if hashes.is_empty() {
-        return Ok("[]".to_owned());
-    }
-    if follow.block_receipts {
-        let response = rpc.call_text("eth_getBlockReceipts", json!([hex(number)])).await?;
-        match result_text(&response) {
-            Ok(r) if r.trim_start().starts_with('[') => return Ok(r.to_owned()),
-            Ok(_) => {}
-            Err(DecodeError::Rpc { code, message }) if code == -32601 || code == -32004 || message.contains("not") => {
-                info!(chain_id = follow.chain_id, "node has no eth_getBlockReceipts: per-transaction receipts");
-                follow.block_receipts = false;
-            }
-            Err(e) => return Err(rpc_error("eth_getBlockReceipts", &e)),
-        }
-    }
+/// The block's receipts fetched one `eth_getTransactionReceipt` per transaction in one batch,
+/// as a JSON array text.
+async fn receipts_one_by_one(rpc: &mut Rpc, block: &RawBlock<'_>, stats: &ChainFeedStats) -> Result<String, FeedError> {
+    let hashes = block.tx_hashes();
     let calls: Vec<(&str, Value)> = hashes.iter().map(|h| ("eth_getTransactionReceipt", json!([h]))).collect();
     let mut out = Vec::with_capacity(calls.len());
     for r in rpc.batch(&calls).await? {

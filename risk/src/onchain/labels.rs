@@ -2,9 +2,7 @@
 //! suppression list of known-benign addresses. Parsing files is the binary's job; this is the
 //! lookup the detectors use.
 
-use std::collections::HashMap;
-
-use argus_core::Address;
+use argus_core::{Address, FastMap};
 
 /// What a label says about an address, for the detectors that care.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -36,7 +34,7 @@ impl Label {
 /// Every labelled address, each with all of its labels (several packs may name it).
 #[derive(Clone, Debug, Default)]
 pub struct LabelSet {
-    map: HashMap<Address, Vec<Label>>,
+    map: FastMap<Address, Vec<Label>>,
 }
 
 impl LabelSet {

@@ -38,14 +38,14 @@ mod alert;
 mod labels;
 mod profile;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
-use argus_core::{Address, Call, ChainBlock, ChainEvent, ChainTx, TokenEvent, H256, U256};
+use argus_core::{Address, Call, ChainBlock, ChainEvent, ChainTx, FastMap, FastSet, TokenEvent, H256, U256};
 use serde::{Deserialize, Serialize};
 
 pub use alert::{Alert, LabelHit, Party, Severity};
 pub use labels::{Label, LabelKind, LabelSet};
-pub use profile::{AddressScorer, Distinct, Profile, PROFILE_FEATURES};
+pub use profile::{AddressScorer, Distinct, Profile, ProfileTable, PROFILE_FEATURES};
 
 /// Thresholds of the detectors (`[monitor]` in `argus monitor --config`).
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -231,27 +231,22 @@ pub struct Monitor {
     scored: Vec<usize>,
     scores: Vec<f32>,
     address_scorer: Option<Box<dyn AddressScorer>>,
-    profiles: HashMap<Address, Profile>,
-    /// Addresses whose profile changed in the current block -> their last transaction's position.
-    touched: HashMap<Address, usize>,
+    profiles: ProfileTable,
     /// Scratch of the address scoring: (position, address), feature rows, scores.
-    candidates: Vec<(usize, Address)>,
+    candidates: Vec<(usize, Address, u32)>,
     rows: Vec<f64>,
     cfg: MonitorConfig,
     dust_wei: U256,
     dust_token: U256,
     labels: LabelSet,
-    suppress: HashSet<Address>,
-    addrs: HashMap<Address, AddrState>,
-    flows: HashMap<(Address, Option<Address>), Flow>,
+    suppress: FastSet<Address>,
+    addrs: FastMap<Address, AddrState>,
+    flows: FastMap<(Address, Option<Address>), Flow>,
     /// Grants by spender: who allowed this spender to move which token.
-    grants: HashMap<Address, Vec<Grant>>,
-    sweeps: HashMap<Address, VecDeque<(u64, Address)>>,
-    incidents: HashMap<Address, Incident>,
+    grants: FastMap<Address, Vec<Grant>>,
+    sweeps: FastMap<Address, VecDeque<(u64, Address)>>,
+    incidents: FastMap<Address, Incident>,
     recent: VecDeque<Recent>,
-    /// The current block's undo log of profiles: each changed address's profile before it.
-    undo: Vec<(Address, Option<Profile>)>,
-    journaled: HashSet<Address>,
     stats: MonitorStats,
     seq: u32,
 }
@@ -271,23 +266,20 @@ impl Monitor {
             scored: Vec::new(),
             scores: Vec::new(),
             address_scorer: None,
-            profiles: HashMap::new(),
-            touched: HashMap::new(),
+            profiles: ProfileTable::default(),
             candidates: Vec::new(),
             rows: Vec::new(),
             dust_wei: U256::from_dec_str(&cfg.dust_wei).unwrap_or(U256::ZERO),
             dust_token: U256::from_dec_str(&cfg.dust_token_units).unwrap_or(U256::ZERO),
             cfg,
             labels,
-            suppress,
-            addrs: HashMap::new(),
-            flows: HashMap::new(),
-            grants: HashMap::new(),
-            sweeps: HashMap::new(),
-            incidents: HashMap::new(),
+            suppress: suppress.into_iter().collect(),
+            addrs: FastMap::default(),
+            flows: FastMap::default(),
+            grants: FastMap::default(),
+            sweeps: FastMap::default(),
+            incidents: FastMap::default(),
             recent: VecDeque::new(),
-            undo: Vec::new(),
-            journaled: HashSet::new(),
             stats: MonitorStats::default(),
             seq: 0,
         }
@@ -339,12 +331,7 @@ impl Monitor {
                     self.stats.retracted += 1;
                     out.push(a.retraction(hash));
                 }
-                for (a, before) in r.undo.into_iter().rev() {
-                    match before {
-                        Some(p) => self.profiles.insert(a, p),
-                        None => self.profiles.remove(&a),
-                    };
-                }
+                self.profiles.restore(r.undo);
             }
         }
     }
@@ -374,8 +361,7 @@ impl Monitor {
             }
         }
         let mut next_scored = 0;
-        self.touched.clear();
-        self.journaled.clear();
+        self.profiles.begin_block();
         for (i, tx) in b.txs.iter().enumerate() {
             self.stats.txs += 1;
             self.stats.token_events += tx.events.len() as u64;
@@ -393,10 +379,12 @@ impl Monitor {
         if self.address_scorer.is_some() {
             self.score_addresses(b, out);
         }
-        let undo = std::mem::take(&mut self.undo);
+        let undo = self.profiles.take_undo();
         self.recent.push_back(Recent { number: b.number, hash: b.hash, alerts: out[start..].to_vec(), undo });
         while self.recent.len() > self.cfg.reorg_depth {
-            self.recent.pop_front();
+            if let Some(r) = self.recent.pop_front() {
+                self.profiles.recycle(r.undo);
+            }
         }
     }
 
@@ -418,64 +406,59 @@ impl Monitor {
         self.emit(b, tx, a, None, out);
     }
 
-    fn profile_of(&mut self, a: Address) -> Option<&mut Profile> {
+    /// The slot of `a`'s profile (none for the zero address, or when the table is full).
+    fn profile_slot(&mut self, a: Address) -> Option<u32> {
         if a == Address::ZERO {
             return None;
         }
-        // One lookup in the (large) profile table; the undo log records the first change per block.
-        let full = self.profiles.len() >= self.cfg.max_tracked;
-        match self.profiles.entry(a) {
-            std::collections::hash_map::Entry::Occupied(e) => {
-                if self.journaled.insert(a) {
-                    self.undo.push((a, Some(*e.get())));
-                }
-                Some(e.into_mut())
-            }
-            std::collections::hash_map::Entry::Vacant(e) => {
-                if full {
-                    self.stats.untracked += 1;
-                    return None;
-                }
-                if self.journaled.insert(a) {
-                    self.undo.push((a, None));
-                }
-                Some(e.insert(Profile::default()))
-            }
+        let slot = self.profiles.slot(a, self.cfg.max_tracked);
+        if slot.is_none() {
+            self.stats.untracked += 1;
         }
+        slot
     }
 
     /// Updates the profiles of everyone a successful transaction involves.
     fn profile_tx(&mut self, b: &ChainBlock, pos: usize, tx: &ChainTx) {
         let ts = b.timestamp;
-        if let Some(p) = self.profile_of(tx.from) {
-            p.on_sent(tx, ts);
-            self.touched.insert(tx.from, pos);
+        if let Some(i) = self.profile_slot(tx.from) {
+            if let Some(p) = self.profiles.at(i) {
+                p.on_sent(tx, ts);
+            }
+            self.profiles.touch(i, pos);
         }
         if let Some(to) = tx.to {
-            if let Some(p) = self.profile_of(to) {
-                p.on_received(tx, ts);
-                p.is_contract |= tx.call != Call::Plain;
-                self.touched.insert(to, pos);
+            if let Some(i) = self.profile_slot(to) {
+                if let Some(p) = self.profiles.at(i) {
+                    p.on_received(tx, ts);
+                    p.is_contract |= tx.call != Call::Plain;
+                }
+                self.profiles.touch(i, pos);
             }
         }
         if let Some(c) = tx.created {
-            if let Some(p) = self.profile_of(c) {
+            if let Some(p) = self.profile_slot(c).and_then(|i| self.profiles.at(i)) {
                 p.is_contract = true;
             }
         }
         for ev in &tx.events {
             if let TokenEvent::Transfer { token, from, to, .. } = *ev {
-                if let Some(p) = self.profile_of(token) {
+                if let Some(p) = self.profile_slot(token).and_then(|i| self.profiles.at(i)) {
                     p.is_contract = true;
                 }
-                let to_contract = self.profiles.get(&to).is_some_and(|p| p.is_contract);
-                if let Some(p) = self.profile_of(from) {
-                    p.on_token_sent(ev, to_contract);
-                    self.touched.insert(from, pos);
+                let to_slot = self.profile_slot(to);
+                let to_contract = to_slot.and_then(|i| self.profiles.at(i)).is_some_and(|p| p.is_contract);
+                if let Some(i) = self.profile_slot(from) {
+                    if let Some(p) = self.profiles.at(i) {
+                        p.on_token_sent(ev, to_contract);
+                    }
+                    self.profiles.touch(i, pos);
                 }
-                if let Some(p) = self.profile_of(to) {
-                    p.on_token_received(ev);
-                    self.touched.insert(to, pos);
+                if let Some(i) = to_slot {
+                    if let Some(p) = self.profiles.at(i) {
+                        p.on_token_received(ev);
+                    }
+                    self.profiles.touch(i, pos);
                 }
             }
         }
@@ -485,11 +468,9 @@ impl Monitor {
     fn score_addresses(&mut self, b: &ChainBlock, out: &mut Vec<Alert>) {
         let min = self.cfg.address_min_txs;
         self.candidates.clear();
-        for (a, &pos) in &self.touched {
-            if let Some(p) = self.profiles.get(a) {
-                if !p.alerted && !p.is_contract && p.total_txs() >= min {
-                    self.candidates.push((pos, *a));
-                }
+        for (i, a, p, pos) in self.profiles.touched() {
+            if !p.alerted && !p.is_contract && p.total_txs() >= min {
+                self.candidates.push((pos, *a, i));
             }
         }
         if self.candidates.is_empty() {
@@ -498,8 +479,8 @@ impl Monitor {
         // Block order, then address: the same blocks give the same alerts in the same order.
         self.candidates.sort_unstable();
         self.rows.clear();
-        for (_, a) in &self.candidates {
-            if let Some(p) = self.profiles.get(a) {
+        for &(_, _, i) in &self.candidates {
+            if let Some(p) = self.profiles.at(i) {
                 p.features(&mut self.rows);
             }
         }
@@ -513,8 +494,8 @@ impl Monitor {
         let threshold = scorer.threshold();
         let version = scorer.version().to_owned();
         let (candidates, scores) = (std::mem::take(&mut self.candidates), std::mem::take(&mut self.scores));
-        for (&(pos, a), &score) in candidates.iter().zip(&scores) {
-            let (Some(tx), Some(p)) = (b.txs.get(pos), self.profiles.get_mut(&a)) else { continue };
+        for (&(pos, a, i), &score) in candidates.iter().zip(&scores) {
+            let (Some(tx), Some(p)) = (b.txs.get(pos), self.profiles.at(i)) else { continue };
             if score < threshold {
                 continue;
             }

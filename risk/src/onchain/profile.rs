@@ -9,7 +9,7 @@
 //! sent with contract creations (nearly always zero in the set, as it is here); its four ERC-20
 //! "avg time between" columns are zero in every row, so the profile reports zero too.
 
-use argus_core::{Address, ChainTx, TokenEvent, U256};
+use argus_core::{Address, ChainTx, FastMap, TokenEvent, U256};
 
 /// The profile's features in order, named as the Kaggle set's columns (leading and trailing
 /// spaces trimmed). An address model names its features from this list.
@@ -301,6 +301,154 @@ impl Profile {
     }
 }
 
+/// One address's profile in the table, with its place in the current block's bookkeeping.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    address: Address,
+    profile: Profile,
+    /// The block (table epoch) in which its undo entry was last written.
+    journaled: u64,
+    /// The block in which it last changed, and the position of that transaction.
+    touched: u64,
+    touched_pos: usize,
+}
+
+/// The profiles of every tracked address, with the per-block bookkeeping the monitor needs:
+/// which profiles changed in the current block (to score them) and their values before it (to
+/// undo an orphaned block). Profiles live in one array and the address index points into it, so
+/// an address is hashed once per update and the block's bookkeeping is array work.
+#[derive(Debug, Default)]
+pub struct ProfileTable {
+    index: FastMap<Address, u32>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    epoch: u64,
+    touched: Vec<u32>,
+    undo: Vec<(Address, Option<Profile>)>,
+    /// A retired block's undo log, kept for its capacity (a block changes hundreds of
+    /// profiles: growing a fresh log each block cost more than the profiles' updates).
+    spare: Vec<(Address, Option<Profile>)>,
+}
+
+impl ProfileTable {
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    pub fn get(&self, a: &Address) -> Option<&Profile> {
+        self.index.get(a).and_then(|&i| self.slots.get(i as usize)).map(|s| &s.profile)
+    }
+
+    /// Starts a block: no profile has changed in it yet.
+    pub fn begin_block(&mut self) {
+        self.epoch += 1;
+        self.touched.clear();
+    }
+
+    /// The slot of `a`'s profile, created (while fewer than `max` are kept) on first sight; the
+    /// first change in a block records the profile's value before it for [`Self::take_undo`].
+    pub fn slot(&mut self, a: Address, max: usize) -> Option<u32> {
+        let full = self.index.len() >= max;
+        match self.index.entry(a) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                let i = *e.get();
+                let s = self.slots.get_mut(i as usize)?;
+                if s.journaled != self.epoch {
+                    s.journaled = self.epoch;
+                    self.undo.push((a, Some(s.profile)));
+                }
+                Some(i)
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                if full {
+                    return None;
+                }
+                let fresh =
+                    Slot { address: a, profile: Profile::default(), journaled: self.epoch, touched: 0, touched_pos: 0 };
+                let i = match self.free.pop() {
+                    Some(i) => {
+                        *self.slots.get_mut(i as usize)? = fresh;
+                        i
+                    }
+                    None => {
+                        self.slots.push(fresh);
+                        u32::try_from(self.slots.len() - 1).ok()?
+                    }
+                };
+                e.insert(i);
+                self.undo.push((a, None));
+                Some(i)
+            }
+        }
+    }
+
+    /// The profile in slot `i`.
+    pub fn at(&mut self, i: u32) -> Option<&mut Profile> {
+        self.slots.get_mut(i as usize).map(|s| &mut s.profile)
+    }
+
+    /// Marks slot `i` changed by the block's transaction at `pos` (the last one wins).
+    pub fn touch(&mut self, i: u32, pos: usize) {
+        if let Some(s) = self.slots.get_mut(i as usize) {
+            if s.touched != self.epoch {
+                s.touched = self.epoch;
+                self.touched.push(i);
+            }
+            s.touched_pos = pos;
+        }
+    }
+
+    /// The profiles changed in the current block: (slot, address, profile, position of the last
+    /// transaction that changed it).
+    pub fn touched(&self) -> impl Iterator<Item = (u32, &Address, &Profile, usize)> + '_ {
+        self.touched
+            .iter()
+            .filter_map(|&i| self.slots.get(i as usize).map(|s| (i, &s.address, &s.profile, s.touched_pos)))
+    }
+
+    /// The address and profile in slot `i`.
+    pub fn entry(&mut self, i: u32) -> Option<(Address, &mut Profile)> {
+        self.slots.get_mut(i as usize).map(|s| (s.address, &mut s.profile))
+    }
+
+    /// The block's undo log (each changed profile's value before the block, `None`: created in
+    /// it), leaving it empty for the next block.
+    pub fn take_undo(&mut self) -> Vec<(Address, Option<Profile>)> {
+        let next = std::mem::take(&mut self.spare);
+        std::mem::replace(&mut self.undo, next)
+    }
+
+    /// Takes back the undo log of a block past reorg depth, to reuse its memory.
+    pub fn recycle(&mut self, mut undo: Vec<(Address, Option<Profile>)>) {
+        if undo.capacity() > self.spare.capacity() {
+            undo.clear();
+            self.spare = undo;
+        }
+    }
+
+    /// Undoes an orphaned block's changes.
+    pub fn restore(&mut self, undo: Vec<(Address, Option<Profile>)>) {
+        for (a, before) in undo.into_iter().rev() {
+            match before {
+                Some(p) => {
+                    if let Some(s) = self.index.get(&a).and_then(|&i| self.slots.get_mut(i as usize)) {
+                        s.profile = p;
+                    }
+                }
+                None => {
+                    if let Some(i) = self.index.remove(&a) {
+                        self.free.push(i);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A model that scores address profiles (the `ml-address` detector); implemented over tch by
 /// the binary, so this crate stays pure.
 pub trait AddressScorer: Send {
@@ -378,6 +526,41 @@ mod tests {
         assert_eq!(feature(&p, "ERC20 max val rec"), 600.0);
         assert!((feature(&p, "ERC20 uniq rec token name") - 1.0).abs() < 0.05);
         assert_eq!(feature(&p, "ERC20 uniq sent token name"), 0.0);
+    }
+
+    #[test]
+    fn table_undoes_a_block_and_reuses_freed_slots() {
+        let mut t = ProfileTable::default();
+        let (a, b, c) = (Address([1; 20]), Address([2; 20]), Address([3; 20]));
+        t.begin_block();
+        let i = t.slot(a, 10).unwrap();
+        t.at(i).unwrap().on_sent(&tx(1, 2, 5), 60);
+        t.touch(i, 0);
+        let block1 = t.take_undo();
+        assert_eq!(block1, vec![(a, None)]);
+        let after1 = *t.get(&a).unwrap();
+
+        t.begin_block();
+        assert_eq!(t.touched().count(), 0, "a new block starts with nothing changed");
+        for pos in 0..3 {
+            let i = t.slot(a, 10).unwrap();
+            t.at(i).unwrap().on_sent(&tx(1, 2, 7), 120);
+            t.touch(i, pos);
+        }
+        let j = t.slot(b, 10).unwrap();
+        t.touch(j, 1);
+        let touched: Vec<_> = t.touched().map(|(_, addr, _, pos)| (*addr, pos)).collect();
+        assert_eq!(touched, vec![(a, 2), (b, 1)], "each address once, with its last position");
+        let block2 = t.take_undo();
+        assert_eq!(block2.len(), 2, "one undo entry per changed address: {block2:?}");
+        t.restore(block2);
+        assert_eq!(*t.get(&a).unwrap(), after1);
+        assert!(t.get(&b).is_none() && t.len() == 1);
+
+        t.begin_block();
+        assert_eq!(t.slot(c, 10), Some(j), "the freed slot is reused");
+        assert_eq!(*t.get(&c).unwrap(), Profile::default());
+        assert_eq!(t.slot(b, 2), None, "full: not tracked");
     }
 
     #[test]
