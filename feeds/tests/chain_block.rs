@@ -5,9 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use argus_core::{Call, TokenEvent};
-use argus_feeds::chain::block::{
-    approval_grantees, parse_block, parse_block_text, result_text, tx_hashes, RawBlock, Receipts,
-};
+use argus_feeds::chain::block::{approval_grantees, parse_block, RawBlock, Receipts};
 use serde_json::Value;
 
 fn etl(rel: &str) -> PathBuf {
@@ -81,9 +79,9 @@ fn block_483920_with_receipts_matches_ethereum_etl() {
     .unwrap();
     let results: Vec<Value> = receipts.iter().map(|r| r["result"].clone()).collect();
     let receipts_text = serde_json::to_string(&results).unwrap();
-    let fast = parse_block_text(1, result_text(&block_text).unwrap(), &receipts_text, 7).unwrap();
+    let raw = RawBlock::from_response(&block_text).unwrap().unwrap();
+    let fast = raw.build(1, Receipts::from_array(&receipts_text).unwrap(), 7).unwrap();
     assert_eq!(fast, b);
-    assert_eq!(tx_hashes(result_text(&block_text).unwrap()).unwrap().len(), 4);
 
     // The feed's one-pass path: the whole responses, receipts as `eth_getBlockReceipts` returns
     // them (block order) and shuffled (matched by hash), give the same block.
@@ -123,9 +121,10 @@ fn malformed_blocks_name_the_field() {
     assert!(e.contains("transactions[0].from"), "{e}");
     let err = serde_json::json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32000, "message": "header not found"}});
     assert!(parse_block(1, &err, &[], 0).unwrap_err().to_string().contains("header not found"));
-    assert!(result_text(&err.to_string()).unwrap_err().to_string().contains("header not found"));
+    assert!(RawBlock::from_response(&err.to_string()).unwrap_err().to_string().contains("header not found"));
     // Transaction hashes instead of objects, and garbage, are errors, not panics.
     let hashes = r#"{"number":"0x1","hash":"0x11","parentHash":"0x00","timestamp":"0x1","transactions":["0xab"]}"#;
-    assert!(parse_block_text(1, hashes, "[]", 0).is_err());
-    assert!(parse_block_text(1, "{", "[]", 0).is_err());
+    assert!(RawBlock::from_response(&format!(r#"{{"result":{hashes}}}"#)).is_err());
+    assert!(RawBlock::from_response("{").is_err());
+    assert!(Receipts::from_array("[{").is_err());
 }

@@ -218,6 +218,7 @@ pub fn run(
     let json_bytes = data.iter().map(|(b, r)| (b.len() + r.len()) as u64).sum();
     let mut by_detector = std::collections::BTreeMap::new();
     let mut scored = 0;
+    // Each pass counts its own alerts by detector; the report keeps the last whole pass's.
     let mut pass = |scorer: Option<Timed<ModelScorer>>,
                     address_scorer: Option<Timed<AddressModelScorer>>,
                     detect: bool|
@@ -231,6 +232,7 @@ pub fn run(
         }
         let mut alerts: Vec<Alert> = Vec::new();
         let (mut n_alerts, mut logs) = (0_u64, 0_u64);
+        by_detector.clear();
         let t0 = Instant::now();
         for (b, r) in &data {
             // What the live feed does: each response parsed once, strings borrowed.

@@ -60,13 +60,6 @@ struct RpcLog<'a> {
     data: Option<&'a str>,
 }
 
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow)]
-    result: Option<&'a serde_json::value::RawValue>,
-    error: Option<RpcErr>,
-}
-
 /// A JSON-RPC response whose `result` is parsed in the same pass as the envelope.
 #[derive(Deserialize)]
 struct Response<T> {
@@ -131,38 +124,6 @@ pub fn result_of(response: &Value) -> Result<&Value, DecodeError> {
     Ok(response.get("result").unwrap_or(response))
 }
 
-/// The `result` of a JSON-RPC response's text, without building a tree.
-///
-/// # Errors
-/// Not a JSON-RPC response, or an error response.
-pub fn result_text(response: &str) -> Result<&str, DecodeError> {
-    let env: Envelope<'_> = serde_json::from_str(response).map_err(|e| shape("response", &e))?;
-    if let Some(e) = env.error {
-        return Err(DecodeError::Rpc { code: e.code.unwrap_or(0), message: e.message.unwrap_or_default() });
-    }
-    Ok(env.result.map_or("null", |r| r.get()))
-}
-
-#[derive(Deserialize)]
-struct HashOnly<'a> {
-    hash: Option<&'a str>,
-}
-
-#[derive(Deserialize)]
-struct Hashes<'a> {
-    #[serde(borrow, default)]
-    transactions: Vec<HashOnly<'a>>,
-}
-
-/// The transaction hashes of a block object's text (to ask for receipts one by one).
-///
-/// # Errors
-/// Not a block with full transactions.
-pub fn tx_hashes(block: &str) -> Result<Vec<&str>, DecodeError> {
-    let h: Hashes<'_> = serde_json::from_str(block).map_err(|e| shape("block", &e))?;
-    Ok(h.transactions.into_iter().filter_map(|t| t.hash).collect())
-}
-
 /// Decodes a block with full transactions and the receipts of those transactions (any order;
 /// a transaction without a receipt keeps `success`/`gas_used` unknown and no events). Accepts
 /// whole responses or bare results.
@@ -179,17 +140,6 @@ pub fn parse_block(chain_id: u64, block: &Value, receipts: &[Value], recv_ns: u6
         }
     }
     build(chain_id, b, rs, recv_ns)
-}
-
-/// [`parse_block`] from text: the block object (a `result`) and a JSON array of receipts (the
-/// result of `eth_getBlockReceipts`, or the receipts gathered one by one). The fast path: no
-/// tree, strings borrowed from the input.
-///
-/// # Errors
-/// As [`parse_block`].
-pub fn parse_block_text(chain_id: u64, block: &str, receipts: &str, recv_ns: u64) -> Result<ChainBlock, DecodeError> {
-    let b: RpcBlock<'_> = serde_json::from_str(block).map_err(|e| shape("block", &e))?;
-    RawBlock(b).build(chain_id, Receipts::from_array(receipts)?, recv_ns)
 }
 
 /// An `eth_getBlockByNumber(n, true)` response parsed in one pass, every string borrowed from

@@ -397,31 +397,31 @@ async fn sync(
             }
         };
         // The receipts, also parsed in one pass: a node without `eth_getBlockReceipts` says so
-        // in the response, and the receipts are then fetched one by one.
-        let whole = match raw.tx_count() {
-            0 => None,
-            _ if follow.block_receipts => Some(rpc.call_text("eth_getBlockReceipts", json!([hex(next)])).await?),
-            _ => None,
+        // in the response, and (as for a `null` result) the receipts are fetched one by one.
+        let whole = if raw.tx_count() > 0 && follow.block_receipts {
+            Some(rpc.call_text("eth_getBlockReceipts", json!([hex(next)])).await?)
+        } else {
+            None
         };
-        let one_by_one;
-        let parsed = match whole.as_deref().map(Receipts::from_response) {
-            Some(Ok(Some(r))) => Ok(r),
+        let from_block = match whole.as_deref().map(Receipts::from_response) {
+            None => Ok(None),
             Some(Err(DecodeError::Rpc { code, message })) => {
                 if !(code == -32601 || code == -32004 || message.contains("not")) {
                     return Err(rpc_error("eth_getBlockReceipts", &DecodeError::Rpc { code, message }));
                 }
                 info!(chain_id = follow.chain_id, "node has no eth_getBlockReceipts: per-transaction receipts");
                 follow.block_receipts = false;
+                Ok(None)
+            }
+            Some(parsed) => parsed,
+        };
+        let one_by_one;
+        let parsed = match from_block {
+            Ok(None) if raw.tx_count() > 0 => {
                 one_by_one = receipts_one_by_one(rpc, &raw, stats).await?;
                 Receipts::from_array(&one_by_one)
             }
-            Some(Err(e)) => Err(e),
-            // Without transactions there is nothing to ask; a `null` result: ask one by one.
-            None if raw.tx_count() == 0 => Ok(Receipts::none()),
-            Some(Ok(None)) | None => {
-                one_by_one = receipts_one_by_one(rpc, &raw, stats).await?;
-                Receipts::from_array(&one_by_one)
-            }
+            other => other.map(|r| r.unwrap_or_else(Receipts::none)),
         };
         let mut block = match parsed.and_then(|r| raw.build(follow.chain_id, r, recv_ns)) {
             Ok(b) => b,
