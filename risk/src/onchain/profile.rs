@@ -410,11 +410,6 @@ impl ProfileTable {
             .filter_map(|&i| self.slots.get(i as usize).map(|s| (i, &s.address, &s.profile, s.touched_pos)))
     }
 
-    /// The address and profile in slot `i`.
-    pub fn entry(&mut self, i: u32) -> Option<(Address, &mut Profile)> {
-        self.slots.get_mut(i as usize).map(|s| (s.address, &mut s.profile))
-    }
-
     /// The block's undo log (each changed profile's value before the block, `None`: created in
     /// it), leaving it empty for the next block.
     pub fn take_undo(&mut self) -> Vec<(Address, Option<Profile>)> {
