@@ -34,7 +34,92 @@ pub enum ParseFixedError {
 ///
 /// # Errors
 /// Any malformed input or a value outside `i64` units.
+#[inline]
 pub fn parse_fixed(s: &[u8]) -> Result<i64, ParseFixedError> {
+    match parse_fixed_fast(s) {
+        Some(units) => Ok(units),
+        None => parse_fixed_checked(s),
+    }
+}
+
+/// `10^(9 - n)` for `n` fractional digits read.
+const FRAC_POW: [u64; 10] = [1_000_000_000, 100_000_000, 10_000_000, 1_000_000, 100_000, 10_000, 1_000, 100, 10, 1];
+
+/// The common case of [`parse_fixed`] without per-byte bookkeeping: `[-+]`, at most 18 integer
+/// digits, an optional `.` and fraction (eight digits at a time). `None` for anything else,
+/// valid or not; [`parse_fixed_checked`] then decides and names the error.
+#[inline]
+fn parse_fixed_fast(s: &[u8]) -> Option<i64> {
+    let (neg, b) = match *s.first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let mut i = 0;
+    let mut int: u64 = 0;
+    while let Some(&c) = b.get(i) {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        if i == 18 {
+            return None;
+        }
+        int = int * 10 + u64::from(d);
+        i += 1;
+    }
+    let int_digits = i;
+    let mut frac: u64 = 0;
+    let mut frac_digits = 0;
+    if i < b.len() {
+        if b[i] != b'.' {
+            return None;
+        }
+        let rest = &b[i + 1..];
+        let take = rest.len().min(usize::from(FIXED_DECIMALS));
+        let mut j = 0;
+        if let Some(v) = rest.first_chunk::<8>().and_then(|c| eight_digits(*c)) {
+            frac = v;
+            j = 8;
+        }
+        while j < take {
+            let d = rest[j].wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            frac = frac * 10 + u64::from(d);
+            j += 1;
+        }
+        if rest[take..].iter().any(|&c| c != b'0') {
+            return None;
+        }
+        frac_digits = take;
+    }
+    if int_digits == 0 && frac_digits == 0 {
+        return None;
+    }
+    let frac = frac * FRAC_POW[frac_digits];
+    let units = i64::try_from(int).ok()?.checked_mul(FIXED_SCALE)?.checked_add(i64::try_from(frac).ok()?)?;
+    Some(if neg { -units } else { units })
+}
+
+/// Eight ASCII digits (first digit in the lowest byte) as a number, or `None` if any byte is
+/// not a digit (the SWAR reduction of simdjson's `parse_eight_digits_unrolled`).
+#[inline]
+fn eight_digits(chunk: [u8; 8]) -> Option<u64> {
+    let v = u64::from_le_bytes(chunk);
+    let high = v & 0xF0F0_F0F0_F0F0_F0F0;
+    let carry = (v.wrapping_add(0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) >> 4;
+    if high | carry != 0x3333_3333_3333_3333 {
+        return None;
+    }
+    let v = (v & 0x0F0F_0F0F_0F0F_0F0F).wrapping_mul(2561) >> 8;
+    let v = (v & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601) >> 16;
+    Some((v & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001) >> 32)
+}
+
+/// [`parse_fixed`] byte by byte, with every error named.
+fn parse_fixed_checked(s: &[u8]) -> Result<i64, ParseFixedError> {
     let (neg, digits) = match s.first() {
         None => return Err(ParseFixedError::Empty),
         Some(b'-') => (true, &s[1..]),
@@ -309,6 +394,20 @@ mod tests {
     }
 
     #[test]
+    fn eight_digits_reads_digits_and_only_digits() {
+        assert_eq!(eight_digits(*b"12345678"), Some(12_345_678));
+        assert_eq!(eight_digits(*b"00000009"), Some(9));
+        assert_eq!(eight_digits(*b"99999999"), Some(99_999_999));
+        for pos in 0..8 {
+            for byte in (0..=255_u8).filter(|b| !b.is_ascii_digit()) {
+                let mut chunk = *b"12345678";
+                chunk[pos] = byte;
+                assert_eq!(eight_digits(chunk), None, "byte {byte} at {pos}");
+            }
+        }
+    }
+
+    #[test]
     fn rejects_malformed_strings() {
         assert_eq!(Price::parse(""), Err(ParseFixedError::Empty));
         assert_eq!(Price::parse("-"), Err(ParseFixedError::Empty));
@@ -354,6 +453,11 @@ mod tests {
             let s = format!("{int}.{frac:08}");
             let q = Qty::parse(&s).unwrap();
             prop_assert_eq!(q.display_with(8).to_string(), s);
+        }
+
+        #[test]
+        fn fast_parse_agrees_with_checked_parse(s in "[-+]?[0-9]{0,20}(\\.[0-9]{0,14})?[0-9.x]?") {
+            prop_assert_eq!(parse_fixed(s.as_bytes()), parse_fixed_checked(s.as_bytes()));
         }
 
         #[test]

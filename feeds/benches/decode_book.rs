@@ -51,6 +51,16 @@ fn bench(c: &mut Criterion) {
         })
     });
 
+    g.throughput(Throughput::Elements(depth.len() as u64));
+    g.bench_function("decode_depth_frames", |b| {
+        b.iter(|| {
+            for f in &depth {
+                out.clear();
+                norm.normalize(black_box(f.as_bytes()), UnixNanos(0), &mut out).unwrap();
+            }
+        })
+    });
+
     // Decode + apply every depth diff of the session onto the snapshot book.
     let snapshot = parse_snapshot(snap.as_bytes()).unwrap();
     let mut base = OrderBook::new(5000);

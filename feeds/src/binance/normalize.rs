@@ -7,10 +7,10 @@
 use std::fmt;
 
 use argus_core::{
-    BookAction, BookDelta, DeltaFlags, InstrumentId, Liquidation, MarkPrice, MarketEvent, MarketEventKind, Price, Qty,
-    Quote, Side, Trade, UnixNanos,
+    parse_fixed, BookAction, BookDelta, DeltaFlags, InstrumentId, Liquidation, MarkPrice, MarketEvent, MarketEventKind,
+    Price, Qty, Quote, Side, Trade, UnixNanos,
 };
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use crate::FeedError;
 
@@ -339,12 +339,12 @@ impl<'de> Visitor<'de> for FrameSeed<'_, 'de, '_> {
                 }
                 "B" => f.bid_qty = Some(map.next_value()?),
                 "A" => f.ask_qty = Some(map.next_value()?),
-                "b" => match map.next_value_seed(SideSeed { out: &mut *out, side: Side::Buy, ts_recv })? {
+                "b" => match side_value(map.next_value()?, Side::Buy, ts_recv, out).map_err(de::Error::custom)? {
                     SideValue::Str(s) => f.b_str = Some(s),
                     SideValue::Num(_) => return Err(de::Error::custom("`b` must be a price or levels")),
                     SideValue::Levels => f.levels = true,
                 },
-                "a" => match map.next_value_seed(SideSeed { out: &mut *out, side: Side::Sell, ts_recv })? {
+                "a" => match side_value(map.next_value()?, Side::Sell, ts_recv, out).map_err(de::Error::custom)? {
                     SideValue::Str(s) => f.a_str = Some(s),
                     SideValue::Num(n) => f.a_num = Some(n),
                     SideValue::Levels => f.levels = true,
@@ -369,42 +369,99 @@ enum SideValue<'de> {
     Levels,
 }
 
-struct SideSeed<'o> {
-    out: &'o mut Vec<MarketEvent>,
+/// Reads a `b`/`a` value, already checked to be well-formed JSON. Depth levels are scanned
+/// straight from the bytes into `out` (the generic visitor cost more than the levels' parse).
+fn side_value<'de>(
+    raw: &'de serde_json::value::RawValue,
     side: Side,
     ts_recv: UnixNanos,
-}
-
-impl<'de> DeserializeSeed<'de> for SideSeed<'_> {
-    type Value = SideValue<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for SideSeed<'_> {
-    type Value = SideValue<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a price string, an id or an array of [price, qty] levels")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(SideValue::Str(v))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(SideValue::Num(v))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while let Some((px, qty)) = seq.next_element::<(&'de str, &'de str)>()? {
-            let price = Price::parse(px).map_err(|e| de::Error::custom(format_args!("level price `{px}`: {e}")))?;
-            let qty = Qty::parse_size(qty).map_err(|e| de::Error::custom(format_args!("level qty `{qty}`: {e}")))?;
-            self.out.push(delta_event(self.side, price, qty, self.ts_recv));
+    out: &mut Vec<MarketEvent>,
+) -> Result<SideValue<'de>, String> {
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'[') => {
+            let mut levels = Levels { b: text.as_bytes(), i: 0 };
+            levels.read(side, ts_recv, out)?;
+            Ok(SideValue::Levels)
         }
-        Ok(SideValue::Levels)
+        Some(b'"') => serde_json::from_str(text).map(SideValue::Str).map_err(|e| e.to_string()),
+        _ => serde_json::from_str(text).map(SideValue::Num).map_err(|e| e.to_string()),
     }
+}
+
+/// A cursor over `[[price, qty], ...]` with both as JSON strings.
+struct Levels<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Levels<'a> {
+    fn read(&mut self, side: Side, ts_recv: UnixNanos, out: &mut Vec<MarketEvent>) -> Result<(), String> {
+        self.expect(b'[')?;
+        if self.peek() == Some(b']') {
+            return Ok(());
+        }
+        loop {
+            self.expect(b'[')?;
+            let px = self.string()?;
+            self.expect(b',')?;
+            let qty = self.string()?;
+            self.expect(b']')?;
+            let price = parse_fixed(px).map(Price::from_units).map_err(|e| level_error("price", px, e))?;
+            let qty = match parse_fixed(qty) {
+                Ok(units) if units >= 0 => Qty::from_units(units),
+                Ok(_) => return Err(level_error("qty", qty, argus_core::ParseFixedError::Negative)),
+                Err(e) => return Err(level_error("qty", qty, e)),
+            };
+            out.push(delta_event(side, price, qty, ts_recv));
+            match self.next() {
+                Some(b',') => {}
+                Some(b']') => return Ok(()),
+                _ => return Err("levels: expected `,` or `]`".into()),
+            }
+        }
+    }
+
+    /// The next byte that is not JSON whitespace.
+    #[inline]
+    fn peek(&mut self) -> Option<u8> {
+        while let Some(&c) = self.b.get(self.i) {
+            if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+                return Some(c);
+            }
+            self.i += 1;
+        }
+        None
+    }
+
+    #[inline]
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.i += 1;
+        Some(c)
+    }
+
+    #[inline]
+    fn expect(&mut self, want: u8) -> Result<(), String> {
+        match self.next() {
+            Some(c) if c == want => Ok(()),
+            _ => Err(format!("levels: expected `{}` at byte {}", char::from(want), self.i)),
+        }
+    }
+
+    /// A string's bytes between its quotes (an escape stays in them and fails the decimal parse).
+    #[inline]
+    fn string(&mut self) -> Result<&'a [u8], String> {
+        self.expect(b'"')?;
+        let start = self.i;
+        let len = self.b[start..].iter().position(|&c| c == b'"').ok_or("levels: unterminated string")?;
+        self.i = start + len + 1;
+        Ok(&self.b[start..start + len])
+    }
+}
+
+fn level_error(what: &str, text: &[u8], e: argus_core::ParseFixedError) -> String {
+    format!("level {what} `{}`: {e}", String::from_utf8_lossy(text))
 }
 
 #[cfg(test)]
@@ -483,6 +540,31 @@ mod tests {
             })
             .collect();
         assert_eq!(flags, vec![(Side::Buy, false, 7), (Side::Buy, false, 7), (Side::Sell, true, 7)]);
+    }
+
+    #[test]
+    fn depth_levels_read_any_json_spacing_and_nothing_looser() {
+        let compact = br#"{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":5,"u":7,"b":[["1.0","2"],["0.5","0"]],"a":[]}"#;
+        let spaced = b"{\"e\":\"depthUpdate\",\"E\":1,\"s\":\"BTCUSDT\",\"U\":5,\"u\":7,\"b\" : [ [ \"1.0\" ,\n\t\"2\" ] ,\r\n [\"0.5\",\"0\"] ] ,\"a\":[ ]}";
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        norm().normalize(compact, UnixNanos(0), &mut a).unwrap();
+        norm().normalize(spaced, UnixNanos(0), &mut b).unwrap();
+        assert_eq!(a.len(), 2);
+        assert_eq!(a, b);
+        for levels in [
+            r#"[["1","2","3"]]"#,
+            r#"[[1,2]]"#,
+            r#"[["1","-2"]]"#,
+            r#"[["1\u0030","2"]]"#,
+            r#"[["1"]]"#,
+            r#"[["1","2"]"3"]"#,
+            r#"[{"p":"1","q":"2"}]"#,
+        ] {
+            let frame = format!(r#"{{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":5,"u":7,"b":{levels},"a":[]}}"#);
+            let mut out = Vec::new();
+            assert!(norm().normalize(frame.as_bytes(), UnixNanos(0), &mut out).is_err(), "{levels}");
+            assert!(out.is_empty(), "{levels}");
+        }
     }
 
     #[test]
