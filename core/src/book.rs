@@ -1,14 +1,25 @@
 //! An exact, bounded L2 order book.
 //!
-//! Each side is a sorted array with the best level at the end, so the common case (changes near
-//! the touch) moves few bytes and lookups are a binary search. Capacity is fixed at construction:
-//! applying deltas never allocates. When a side is full, the level farthest from the touch is
-//! evicted and counted, never silently lost.
+//! Each side is a price-indexed ladder (hftbacktest's ROIVector idea, kept exact): a dense
+//! window of slots, one per tick, around the touch, where setting, deleting and finding a
+//! level is an index computation; levels outside the window, or off the tick grid, live in a
+//! small sorted array beside it. The tick is given or inferred from the prices seen (the gcd of
+//! their distances), so no level is ever rounded or dropped for being unusual: it only takes
+//! the slower path. When the touch leaves the window, the window is rebuilt around it.
+//!
+//! Capacity is fixed at construction: applying deltas never allocates. When a side is full,
+//! the level farthest from the touch is evicted and counted, never silently lost.
 
 use crate::{BookAction, BookDelta, Price, Qty, Side};
 
 /// Fewest levels a side must be able to hold (Binance sends up to 5000 per side).
 pub const MIN_BOOK_LEVELS: usize = 5000;
+
+/// Slots in each side's dense window (256 KiB of quantities per side).
+const WINDOW_SLOTS: usize = 1 << 15;
+
+/// Distinct prices a side sees before it infers the tick and opens its window.
+const TICK_SAMPLE: u32 = 32;
 
 /// One price level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,20 +28,157 @@ pub struct Level {
     pub qty: Qty,
 }
 
-/// One side of the book, sorted from worst to best.
+/// Levels sorted by key ascending (best last), for what the window does not hold.
+#[derive(Debug, Clone)]
+struct Sorted {
+    /// `(key, qty)`; the key is the side-signed price (see [`Ladder::key`]).
+    levels: Vec<(i64, Qty)>,
+}
+
+impl Sorted {
+    #[inline]
+    fn find(&self, k: i64) -> Result<usize, usize> {
+        self.levels.binary_search_by(|l| l.0.cmp(&k))
+    }
+
+    fn worst(&self) -> Option<i64> {
+        self.levels.first().map(|l| l.0)
+    }
+
+    fn best(&self) -> Option<(i64, Qty)> {
+        self.levels.last().copied()
+    }
+}
+
+/// The dense part of a side: slot `i` holds the level whose key is `base + i * tick`.
+#[derive(Debug, Clone)]
+struct Window {
+    tick: i64,
+    base: i64,
+    slots: Vec<Qty>,
+    count: usize,
+    /// Highest and lowest occupied slots (meaningful when `count > 0`).
+    best: usize,
+    worst: usize,
+}
+
+impl Window {
+    /// The slot of key `k`, if the window covers it on its grid.
+    #[inline]
+    fn slot(&self, k: i64) -> Option<usize> {
+        let d = k.checked_sub(self.base)?;
+        if d < 0 {
+            return None;
+        }
+        let i = d / self.tick;
+        (i * self.tick == d && (i as u64) < self.slots.len() as u64).then_some(i as usize)
+    }
+
+    #[inline]
+    fn key(&self, i: usize) -> i64 {
+        self.base + i as i64 * self.tick
+    }
+
+    /// Key of the highest slot.
+    fn top(&self) -> i64 {
+        self.key(self.slots.len() - 1)
+    }
+
+    /// The next occupied slot strictly below `i`.
+    #[inline]
+    fn below(&self, i: usize) -> Option<usize> {
+        self.slots[..i].iter().rposition(|q| !q.is_zero())
+    }
+
+    /// The next occupied slot strictly above `i`.
+    #[inline]
+    fn above(&self, i: usize) -> Option<usize> {
+        self.slots[i + 1..].iter().position(|q| !q.is_zero()).map(|j| i + 1 + j)
+    }
+
+    fn insert(&mut self, i: usize, qty: Qty) {
+        self.slots[i] = qty;
+        if self.count == 0 {
+            (self.best, self.worst) = (i, i);
+        } else {
+            self.best = self.best.max(i);
+            self.worst = self.worst.min(i);
+        }
+        self.count += 1;
+    }
+
+    fn remove(&mut self, i: usize) {
+        self.slots[i] = Qty::ZERO;
+        self.count -= 1;
+        if self.count == 0 {
+            return;
+        }
+        if i == self.best {
+            self.best = self.below(i).unwrap_or(self.worst);
+        }
+        if i == self.worst {
+            self.worst = self.above(i).unwrap_or(self.best);
+        }
+    }
+
+    fn clear(&mut self) {
+        if self.count > 0 {
+            self.slots[self.worst..=self.best].fill(Qty::ZERO);
+        }
+        self.count = 0;
+    }
+}
+
+/// One side of the book.
 #[derive(Debug, Clone)]
 struct Ladder {
     side: Side,
-    levels: Vec<Level>,
     cap: usize,
+    len: usize,
+    window_slots: usize,
+    window: Option<Window>,
+    far: Sorted,
+    /// Tick inference before the window opens: the first key, the gcd of distances to it and
+    /// how many distinct prices went into it.
+    anchor: Option<i64>,
+    gcd: i64,
+    samples: u32,
+    /// Scratch for rebuilding the window, and the window's slots until it opens (both
+    /// allocated at construction, so opening the window allocates nothing).
+    scratch: Vec<(i64, Qty)>,
+    spare_slots: Vec<Qty>,
+}
+
+fn gcd(mut a: i64, mut b: i64) -> i64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
 
 impl Ladder {
-    fn new(side: Side, cap: usize) -> Self {
-        Self { side, levels: Vec::with_capacity(cap), cap }
+    fn new(side: Side, cap: usize, tick: Option<Price>, window_slots: usize) -> Self {
+        let mut ladder = Self {
+            side,
+            cap,
+            len: 0,
+            window_slots,
+            window: None,
+            far: Sorted { levels: Vec::with_capacity(cap) },
+            anchor: None,
+            gcd: 0,
+            samples: 0,
+            scratch: Vec::with_capacity(cap),
+            spare_slots: vec![Qty::ZERO; window_slots],
+        };
+        if let Some(t) = tick.filter(|t| t.units() > 0) {
+            ladder.gcd = t.units();
+            ladder.samples = TICK_SAMPLE;
+        }
+        ladder
     }
 
-    /// Sort key: ascending, best last.
+    /// Sort key: larger is better on both sides.
     #[inline]
     fn key(&self, p: Price) -> i64 {
         match self.side {
@@ -40,54 +188,259 @@ impl Ladder {
     }
 
     #[inline]
-    fn find(&self, p: Price) -> Result<usize, usize> {
-        let k = self.key(p);
-        self.levels.binary_search_by(|l| self.key(l.price).cmp(&k))
+    fn price(&self, k: i64) -> Price {
+        Price::from_units(match self.side {
+            Side::Buy => k,
+            Side::Sell => k.saturating_neg(),
+        })
+    }
+
+    #[inline]
+    fn get(&self, k: i64) -> Qty {
+        if let Some(w) = &self.window {
+            if let Some(i) = w.slot(k) {
+                return w.slots[i];
+            }
+        }
+        self.far.find(k).map_or(Qty::ZERO, |i| self.far.levels[i].1)
     }
 
     /// Sets a level; zero deletes. Returns true when a level had to be evicted or dropped.
+    #[inline]
     fn set(&mut self, price: Price, qty: Qty) -> bool {
-        match self.find(price) {
+        let k = self.key(price);
+        if let Some(w) = self.window.as_mut() {
+            if let Some(i) = w.slot(k) {
+                let old = w.slots[i];
+                if !old.is_zero() {
+                    if qty.is_zero() {
+                        w.remove(i);
+                        self.len -= 1;
+                        if w.count == 0 && !self.far.levels.is_empty() {
+                            self.recenter(None);
+                        }
+                    } else {
+                        w.slots[i] = qty;
+                    }
+                    return false;
+                }
+                if qty.is_zero() {
+                    return false;
+                }
+                let evicted = self.len == self.cap;
+                if evicted && !self.evict_below(k) {
+                    return true;
+                }
+                if let Some(w) = self.window.as_mut() {
+                    w.insert(i, qty);
+                }
+                self.len += 1;
+                return evicted;
+            }
+        }
+        self.set_far(k, qty)
+    }
+
+    fn set_far(&mut self, k: i64, qty: Qty) -> bool {
+        match self.far.find(k) {
             Ok(i) if qty.is_zero() => {
-                self.levels.remove(i);
+                self.far.levels.remove(i);
+                self.len -= 1;
                 false
             }
             Ok(i) => {
-                self.levels[i].qty = qty;
+                self.far.levels[i].1 = qty;
                 false
             }
             Err(_) if qty.is_zero() => false,
-            Err(mut i) => {
-                let mut evicted = false;
-                if self.levels.len() == self.cap {
-                    if i == 0 {
-                        // Worse than every level we keep: drop it.
-                        return true;
-                    }
-                    self.levels.remove(0);
-                    i -= 1;
-                    evicted = true;
+            Err(_) => {
+                let evicted = self.len == self.cap;
+                if evicted && !self.evict_below(k) {
+                    return true;
                 }
-                self.levels.insert(i, Level { price, qty });
+                // Eviction may have shifted the far levels.
+                let i = self.far.find(k).unwrap_or_else(|i| i);
+                self.far.levels.insert(i, (k, qty));
+                self.len += 1;
+                self.learn(k);
+                match &self.window {
+                    Some(w) if k > w.top() || w.count == 0 => self.recenter(Some(k)),
+                    Some(w) if k > w.base && (k - w.base) % w.tick != 0 => {
+                        // Inside the window but off its grid: the tick was a multiple of the
+                        // real one. Refine it and rebuild.
+                        self.gcd = gcd(w.tick, k - w.base);
+                        self.recenter(None);
+                    }
+                    _ => {}
+                }
                 evicted
             }
         }
     }
 
-    fn delete(&mut self, price: Price) {
-        if let Ok(i) = self.find(price) {
-            self.levels.remove(i);
+    /// Feeds the tick inference; opens the window once enough distinct prices were seen.
+    fn learn(&mut self, k: i64) {
+        if self.window.is_some() {
+            return;
+        }
+        match self.anchor {
+            None => self.anchor = Some(k),
+            Some(a) => {
+                if let Some(d) = k.checked_sub(a).and_then(i64::checked_abs) {
+                    self.gcd = gcd(self.gcd, d);
+                    self.samples += 1;
+                }
+            }
+        }
+        if self.samples >= TICK_SAMPLE {
+            self.recenter(None);
+        }
+    }
+
+    /// Removes the worst level if it is worse than `k`; false when `k` itself is the worst.
+    fn evict_below(&mut self, k: i64) -> bool {
+        let far_worst = self.far.worst();
+        let window_worst = self.window.as_ref().filter(|w| w.count > 0).map(|w| (w.key(w.worst), w.worst));
+        match (far_worst, window_worst) {
+            (Some(f), Some((wk, _))) if f < wk => {
+                if k < f {
+                    return false;
+                }
+                self.far.levels.remove(0);
+            }
+            (_, Some((wk, i))) => {
+                if k < wk {
+                    return false;
+                }
+                if let Some(w) = self.window.as_mut() {
+                    w.remove(i);
+                }
+            }
+            (Some(f), None) => {
+                if k < f {
+                    return false;
+                }
+                self.far.levels.remove(0);
+            }
+            (None, None) => return false,
+        }
+        self.len -= 1;
+        true
+    }
+
+    /// Rebuilds the window with the current tick so that `best` (or the best level held) sits
+    /// three quarters of the way up, leaving room for the touch to improve.
+    fn recenter(&mut self, best: Option<i64>) {
+        let tick = self.gcd;
+        if tick <= 0 || tick > i64::MAX / (4 * self.window_slots as i64) {
+            return;
+        }
+        // Every level, ascending, into the scratch buffer.
+        self.scratch.clear();
+        self.scratch.extend(self.far.levels.iter().copied());
+        if let Some(w) = self.window.as_mut() {
+            if w.count > 0 {
+                for i in w.worst..=w.best {
+                    if !w.slots[i].is_zero() {
+                        self.scratch.push((w.base + i as i64 * w.tick, w.slots[i]));
+                    }
+                }
+            }
+            w.clear();
+        }
+        self.scratch.sort_unstable_by_key(|l| l.0);
+        let Some(best) = best.or_else(|| self.scratch.last().map(|l| l.0)) else {
+            return;
+        };
+        let lift = (3 * self.window_slots / 4) as i64 * tick;
+        let base = best.saturating_sub(lift);
+        let spare = &mut self.spare_slots;
+        let w = self.window.get_or_insert_with(|| Window {
+            tick,
+            base,
+            slots: std::mem::take(spare),
+            count: 0,
+            best: 0,
+            worst: 0,
+        });
+        (w.tick, w.base) = (tick, base);
+        self.far.levels.clear();
+        for &(k, qty) in &self.scratch {
+            match w.slot(k) {
+                Some(i) => w.insert(i, qty),
+                None => self.far.levels.push((k, qty)),
+            }
         }
     }
 
     #[inline]
     fn best(&self) -> Option<Level> {
-        self.levels.last().copied()
+        let far = self.far.best();
+        let window = self.window.as_ref().filter(|w| w.count > 0).map(|w| (w.key(w.best), w.slots[w.best]));
+        let (k, qty) = match (far, window) {
+            (Some(f), Some(w)) => {
+                if f.0 > w.0 {
+                    f
+                } else {
+                    w
+                }
+            }
+            (f, w) => f.or(w)?,
+        };
+        Some(Level { price: self.price(k), qty })
+    }
+
+    fn clear(&mut self) {
+        self.far.levels.clear();
+        if let Some(w) = self.window.as_mut() {
+            w.clear();
+        }
+        self.len = 0;
     }
 
     /// Levels from best to worst.
-    fn iter(&self) -> impl Iterator<Item = &Level> {
-        self.levels.iter().rev()
+    fn iter(&self) -> LevelIter<'_> {
+        let next_slot = self.window.as_ref().filter(|w| w.count > 0).map(|w| w.best);
+        LevelIter { ladder: self, far: self.far.levels.len(), next_slot }
+    }
+}
+
+/// Levels of one side from best to worst: the window and the far levels merged.
+#[derive(Debug, Clone)]
+pub struct LevelIter<'a> {
+    ladder: &'a Ladder,
+    /// Far levels not yet returned: `far.levels[..far]`.
+    far: usize,
+    /// The next occupied window slot to return.
+    next_slot: Option<usize>,
+}
+
+impl Iterator for LevelIter<'_> {
+    type Item = Level;
+
+    #[inline]
+    fn next(&mut self) -> Option<Level> {
+        let far = self.far.checked_sub(1).map(|i| self.ladder.far.levels[i]);
+        let slot = match (self.next_slot, self.ladder.window.as_ref()) {
+            (Some(i), Some(w)) => Some((i, w)),
+            _ => None,
+        };
+        let (k, qty) = match (far, slot) {
+            (Some(f), Some((i, w))) if f.0 < w.key(i) => {
+                self.next_slot = if i == w.worst { None } else { w.below(i) };
+                (w.key(i), w.slots[i])
+            }
+            (Some(f), _) => {
+                self.far -= 1;
+                f
+            }
+            (None, Some((i, w))) => {
+                self.next_slot = if i == w.worst { None } else { w.below(i) };
+                (w.key(i), w.slots[i])
+            }
+            (None, None) => return None,
+        };
+        Some(Level { price: self.ladder.price(k), qty })
     }
 }
 
@@ -103,10 +456,25 @@ pub struct OrderBook {
 }
 
 impl OrderBook {
-    /// A book keeping up to `max_levels` per side (at least [`MIN_BOOK_LEVELS`]).
+    /// A book keeping up to `max_levels` per side (at least [`MIN_BOOK_LEVELS`]); the tick is
+    /// inferred from the prices seen.
     pub fn new(max_levels: usize) -> Self {
+        Self::with_window(max_levels, None, WINDOW_SLOTS)
+    }
+
+    /// A book on a known price grid (the instrument's tick size).
+    pub fn with_tick(max_levels: usize, tick: Price) -> Self {
+        Self::with_window(max_levels, Some(tick), WINDOW_SLOTS)
+    }
+
+    fn with_window(max_levels: usize, tick: Option<Price>, slots: usize) -> Self {
         let cap = max_levels.max(MIN_BOOK_LEVELS);
-        Self { bids: Ladder::new(Side::Buy, cap), asks: Ladder::new(Side::Sell, cap), sequence: 0, evicted: 0 }
+        Self {
+            bids: Ladder::new(Side::Buy, cap, tick, slots),
+            asks: Ladder::new(Side::Sell, cap, tick, slots),
+            sequence: 0,
+            evicted: 0,
+        }
     }
 
     /// Applies one delta.
@@ -122,10 +490,12 @@ impl OrderBook {
                     self.evicted += 1;
                 }
             }
-            BookAction::Delete => ladder.delete(d.price),
+            BookAction::Delete => {
+                ladder.set(d.price, Qty::ZERO);
+            }
             BookAction::Clear => {
-                self.bids.levels.clear();
-                self.asks.levels.clear();
+                self.bids.clear();
+                self.asks.clear();
             }
         }
         self.sequence = d.sequence;
@@ -140,26 +510,25 @@ impl OrderBook {
     }
 
     /// Levels of one side from best to worst.
-    pub fn levels(&self, side: Side) -> impl Iterator<Item = &Level> {
-        match side {
-            Side::Buy => self.bids.iter(),
-            Side::Sell => self.asks.iter(),
-        }
+    pub fn levels(&self, side: Side) -> LevelIter<'_> {
+        self.ladder(side).iter()
     }
 
     /// Displayed quantity at `price` on `side` (zero when there is no such level).
     pub fn qty_at(&self, side: Side, price: Price) -> Qty {
-        let ladder = match side {
-            Side::Buy => &self.bids,
-            Side::Sell => &self.asks,
-        };
-        ladder.find(price).map_or(Qty::ZERO, |i| ladder.levels[i].qty)
+        let ladder = self.ladder(side);
+        ladder.get(ladder.key(price))
     }
 
     pub fn depth(&self, side: Side) -> usize {
+        self.ladder(side).len
+    }
+
+    #[inline]
+    fn ladder(&self, side: Side) -> &Ladder {
         match side {
-            Side::Buy => self.bids.levels.len(),
-            Side::Sell => self.asks.levels.len(),
+            Side::Buy => &self.bids,
+            Side::Sell => &self.asks,
         }
     }
 
@@ -241,7 +610,88 @@ mod tests {
         assert_eq!(b.evicted(), 2);
     }
 
+    /// The sorted-array semantics as a reference: a map by key (larger is better) with the
+    /// same rule when full (drop a level worse than all, else evict the worst).
+    fn reference_set(m: &mut std::collections::BTreeMap<i64, i64>, cap: usize, k: i64, qty: i64) -> bool {
+        if qty == 0 {
+            m.remove(&k);
+            return false;
+        }
+        if m.contains_key(&k) || m.len() < cap {
+            m.insert(k, qty);
+            return false;
+        }
+        if m.keys().next().is_some_and(|&w| k < w) {
+            return true;
+        }
+        m.pop_first();
+        m.insert(k, qty);
+        true
+    }
+
+    fn small_book(cap: usize, slots: usize, tick: Option<i64>) -> OrderBook {
+        let tick = tick.map(Price::from_units);
+        OrderBook {
+            bids: Ladder::new(Side::Buy, cap, tick, slots),
+            asks: Ladder::new(Side::Sell, cap, tick, slots),
+            sequence: 0,
+            evicted: 0,
+        }
+    }
+
+    #[test]
+    fn window_opens_after_the_tick_is_inferred_and_refines_it() {
+        let mut b = small_book(100, 16, None);
+        for i in 0..40 {
+            b.apply(&delta(Side::Buy, 1_000 + 10 * i, 1));
+        }
+        assert_eq!(b.bids.window.as_ref().map(|w| w.tick), Some(10));
+        // Off the inferred grid but inside the window: the tick shrinks, nothing is lost.
+        b.apply(&delta(Side::Buy, 1_385, 7));
+        assert_eq!(b.bids.window.as_ref().map(|w| w.tick), Some(5));
+        assert_eq!(b.qty_at(Side::Buy, Price::from_units(1_385)), Qty::from_units(7));
+        assert_eq!(b.depth(Side::Buy), 41);
+        assert_eq!(b.best_bid().map(|l| l.price.units()), Some(1_390));
+    }
+
     proptest! {
+        // The price-indexed ladder against the reference on tiny windows and capacities, so
+        // every path runs: window and far levels, off-grid prices, the touch leaving the
+        // window, eviction from either part, clears.
+        #[test]
+        fn ladder_matches_the_sorted_reference(
+            cap in 3_usize..40,
+            slots in 4_usize..48,
+            given_tick in proptest::option::of(1_i64..4),
+            ops in proptest::collection::vec((0_u8..40, any::<bool>(), -150_i64..150, 0_i64..3), 0..500),
+        ) {
+            let mut b = small_book(cap, slots, given_tick.map(|t| t * 5));
+            let (mut bids, mut asks) = (std::collections::BTreeMap::new(), std::collections::BTreeMap::new());
+            let mut evicted = 0;
+            for (kind, buy, px, qty) in ops {
+                if kind == 0 {
+                    b.apply(&BookDelta { action: BookAction::Clear, ..delta(Side::Buy, 0, 0) });
+                    bids.clear();
+                    asks.clear();
+                    continue;
+                }
+                // Mostly on a 5-unit grid, sometimes off it.
+                let px = 10_000 + px * 5 + i64::from(kind == 1);
+                let side = if buy { Side::Buy } else { Side::Sell };
+                b.apply(&delta(side, px, qty));
+                let (m, k) = if buy { (&mut bids, px) } else { (&mut asks, -px) };
+                evicted += u64::from(reference_set(m, cap, k, qty));
+                let got: Vec<(i64, i64)> = b.levels(side).map(|l| (l.price.units(), l.qty.units())).collect();
+                let want: Vec<(i64, i64)> = m.iter().rev().map(|(&k, &q)| (if buy { k } else { -k }, q)).collect();
+                prop_assert_eq!(&got, &want);
+                prop_assert_eq!(b.depth(side), want.len());
+                let best = if buy { b.best_bid() } else { b.best_ask() };
+                prop_assert_eq!(best.map(|l| (l.price.units(), l.qty.units())), want.first().copied());
+                prop_assert_eq!(b.qty_at(side, Price::from_units(px)).units(), want.iter().find(|l| l.0 == px).map_or(0, |l| l.1));
+                prop_assert_eq!(b.evicted(), evicted);
+            }
+        }
+
         // Book invariants: sorted strictly, no zero-size level, and the same content as a
         // reference map.
         #[test]

@@ -45,16 +45,26 @@ pub fn parse_fixed(s: &[u8]) -> Result<i64, ParseFixedError> {
 /// `10^(9 - n)` for `n` fractional digits read.
 const FRAC_POW: [u64; 10] = [1_000_000_000, 100_000_000, 10_000_000, 1_000_000, 100_000, 10_000, 1_000, 100, 10, 1];
 
-/// The common case of [`parse_fixed`] without per-byte bookkeeping: `[-+]`, at most 18 integer
-/// digits, an optional `.` and fraction (eight digits at a time). `None` for anything else,
-/// valid or not; [`parse_fixed_checked`] then decides and names the error.
+/// The common case of [`parse_fixed`] without per-byte bookkeeping: `None` for anything
+/// unusual, valid or not; [`parse_fixed_checked`] then decides and names the error.
 #[inline]
 fn parse_fixed_fast(s: &[u8]) -> Option<i64> {
-    let (neg, b) = match *s.first()? {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
+    let (units, read) = parse_fixed_prefix(s)?;
+    (read == s.len()).then_some(units)
+}
+
+/// Reads the decimal at the start of `s` (`[-+]`, at most 18 integer digits, an optional `.`
+/// and fraction read eight digits at a time) and returns its units and the bytes it spans, so
+/// a scanner can parse a number in place and check what follows. `None` when `s` does not
+/// start with such a number or it has a nonzero digit past the ninth fractional place.
+#[inline]
+pub fn parse_fixed_prefix(s: &[u8]) -> Option<(i64, usize)> {
+    let (neg, sign) = match *s.first()? {
+        b'-' => (true, 1),
+        b'+' => (false, 1),
+        _ => (false, 0),
     };
+    let b = &s[sign..];
     let mut i = 0;
     let mut int: u64 = 0;
     while let Some(&c) = b.get(i) {
@@ -71,36 +81,36 @@ fn parse_fixed_fast(s: &[u8]) -> Option<i64> {
     let int_digits = i;
     let mut frac: u64 = 0;
     let mut frac_digits = 0;
-    if i < b.len() {
-        if b[i] != b'.' {
-            return None;
-        }
+    if b.get(i) == Some(&b'.') {
         let rest = &b[i + 1..];
-        let take = rest.len().min(usize::from(FIXED_DECIMALS));
         let mut j = 0;
         if let Some(v) = rest.first_chunk::<8>().and_then(|c| eight_digits(*c)) {
             frac = v;
             j = 8;
         }
-        while j < take {
-            let d = rest[j].wrapping_sub(b'0');
-            if d > 9 {
-                return None;
+        while j < usize::from(FIXED_DECIMALS) {
+            match rest.get(j).map(|c| c.wrapping_sub(b'0')) {
+                Some(d) if d <= 9 => frac = frac * 10 + u64::from(d),
+                _ => break,
             }
-            frac = frac * 10 + u64::from(d);
             j += 1;
         }
-        if rest[take..].iter().any(|&c| c != b'0') {
+        frac_digits = j;
+        // Past the ninth place only zeros are exact.
+        while rest.get(j) == Some(&b'0') {
+            j += 1;
+        }
+        if rest.get(j).is_some_and(u8::is_ascii_digit) {
             return None;
         }
-        frac_digits = take;
+        i += 1 + j;
     }
     if int_digits == 0 && frac_digits == 0 {
         return None;
     }
     let frac = frac * FRAC_POW[frac_digits];
     let units = i64::try_from(int).ok()?.checked_mul(FIXED_SCALE)?.checked_add(i64::try_from(frac).ok()?)?;
-    Some(if neg { -units } else { units })
+    Some((if neg { -units } else { units }, sign + i))
 }
 
 /// Eight ASCII digits (first digit in the lowest byte) as a number, or `None` if any byte is
@@ -458,6 +468,20 @@ mod tests {
         #[test]
         fn fast_parse_agrees_with_checked_parse(s in "[-+]?[0-9]{0,20}(\\.[0-9]{0,14})?[0-9.x]?") {
             prop_assert_eq!(parse_fixed(s.as_bytes()), parse_fixed_checked(s.as_bytes()));
+        }
+
+        #[test]
+        fn prefix_parse_spans_exactly_the_number(s in "[-+]?[0-9]{0,20}(\\.[0-9]{0,14})?", tail in "[\",\\]x]?") {
+            let text = format!("{s}{tail}");
+            match parse_fixed_checked(s.as_bytes()) {
+                Ok(units) if s.len() <= 40 => {
+                    // The fast path may decline (19+ integer digits); when it answers, it is exact.
+                    if let Some(got) = parse_fixed_prefix(text.as_bytes()) {
+                        prop_assert_eq!(got, (units, s.len()));
+                    }
+                }
+                _ => prop_assert!(parse_fixed_prefix(text.as_bytes()).is_none_or(|(_, n)| n < s.len())),
+            }
         }
 
         #[test]

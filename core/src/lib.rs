@@ -26,14 +26,16 @@ mod portfolio;
 mod traits;
 mod u256;
 
-pub use book::{Level, OrderBook, MIN_BOOK_LEVELS};
+pub use book::{Level, LevelIter, OrderBook, MIN_BOOK_LEVELS};
 pub use chain::{
     decode_hex_into, hex_digit, Address, Call, ChainBlock, ChainEvent, ChainTx, HexError, TokenEvent, H256,
 };
 pub use event::{
     BookAction, BookDelta, DeltaFlags, Liquidation, MarkPrice, MarketEvent, MarketEventKind, Quote, Trade,
 };
-pub use fixed::{notional_units, parse_fixed, Money, ParseFixedError, Price, Qty, FIXED_DECIMALS, FIXED_SCALE};
+pub use fixed::{
+    notional_units, parse_fixed, parse_fixed_prefix, Money, ParseFixedError, Price, Qty, FIXED_DECIMALS, FIXED_SCALE,
+};
 pub use hash::{FastHasher, FastMap, FastSet, FastState};
 pub use ids::{ClientOrderId, InstrumentId, Side, StrategyId, UnixNanos, Venue};
 pub use instrument::{Instrument, InstrumentSpec, InstrumentTable, MarketStatus};

@@ -158,7 +158,7 @@ impl Reference {
         self.advance(arrive);
         let far = side.opposite();
         let (mut left, mut notional) = (qty, 0_i128);
-        let levels: Vec<_> = self.book.levels(far).copied().collect();
+        let levels: Vec<_> = self.book.levels(far).collect();
         for l in levels {
             let inside = if side == Side::Buy { l.price.units() <= limit } else { l.price.units() >= limit };
             if !inside || left == 0 {

@@ -119,7 +119,7 @@ async fn sequence_gap_resyncs_from_a_fresh_snapshot() {
     // After the resync the book is the exchange's again: top of book identical.
     assert_eq!(o.book.best_bid(), r.best_bid());
     assert_eq!(o.book.best_ask(), r.best_ask());
-    let top = |b: &OrderBook| b.levels(argus_core::Side::Sell).take(100).copied().collect::<Vec<_>>();
+    let top = |b: &OrderBook| b.levels(argus_core::Side::Sell).take(100).collect::<Vec<_>>();
     assert_eq!(top(&o.book), top(&r));
 }
 

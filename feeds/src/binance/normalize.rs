@@ -7,8 +7,8 @@
 use std::fmt;
 
 use argus_core::{
-    parse_fixed, BookAction, BookDelta, DeltaFlags, InstrumentId, Liquidation, MarkPrice, MarketEvent, MarketEventKind,
-    Price, Qty, Quote, Side, Trade, UnixNanos,
+    parse_fixed, parse_fixed_prefix, BookAction, BookDelta, DeltaFlags, InstrumentId, Liquidation, MarkPrice,
+    MarketEvent, MarketEventKind, Price, Qty, Quote, Side, Trade, UnixNanos,
 };
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
@@ -403,17 +403,16 @@ impl<'a> Levels<'a> {
         }
         loop {
             self.expect(b'[')?;
-            let px = self.string()?;
+            let price = Price::from_units(self.decimal("price")?);
             self.expect(b',')?;
-            let qty = self.string()?;
+            let at = self.i;
+            let qty = self.decimal("qty")?;
+            if qty < 0 {
+                let text = String::from_utf8_lossy(&self.b[at..self.i]);
+                return Err(format!("level qty {}: {}", text.trim(), argus_core::ParseFixedError::Negative));
+            }
             self.expect(b']')?;
-            let price = parse_fixed(px).map(Price::from_units).map_err(|e| level_error("price", px, e))?;
-            let qty = match parse_fixed(qty) {
-                Ok(units) if units >= 0 => Qty::from_units(units),
-                Ok(_) => return Err(level_error("qty", qty, argus_core::ParseFixedError::Negative)),
-                Err(e) => return Err(level_error("qty", qty, e)),
-            };
-            out.push(delta_event(side, price, qty, ts_recv));
+            out.push(delta_event(side, price, Qty::from_units(qty), ts_recv));
             match self.next() {
                 Some(b',') => {}
                 Some(b']') => return Ok(()),
@@ -449,19 +448,25 @@ impl<'a> Levels<'a> {
         }
     }
 
-    /// A string's bytes between its quotes (an escape stays in them and fails the decimal parse).
+    /// A decimal in a JSON string, parsed in place; anything else in the quotes (an escape
+    /// included) is an error naming the text.
     #[inline]
-    fn string(&mut self) -> Result<&'a [u8], String> {
+    fn decimal(&mut self, what: &str) -> Result<i64, String> {
         self.expect(b'"')?;
-        let start = self.i;
-        let len = self.b[start..].iter().position(|&c| c == b'"').ok_or("levels: unterminated string")?;
-        self.i = start + len + 1;
-        Ok(&self.b[start..start + len])
+        let rest = &self.b[self.i..];
+        if let Some((units, n)) = parse_fixed_prefix(rest) {
+            if rest.get(n) == Some(&b'"') {
+                self.i += n + 1;
+                return Ok(units);
+            }
+        }
+        let len = rest.iter().position(|&c| c == b'"').ok_or("levels: unterminated string")?;
+        let text = &rest[..len];
+        Err(match parse_fixed(text) {
+            Err(e) => format!("level {what} `{}`: {e}", String::from_utf8_lossy(text)),
+            Ok(_) => format!("level {what} `{}`: unreadable", String::from_utf8_lossy(text)),
+        })
     }
-}
-
-fn level_error(what: &str, text: &[u8], e: argus_core::ParseFixedError) -> String {
-    format!("level {what} `{}`: {e}", String::from_utf8_lossy(text))
 }
 
 #[cfg(test)]
