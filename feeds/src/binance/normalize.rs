@@ -93,8 +93,19 @@ impl BinanceNormalizer {
         ts_recv: UnixNanos,
         out: &mut Vec<MarketEvent>,
     ) -> Result<Decoded, FeedError> {
+        self.normalize_with(frame, ts_recv, out, true)
+    }
+
+    /// [`Self::normalize`], optionally without the fast scanner (tests hold the two equal).
+    fn normalize_with(
+        &self,
+        frame: &[u8],
+        ts_recv: UnixNanos,
+        out: &mut Vec<MarketEvent>,
+        fast: bool,
+    ) -> Result<Decoded, FeedError> {
         let start = out.len();
-        let result = self.normalize_inner(frame, ts_recv, out, start);
+        let result = self.normalize_inner(frame, ts_recv, out, start, fast);
         if result.is_err() {
             out.truncate(start);
         }
@@ -107,11 +118,18 @@ impl BinanceNormalizer {
         ts_recv: UnixNanos,
         out: &mut Vec<MarketEvent>,
         start: usize,
+        fast: bool,
     ) -> Result<Decoded, FeedError> {
-        let mut de = serde_json::Deserializer::from_slice(frame);
         let mut f = Fields::default();
-        FrameSeed { f: &mut f, out, ts_recv }.deserialize(&mut de)?;
-        de.end()?;
+        if !fast || Levels::frame(frame, &mut f, out, ts_recv).is_none() {
+            // Anything the fast scanner does not take (escapes, non-ASCII text, forceOrder
+            // objects, malformed JSON) goes through serde, which decides and names the error.
+            out.truncate(start);
+            f = Fields::default();
+            let mut de = serde_json::Deserializer::from_slice(frame);
+            FrameSeed { f: &mut f, out, ts_recv }.deserialize(&mut de)?;
+            de.end()?;
+        }
         let kind = f.classify()?;
         if kind == Decoded::Ignored {
             out.truncate(start);
@@ -389,13 +407,208 @@ fn side_value<'de>(
     }
 }
 
-/// A cursor over `[[price, qty], ...]` with both as JSON strings.
+/// A cursor over frame bytes: `[[price, qty], ...]` level arrays with both as JSON strings,
+/// and the fast path over whole frames.
 struct Levels<'a> {
     b: &'a [u8],
     i: usize,
 }
 
+/// Nesting the fast path skips through before it defers to serde.
+const FAST_MAX_DEPTH: u32 = 16;
+
 impl<'a> Levels<'a> {
+    /// Reads a whole frame the way [`FrameSeed`] does, or `None` for anything it does not take
+    /// (then nothing it wrote counts): no escapes, ASCII text only, strict JSON numbers.
+    fn frame(frame: &'a [u8], f: &mut Fields<'a>, out: &mut Vec<MarketEvent>, ts_recv: UnixNanos) -> Option<()> {
+        let mut c = Levels { b: frame, i: 0 };
+        c.object(f, out, ts_recv, 0)?;
+        (c.peek().is_none()).then_some(())
+    }
+
+    fn object(&mut self, f: &mut Fields<'a>, out: &mut Vec<MarketEvent>, ts_recv: UnixNanos, depth: u32) -> Option<()> {
+        if depth > FAST_MAX_DEPTH {
+            return None;
+        }
+        self.eat(b'{')?;
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            let key = self.text()?;
+            self.eat(b':')?;
+            match key {
+                "data" => self.object(f, out, ts_recv, depth + 1)?,
+                "e" => f.e = Some(self.text()?),
+                "E" => f.event_time = Some(self.number()?),
+                "T" => f.trade_time = Some(self.number()?),
+                "s" => f.s = Some(self.text()?),
+                "t" => f.t = Some(self.number()?),
+                "p" => f.p = Some(self.text()?),
+                "q" => f.q = Some(self.text()?),
+                "m" => f.m = Some(self.boolean()?),
+                "U" => f.first_id = Some(self.number()?),
+                "u" => f.final_id = Some(self.number()?),
+                "pu" => f.prev_final_id = Some(self.number()?),
+                "i" => f.index = Some(self.text()?),
+                "r" => f.funding_rate = Some(self.text()?),
+                "B" => f.bid_qty = Some(self.text()?),
+                "A" => f.ask_qty = Some(self.text()?),
+                "b" | "a" => {
+                    let (side, is_bid) = if key == "b" { (Side::Buy, true) } else { (Side::Sell, false) };
+                    match self.peek()? {
+                        b'[' => {
+                            self.read(side, ts_recv, out).ok()?;
+                            f.levels = true;
+                        }
+                        b'"' if is_bid => f.b_str = Some(self.text()?),
+                        b'"' => f.a_str = Some(self.text()?),
+                        _ if is_bid => return None,
+                        _ => f.a_num = Some(self.number()?),
+                    }
+                }
+                // forceOrder's nested order (or 24hrTicker's open): serde's path.
+                "o" => return None,
+                "result" | "id" => {
+                    f.result_or_id = true;
+                    self.skip(0)?;
+                }
+                _ => self.skip(0)?,
+            }
+            match self.next()? {
+                b',' => {}
+                b'}' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string without escapes or non-ASCII bytes.
+    #[inline]
+    fn text(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let rest = &self.b[self.i..];
+        let len = rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20 || c >= 0x80)?;
+        if rest[len] != b'"' {
+            return None;
+        }
+        self.i += len + 1;
+        // ASCII was checked byte by byte above.
+        std::str::from_utf8(&rest[..len]).ok()
+    }
+
+    /// A JSON integer that fits `u64` (no sign, fraction, exponent or leading zero).
+    #[inline]
+    fn number(&mut self) -> Option<u64> {
+        self.peek()?;
+        let rest = &self.b[self.i..];
+        let digits = rest.iter().position(|c| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 || (digits > 1 && rest[0] == b'0') || matches!(rest.get(digits), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        let mut v: u64 = 0;
+        for &c in &rest[..digits] {
+            v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+        }
+        self.i += digits;
+        Some(v)
+    }
+
+    fn boolean(&mut self) -> Option<bool> {
+        self.peek()?;
+        let rest = &self.b[self.i..];
+        let (v, n) = if rest.starts_with(b"true") {
+            (true, 4)
+        } else if rest.starts_with(b"false") {
+            (false, 5)
+        } else {
+            return None;
+        };
+        self.i += n;
+        Some(v)
+    }
+
+    /// Skips one well-formed value (strictly: what serde would accept; `None` otherwise).
+    fn skip(&mut self, depth: u32) -> Option<()> {
+        if depth > FAST_MAX_DEPTH {
+            return None;
+        }
+        match self.peek()? {
+            b'"' => self.text().map(drop),
+            b'{' | b'[' => {
+                let close = if self.next()? == b'{' { b'}' } else { b']' };
+                let object = close == b'}';
+                if self.peek()? == close {
+                    self.i += 1;
+                    return Some(());
+                }
+                loop {
+                    if object {
+                        self.text()?;
+                        self.eat(b':')?;
+                    }
+                    self.skip(depth + 1)?;
+                    match self.next()? {
+                        b',' => {}
+                        c if c == close => return Some(()),
+                        _ => return None,
+                    }
+                }
+            }
+            b't' | b'f' => self.boolean().map(drop),
+            b'n' if self.b[self.i..].starts_with(b"null") => {
+                self.i += 4;
+                Some(())
+            }
+            b'-' | b'0'..=b'9' => self.skip_number(),
+            _ => None,
+        }
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?`
+    fn skip_number(&mut self) -> Option<()> {
+        let b = self.b;
+        let mut i = self.i;
+        let digits = |i: &mut usize| {
+            let start = *i;
+            while b.get(*i).is_some_and(u8::is_ascii_digit) {
+                *i += 1;
+            }
+            *i - start
+        };
+        if b.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        let start = i;
+        let n = digits(&mut i);
+        if n == 0 || (n > 1 && b[start] == b'0') {
+            return None;
+        }
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            if digits(&mut i) == 0 {
+                return None;
+            }
+        }
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            if matches!(b.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            if digits(&mut i) == 0 {
+                return None;
+            }
+        }
+        self.i = i;
+        Some(())
+    }
+
+    #[inline]
+    fn eat(&mut self, want: u8) -> Option<()> {
+        (self.next()? == want).then_some(())
+    }
+
     fn read(&mut self, side: Side, ts_recv: UnixNanos, out: &mut Vec<MarketEvent>) -> Result<(), String> {
         self.expect(b'[')?;
         if self.peek() == Some(b']') {
@@ -570,6 +783,73 @@ mod tests {
             assert!(norm().normalize(frame.as_bytes(), UnixNanos(0), &mut out).is_err(), "{levels}");
             assert!(out.is_empty(), "{levels}");
         }
+    }
+
+    /// Same events, same outcome, and for errors the same message.
+    fn same_as_serde(n: &BinanceNormalizer, frame: &[u8]) {
+        let (mut fast, mut slow) = (Vec::new(), Vec::new());
+        let a = n.normalize_with(frame, UnixNanos(3), &mut fast, true).map_err(|e| e.to_string());
+        let b = n.normalize_with(frame, UnixNanos(3), &mut slow, false).map_err(|e| e.to_string());
+        assert_eq!(a, b, "{}", String::from_utf8_lossy(frame));
+        assert_eq!(fast, slow, "{}", String::from_utf8_lossy(frame));
+    }
+
+    #[test]
+    fn fast_scanner_agrees_with_serde_on_real_and_mangled_frames() {
+        let mut n = norm();
+        n.add_symbol("IOTXUSDT", InstrumentId(3));
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/binance_spot/btcusdt_20240808.jsonl.gz");
+        let frames: Vec<String> = crate::recording::RecordingReader::read_all(std::path::Path::new(path))
+            .unwrap()
+            .into_iter()
+            .map(|f| f.frame)
+            .filter(|f| !f.starts_with("{\"lastUpdateId\""))
+            .collect();
+        assert!(frames.len() > 40_000);
+        // Every real frame; then, on a sample, every truncation and single-byte change that
+        // matters to JSON (quotes, brackets, digits, signs, escapes, non-ASCII, whitespace).
+        let mut rng = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut mangled = 0;
+        for (k, frame) in frames.iter().enumerate() {
+            same_as_serde(&n, frame.as_bytes());
+            if k % 97 != 0 {
+                continue;
+            }
+            let b = frame.as_bytes();
+            for cut in (0..b.len()).step_by(7) {
+                same_as_serde(&n, &b[..cut]);
+            }
+            for _ in 0..40 {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let mut m = b.to_vec();
+                let at = (rng as usize) % m.len();
+                let bytes = b"\"{}[],:.-+e0 19\\\xc3\x01tfn";
+                m[at] = bytes[(rng >> 32) as usize % bytes.len()];
+                same_as_serde(&n, &m);
+                mangled += 1;
+            }
+        }
+        assert!(mangled > 10_000, "{mangled}");
+        for frame in [
+            &br#"{"e":"trade","E":01,"s":"BTCUSDT","t":1,"p":"1","q":"1","m":true}"#[..],
+            br#"{"e":"trade","E":1.0,"s":"BTCUSDT","t":1,"p":"1","q":"1","m":true}"#,
+            br#"{"e":"trade","E":18446744073709551616,"s":"BTCUSDT","t":1,"p":"1","q":"1","m":true}"#,
+            br#"{"e":"tr\u0061de","E":1,"s":"BTCUSDT","t":1,"p":"1","q":"1","m":true}"#,
+            br#"{"e":"trade","x":[1,{"y":[-0.5e+3,null,"\n"]}],"s":"BTCUSDT","t":1,"p":"1","q":"1","m":false}"#,
+            br#"{"e":"trade","x":[1,{"y":[-01]}],"s":"BTCUSDT","t":1,"p":"1","q":"1","m":false}"#,
+            br#"{"data":{"data":{"e":"trade","s":"BTCUSDT","t":1,"p":"1","q":"1","m":false}}}"#,
+            br#"{"e":"trade","s":"BTCUSDT","t":1,"p":"1","q":"1","m":false} x"#,
+            br#"{"e":"forceOrder","E":1634653599186,"o":{"s":"IOTXUSDT","S":"SELL","q":"3661","p":"0.06606"}}"#,
+            br#"{"result":null,"id":1}"#,
+            br#"{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":5,"u":7,"b":5,"a":[]}"#,
+            br#"{"e":"aggTrade","E":1,"s":"BTCUSDT","a":-5,"p":"1","q":"1","m":true}"#,
+        ] {
+            same_as_serde(&n, frame);
+        }
+        let deep = format!("{}{}", "{\"data\":".repeat(200), "}".repeat(200));
+        same_as_serde(&n, deep.as_bytes());
     }
 
     #[test]
