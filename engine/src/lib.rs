@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod control;
+pub mod feed_bench;
 pub mod hot;
 pub mod journal;
 pub mod latency;

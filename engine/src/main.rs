@@ -126,6 +126,19 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Per-frame cost of the Binance feed path over a recording: each frame decoded, depth
+    /// diffs sequenced and applied to the exact book, timed one by one (percentiles).
+    Feeds {
+        #[arg(long, default_value = "data/binance_spot/btcusdt_20240808.jsonl.gz")]
+        input: PathBuf,
+        #[arg(long, default_value = "BTCUSDT")]
+        symbol: String,
+        /// Passes over the recording (each from a fresh book).
+        #[arg(long, default_value_t = 20)]
+        repeat: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Replay throughput: stream the catalog in time order into an exact book, no strategy, on
     /// one core; events = book levels + trades + quotes.
     Replay {
@@ -670,6 +683,37 @@ fn run(cli: Cli) -> Result<()> {
                     r.model.as_deref().unwrap_or("none"),
                     r.address_model.as_deref().unwrap_or("none"),
                     r.addresses_scored
+                );
+            }
+            Ok(())
+        }
+        Command::Bench { cmd: BenchCmd::Feeds { input, symbol, repeat, json } } => {
+            let r = argus_engine::feed_bench::run(&input, &symbol, repeat)
+                .with_context(|| format!("benchmarking the feed path on {}", input.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                for (what, c) in [("depthUpdate", &r.depth), ("trade", &r.trade), ("bookTicker", &r.book_ticker)] {
+                    println!(
+                        "{what:<12} {:>8} frames: p50 {} ns, p90 {} ns, p99 {} ns, p99.9 {} ns, mean {:.0} ns{}",
+                        c.frames,
+                        c.p50_ns,
+                        c.p90_ns,
+                        c.p99_ns,
+                        c.p999_ns,
+                        c.mean_ns,
+                        if c.mean_levels > 0.0 {
+                            format!(" ({:.1} levels/frame)", c.mean_levels)
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+                println!(
+                    "{} passes, {:.2} M frames/s; timer overhead {} ns per frame (included)",
+                    r.passes,
+                    r.frames_per_sec / 1e6,
+                    r.timer_overhead_ns
                 );
             }
             Ok(())

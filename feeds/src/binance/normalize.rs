@@ -489,7 +489,7 @@ impl<'a> Levels<'a> {
     fn text(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let rest = &self.b[self.i..];
-        let len = rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20 || c >= 0x80)?;
+        let len = rest.iter().position(|&c| c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c))?;
         if rest[len] != b'"' {
             return None;
         }
