@@ -75,9 +75,12 @@ impl BinanceNormalizer {
         if self.any_symbol {
             return Ok(InstrumentId(0));
         }
+        // Venues send the symbols upper case, as they are kept: the exact compare almost
+        // always answers.
         self.symbols
             .iter()
-            .find(|(s, _)| s.eq_ignore_ascii_case(symbol))
+            .find(|(s, _)| s == symbol)
+            .or_else(|| self.symbols.iter().find(|(s, _)| s.eq_ignore_ascii_case(symbol)))
             .map(|(_, id)| *id)
             .ok_or_else(|| FeedError::UnknownSymbol(symbol.to_owned()))
     }
@@ -436,27 +439,27 @@ impl<'a> Levels<'a> {
             return Some(());
         }
         loop {
-            let key = self.text()?;
+            let key = self.key()?;
             self.eat(b':')?;
             match key {
-                "data" => self.object(f, out, ts_recv, depth + 1)?,
-                "e" => f.e = Some(self.text()?),
-                "E" => f.event_time = Some(self.number()?),
-                "T" => f.trade_time = Some(self.number()?),
-                "s" => f.s = Some(self.text()?),
-                "t" => f.t = Some(self.number()?),
-                "p" => f.p = Some(self.text()?),
-                "q" => f.q = Some(self.text()?),
-                "m" => f.m = Some(self.boolean()?),
-                "U" => f.first_id = Some(self.number()?),
-                "u" => f.final_id = Some(self.number()?),
-                "pu" => f.prev_final_id = Some(self.number()?),
-                "i" => f.index = Some(self.text()?),
-                "r" => f.funding_rate = Some(self.text()?),
-                "B" => f.bid_qty = Some(self.text()?),
-                "A" => f.ask_qty = Some(self.text()?),
-                "b" | "a" => {
-                    let (side, is_bid) = if key == "b" { (Side::Buy, true) } else { (Side::Sell, false) };
+                b"data" => self.object(f, out, ts_recv, depth + 1)?,
+                b"e" => f.e = Some(self.text()?),
+                b"E" => f.event_time = Some(self.number()?),
+                b"T" => f.trade_time = Some(self.number()?),
+                b"s" => f.s = Some(self.text()?),
+                b"t" => f.t = Some(self.number()?),
+                b"p" => f.p = Some(self.text()?),
+                b"q" => f.q = Some(self.text()?),
+                b"m" => f.m = Some(self.boolean()?),
+                b"U" => f.first_id = Some(self.number()?),
+                b"u" => f.final_id = Some(self.number()?),
+                b"pu" => f.prev_final_id = Some(self.number()?),
+                b"i" => f.index = Some(self.text()?),
+                b"r" => f.funding_rate = Some(self.text()?),
+                b"B" => f.bid_qty = Some(self.text()?),
+                b"A" => f.ask_qty = Some(self.text()?),
+                b"b" | b"a" => {
+                    let (side, is_bid) = if key == b"b" { (Side::Buy, true) } else { (Side::Sell, false) };
                     match self.peek()? {
                         b'[' => {
                             self.read(side, ts_recv, out).ok()?;
@@ -469,8 +472,8 @@ impl<'a> Levels<'a> {
                     }
                 }
                 // forceOrder's nested order (or 24hrTicker's open): serde's path.
-                "o" => return None,
-                "result" | "id" => {
+                b"o" => return None,
+                b"result" | b"id" => {
                     f.result_or_id = true;
                     self.skip(0)?;
                 }
@@ -482,6 +485,19 @@ impl<'a> Levels<'a> {
                 _ => return None,
             }
         }
+    }
+
+    /// An object key's bytes (no escapes or control bytes; keys are only compared).
+    #[inline]
+    fn key(&mut self) -> Option<&'a [u8]> {
+        self.eat(b'"')?;
+        let rest = &self.b[self.i..];
+        let len = rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        if rest[len] != b'"' || !rest[..len].is_ascii() {
+            return None;
+        }
+        self.i += len + 1;
+        Some(&rest[..len])
     }
 
     /// A string without escapes or non-ASCII bytes.
@@ -545,7 +561,7 @@ impl<'a> Levels<'a> {
                 }
                 loop {
                     if object {
-                        self.text()?;
+                        self.key()?;
                         self.eat(b':')?;
                     }
                     self.skip(depth + 1)?;
