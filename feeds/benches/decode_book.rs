@@ -76,6 +76,28 @@ fn bench(c: &mut Criterion) {
             });
         }
     }
+    // The book alone: every level of every diff, already decoded.
+    let mut levels = Vec::new();
+    for f in &depth {
+        out.clear();
+        norm.normalize(f.as_bytes(), UnixNanos(0), &mut out).unwrap();
+        levels.extend(out.iter().filter_map(|e| match e.kind {
+            MarketEventKind::Delta(d) => Some(d),
+            _ => None,
+        }));
+    }
+    g.throughput(Throughput::Elements(levels.len() as u64));
+    g.bench_function("apply_depth_levels", |b| {
+        b.iter_batched_ref(
+            || base.clone(),
+            |book| {
+                for d in &levels {
+                    book.apply(d);
+                }
+            },
+            criterion::BatchSize::LargeInput,
+        )
+    });
     g.throughput(Throughput::Elements(depth.len() as u64));
     g.bench_function("decode_and_apply_depth_frames", |b| {
         b.iter_batched_ref(
