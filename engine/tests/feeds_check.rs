@@ -160,6 +160,24 @@ fn hftbacktest_capture_with_its_inline_snapshot() {
     assert_eq!(r["events"]["trade"], 9757);
     assert_eq!(r["events"]["quote"], 28040);
     assert_eq!(r["books"]["BTCUSDT"]["synced"], true);
+
+    // `argus bench feeds` runs the same frames through the same path, one by one: every frame
+    // timed and the same book at the end.
+    let out = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["bench", "feeds", "--repeat", "1", "--json", "--input"])
+        .arg(data("binance_spot/btcusdt_20240808.jsonl.gz"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let b: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&b["trade"]["frames"], &b["book_ticker"]["frames"], &b["depth"]["frames"]),
+        (&9757.into(), &28040.into(), &3451.into())
+    );
+    assert!(b["depth"]["p50_ns"].as_u64().unwrap() > 0);
+    assert!(b["depth"]["p50_ns"].as_u64() <= b["depth"]["p99_ns"].as_u64());
+    assert_eq!(b["best_bid"], r["books"]["BTCUSDT"]["best_bid"]);
+    assert_eq!(b["best_ask"], r["books"]["BTCUSDT"]["best_ask"]);
 }
 
 #[test]
