@@ -335,6 +335,14 @@ impl Ladder {
         if tick <= 0 || tick > i64::MAX / (4 * self.window_slots as i64) {
             return;
         }
+        let Some(best) = best.or_else(|| self.best_entry().map(|l| l.0)) else {
+            return;
+        };
+        let base = best.saturating_sub((3 * self.window_slots / 4) as i64 * tick);
+        if base.checked_add(self.window_slots as i64 * tick).is_none() {
+            // Prices at the edge of the range: the sorted part holds them.
+            return;
+        }
         // Every level, ascending, into the scratch buffer.
         self.scratch.clear();
         self.scratch.extend(self.far.levels.iter().copied());
@@ -349,11 +357,6 @@ impl Ladder {
             w.clear();
         }
         self.scratch.sort_unstable_by_key(|l| l.0);
-        let Some(best) = best.or_else(|| self.scratch.last().map(|l| l.0)) else {
-            return;
-        };
-        let lift = (3 * self.window_slots / 4) as i64 * tick;
-        let base = best.saturating_sub(lift);
         let spare = &mut self.spare_slots;
         let w = self.window.get_or_insert_with(|| Window {
             tick,
@@ -373,21 +376,20 @@ impl Ladder {
         }
     }
 
+    /// The best level as `(key, qty)`.
     #[inline]
-    fn best(&self) -> Option<Level> {
+    fn best_entry(&self) -> Option<(i64, Qty)> {
         let far = self.far.best();
         let window = self.window.as_ref().filter(|w| w.count > 0).map(|w| (w.key(w.best), w.slots[w.best]));
-        let (k, qty) = match (far, window) {
-            (Some(f), Some(w)) => {
-                if f.0 > w.0 {
-                    f
-                } else {
-                    w
-                }
-            }
-            (f, w) => f.or(w)?,
-        };
-        Some(Level { price: self.price(k), qty })
+        match (far, window) {
+            (Some(f), Some(w)) => Some(if f.0 > w.0 { f } else { w }),
+            (f, w) => f.or(w),
+        }
+    }
+
+    #[inline]
+    fn best(&self) -> Option<Level> {
+        self.best_entry().map(|(k, qty)| Level { price: self.price(k), qty })
     }
 
     fn clear(&mut self) {
@@ -652,6 +654,19 @@ mod tests {
         assert_eq!(b.qty_at(Side::Buy, Price::from_units(1_385)), Qty::from_units(7));
         assert_eq!(b.depth(Side::Buy), 41);
         assert_eq!(b.best_bid().map(|l| l.price.units()), Some(1_390));
+    }
+
+    #[test]
+    fn prices_at_the_edge_of_the_range_stay_exact() {
+        let mut b = small_book(100, 16, Some(1));
+        for px in [i64::MAX - 3, i64::MAX - 1, i64::MAX, 5, i64::MAX - 2] {
+            b.apply(&delta(Side::Buy, px, 1));
+            b.apply(&delta(Side::Sell, px, 1));
+        }
+        let bids: Vec<i64> = b.levels(Side::Buy).map(|l| l.price.units()).collect();
+        assert_eq!(bids, vec![i64::MAX, i64::MAX - 1, i64::MAX - 2, i64::MAX - 3, 5]);
+        let asks: Vec<i64> = b.levels(Side::Sell).map(|l| l.price.units()).collect();
+        assert_eq!(asks, vec![5, i64::MAX - 3, i64::MAX - 2, i64::MAX - 1, i64::MAX]);
     }
 
     proptest! {
