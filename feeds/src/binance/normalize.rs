@@ -124,7 +124,7 @@ impl BinanceNormalizer {
         fast: bool,
     ) -> Result<Decoded, FeedError> {
         let mut f = Fields::default();
-        if !fast || Levels::frame(frame, &mut f, out, ts_recv).is_none() {
+        if !fast || Scanner::frame(frame, &mut f, out, ts_recv).is_none() {
             // Anything the fast scanner does not take (escapes, non-ASCII text, forceOrder
             // objects, malformed JSON) goes through serde, which decides and names the error.
             out.truncate(start);
@@ -401,7 +401,7 @@ fn side_value<'de>(
     let text = raw.get();
     match text.as_bytes().first() {
         Some(b'[') => {
-            let mut levels = Levels { b: text.as_bytes(), i: 0 };
+            let mut levels = Scanner { b: text.as_bytes(), i: 0 };
             levels.read(side, ts_recv, out)?;
             Ok(SideValue::Levels)
         }
@@ -412,7 +412,7 @@ fn side_value<'de>(
 
 /// A cursor over frame bytes: `[[price, qty], ...]` level arrays with both as JSON strings,
 /// and the fast path over whole frames.
-struct Levels<'a> {
+struct Scanner<'a> {
     b: &'a [u8],
     i: usize,
 }
@@ -420,11 +420,11 @@ struct Levels<'a> {
 /// Nesting the fast path skips through before it defers to serde.
 const FAST_MAX_DEPTH: u32 = 16;
 
-impl<'a> Levels<'a> {
+impl<'a> Scanner<'a> {
     /// Reads a whole frame the way [`FrameSeed`] does, or `None` for anything it does not take
     /// (then nothing it wrote counts): no escapes, ASCII text only, strict JSON numbers.
     fn frame(frame: &'a [u8], f: &mut Fields<'a>, out: &mut Vec<MarketEvent>, ts_recv: UnixNanos) -> Option<()> {
-        let mut c = Levels { b: frame, i: 0 };
+        let mut c = Scanner { b: frame, i: 0 };
         c.object(f, out, ts_recv, 0)?;
         (c.peek().is_none()).then_some(())
     }
