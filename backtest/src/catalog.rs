@@ -43,6 +43,9 @@ pub const LAYOUT_VERSION: &str = "1";
 /// Rows buffered per part before a record batch is written.
 const BATCH: usize = 16_384;
 
+/// Rows decoded at a time per open part (a part holds one decoded batch: 64 bytes a row).
+const READ_BATCH: usize = 8192;
+
 /// The catalog's tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Table {
@@ -63,6 +66,19 @@ impl Table {
             Table::Quotes => "quotes",
             Table::Marks => "marks",
             Table::Liquidations => "liquidations",
+        }
+    }
+
+    /// The columns the reader decodes (the others, like `is_snapshot`, repeat `flags`).
+    fn columns_read(self) -> &'static [&'static str] {
+        match self {
+            Table::Trades => &["ts_exchange_ns", "ts_recv_ns", "price", "size", "trade_id", "aggressor"],
+            Table::Deltas => &["ts_exchange_ns", "ts_recv_ns", "action", "side", "price", "size", "sequence", "flags"],
+            Table::Quotes => &["ts_exchange_ns", "ts_recv_ns", "bid_price", "bid_size", "ask_price", "ask_size"],
+            Table::Marks => {
+                &["ts_exchange_ns", "ts_recv_ns", "mark_price", "index_price", "funding_rate", "next_funding_ns"]
+            }
+            Table::Liquidations => &["ts_exchange_ns", "ts_recv_ns", "side", "price", "size"],
         }
     }
 
@@ -451,7 +467,8 @@ impl CatalogWriter {
 /// a decoded batch at once.
 pub struct CatalogReader {
     /// Sort key of each part's next event (`u64::MAX` once the part is done); for a part not
-    /// yet opened, a lower bound (its footer's earliest timestamp).
+    /// yet opened, a lower bound (its footer's earliest timestamp). The current part's key may
+    /// lag behind while a run is emitted; [`CatalogReader::next_slow`] refreshes it.
     heads: Vec<u64>,
     /// The part being emitted from, and the key it may emit up to before the merge looks again:
     /// events come in runs from one part (a depth message is many rows), so the minimum over all
@@ -478,12 +495,38 @@ enum ReadPart {
     Done,
 }
 
-/// Opens a part for reading.
+/// Opens a part for reading: only the columns its table's decoder reads, and text columns
+/// (sides, actions) as dictionaries, so a row's text is a key into a handful of values decoded
+/// once per page instead of a string copied per row.
 fn open_part(table: Table, p: &Path) -> Result<PartReader, BacktestError> {
+    use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+    use parquet::arrow::ProjectionMask;
     let f = File::open(p).map_err(io(p))?;
-    let batches =
-        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)?.with_batch_size(8192).build()?;
-    Ok(PartReader { table, batches, events: Vec::with_capacity(8192), pos: 0 })
+    let plain = ArrowReaderMetadata::load(&f, ArrowReaderOptions::new())?;
+    let hinted: Vec<Field> = plain
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => f
+                .as_ref()
+                .clone()
+                .with_data_type(DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    let hint = Arc::new(Schema::new_with_metadata(hinted, plain.schema().metadata().clone()));
+    // A file whose schema takes no hint is read as it is (the decoder takes plain text too).
+    let meta = ArrowReaderMetadata::try_new(plain.metadata().clone(), ArrowReaderOptions::new().with_schema(hint))
+        .unwrap_or(plain);
+    let wanted = table.columns_read();
+    let descr = meta.metadata().file_metadata().schema_descr_ptr();
+    let leaves = (0..descr.num_columns()).filter(|&i| wanted.contains(&descr.column(i).name()));
+    let batches = ParquetRecordBatchReaderBuilder::new_with_metadata(f, meta)
+        .with_projection(ProjectionMask::leaves(&descr, leaves))
+        .with_batch_size(READ_BATCH)
+        .build()?;
+    Ok(PartReader { table, batches, events: Vec::with_capacity(READ_BATCH), pos: 0, codes: [Vec::new(), Vec::new()] })
 }
 
 /// The earliest sort key a part can hold, from its footer's statistics (0 when unknown: the
@@ -518,6 +561,8 @@ struct PartReader {
     /// The current batch, decoded column by column into events.
     events: Vec<MarketEvent>,
     pos: usize,
+    /// Per-row codes of the batch's text columns (reused from batch to batch).
+    codes: [Vec<u8>; 2],
 }
 
 fn sort_ts(ev: &MarketEvent) -> u64 {
@@ -540,7 +585,7 @@ impl PartReader {
                 Some(Ok(b)) => {
                     self.events.clear();
                     self.pos = 0;
-                    decode_batch(self.table, &b, &mut self.events, bad);
+                    decode_batch(self.table, &b, &mut self.codes, &mut self.events, bad);
                 }
                 Some(Err(_)) => {
                     *bad += 1;
@@ -555,47 +600,101 @@ impl PartReader {
 /// Decodes a whole batch: each column is looked up and typed once, then rows are read by index.
 /// Rows with a null or unknown value are counted in `bad` and skipped; a batch whose columns do
 /// not have the table's types is bad as a whole.
-fn decode_batch(table: Table, b: &RecordBatch, out: &mut Vec<MarketEvent>, bad: &mut u64) {
-    if decode_columns(table, b, out, bad).is_none() {
+fn decode_batch(table: Table, b: &RecordBatch, codes: &mut [Vec<u8>; 2], out: &mut Vec<MarketEvent>, bad: &mut u64) {
+    if decode_columns(table, b, codes, out, bad).is_none() {
         *bad += b.num_rows() as u64;
     }
 }
 
-fn decode_columns(table: Table, b: &RecordBatch, out: &mut Vec<MarketEvent>, bad: &mut u64) -> Option<()> {
+/// Codes of a text column: 0 for a null or unknown value.
+fn side_code(s: &str) -> u8 {
+    match s {
+        "buy" => 1,
+        "sell" => 2,
+        _ => 0,
+    }
+}
+
+fn action_code(s: &str) -> u8 {
+    match s {
+        "add" => 1,
+        "update" => 2,
+        "delete" => 3,
+        "clear" => 4,
+        _ => 0,
+    }
+}
+
+/// A text column (dictionary or plain) as one code per row, each distinct value parsed once.
+fn text_codes(col: &ArrayRef, parse: fn(&str) -> u8, out: &mut Vec<u8>) -> Option<()> {
+    use arrow::array::{Array, DictionaryArray, StringArray};
+    use arrow::datatypes::Int32Type;
+    out.clear();
+    if let Some(d) = col.as_any().downcast_ref::<DictionaryArray<Int32Type>>() {
+        let values = d.values().as_any().downcast_ref::<StringArray>()?;
+        let table: Vec<u8> =
+            (0..values.len()).map(|i| if values.is_valid(i) { parse(values.value(i)) } else { 0 }).collect();
+        let code = |k: i32| usize::try_from(k).ok().and_then(|k| table.get(k)).copied().unwrap_or(0);
+        if d.null_count() == 0 {
+            out.extend(d.keys().values().iter().map(|&k| code(k)));
+        } else {
+            out.extend(d.keys().iter().map(|k| k.map_or(0, code)));
+        }
+    } else {
+        let s = col.as_any().downcast_ref::<StringArray>()?;
+        out.extend(s.iter().map(|v| v.map_or(0, parse)));
+    }
+    Some(())
+}
+
+fn side_of(code: u8) -> Option<Side> {
+    match code {
+        1 => Some(Side::Buy),
+        2 => Some(Side::Sell),
+        _ => None,
+    }
+}
+
+fn action_of(code: u8) -> Option<BookAction> {
+    match code {
+        1 => Some(BookAction::Add),
+        2 => Some(BookAction::Update),
+        3 => Some(BookAction::Delete),
+        4 => Some(BookAction::Clear),
+        _ => None,
+    }
+}
+
+fn decode_columns(
+    table: Table,
+    b: &RecordBatch,
+    codes: &mut [Vec<u8>; 2],
+    out: &mut Vec<MarketEvent>,
+    bad: &mut u64,
+) -> Option<()> {
     use argus_core::{
         BookDelta, DeltaFlags, InstrumentId, Liquidation, MarkPrice, Price, Qty, Quote, Trade, UnixNanos,
     };
-    use arrow::array::{Array, Int64Array, StringArray, UInt64Array, UInt8Array};
-    fn typed<'a, T: 'static>(b: &'a RecordBatch, n: &str) -> Option<&'a T> {
-        b.column_by_name(n)?.as_any().downcast_ref::<T>()
+    use arrow::array::{Array, PrimitiveArray};
+    use arrow::datatypes::{ArrowPrimitiveType, Int64Type, UInt64Type, UInt8Type};
+    fn col<'a, T: ArrowPrimitiveType>(b: &'a RecordBatch, n: &str) -> Option<&'a [T::Native]> {
+        Some(b.column_by_name(n)?.as_any().downcast_ref::<PrimitiveArray<T>>()?.values())
     }
-    let u64c = |n: &str| typed::<UInt64Array>(b, n);
-    let i64c = |n: &str| typed::<Int64Array>(b, n);
-    let strc = |n: &str| typed::<StringArray>(b, n);
-    fn side(a: &StringArray, i: usize) -> Option<Side> {
-        if a.is_null(i) {
-            return None;
-        }
-        match a.value(i) {
-            "buy" => Some(Side::Buy),
-            "sell" => Some(Side::Sell),
-            _ => None,
-        }
-    }
-    fn v<T: arrow::datatypes::ArrowPrimitiveType>(a: &arrow::array::PrimitiveArray<T>, i: usize) -> Option<T::Native> {
-        if a.is_null(i) {
-            None
-        } else {
-            Some(a.value(i))
-        }
-    }
+    let i64c = |n: &str| col::<Int64Type>(b, n);
+    let u64c = |n: &str| col::<UInt64Type>(b, n);
+    let [c0, c1] = codes;
+    let text = |n: &str, parse: fn(&str) -> u8, out: &mut Vec<u8>| text_codes(b.column_by_name(n)?, parse, out);
+    // Rows with a null anywhere are bad; a batch without nulls (what argus writes) skips the
+    // per-row check.
+    let nulls = b.columns().iter().any(|c| c.null_count() > 0);
+    let null_at = |i: usize| nulls && b.columns().iter().any(|c| c.is_null(i));
     let (ts_x, ts_r) = (u64c("ts_exchange_ns")?, u64c("ts_recv_ns")?);
     let n = b.num_rows();
     out.reserve(n);
-    let mut push = |i: usize, kind: Option<MarketEventKind>| match (kind, v(ts_x, i), v(ts_r, i)) {
-        (Some(kind), Some(x), Some(r)) => out.push(MarketEvent {
-            ts_exchange: UnixNanos(x),
-            ts_recv: UnixNanos(r),
+    let mut emit = |i: usize, kind: Option<MarketEventKind>| match kind {
+        Some(kind) if !null_at(i) => out.push(MarketEvent {
+            ts_exchange: UnixNanos(ts_x[i]),
+            ts_recv: UnixNanos(ts_r[i]),
             instrument: InstrumentId(0),
             decode_ns: 0,
             kind,
@@ -604,83 +703,84 @@ fn decode_columns(table: Table, b: &RecordBatch, out: &mut Vec<MarketEvent>, bad
     };
     match table {
         Table::Trades => {
-            let (p, q, id, ag) = (i64c("price")?, i64c("size")?, u64c("trade_id")?, strc("aggressor")?);
+            let (p, q, id) = (i64c("price")?, i64c("size")?, u64c("trade_id")?);
+            text("aggressor", side_code, c0)?;
             for i in 0..n {
-                let k = (|| {
-                    Some(MarketEventKind::Trade(Trade {
-                        price: Price::from_units(v(p, i)?),
-                        qty: Qty::from_units(v(q, i)?),
-                        trade_id: v(id, i)?,
-                        aggressor: side(ag, i)?,
-                    }))
-                })();
-                push(i, k);
+                emit(
+                    i,
+                    side_of(c0[i]).map(|aggressor| {
+                        MarketEventKind::Trade(Trade {
+                            price: Price::from_units(p[i]),
+                            qty: Qty::from_units(q[i]),
+                            trade_id: id[i],
+                            aggressor,
+                        })
+                    }),
+                );
             }
         }
         Table::Quotes => {
             let (bp, bq, ap, aq) = (i64c("bid_price")?, i64c("bid_size")?, i64c("ask_price")?, i64c("ask_size")?);
             for i in 0..n {
-                let k = (|| {
+                emit(
+                    i,
                     Some(MarketEventKind::Quote(Quote {
-                        bid_price: Price::from_units(v(bp, i)?),
-                        bid_qty: Qty::from_units(v(bq, i)?),
-                        ask_price: Price::from_units(v(ap, i)?),
-                        ask_qty: Qty::from_units(v(aq, i)?),
-                    }))
-                })();
-                push(i, k);
+                        bid_price: Price::from_units(bp[i]),
+                        bid_qty: Qty::from_units(bq[i]),
+                        ask_price: Price::from_units(ap[i]),
+                        ask_qty: Qty::from_units(aq[i]),
+                    })),
+                );
             }
         }
         Table::Deltas => {
-            let (act, sd, fl) = (strc("action")?, strc("side")?, typed::<UInt8Array>(b, "flags")?);
-            let (p, q, seq) = (i64c("price")?, i64c("size")?, u64c("sequence")?);
+            let (p, q, seq, fl) = (i64c("price")?, i64c("size")?, u64c("sequence")?, col::<UInt8Type>(b, "flags")?);
+            text("action", action_code, c0)?;
+            text("side", side_code, c1)?;
             for i in 0..n {
-                let k = (|| {
-                    let action = match act.is_valid(i).then(|| act.value(i))? {
-                        "add" => BookAction::Add,
-                        "update" => BookAction::Update,
-                        "delete" => BookAction::Delete,
-                        "clear" => BookAction::Clear,
-                        _ => return None,
-                    };
-                    Some(MarketEventKind::Delta(BookDelta {
+                let kind = match (action_of(c0[i]), side_of(c1[i])) {
+                    (Some(action), Some(side)) => Some(MarketEventKind::Delta(BookDelta {
                         action,
-                        side: side(sd, i)?,
-                        flags: DeltaFlags(v(fl, i)?),
-                        price: Price::from_units(v(p, i)?),
-                        qty: Qty::from_units(v(q, i)?),
-                        sequence: v(seq, i)?,
-                    }))
-                })();
-                push(i, k);
+                        side,
+                        flags: DeltaFlags(fl[i]),
+                        price: Price::from_units(p[i]),
+                        qty: Qty::from_units(q[i]),
+                        sequence: seq[i],
+                    })),
+                    _ => None,
+                };
+                emit(i, kind);
             }
         }
         Table::Marks => {
             let (m, ix, fr, nf) =
                 (i64c("mark_price")?, i64c("index_price")?, i64c("funding_rate")?, u64c("next_funding_ns")?);
             for i in 0..n {
-                let k = (|| {
+                emit(
+                    i,
                     Some(MarketEventKind::Mark(MarkPrice {
-                        mark: Price::from_units(v(m, i)?),
-                        index: Price::from_units(v(ix, i)?),
-                        funding_rate: Price::from_units(v(fr, i)?),
-                        next_funding: UnixNanos(v(nf, i)?),
-                    }))
-                })();
-                push(i, k);
+                        mark: Price::from_units(m[i]),
+                        index: Price::from_units(ix[i]),
+                        funding_rate: Price::from_units(fr[i]),
+                        next_funding: UnixNanos(nf[i]),
+                    })),
+                );
             }
         }
         Table::Liquidations => {
-            let (sd, p, q) = (strc("side")?, i64c("price")?, i64c("size")?);
+            let (p, q) = (i64c("price")?, i64c("size")?);
+            text("side", side_code, c0)?;
             for i in 0..n {
-                let k = (|| {
-                    Some(MarketEventKind::Liquidation(Liquidation {
-                        side: side(sd, i)?,
-                        price: Price::from_units(v(p, i)?),
-                        qty: Qty::from_units(v(q, i)?),
-                    }))
-                })();
-                push(i, k);
+                emit(
+                    i,
+                    side_of(c0[i]).map(|side| {
+                        MarketEventKind::Liquidation(Liquidation {
+                            side,
+                            price: Price::from_units(p[i]),
+                            qty: Qty::from_units(q[i]),
+                        })
+                    }),
+                );
             }
         }
     }
@@ -787,11 +887,15 @@ impl CatalogReader {
     }
 }
 
-impl Iterator for CatalogReader {
-    type Item = MarketEvent;
-
-    #[inline]
-    fn next(&mut self) -> Option<MarketEvent> {
+impl CatalogReader {
+    /// The next event when the current run cannot simply go on: refreshes the current part's
+    /// head (the fast path leaves it behind), looks at every part if another may be due, and
+    /// emits from the part that leads.
+    #[inline(never)]
+    fn next_slow(&mut self) -> Option<MarketEvent> {
+        if self.cur < self.heads.len() {
+            self.heads[self.cur] = self.head(self.cur);
+        }
         let mut i = self.cur;
         let mut ts = *self.heads.get(i)?;
         if (ts, i) >= self.limit {
@@ -811,8 +915,28 @@ impl Iterator for CatalogReader {
         let Some(ReadPart::Open(part)) = self.parts.get_mut(i) else { return None };
         let ev = *part.events.get(part.pos)?;
         part.pos += 1;
-        self.heads[i] = self.head(i);
         Some(ev)
+    }
+}
+
+impl Iterator for CatalogReader {
+    type Item = MarketEvent;
+
+    /// The current part's next event while it stays inside the window and ahead of every other
+    /// part (its head is then stale until [`Self::next_slow`] refreshes it); otherwise the slow
+    /// path.
+    #[inline]
+    fn next(&mut self) -> Option<MarketEvent> {
+        if let Some(ReadPart::Open(part)) = self.parts.get_mut(self.cur) {
+            if let Some(ev) = part.events.get(part.pos) {
+                let ts = sort_ts(ev);
+                if ts >= self.from && ts <= self.to && (ts, self.cur) < self.limit {
+                    part.pos += 1;
+                    return Some(*ev);
+                }
+            }
+        }
+        self.next_slow()
     }
 }
 
@@ -884,6 +1008,65 @@ mod tests {
         // A window keeps only what lies inside it.
         let n = CatalogReader::open(&root, "v", "S", base + 12, base + 55).unwrap().count();
         assert_eq!(n, 6);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn rows_with_nulls_or_unknown_text_are_counted_and_the_rest_read() {
+        #![allow(clippy::unwrap_used)]
+        use arrow::array::{Int64Array, StringArray, UInt64Array, UInt8Array};
+        // A deltas part written by another tool: nullable columns, no `is_snapshot`/`is_last`,
+        // two row groups; a null price, an unknown side and a null side.
+        let root = std::env::temp_dir().join(format!("argus-badrows-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dir = root.join("deltas/venue=v/symbol=S/date=2024-08-09");
+        std::fs::create_dir_all(&dir).unwrap();
+        let base = 1_723_161_254_000_000_000_u64;
+        let f = |n: &str, t: DataType| Field::new(n, t, true);
+        let schema = Arc::new(Schema::new(vec![
+            f("ts_exchange_ns", DataType::UInt64),
+            f("ts_recv_ns", DataType::UInt64),
+            f("action", DataType::Utf8),
+            f("side", DataType::Utf8),
+            f("price", DataType::Int64),
+            f("size", DataType::Int64),
+            f("sequence", DataType::UInt64),
+            f("flags", DataType::UInt8),
+        ]));
+        let batch = |t0: u64, sides: Vec<Option<&str>>, prices: Vec<Option<i64>>| {
+            let n = sides.len();
+            let ts: Vec<u64> = (0..n as u64).map(|i| base + t0 + i).collect();
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(UInt64Array::from(ts.clone())),
+                    Arc::new(UInt64Array::from(ts)),
+                    Arc::new(StringArray::from(vec!["add"; n])),
+                    Arc::new(StringArray::from(sides)),
+                    Arc::new(Int64Array::from(prices)),
+                    Arc::new(Int64Array::from(vec![5; n])),
+                    Arc::new(UInt64Array::from(vec![1; n])),
+                    Arc::new(UInt8Array::from(vec![0; n])),
+                ],
+            )
+            .unwrap()
+        };
+        let file = File::create(dir.join("part-00-000000.parquet")).unwrap();
+        let mut w = ArrowWriter::try_new(file, schema.clone(), None).unwrap();
+        w.write(&batch(0, vec![Some("buy"), Some("hold"), Some("sell")], vec![Some(10), Some(11), None])).unwrap();
+        w.flush().unwrap();
+        w.write(&batch(10, vec![Some("sell"), None, Some("buy")], vec![Some(20), Some(21), Some(22)])).unwrap();
+        w.close().unwrap();
+        let mut r = CatalogReader::open(&root, "v", "S", 0, u64::MAX).unwrap();
+        let got: Vec<(u64, i64)> = r
+            .by_ref()
+            .map(|e| match e.kind {
+                MarketEventKind::Delta(d) => (e.ts_recv.0 - base, d.price.units()),
+                _ => (0, 0),
+            })
+            .collect();
+        assert_eq!(got, [(0, 10), (10, 20), (12, 22)]);
+        assert_eq!(r.bad_rows, 3);
         let _ = std::fs::remove_dir_all(&root);
     }
 

@@ -292,6 +292,43 @@ pub fn binance_csv(
     out: &mut CatalogWriter,
     report: &mut ImportReport,
 ) -> Result<(), BacktestError> {
+    // trades: id,price,qty,quote_qty,time,is_buyer_maker[,is_best_match]
+    // aggTrades: agg_id,price,qty,first_id,last_id,time,is_buyer_maker[,is_best_match]
+    let (time_col, maker_col, min_cols) = match kind {
+        BinanceCsvKind::Trades => (4, 5, 6),
+        BinanceCsvKind::AggTrades => (5, 6, 7),
+    };
+    binance_rows(path, report, |f, report| {
+        if f.len() < min_cols {
+            return Ok(Err("wrong column count"));
+        }
+        let (Ok(id), Ok(price), Ok(qty)) = (f[0].parse::<u64>(), Price::parse(f[1]), Qty::parse(f[2])) else {
+            return Ok(Err("bad id, price or quantity"));
+        };
+        let Some(ts) = binance_time(f[time_col]) else {
+            return Ok(Err("bad timestamp"));
+        };
+        let aggressor = match f[maker_col].to_ascii_lowercase().as_str() {
+            // The buyer is the maker: the taker sold.
+            "true" => Side::Sell,
+            "false" => Side::Buy,
+            _ => return Ok(Err("bad is_buyer_maker")),
+        };
+        let e = event(ts, UnixNanos(0), MarketEventKind::Trade(Trade { price, qty, trade_id: id, aggressor }));
+        out.write(venue, symbol, &e)?;
+        report.rows_written += 1;
+        Ok(Ok(()))
+    })
+}
+
+/// Runs `row` over every data row of a Binance public-data CSV (with or without a header; blank
+/// lines skipped), split on commas. A row it turns down is rejected with the reason it gives,
+/// and so is an unreadable line; an error it returns ends the import.
+fn binance_rows(
+    path: &Path,
+    report: &mut ImportReport,
+    mut row: impl FnMut(&[&str], &mut ImportReport) -> Result<Result<(), &'static str>, BacktestError>,
+) -> Result<(), BacktestError> {
     let name = path.display().to_string();
     for (i, line) in open(path)?.lines().enumerate() {
         let n = i as u64 + 1;
@@ -304,36 +341,9 @@ pub fn binance_csv(
         }
         report.rows_read += 1;
         let f: Vec<&str> = line.split(',').collect();
-        // trades: id,price,qty,quote_qty,time,is_buyer_maker[,is_best_match]
-        // aggTrades: agg_id,price,qty,first_id,last_id,time,is_buyer_maker[,is_best_match]
-        let (time_col, maker_col, min_cols) = match kind {
-            BinanceCsvKind::Trades => (4, 5, 6),
-            BinanceCsvKind::AggTrades => (5, 6, 7),
-        };
-        if f.len() < min_cols {
-            report.reject(&name, n, "wrong column count");
-            continue;
+        if let Err(reason) = row(&f, report)? {
+            report.reject(&name, n, reason);
         }
-        let (Ok(id), Ok(price), Ok(qty)) = (f[0].parse::<u64>(), Price::parse(f[1]), Qty::parse(f[2])) else {
-            report.reject(&name, n, "bad id, price or quantity");
-            continue;
-        };
-        let Some(ts) = binance_time(f[time_col]) else {
-            report.reject(&name, n, "bad timestamp");
-            continue;
-        };
-        let aggressor = match f[maker_col].to_ascii_lowercase().as_str() {
-            // The buyer is the maker: the taker sold.
-            "true" => Side::Sell,
-            "false" => Side::Buy,
-            _ => {
-                report.reject(&name, n, "bad is_buyer_maker");
-                continue;
-            }
-        };
-        let e = event(ts, UnixNanos(0), MarketEventKind::Trade(Trade { price, qty, trade_id: id, aggressor }));
-        out.write(venue, symbol, &e)?;
-        report.rows_written += 1;
     }
     Ok(())
 }
@@ -591,42 +601,26 @@ pub fn binance_klines(
     root: &Path,
     report: &mut ImportReport,
 ) -> Result<Vec<std::path::PathBuf>, BacktestError> {
-    let name = path.display().to_string();
     let mut days: BTreeMap<String, Vec<Bar>> = BTreeMap::new();
-    for (i, line) in open(path)?.lines().enumerate() {
-        let n = i as u64 + 1;
-        let Ok(line) = line else {
-            report.reject(&name, n, "unreadable line");
-            continue;
-        };
-        if line.is_empty() || (n == 1 && line.starts_with(|c: char| c.is_ascii_alphabetic())) {
-            continue;
-        }
-        report.rows_read += 1;
-        let f: Vec<&str> = line.split(',').collect();
+    binance_rows(path, report, |f, _| {
         if f.len() < 11 {
-            report.reject(&name, n, "wrong column count");
-            continue;
+            return Ok(Err("wrong column count"));
         }
         let fx = |s: &str| argus_core::parse_fixed(s.as_bytes()).ok();
         let (Some(open_t), Some(close_t)) = (binance_time(f[0]), binance_time(f[6])) else {
-            report.reject(&name, n, "bad timestamp");
-            continue;
+            return Ok(Err("bad timestamp"));
         };
         let vals = [f[1], f[2], f[3], f[4], f[5], f[7], f[9], f[10]].map(fx);
         let (Some(o), Some(h), Some(l), Some(c), Some(v), Some(qv), Some(tb), Some(tbq)) =
             (vals[0], vals[1], vals[2], vals[3], vals[4], vals[5], vals[6], vals[7])
         else {
-            report.reject(&name, n, "bad price or volume");
-            continue;
+            return Ok(Err("bad price or volume"));
         };
         let Ok(trades) = f[8].parse::<u64>() else {
-            report.reject(&name, n, "bad trade count");
-            continue;
+            return Ok(Err("bad trade count"));
         };
         if !(l <= o && l <= c && h >= o && h >= c && l <= h) {
-            report.reject(&name, n, "inconsistent high/low");
-            continue;
+            return Ok(Err("inconsistent high/low"));
         }
         let day = crate::catalog::date(i64::try_from(open_t.0 / 86_400_000_000_000).unwrap_or(0));
         days.entry(day).or_default().push(Bar {
@@ -642,7 +636,8 @@ pub fn binance_klines(
             taker_buy_volume: tb,
             taker_buy_quote_volume: tbq,
         });
-    }
+        Ok(Ok(()))
+    })?;
     let mut written = Vec::new();
     for (day, bars) in days {
         let dir = root

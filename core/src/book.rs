@@ -18,6 +18,9 @@ pub const MIN_BOOK_LEVELS: usize = 5000;
 /// Slots in each side's dense window (256 KiB of quantities per side).
 const WINDOW_SLOTS: usize = 1 << 15;
 
+/// Levels per chunk of the far part (512 bytes).
+const FAR_CHUNK: usize = 32;
+
 /// Distinct prices a side sees before it infers the tick and opens its window.
 const TICK_SAMPLE: u32 = 32;
 
@@ -28,25 +31,209 @@ pub struct Level {
     pub qty: Qty,
 }
 
-/// Levels sorted by key ascending (best last), for what the window does not hold.
+/// Levels the window does not hold, sorted by key ascending (worst first, best last), in
+/// chunks of at most `chunk` entries: an insert or delete moves the entries of one chunk, not
+/// of the whole side (deep Binance levels come and go all the time). Chunks come from a pool
+/// sized at construction; any two neighbouring chunks hold at least `chunk / 2` levels
+/// together (a delete merges them otherwise), so `4 * cap / chunk + 2` chunks always suffice.
 #[derive(Debug, Clone)]
-struct Sorted {
-    /// `(key, qty)`; the key is the side-signed price (see [`Ladder::key`]).
-    levels: Vec<(i64, Qty)>,
+struct Far {
+    chunk: usize,
+    /// The pool: chunk `c` owns `items[c * chunk..(c + 1) * chunk]`, of which `lens[c]` are used.
+    items: Vec<(i64, Qty)>,
+    lens: Vec<usize>,
+    /// Ids of the chunks in use, in key order; none is empty.
+    order: Vec<usize>,
+    /// The first key of each chunk in `order` (searched without touching the chunks).
+    firsts: Vec<i64>,
+    free: Vec<usize>,
+    len: usize,
 }
 
-impl Sorted {
+/// A place in [`Far`]: index into `order`, then into that chunk.
+type FarPos = (usize, usize);
+
+impl Far {
+    fn new(cap: usize, chunk: usize) -> Self {
+        let chunk = chunk.max(2);
+        let chunks = 4 * cap / chunk + 2;
+        Self {
+            chunk,
+            items: vec![(0, Qty::ZERO); chunks * chunk],
+            lens: vec![0; chunks],
+            order: Vec::with_capacity(chunks),
+            firsts: Vec::with_capacity(chunks),
+            free: (0..chunks).rev().collect(),
+            len: 0,
+        }
+    }
+
     #[inline]
-    fn find(&self, k: i64) -> Result<usize, usize> {
-        self.levels.binary_search_by(|l| l.0.cmp(&k))
+    fn used(&self, j: usize) -> &[(i64, Qty)] {
+        let c = self.order[j];
+        &self.items[c * self.chunk..c * self.chunk + self.lens[c]]
+    }
+
+    /// Where key `k` is, or where it would go.
+    #[inline]
+    fn find(&self, k: i64) -> Result<FarPos, FarPos> {
+        if self.order.is_empty() {
+            return Err((0, 0));
+        }
+        // The last chunk whose first key is <= k (or the first chunk).
+        let j = self.firsts.partition_point(|&f| f <= k).saturating_sub(1);
+        match self.used(j).binary_search_by(|l| l.0.cmp(&k)) {
+            Ok(i) => Ok((j, i)),
+            Err(i) => Err((j, i)),
+        }
+    }
+
+    #[inline]
+    fn at(&self, (j, i): FarPos) -> (i64, Qty) {
+        self.items[self.order[j] * self.chunk + i]
+    }
+
+    #[inline]
+    fn set_qty(&mut self, (j, i): FarPos, qty: Qty) {
+        self.items[self.order[j] * self.chunk + i].1 = qty;
     }
 
     fn worst(&self) -> Option<i64> {
-        self.levels.first().map(|l| l.0)
+        self.firsts.first().copied()
     }
 
     fn best(&self) -> Option<(i64, Qty)> {
-        self.levels.last().copied()
+        self.order.last().map(|&c| self.items[c * self.chunk + self.lens[c] - 1])
+    }
+
+    /// A chunk from the pool (the bound above makes the pool enough; growing it rather than
+    /// failing keeps the book exact should that ever be wrong).
+    fn alloc(&mut self) -> usize {
+        let c = self.free.pop().unwrap_or_else(|| {
+            self.lens.push(0);
+            self.items.resize(self.items.len() + self.chunk, (0, Qty::ZERO));
+            self.lens.len() - 1
+        });
+        self.lens[c] = 0;
+        c
+    }
+
+    /// Inserts at `pos` (from [`Far::find`]), splitting a full chunk in two.
+    fn insert(&mut self, pos: FarPos, k: i64, qty: Qty) {
+        let (mut j, mut i) = pos;
+        if self.order.is_empty() {
+            let c = self.alloc();
+            self.order.push(c);
+            self.firsts.push(k);
+            (j, i) = (0, 0);
+        }
+        let c = self.order[j];
+        if self.lens[c] == self.chunk {
+            let (n, half) = (self.alloc(), self.chunk / 2);
+            self.items.copy_within(c * self.chunk + half..(c + 1) * self.chunk, n * self.chunk);
+            (self.lens[n], self.lens[c]) = (self.chunk - half, half);
+            self.order.insert(j + 1, n);
+            self.firsts.insert(j + 1, self.items[n * self.chunk].0);
+            if i > half {
+                (j, i) = (j + 1, i - half);
+            }
+        }
+        let c = self.order[j];
+        let (base, used) = (c * self.chunk, self.lens[c]);
+        self.items.copy_within(base + i..base + used, base + i + 1);
+        self.items[base + i] = (k, qty);
+        self.firsts[j] = self.items[base].0;
+        self.lens[c] += 1;
+        self.len += 1;
+    }
+
+    /// Appends a level with a key above every other one.
+    fn push(&mut self, k: i64, qty: Qty) {
+        let c = match self.order.last() {
+            Some(&c) if self.lens[c] < self.chunk => c,
+            _ => {
+                let c = self.alloc();
+                self.order.push(c);
+                self.firsts.push(k);
+                c
+            }
+        };
+        self.items[c * self.chunk + self.lens[c]] = (k, qty);
+        self.lens[c] += 1;
+        self.len += 1;
+    }
+
+    fn remove(&mut self, (j, i): FarPos) {
+        let c = self.order[j];
+        let (base, used) = (c * self.chunk, self.lens[c]);
+        self.items.copy_within(base + i + 1..base + used, base + i);
+        self.lens[c] -= 1;
+        self.len -= 1;
+        if self.lens[c] == 0 {
+            self.order.remove(j);
+            self.firsts.remove(j);
+            self.free.push(c);
+        } else {
+            self.firsts[j] = self.items[base].0;
+        }
+        self.rebalance(j);
+    }
+
+    /// Merges chunk `j` with a neighbour while the two hold fewer than `chunk / 2` levels.
+    fn rebalance(&mut self, mut j: usize) {
+        let half = self.chunk / 2;
+        let pair = |s: &Self, j: usize| s.lens[s.order[j]] + s.lens[s.order[j + 1]];
+        loop {
+            if j > 0 && j < self.order.len() && pair(self, j - 1) < half {
+                self.merge(j - 1);
+                j -= 1;
+            } else if j + 1 < self.order.len() && pair(self, j) < half {
+                self.merge(j);
+            } else {
+                return;
+            }
+        }
+    }
+
+    /// Moves chunk `j + 1`'s levels to the end of chunk `j` and frees it.
+    fn merge(&mut self, j: usize) {
+        let (a, b) = (self.order[j], self.order[j + 1]);
+        let (la, lb) = (self.lens[a], self.lens[b]);
+        self.items.copy_within(b * self.chunk..b * self.chunk + lb, a * self.chunk + la);
+        (self.lens[a], self.lens[b]) = (la + lb, 0);
+        self.order.remove(j + 1);
+        self.firsts.remove(j + 1);
+        self.free.push(b);
+    }
+
+    fn clear(&mut self) {
+        for &c in &self.order {
+            self.lens[c] = 0;
+        }
+        self.free.append(&mut self.order);
+        self.firsts.clear();
+        self.len = 0;
+    }
+
+    /// Levels ascending.
+    fn iter(&self) -> impl Iterator<Item = (i64, Qty)> + '_ {
+        (0..self.order.len()).flat_map(|j| self.used(j).iter().copied())
+    }
+
+    /// A cursor at the best level, for walking down with [`Far::prev`]: (chunks left, levels
+    /// left in the last of them).
+    fn top(&self) -> FarPos {
+        let j = self.order.len();
+        (j, j.checked_sub(1).map_or(0, |j| self.used(j).len()))
+    }
+
+    /// The level under a cursor from [`Far::top`], and the cursor moved one level down.
+    #[inline]
+    fn prev(&self, (j, i): FarPos) -> Option<((i64, Qty), FarPos)> {
+        let (jj, ii) = (j.checked_sub(1)?, i.checked_sub(1)?);
+        let l = self.at((jj, ii));
+        let next = if ii > 0 { (j, ii) } else { (jj, jj.checked_sub(1).map_or(0, |k| self.used(k).len())) };
+        Some((l, next))
     }
 }
 
@@ -137,7 +324,7 @@ struct Ladder {
     len: usize,
     window_slots: usize,
     window: Option<Window>,
-    far: Sorted,
+    far: Far,
     /// Tick inference before the window opens: the first key, the gcd of distances to it and
     /// how many distinct prices went into it.
     anchor: Option<i64>,
@@ -157,14 +344,14 @@ fn gcd(mut a: i64, mut b: i64) -> i64 {
 }
 
 impl Ladder {
-    fn new(side: Side, cap: usize, tick: Option<Price>, window_slots: usize) -> Self {
+    fn new(side: Side, cap: usize, tick: Option<Price>, window_slots: usize, far_chunk: usize) -> Self {
         let mut ladder = Self {
             side,
             cap,
             len: 0,
             window_slots,
             window: None,
-            far: Sorted { levels: Vec::with_capacity(cap) },
+            far: Far::new(cap, far_chunk),
             anchor: None,
             gcd: 0,
             samples: 0,
@@ -202,7 +389,7 @@ impl Ladder {
                 return w.slots[i];
             }
         }
-        self.far.find(k).map_or(Qty::ZERO, |i| self.far.levels[i].1)
+        self.far.find(k).map_or(Qty::ZERO, |p| self.far.at(p).1)
     }
 
     /// Sets a level; zero deletes. Returns true when a level had to be evicted or dropped.
@@ -216,7 +403,7 @@ impl Ladder {
                     if qty.is_zero() {
                         w.remove(i);
                         self.len -= 1;
-                        if w.count == 0 && !self.far.levels.is_empty() {
+                        if w.count == 0 && self.far.len > 0 {
                             self.recenter(None);
                         }
                     } else {
@@ -243,13 +430,13 @@ impl Ladder {
 
     fn set_far(&mut self, k: i64, qty: Qty) -> bool {
         match self.far.find(k) {
-            Ok(i) if qty.is_zero() => {
-                self.far.levels.remove(i);
+            Ok(p) if qty.is_zero() => {
+                self.far.remove(p);
                 self.len -= 1;
                 false
             }
-            Ok(i) => {
-                self.far.levels[i].1 = qty;
+            Ok(p) => {
+                self.far.set_qty(p, qty);
                 false
             }
             Err(_) if qty.is_zero() => false,
@@ -259,8 +446,8 @@ impl Ladder {
                     return true;
                 }
                 // Eviction may have shifted the far levels.
-                let i = self.far.find(k).unwrap_or_else(|i| i);
-                self.far.levels.insert(i, (k, qty));
+                let p = self.far.find(k).unwrap_or_else(|p| p);
+                self.far.insert(p, k, qty);
                 self.len += 1;
                 self.learn(k);
                 match &self.window {
@@ -306,7 +493,7 @@ impl Ladder {
                 if k < f {
                     return false;
                 }
-                self.far.levels.remove(0);
+                self.far.remove((0, 0));
             }
             (_, Some((wk, i))) => {
                 if k < wk {
@@ -320,7 +507,7 @@ impl Ladder {
                 if k < f {
                     return false;
                 }
-                self.far.levels.remove(0);
+                self.far.remove((0, 0));
             }
             (None, None) => return false,
         }
@@ -345,7 +532,7 @@ impl Ladder {
         }
         // Every level, ascending, into the scratch buffer.
         self.scratch.clear();
-        self.scratch.extend(self.far.levels.iter().copied());
+        self.scratch.extend(self.far.iter());
         if let Some(w) = self.window.as_mut() {
             if w.count > 0 {
                 for i in w.worst..=w.best {
@@ -367,11 +554,11 @@ impl Ladder {
             worst: 0,
         });
         (w.tick, w.base) = (tick, base);
-        self.far.levels.clear();
+        self.far.clear();
         for &(k, qty) in &self.scratch {
             match w.slot(k) {
                 Some(i) => w.insert(i, qty),
-                None => self.far.levels.push((k, qty)),
+                None => self.far.push(k, qty),
             }
         }
     }
@@ -393,7 +580,7 @@ impl Ladder {
     }
 
     fn clear(&mut self) {
-        self.far.levels.clear();
+        self.far.clear();
         if let Some(w) = self.window.as_mut() {
             w.clear();
         }
@@ -403,7 +590,7 @@ impl Ladder {
     /// Levels from best to worst.
     fn iter(&self) -> LevelIter<'_> {
         let next_slot = self.window.as_ref().filter(|w| w.count > 0).map(|w| w.best);
-        LevelIter { ladder: self, far: self.far.levels.len(), next_slot }
+        LevelIter { ladder: self, far: self.far.top(), next_slot }
     }
 }
 
@@ -411,8 +598,8 @@ impl Ladder {
 #[derive(Debug, Clone)]
 pub struct LevelIter<'a> {
     ladder: &'a Ladder,
-    /// Far levels not yet returned: `far.levels[..far]`.
-    far: usize,
+    /// Cursor at the next far level (see [`Far::top`]).
+    far: FarPos,
     /// The next occupied window slot to return.
     next_slot: Option<usize>,
 }
@@ -422,18 +609,18 @@ impl Iterator for LevelIter<'_> {
 
     #[inline]
     fn next(&mut self) -> Option<Level> {
-        let far = self.far.checked_sub(1).map(|i| self.ladder.far.levels[i]);
+        let far = self.ladder.far.prev(self.far);
         let slot = match (self.next_slot, self.ladder.window.as_ref()) {
             (Some(i), Some(w)) => Some((i, w)),
             _ => None,
         };
         let (k, qty) = match (far, slot) {
-            (Some(f), Some((i, w))) if f.0 < w.key(i) => {
+            (Some((f, _)), Some((i, w))) if f.0 < w.key(i) => {
                 self.next_slot = if i == w.worst { None } else { w.below(i) };
                 (w.key(i), w.slots[i])
             }
-            (Some(f), _) => {
-                self.far -= 1;
+            (Some((f, next)), _) => {
+                self.far = next;
                 f
             }
             (None, Some((i, w))) => {
@@ -472,8 +659,8 @@ impl OrderBook {
     fn with_window(max_levels: usize, tick: Option<Price>, slots: usize) -> Self {
         let cap = max_levels.max(MIN_BOOK_LEVELS);
         Self {
-            bids: Ladder::new(Side::Buy, cap, tick, slots),
-            asks: Ladder::new(Side::Sell, cap, tick, slots),
+            bids: Ladder::new(Side::Buy, cap, tick, slots, FAR_CHUNK),
+            asks: Ladder::new(Side::Sell, cap, tick, slots, FAR_CHUNK),
             sequence: 0,
             evicted: 0,
         }
@@ -634,8 +821,8 @@ mod tests {
     fn small_book(cap: usize, slots: usize, tick: Option<i64>) -> OrderBook {
         let tick = tick.map(Price::from_units);
         OrderBook {
-            bids: Ladder::new(Side::Buy, cap, tick, slots),
-            asks: Ladder::new(Side::Sell, cap, tick, slots),
+            bids: Ladder::new(Side::Buy, cap, tick, slots, 4),
+            asks: Ladder::new(Side::Sell, cap, tick, slots, 4),
             sequence: 0,
             evicted: 0,
         }
@@ -681,6 +868,7 @@ mod tests {
             ops in proptest::collection::vec((0_u8..40, any::<bool>(), -150_i64..150, 0_i64..3), 0..500),
         ) {
             let mut b = small_book(cap, slots, given_tick.map(|t| t * 5));
+            let pool = b.bids.far.lens.len();
             let (mut bids, mut asks) = (std::collections::BTreeMap::new(), std::collections::BTreeMap::new());
             let mut evicted = 0;
             for (kind, buy, px, qty) in ops {
@@ -704,6 +892,74 @@ mod tests {
                 prop_assert_eq!(best.map(|l| (l.price.units(), l.qty.units())), want.first().copied());
                 prop_assert_eq!(b.qty_at(side, Price::from_units(px)).units(), want.iter().find(|l| l.0 == px).map_or(0, |l| l.1));
                 prop_assert_eq!(b.evicted(), evicted);
+                // The far part's chunk pool is never outgrown (no allocation while applying).
+                prop_assert_eq!((b.bids.far.lens.len(), b.asks.far.lens.len()), (pool, pool));
+            }
+        }
+
+        // The chunked far part alone against a sorted map: inserts, updates, deletes (also
+        // of the worst level, as eviction does), appends after a clear, both walks.
+        #[test]
+        fn far_chunks_match_a_sorted_map(
+            chunk in 2_usize..12,
+            ops in proptest::collection::vec((0_u8..20, 0_i64..120, 0_i64..3), 0..600),
+        ) {
+            let cap = 64;
+            let mut far = Far::new(cap, chunk);
+            let pool = far.lens.len();
+            let mut m = std::collections::BTreeMap::new();
+            for (kind, k, qty) in ops {
+                match kind {
+                    0 => {
+                        // Rebuild by appends, as the window's recentering does.
+                        let keep: Vec<(i64, Qty)> = far.iter().filter(|l| l.0 % 3 != 0).collect();
+                        far.clear();
+                        m.retain(|k, _| k % 3 != 0);
+                        for (k, q) in keep {
+                            far.push(k, q);
+                        }
+                    }
+                    1 if far.len > 0 => {
+                        far.remove((0, 0));
+                        let w = *m.keys().next().unwrap();
+                        m.remove(&w);
+                    }
+                    // Deletes outnumber inserts in some runs, so chunks shrink and merge.
+                    _ => match (far.find(k), if kind >= 12 { 0 } else { qty }) {
+                        (Ok(p), 0) => {
+                            far.remove(p);
+                            m.remove(&k);
+                        }
+                        (Ok(p), q) => {
+                            far.set_qty(p, Qty::from_units(q));
+                            m.insert(k, q);
+                        }
+                        (Err(_), 0) => {}
+                        (Err(p), q) => {
+                            if m.len() < cap {
+                                far.insert(p, k, Qty::from_units(q));
+                                m.insert(k, q);
+                            }
+                        }
+                    },
+                }
+                let got: Vec<(i64, i64)> = far.iter().map(|(k, q)| (k, q.units())).collect();
+                let want: Vec<(i64, i64)> = m.iter().map(|(&k, &q)| (k, q)).collect();
+                prop_assert_eq!(&got, &want);
+                let mut down = Vec::new();
+                let mut cur = far.top();
+                while let Some((l, next)) = far.prev(cur) {
+                    down.push((l.0, l.1.units()));
+                    cur = next;
+                }
+                prop_assert!(down.iter().rev().eq(want.iter()));
+                prop_assert_eq!(far.len, want.len());
+                prop_assert_eq!(far.worst(), want.first().map(|l| l.0));
+                prop_assert_eq!(far.best().map(|l| (l.0, l.1.units())), want.last().copied());
+                prop_assert!(far.order.iter().all(|&c| far.lens[c] > 0));
+                prop_assert!(far.order.iter().map(|&c| far.items[c * chunk].0).eq(far.firsts.iter().copied()));
+                prop_assert!(far.order.windows(2).all(|p| far.lens[p[0]] + far.lens[p[1]] >= chunk / 2));
+                prop_assert_eq!(far.lens.len(), pool);
             }
         }
 
