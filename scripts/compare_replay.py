@@ -192,14 +192,14 @@ def main():
     events = deltas.num_rows + trades.num_rows + (quotes.num_rows if quotes is not None else 0)
     results = {}
 
-    def record(name, times, note):
+    def record(name, times, note, runs=None):
         med = statistics.median(times)
         results[name] = {"median_s": med, "best_s": min(times), "events_per_sec": events / med, "note": note}
-        print(f"{name:<28} {events / med / 1e6:8.2f} M events/s  (median of {len(times)}, {note})", flush=True)
+        print(f"{name:<28} {events / med / 1e6:8.2f} M events/s  (median of {runs or len(times)}, {note})", flush=True)
 
     r = argus(a.argus, a.catalog, a.venue, a.symbol, max(a.repeat, 10))
     assert r["events"] == events, (r["events"], events)
-    record("argus", [r["median_s"]], "Parquet catalog -> exact sorted-array book, one core")
+    record("argus", [r["median_s"]], "Parquet catalog -> exact price-indexed book, one core", max(a.repeat, 10))
     arr = hftbacktest_events(deltas, trades, quotes)
     record("hftbacktest HashMap", hftbacktest_run(arr, False, a.repeat), f"{len(arr)} rows in memory")
     record("hftbacktest ROIVector", hftbacktest_run(arr, True, a.repeat), f"{len(arr)} rows in memory")
