@@ -526,7 +526,7 @@ fn open_part(table: Table, p: &Path) -> Result<PartReader, BacktestError> {
         .with_projection(ProjectionMask::leaves(&descr, leaves))
         .with_batch_size(READ_BATCH)
         .build()?;
-    Ok(PartReader { table, batches, events: Vec::with_capacity(READ_BATCH), pos: 0, codes: [Vec::new(), Vec::new()] })
+    Ok(PartReader { table, batches, events: Vec::with_capacity(READ_BATCH), pos: 0, text: TextColumns::default() })
 }
 
 /// The earliest sort key a part can hold, from its footer's statistics (0 when unknown: the
@@ -561,8 +561,15 @@ struct PartReader {
     /// The current batch, decoded column by column into events.
     events: Vec<MarketEvent>,
     pos: usize,
-    /// Per-row codes of the batch's text columns (reused from batch to batch).
-    codes: [Vec<u8>; 2],
+    /// The batch's text columns, parsed (buffers reused from batch to batch).
+    text: TextColumns,
+}
+
+/// A batch's text columns parsed per row (`None`: null or unknown).
+#[derive(Default)]
+struct TextColumns {
+    sides: Vec<Option<Side>>,
+    actions: Vec<Option<BookAction>>,
 }
 
 fn sort_ts(ev: &MarketEvent) -> u64 {
@@ -585,7 +592,7 @@ impl PartReader {
                 Some(Ok(b)) => {
                     self.events.clear();
                     self.pos = 0;
-                    decode_batch(self.table, &b, &mut self.codes, &mut self.events, bad);
+                    decode_batch(self.table, &b, &mut self.text, &mut self.events, bad);
                 }
                 Some(Err(_)) => {
                     *bad += 1;
@@ -600,75 +607,57 @@ impl PartReader {
 /// Decodes a whole batch: each column is looked up and typed once, then rows are read by index.
 /// Rows with a null or unknown value are counted in `bad` and skipped; a batch whose columns do
 /// not have the table's types is bad as a whole.
-fn decode_batch(table: Table, b: &RecordBatch, codes: &mut [Vec<u8>; 2], out: &mut Vec<MarketEvent>, bad: &mut u64) {
-    if decode_columns(table, b, codes, out, bad).is_none() {
+fn decode_batch(table: Table, b: &RecordBatch, text: &mut TextColumns, out: &mut Vec<MarketEvent>, bad: &mut u64) {
+    if decode_columns(table, b, text, out, bad).is_none() {
         *bad += b.num_rows() as u64;
     }
 }
 
-/// Codes of a text column: 0 for a null or unknown value.
-fn side_code(s: &str) -> u8 {
+fn side_of(s: &str) -> Option<Side> {
     match s {
-        "buy" => 1,
-        "sell" => 2,
-        _ => 0,
+        "buy" => Some(Side::Buy),
+        "sell" => Some(Side::Sell),
+        _ => None,
     }
 }
 
-fn action_code(s: &str) -> u8 {
+fn action_of(s: &str) -> Option<BookAction> {
     match s {
-        "add" => 1,
-        "update" => 2,
-        "delete" => 3,
-        "clear" => 4,
-        _ => 0,
+        "add" => Some(BookAction::Add),
+        "update" => Some(BookAction::Update),
+        "delete" => Some(BookAction::Delete),
+        "clear" => Some(BookAction::Clear),
+        _ => None,
     }
 }
 
-/// A text column (dictionary or plain) as one code per row, each distinct value parsed once.
-fn text_codes(col: &ArrayRef, parse: fn(&str) -> u8, out: &mut Vec<u8>) -> Option<()> {
+/// A text column (dictionary or plain) parsed into one value per row (`None` for a null or
+/// unknown text), each distinct dictionary value parsed once.
+fn parse_text<T: Copy>(col: &ArrayRef, parse: fn(&str) -> Option<T>, out: &mut Vec<Option<T>>) -> Option<()> {
     use arrow::array::{Array, DictionaryArray, StringArray};
     use arrow::datatypes::Int32Type;
     out.clear();
     if let Some(d) = col.as_any().downcast_ref::<DictionaryArray<Int32Type>>() {
         let values = d.values().as_any().downcast_ref::<StringArray>()?;
-        let table: Vec<u8> =
-            (0..values.len()).map(|i| if values.is_valid(i) { parse(values.value(i)) } else { 0 }).collect();
-        let code = |k: i32| usize::try_from(k).ok().and_then(|k| table.get(k)).copied().unwrap_or(0);
+        let parsed: Vec<Option<T>> =
+            (0..values.len()).map(|i| if values.is_valid(i) { parse(values.value(i)) } else { None }).collect();
+        let at = |k: i32| usize::try_from(k).ok().and_then(|k| parsed.get(k).copied().flatten());
         if d.null_count() == 0 {
-            out.extend(d.keys().values().iter().map(|&k| code(k)));
+            out.extend(d.keys().values().iter().map(|&k| at(k)));
         } else {
-            out.extend(d.keys().iter().map(|k| k.map_or(0, code)));
+            out.extend(d.keys().iter().map(|k| k.and_then(at)));
         }
     } else {
         let s = col.as_any().downcast_ref::<StringArray>()?;
-        out.extend(s.iter().map(|v| v.map_or(0, parse)));
+        out.extend(s.iter().map(|v| v.and_then(parse)));
     }
     Some(())
-}
-
-fn side_of(code: u8) -> Option<Side> {
-    match code {
-        1 => Some(Side::Buy),
-        2 => Some(Side::Sell),
-        _ => None,
-    }
-}
-
-fn action_of(code: u8) -> Option<BookAction> {
-    match code {
-        1 => Some(BookAction::Add),
-        2 => Some(BookAction::Update),
-        3 => Some(BookAction::Delete),
-        4 => Some(BookAction::Clear),
-        _ => None,
-    }
 }
 
 fn decode_columns(
     table: Table,
     b: &RecordBatch,
-    codes: &mut [Vec<u8>; 2],
+    text: &mut TextColumns,
     out: &mut Vec<MarketEvent>,
     bad: &mut u64,
 ) -> Option<()> {
@@ -682,8 +671,7 @@ fn decode_columns(
     }
     let i64c = |n: &str| col::<Int64Type>(b, n);
     let u64c = |n: &str| col::<UInt64Type>(b, n);
-    let [c0, c1] = codes;
-    let text = |n: &str, parse: fn(&str) -> u8, out: &mut Vec<u8>| text_codes(b.column_by_name(n)?, parse, out);
+    let TextColumns { sides, actions } = text;
     // Rows with a null anywhere are bad; a batch without nulls (what argus writes) skips the
     // per-row check.
     let nulls = b.columns().iter().any(|c| c.null_count() > 0);
@@ -704,11 +692,11 @@ fn decode_columns(
     match table {
         Table::Trades => {
             let (p, q, id) = (i64c("price")?, i64c("size")?, u64c("trade_id")?);
-            text("aggressor", side_code, c0)?;
+            parse_text(b.column_by_name("aggressor")?, side_of, sides)?;
             for i in 0..n {
                 emit(
                     i,
-                    side_of(c0[i]).map(|aggressor| {
+                    sides[i].map(|aggressor| {
                         MarketEventKind::Trade(Trade {
                             price: Price::from_units(p[i]),
                             qty: Qty::from_units(q[i]),
@@ -735,10 +723,10 @@ fn decode_columns(
         }
         Table::Deltas => {
             let (p, q, seq, fl) = (i64c("price")?, i64c("size")?, u64c("sequence")?, col::<UInt8Type>(b, "flags")?);
-            text("action", action_code, c0)?;
-            text("side", side_code, c1)?;
+            parse_text(b.column_by_name("action")?, action_of, actions)?;
+            parse_text(b.column_by_name("side")?, side_of, sides)?;
             for i in 0..n {
-                let kind = match (action_of(c0[i]), side_of(c1[i])) {
+                let kind = match (actions[i], sides[i]) {
                     (Some(action), Some(side)) => Some(MarketEventKind::Delta(BookDelta {
                         action,
                         side,
@@ -769,11 +757,11 @@ fn decode_columns(
         }
         Table::Liquidations => {
             let (p, q) = (i64c("price")?, i64c("size")?);
-            text("side", side_code, c0)?;
+            parse_text(b.column_by_name("side")?, side_of, sides)?;
             for i in 0..n {
                 emit(
                     i,
-                    side_of(c0[i]).map(|side| {
+                    sides[i].map(|side| {
                         MarketEventKind::Liquidation(Liquidation {
                             side,
                             price: Price::from_units(p[i]),
@@ -885,9 +873,7 @@ impl CatalogReader {
             self.heads[best.1] = self.head(best.1);
         }
     }
-}
 
-impl CatalogReader {
     /// The next event when the current run cannot simply go on: refreshes the current part's
     /// head (the fast path leaves it behind), looks at every part if another may be due, and
     /// emits from the part that leads.
