@@ -143,7 +143,7 @@ pub enum Rotation {
 }
 
 impl Rotation {
-    fn period(self, ts_ns: u64) -> u64 {
+    pub(crate) fn period(self, ts_ns: u64) -> u64 {
         match self {
             Rotation::Hour => ts_ns / 3_600_000_000_000,
             Rotation::Day => ts_ns / 86_400_000_000_000,

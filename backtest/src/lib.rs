@@ -17,6 +17,7 @@
 pub mod catalog;
 mod error;
 pub mod import;
+pub mod raw;
 pub mod sim;
 pub mod tape;
 pub mod throughput;

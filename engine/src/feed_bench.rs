@@ -132,7 +132,7 @@ pub fn run(path: &Path, symbol: &str, passes: usize) -> Result<FeedBenchReport, 
                     depth.levels += decoded.len() as u64;
                 }
                 Decoded::Trade => trade.record(ns),
-                Decoded::BookTicker => ticker.record(ns),
+                Decoded::BookTicker { .. } => ticker.record(ns),
                 _ => {}
             }
         }

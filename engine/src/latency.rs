@@ -53,25 +53,8 @@ impl Stage {
     }
 }
 
-/// Upper bounds of the Prometheus buckets, in ns.
-pub const BUCKET_BOUNDS_NS: [u64; 16] = [
-    100,
-    250,
-    500,
-    1_000,
-    2_500,
-    5_000,
-    10_000,
-    25_000,
-    50_000,
-    100_000,
-    250_000,
-    500_000,
-    1_000_000,
-    10_000_000,
-    100_000_000,
-    1_000_000_000,
-];
+/// Upper bounds of the Prometheus buckets, in ns (the same as the feeds' frame-to-queue ones).
+pub use argus_feeds::stats::LATENCY_BOUNDS_NS as BUCKET_BOUNDS_NS;
 
 /// Cumulative-free bucket counts of one stage.
 #[derive(Debug, Clone, Copy, Default)]

@@ -457,6 +457,10 @@ enum FeedsCmd {
         /// Stop when the server closes the stream instead of reconnecting (replays).
         #[arg(long)]
         end_on_close: bool,
+        /// Also keep every frame as received (and Binance's REST snapshots), as gzip
+        /// `<recv_ns> <frame>` lines under OUT/raw/venue=V/date=D/ (`feeds check` reads them).
+        #[arg(long)]
+        raw: bool,
     },
 }
 
@@ -628,7 +632,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Data { cmd: DataCmd::Import { format, venue, kind, symbol, inputs, out, rotate } } => {
             data_import(&format, venue.as_deref(), kind.as_deref(), symbol.as_deref(), &inputs, &out, &rotate)
         }
-        Command::Feeds { cmd: FeedsCmd::Record { venue, symbols, out, rotate, ws_base, rest_base, end_on_close } } => {
+        Command::Feeds {
+            cmd: FeedsCmd::Record { venue, symbols, out, rotate, ws_base, rest_base, end_on_close, raw },
+        } => {
             let cfg = argus_engine::record::RecordConfig {
                 venue,
                 symbols,
@@ -641,6 +647,7 @@ fn run(cli: Cli) -> Result<()> {
                 ws_base,
                 rest_base,
                 end_on_close,
+                raw,
             };
             let rt = runtime()?;
             let shutdown = shutdown_on_signals(&rt);
@@ -648,6 +655,12 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&summary)?);
             if let Some(e) = &summary.error {
                 anyhow::bail!("catalog write failed ({} events lost): {e}", summary.lost);
+            }
+            if let Some(e) = summary.raw.as_ref().and_then(|r| r.error.as_ref()) {
+                anyhow::bail!(
+                    "raw frame write failed ({} frames lost): {e}",
+                    summary.raw.as_ref().map_or(0, |r| r.lost)
+                );
             }
             Ok(())
         }

@@ -43,6 +43,10 @@ pub const VENUE_RESYNCS_TOTAL: &str = "argus_venue_resyncs_total";
 pub const VENUE_CHECKSUM_FAILURES_TOTAL: &str = "argus_venue_checksum_failures_total";
 pub const VENUE_RECONNECTS_TOTAL: &str = "argus_venue_reconnects_total";
 pub const VENUE_EVENTS_TOTAL: &str = "argus_venue_events_total";
+pub const VENUE_STALE_TOTAL: &str = "argus_venue_stale_instruments_total";
+pub const VENUE_PLANNED_RECONNECTS_TOTAL: &str = "argus_venue_planned_reconnects_total";
+pub const VENUE_FRAME_TO_QUEUE: &str = "argus_venue_frame_to_queue_seconds";
+const VENUE_FRAME_TO_QUEUE_HELP: &str = "From a frame read off the socket to its events in the hot thread's queue";
 
 /// Every metric of a run.
 #[derive(Debug, Clone)]
@@ -158,7 +162,7 @@ pub struct VenueCollector {
 /// Name, help, and whether the value is a gauge.
 type VenueFamily = (&'static str, &'static str, bool, fn(&argus_feeds::FeedStats) -> u64);
 
-const VENUE_FAMILIES: [VenueFamily; 8] = [
+const VENUE_FAMILIES: [VenueFamily; 10] = [
     (VENUE_CONNECTED, "1 while the venue's websocket is connected", true, |s| s.connected.load(Ordering::Relaxed)),
     (VENUE_FRAMES_TOTAL, "Websocket frames received", false, argus_feeds::FeedStats::frames),
     (VENUE_DECODE_ERRORS_TOTAL, "Frames that failed to decode", false, |s| s.malformed.load(Ordering::Relaxed)),
@@ -173,6 +177,15 @@ const VENUE_FAMILIES: [VenueFamily; 8] = [
         s.reconnects.load(Ordering::Relaxed)
     }),
     (VENUE_EVENTS_TOTAL, "Events queued to the hot thread", false, |s| s.events_sent.load(Ordering::Relaxed)),
+    (VENUE_STALE_TOTAL, "Instruments silent past stale_after on a live connection (each reconnects)", false, |s| {
+        s.stale_instruments.load(Ordering::Relaxed)
+    }),
+    (
+        VENUE_PLANNED_RECONNECTS_TOTAL,
+        "Connections replaced before the venue's lifetime limit, the successor opened first (book kept)",
+        false,
+        |s| s.planned_reconnects.load(Ordering::Relaxed),
+    ),
 ];
 
 impl VenueCollector {
@@ -181,10 +194,12 @@ impl VenueCollector {
     pub fn new(feeds: Vec<(String, Arc<argus_feeds::FeedStats>)>) -> prometheus::Result<Self> {
         let descs = VENUE_FAMILIES
             .iter()
-            .map(|(name, help, _, _)| {
+            .map(|(name, help, _, _)| (*name, *help))
+            .chain([(VENUE_FRAME_TO_QUEUE, VENUE_FRAME_TO_QUEUE_HELP)])
+            .map(|(name, help)| {
                 prometheus::core::Desc::new(
-                    (*name).to_owned(),
-                    (*help).to_owned(),
+                    name.to_owned(),
+                    help.to_owned(),
                     vec!["venue".to_owned()],
                     Default::default(),
                 )
@@ -208,11 +223,7 @@ impl Collector for VenueCollector {
                 mf.set_help((*help).to_owned());
                 mf.set_field_type(if *gauge { proto::MetricType::GAUGE } else { proto::MetricType::COUNTER });
                 for (venue, stats) in &self.feeds {
-                    let mut label = proto::LabelPair::default();
-                    label.set_name("venue".to_owned());
-                    label.set_value(venue.clone());
-                    let mut m = proto::Metric::default();
-                    m.set_label(vec![label]);
+                    let mut m = venue_metric(venue);
                     let v = read(stats) as f64;
                     if *gauge {
                         let mut g = proto::Gauge::default();
@@ -227,8 +238,51 @@ impl Collector for VenueCollector {
                 }
                 mf
             })
+            .chain([self.frame_to_queue()])
             .collect()
     }
+}
+
+impl VenueCollector {
+    fn frame_to_queue(&self) -> proto::MetricFamily {
+        let mut mf = proto::MetricFamily::default();
+        mf.set_name(VENUE_FRAME_TO_QUEUE.to_owned());
+        mf.set_help(VENUE_FRAME_TO_QUEUE_HELP.to_owned());
+        mf.set_field_type(proto::MetricType::HISTOGRAM);
+        for (venue, stats) in &self.feeds {
+            let snap = stats.frame_to_queue.snapshot();
+            let mut h = proto::Histogram::default();
+            h.set_sample_count(snap.count());
+            h.set_sample_sum(snap.sum_ns as f64 / 1e9);
+            let mut cumulative = 0;
+            let buckets = argus_feeds::stats::LATENCY_BOUNDS_NS
+                .iter()
+                .zip(snap.counts)
+                .map(|(bound, count)| {
+                    cumulative += count;
+                    let mut bucket = proto::Bucket::default();
+                    bucket.set_upper_bound(*bound as f64 / 1e9);
+                    bucket.set_cumulative_count(cumulative);
+                    bucket
+                })
+                .collect();
+            h.set_bucket(buckets);
+            let mut m = venue_metric(venue);
+            m.set_histogram(h);
+            mf.mut_metric().push(m);
+        }
+        mf
+    }
+}
+
+/// A sample labelled with its venue.
+fn venue_metric(venue: &str) -> proto::Metric {
+    let mut label = proto::LabelPair::default();
+    label.set_name("venue".to_owned());
+    label.set_value(venue.to_owned());
+    let mut m = proto::Metric::default();
+    m.set_label(vec![label]);
+    m
 }
 
 /// Exposes the hot thread's stage buckets (published per batch) as Prometheus histograms.

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use argus_backtest::sim::{SimConfig, SimExchange};
@@ -45,6 +45,9 @@ pub struct FeedPlan {
     pub rest_url: Option<String>,
     /// End this feed when the server closes the stream (replays) instead of reconnecting.
     pub end_on_close: bool,
+    /// A symbol without market data this long on a live connection is stale (the feed
+    /// reconnects); `None` keeps the feed's default (60 s), zero turns the check off.
+    pub stale_after: Option<Duration>,
 }
 
 impl FeedPlan {
@@ -56,6 +59,7 @@ impl FeedPlan {
             url: Some(ws_base),
             rest_url: Some(rest_base),
             end_on_close: false,
+            stale_after: None,
         }
     }
 }
@@ -93,6 +97,9 @@ pub struct LiveFeedEntry {
     /// End the feed when the server closes the stream (replays) instead of reconnecting.
     #[serde(default)]
     pub end_on_close: bool,
+    /// Seconds without market data for a symbol on a live connection before the feed calls it
+    /// stale and reconnects (default 60; 0 turns the check off).
+    pub stale_after_s: Option<f64>,
 }
 
 impl LiveFile {
@@ -123,12 +130,18 @@ impl LiveFile {
                     f.symbols[..i].iter().any(same) || plans.iter().any(|p| p.venue == v && p.symbols.iter().any(same));
                 anyhow::ensure!(!seen, "{}:{s} is configured twice", f.venue);
             }
+            let stale_after = match f.stale_after_s {
+                None => None,
+                Some(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s)),
+                Some(s) => anyhow::bail!("feed `{}`: stale_after_s must be a number of seconds >= 0, got {s}", f.venue),
+            };
             plans.push(FeedPlan {
                 venue: v,
                 symbols: f.symbols,
                 url: f.url,
                 rest_url: f.rest_url,
                 end_on_close: f.end_on_close,
+                stale_after,
             });
         }
         let trade = match file.trade {
@@ -488,6 +501,7 @@ pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) 
                         reconnect: cfg.reconnect,
                         end_on_close: plan.end_on_close,
                         queue_policy: cfg.queue_policy,
+                        stale_after: plan.stale_after.unwrap_or(base.stale_after),
                         ..base
                     };
                     let task = binance::run(feed_cfg, tx.clone(), Arc::clone(&stats), shutdown.clone());
@@ -496,11 +510,13 @@ pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) 
             }
             venue => {
                 let symbols = plan.symbols.iter().cloned().zip(ids.iter().copied()).collect();
+                let base = VenueFeedConfig::new(venue, symbols, plan.url.as_deref());
                 let feed_cfg = VenueFeedConfig {
                     reconnect: cfg.reconnect,
                     end_on_close: plan.end_on_close,
                     queue_policy: cfg.queue_policy,
-                    ..VenueFeedConfig::new(venue, symbols, plan.url.as_deref())
+                    stale_after: plan.stale_after.unwrap_or(base.stale_after),
+                    ..base
                 };
                 feeds.push((
                     label,

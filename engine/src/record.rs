@@ -6,6 +6,8 @@
 //! Ctrl-C or SIGTERM the feeds stop, the queue drains, and every open part is closed and renamed
 //! into place, so nothing already received is lost; a crash loses only the parts being written
 //! (hidden `.tmp` files). A failing sink fails the command with the count of what it lost.
+//! With `--raw`, the feeds also copy every frame they read (and Binance's REST snapshots) to a
+//! second writer thread that keeps them under `<out>/raw/` (`argus_backtest::raw`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,6 +35,8 @@ pub struct RecordConfig {
     pub rest_base: Option<String>,
     /// End when the server closes the stream (replays) instead of reconnecting.
     pub end_on_close: bool,
+    /// Also keep every frame as received, under `<out>/raw/` (`argus_backtest::raw`).
+    pub raw: bool,
 }
 
 /// Rows written per table, and the parts.
@@ -47,6 +51,18 @@ pub struct RecordSummary {
     pub lost: u64,
     pub error: Option<String>,
     pub feed_errors: Vec<String>,
+    /// `--raw`: frames kept, their files, and frames the raw files could not take.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw: Option<RawSummary>,
+}
+
+/// The raw frames of a `--raw` recording.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RawSummary {
+    pub frames: u64,
+    pub files: Vec<String>,
+    pub lost: u64,
+    pub error: Option<String>,
 }
 
 /// Records until the feeds end or `shutdown` turns true.
@@ -96,12 +112,19 @@ pub fn run(rt: &tokio::runtime::Runtime, cfg: &RecordConfig, shutdown: watch::Re
         };
         (events, lost, error, parts)
     })?;
+    let (raw_tap, raw_sink) = if cfg.raw {
+        let (tap, sink) = raw_sink(&cfg.out, venue_name, cfg.rotation)?;
+        (Some(tap), Some(sink))
+    } else {
+        (None, None)
+    };
     let mut feeds = Vec::new();
     if !binance {
         // One connection carries every symbol; books arrive whole over the socket.
         let ids = symbols.iter().enumerate().map(|(i, s)| (s.clone(), InstrumentId(i as u32))).collect();
         let feed = VenueFeedConfig {
             end_on_close: cfg.end_on_close,
+            raw_tap: raw_tap.clone(),
             ..VenueFeedConfig::new(check_venue, ids, cfg.ws_base.as_deref())
         };
         let stats = Arc::new(FeedStats::default());
@@ -120,6 +143,7 @@ pub fn run(rt: &tokio::runtime::Runtime, cfg: &RecordConfig, shutdown: watch::Re
         let mut feed =
             if usdm { BinanceFeedConfig::usdm(s, id, &ws, &rest) } else { BinanceFeedConfig::spot(s, id, &ws, &rest) };
         feed.end_on_close = cfg.end_on_close;
+        feed.raw_tap.clone_from(&raw_tap);
         let stats = Arc::new(FeedStats::default());
         let tx = tx.clone();
         let stop = shutdown.clone();
@@ -130,6 +154,7 @@ pub fn run(rt: &tokio::runtime::Runtime, cfg: &RecordConfig, shutdown: watch::Re
         }));
     }
     drop(tx);
+    drop(raw_tap);
     info!(venue = venue_name, symbols = ?symbols, out = %cfg.out.display(), "recording");
     let mut feed_errors = Vec::new();
     for f in feeds {
@@ -143,6 +168,10 @@ pub fn run(rt: &tokio::runtime::Runtime, cfg: &RecordConfig, shutdown: watch::Re
         }
     }
     let (events, lost, error, parts) = sink.join().map_err(|_| anyhow::anyhow!("record writer panicked"))?;
+    let raw = match raw_sink {
+        Some(s) => Some(s.join().map_err(|_| anyhow::anyhow!("raw frame writer panicked"))?),
+        None => None,
+    };
     let mut rows = std::collections::BTreeMap::new();
     for t in Table::ALL {
         let n: u64 = parts.iter().filter(|p| p.table == t).map(|p| p.rows).sum();
@@ -159,6 +188,39 @@ pub fn run(rt: &tokio::runtime::Runtime, cfg: &RecordConfig, shutdown: watch::Re
         lost,
         error,
         feed_errors,
+        raw,
     };
     Ok(summary)
+}
+
+/// The raw frame writer: a thread draining the feeds' tap into `<out>/raw/`. A frame it cannot
+/// write is counted (with the first error) and the rest still go to disk.
+fn raw_sink(
+    out: &std::path::Path,
+    venue: &str,
+    rotation: Rotation,
+) -> Result<(argus_feeds::tap::RawTap, std::thread::JoinHandle<RawSummary>)> {
+    let mut writer = argus_backtest::raw::RawWriter::new(out, venue, rotation)
+        .with_context(|| format!("creating {}/raw", out.display()))?;
+    let (tap, frames) = crossbeam_channel::bounded::<argus_feeds::tap::RawFrame>(1 << 16);
+    let sink = std::thread::Builder::new().name("argus-record-raw".into()).spawn(move || {
+        let mut s = RawSummary::default();
+        for f in frames.iter() {
+            match writer.write(f.ts_recv.0, f.text.as_str()) {
+                Ok(()) => s.frames += 1,
+                Err(e) => {
+                    s.lost += 1;
+                    s.error.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+        match writer.finish() {
+            Ok(files) => s.files = files.iter().map(|f| f.path.display().to_string()).collect(),
+            Err(e) => {
+                s.error.get_or_insert_with(|| e.to_string());
+            }
+        }
+        s
+    })?;
+    Ok((tap, sink))
 }

@@ -51,6 +51,12 @@ pub struct VenueReport {
     pub disconnects: u64,
     pub reconnects: u64,
     pub queue_full_waits: u64,
+    pub stale_instruments: u64,
+    pub planned_reconnects: u64,
+    /// Frame read -> events queued, upper bounds of the histogram buckets holding the median
+    /// and the 99th percentile (null without samples or past the last bucket).
+    pub frame_to_queue_p50_ns: Option<u64>,
+    pub frame_to_queue_p99_ns: Option<u64>,
 }
 
 impl VenueReport {
@@ -66,6 +72,10 @@ impl VenueReport {
             disconnects: F::get(&s.disconnects),
             reconnects: F::get(&s.reconnects),
             queue_full_waits: F::get(&s.queue_full),
+            stale_instruments: F::get(&s.stale_instruments),
+            planned_reconnects: F::get(&s.planned_reconnects),
+            frame_to_queue_p50_ns: s.frame_to_queue.snapshot().quantile_bound_ns(0.5),
+            frame_to_queue_p99_ns: s.frame_to_queue.snapshot().quantile_bound_ns(0.99),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `argus feeds record` against the loopback replay server: a SIGTERM mid-stream closes every
-//! part, and pyarrow reads back exactly the rows the command reports, in the Hive layout.
+//! part, pyarrow reads back exactly the rows the command reports, in the Hive layout, and the raw
+//! frames kept beside them replay through `feeds check` to the same trades.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -20,7 +21,7 @@ fn sigterm_mid_stream_loses_nothing_and_pyarrow_reads_the_catalog() {
     let out = std::env::temp_dir().join(format!("argus-record-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let child = Command::new(env!("CARGO_BIN_EXE_argus"))
-        .args(["feeds", "record", "--venue", "binance-spot", "--symbols", "btcusdt", "--out"])
+        .args(["feeds", "record", "--venue", "binance-spot", "--symbols", "btcusdt", "--raw", "--out"])
         .arg(&out)
         .args(["--ws-base", &server.ws_base(), "--rest-base", &server.rest_base()])
         .stdout(Stdio::piped())
@@ -41,16 +42,39 @@ fn sigterm_mid_stream_loses_nothing_and_pyarrow_reads_the_catalog() {
     assert_eq!(s["lost"], 0);
     // No temporary file is left behind; every part is complete.
     let mut stack = vec![out.clone()];
+    let mut raw_files = Vec::new();
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
+            } else if p.starts_with(out.join("raw/venue=binance_spot")) {
+                assert!(p.to_string_lossy().ends_with(".log.gz"), "stray file {}", p.display());
+                raw_files.push(p);
             } else {
                 assert!(p.extension().is_some_and(|x| x == "parquet"), "stray file {}", p.display());
             }
         }
     }
+    // The raw frames: every one the feed read (the REST snapshot included), replayable.
+    let raw = &s["raw"];
+    assert_eq!(raw["lost"], 0, "{raw}");
+    assert_eq!(raw["files"].as_array().unwrap().len(), raw_files.len(), "{raw}");
+    let mut check = Command::new(env!("CARGO_BIN_EXE_argus"));
+    check.args(["feeds", "check", "--venue", "binance-spot", "--json"]);
+    for f in &raw_files {
+        check.arg("--input").arg(f);
+    }
+    let check = check.output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let c: Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(c["errors"], 0, "{c}");
+    assert_eq!(c["gaps"], 0, "{c}");
+    assert!(c["rest"].as_u64().unwrap() >= 1, "the depth snapshot was kept: {c}");
+    assert_eq!(c["frames"].as_u64().unwrap() + c["rest"].as_u64().unwrap(), raw["frames"].as_u64().unwrap(), "{c}");
+    assert_eq!(c["events"]["trade"].as_u64().unwrap(), trades, "the raw frames hold the recorded trades: {c}");
+    assert_eq!(c["events"]["quote"].as_u64().unwrap(), quotes, "{c}");
+    assert_eq!(c["books"]["BTCUSDT"]["synced"], true, "{c}");
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
     let script = r#"
 import sys, pyarrow.dataset as ds

@@ -123,9 +123,16 @@ end_on_close = true
     let status = child.wait().unwrap();
     assert!(status.success(), "{stderr}");
     let body = body.expect("per-venue metrics scraped while running");
-    for name in ["argus_venue_connected", "argus_venue_gaps_total", "argus_venue_checksum_failures_total"] {
+    for name in [
+        "argus_venue_connected",
+        "argus_venue_gaps_total",
+        "argus_venue_checksum_failures_total",
+        "argus_venue_stale_instruments_total",
+        "argus_venue_frame_to_queue_seconds_count",
+    ] {
         assert!(body.contains(&format!("{name}{{venue=\"binance_spot\"}}")), "{name} missing:\n{body}");
     }
+    assert!(body.contains(r#"argus_venue_frame_to_queue_seconds_bucket{venue="okx",le="0.00001"}"#), "{body}");
     common::assert_promtool_accepts(&body);
 
     let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
@@ -135,6 +142,9 @@ end_on_close = true
         assert!(v["frames"].as_u64().unwrap() > 0 && v["events"].as_u64().unwrap() > 0, "{venue}: {v}");
         assert_eq!(v["decode_errors"], 0, "{venue}");
         assert_eq!(v["checksum_failures"], 0, "{venue}");
+        assert_eq!(v["stale_instruments"], 0, "{venue}: data flowed throughout");
+        let (p50, p99) = (v["frame_to_queue_p50_ns"].as_u64(), v["frame_to_queue_p99_ns"].as_u64());
+        assert!(p50.is_some_and(|p| p > 0) && p50 <= p99, "{venue}: frame-to-queue latency measured: {v}");
     }
     let sent: u64 = ["binance_spot", "okx", "kraken"].iter().map(|v| r["venues"][v]["events"].as_u64().unwrap()).sum();
     assert_eq!(r["events"].as_u64().unwrap(), sent, "the hot thread consumed every event of every venue");
@@ -160,6 +170,7 @@ fn bad_live_configs_are_refused_clearly() {
         ("[[feed]]\nvenue = \"okx\"\nsymbols = [\"BTC-USDT\"]\nsymbol = \"x\"\n", "unknown field `symbol`"),
         ("[[feed]]\nvenue = \"kraken\"\nsymbols = [\"XBT/USD\"]\nrest_url = \"http://x\"\n", "rest_url is for Binance"),
         ("[[feed]]\nvenue = \"okx\"\nsymbols = [\"BTC-USDT\", \"btc-usdt\"]\n", "configured twice"),
+        ("[[feed]]\nvenue = \"okx\"\nsymbols = [\"BTC-USDT\"]\nstale_after_s = -1\n", "stale_after_s must be"),
     ] {
         let path = tmp("bad.toml");
         std::fs::write(&path, text).unwrap();

@@ -14,7 +14,7 @@
 //! let n = BinanceNormalizer::new([("BTCUSDT", InstrumentId(0))]);
 //! let mut out = Vec::new();
 //! let frame = br#"{"u":1,"s":"BTCUSDT","b":"1.0","B":"2","a":"1.1","A":"3"}"#;
-//! assert_eq!(n.normalize(frame, UnixNanos(0), &mut out).unwrap(), Decoded::BookTicker);
+//! assert_eq!(n.normalize(frame, UnixNanos(0), &mut out).unwrap(), Decoded::BookTicker { update_id: 1 });
 //! ```
 
 pub mod binance;
@@ -28,6 +28,7 @@ pub mod rawlog;
 pub mod recording;
 pub mod replay;
 pub mod stats;
+pub mod tap;
 pub mod venue;
 
 pub use error::FeedError;

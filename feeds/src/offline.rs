@@ -93,7 +93,7 @@ impl BinanceRecording {
                     self.stats.derivative += 1;
                     self.ready.extend_from_slice(&self.decoded);
                 }
-                Ok(Decoded::BookTicker) => {
+                Ok(Decoded::BookTicker { .. }) => {
                     self.stats.book_ticker += 1;
                     self.ready.extend_from_slice(&self.decoded);
                 }

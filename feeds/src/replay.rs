@@ -58,6 +58,9 @@ pub struct Faults {
     /// On the first connection only: stop sending after this many frames, keeping the
     /// connection open (a stalled venue or a half-open TCP connection).
     pub stall_after: Option<usize>,
+    /// On the first connection only: stop sending market data after this many frames but keep
+    /// answering pings (a venue whose streams stop while the connection lives).
+    pub mute_after: Option<usize>,
     /// On the first connection only: send a frame of this many bytes in place of frame 100.
     pub oversized: Option<usize>,
 }
@@ -73,6 +76,14 @@ struct Shared {
     book: Mutex<ExchangeBook>,
     /// Connections served so far (first-connection-only faults key on it).
     connections: std::sync::atomic::AtomicU64,
+    /// Live mode: one stream, paced once, that every connection joins where it stands.
+    live: Option<LiveStream>,
+}
+
+struct LiveStream {
+    /// `None` ends the stream.
+    tx: tokio::sync::broadcast::Sender<Option<Utf8Bytes>>,
+    started: std::sync::atomic::AtomicBool,
 }
 
 /// Book state of the simulated exchange.
@@ -170,6 +181,20 @@ impl ReplayServer {
     /// # Errors
     /// When the listener cannot be bound.
     pub async fn start(frames: &[RecordedFrame], speed: Speed, faults: Faults) -> Result<Self, FeedError> {
+        Self::start_with(frames, speed, faults, false).await
+    }
+
+    /// Like a venue: the recording plays once, from the first connection on, and each
+    /// connection receives it from the moment it joins (two connections at once get the same
+    /// frames at the same time, as on Binance during a planned reconnect). No faults.
+    ///
+    /// # Errors
+    /// When the listener cannot be bound.
+    pub async fn start_live(frames: &[RecordedFrame], speed: Speed) -> Result<Self, FeedError> {
+        Self::start_with(frames, speed, Faults::default(), true).await
+    }
+
+    async fn start_with(frames: &[RecordedFrame], speed: Speed, faults: Faults, live: bool) -> Result<Self, FeedError> {
         let snapshot = frames.iter().find(|f| f.is_snapshot()).map(|f| f.frame.clone());
         let ws_frames = frames
             .iter()
@@ -185,6 +210,11 @@ impl ReplayServer {
             faults,
             book,
             connections: std::sync::atomic::AtomicU64::new(0),
+            live: live.then(|| LiveStream {
+                // Room for the whole recording: a slow client is never lagged out.
+                tx: tokio::sync::broadcast::channel(frames.len() + 1).0,
+                started: std::sync::atomic::AtomicBool::new(false),
+            }),
         });
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -228,6 +258,9 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) -> Result<(), FeedErr
     let n = stream.peek(&mut head).await?;
     let head = String::from_utf8_lossy(&head[..n]).to_ascii_lowercase();
     if head.contains("upgrade: websocket") {
+        if shared.live.is_some() {
+            return live_ws(stream, shared).await;
+        }
         return replay_ws(stream, &shared).await;
     }
     // Plain HTTP: read the request head and answer once.
@@ -262,6 +295,61 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) -> Result<(), FeedErr
     Ok(())
 }
 
+/// A connection to the live stream: the frames from now on, then a close frame at its end.
+async fn live_ws(stream: TcpStream, shared: Arc<Shared>) -> Result<(), FeedError> {
+    use futures_util::StreamExt;
+    let ws = tokio_tungstenite::accept_async(stream).await?;
+    shared.connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let Some(live) = shared.live.as_ref() else { return Ok(()) };
+    let mut rx = live.tx.subscribe();
+    if !live.started.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        tokio::spawn(broadcast(Arc::clone(&shared)));
+    }
+    let (mut tx, mut client) = ws.split();
+    // Reading answers the client's pings.
+    let reader = tokio::spawn(async move { while let Some(Ok(_)) = client.next().await {} });
+    while let Ok(Some(frame)) = rx.recv().await {
+        tx.send(Message::Text(frame)).await?;
+    }
+    tx.send(Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "end of recording".into() }))).await?;
+    let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
+    Ok(())
+}
+
+/// Plays the recording once into the live stream, at the server's speed, keeping the
+/// exchange book and the recorded snapshot's place in the stream as a replay does.
+async fn broadcast(shared: Arc<Shared>) {
+    let Some(live) = shared.live.as_ref() else { return };
+    let start = Instant::now();
+    let t0 = shared.frames.first().map_or(0, |f| f.0);
+    for (i, (ts, frame)) in shared.frames.iter().enumerate() {
+        if frame.as_str().contains("depthUpdate") {
+            if let Ok(mut b) = shared.book.lock() {
+                b.publish(frame.as_str());
+            }
+        }
+        if Some(i) == shared.snapshot_at {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !shared.book.lock().is_ok_and(|b| b.recorded_served) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        match shared.speed {
+            Speed::Factor(f) => {
+                let due = Duration::from_nanos(((ts.saturating_sub(t0)) as f64 / f) as u64);
+                let elapsed = start.elapsed();
+                if due > elapsed + Duration::from_millis(1) {
+                    tokio::time::sleep(due - elapsed).await;
+                }
+            }
+            Speed::Max if i % 64 == 63 => tokio::task::yield_now().await,
+            Speed::Max => {}
+        }
+        let _ = live.tx.send(Some(frame.clone()));
+    }
+    let _ = live.tx.send(None);
+}
+
 async fn replay_ws(stream: TcpStream, shared: &Shared) -> Result<(), FeedError> {
     let mut ws = tokio_tungstenite::accept_async(stream).await?;
     // A new session replays from the start: the exchange's book starts over with it.
@@ -281,6 +369,13 @@ async fn replay_ws(stream: TcpStream, shared: &Shared) -> Result<(), FeedError> 
             ws.flush().await?;
             // Silent and deaf (not even pongs) but open, until the client gives up on us.
             tokio::time::sleep(Duration::from_secs(3600)).await;
+            return Ok(());
+        }
+        if first && shared.faults.mute_after == Some(i) {
+            ws.flush().await?;
+            // Reading answers the client's pings (tungstenite queues and flushes the pongs).
+            use futures_util::StreamExt;
+            while let Some(Ok(_)) = ws.next().await {}
             return Ok(());
         }
         if first && i == 100 {
@@ -350,6 +445,8 @@ struct CaptureShared {
     connections: std::sync::atomic::AtomicU64,
     /// Every text message clients sent (subscriptions, pings), in order.
     received: Mutex<Vec<String>>,
+    /// After the capture, keep the connection open answering pings instead of closing it.
+    hold_open: bool,
 }
 
 /// A loopback venue for the snapshot-over-websocket venues (OKX, Bybit, Coinbase, Kraken):
@@ -375,11 +472,25 @@ impl CaptureServer {
     /// # Errors
     /// When the listener cannot be bound.
     pub async fn start(frames: Vec<String>, skip_first: Vec<usize>) -> Result<Self, FeedError> {
+        Self::start_with(frames, skip_first, false).await
+    }
+
+    /// Like [`CaptureServer::start`], but each connection stays open after the capture,
+    /// answering pings and sending nothing else (market data that stopped on a live connection).
+    ///
+    /// # Errors
+    /// When the listener cannot be bound.
+    pub async fn start_held_open(frames: Vec<String>) -> Result<Self, FeedError> {
+        Self::start_with(frames, Vec::new(), true).await
+    }
+
+    async fn start_with(frames: Vec<String>, skip_first: Vec<usize>, hold_open: bool) -> Result<Self, FeedError> {
         let shared = Arc::new(CaptureShared {
             frames: frames.into_iter().map(Utf8Bytes::from).collect(),
             skip_first,
             connections: std::sync::atomic::AtomicU64::new(0),
             received: Mutex::new(Vec::new()),
+            hold_open,
         });
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -460,6 +571,14 @@ async fn serve_capture(stream: TcpStream, shared: Arc<CaptureShared>) -> Result<
         if i % 64 == 63 {
             tx.flush().await?;
         }
+    }
+    if shared.hold_open {
+        tx.flush().await?;
+        // Pongs until the client hangs up (the reader then drops the sender).
+        while pong_rx.recv().await.is_some() {
+            tx.send(Message::Text(Utf8Bytes::from_static("pong"))).await?;
+        }
+        return Ok(());
     }
     tx.send(Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "end of capture".into() }))).await?;
     // The reader ends when the client answers the close (every frame delivered by then).

@@ -16,10 +16,11 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{info, warn};
 
-use crate::binance::client::{backoff, now, send_resets, stamp_and_send, QueuePolicy};
+use crate::binance::client::{backoff, now, send_resets, stale_check_period, stamp_and_send, QueuePolicy};
 use crate::check::{CheckVenue, LiveChecker};
 use crate::stats::FeedStats;
-use crate::FeedError;
+use crate::tap::RawTap;
+use crate::{tap, FeedError};
 
 /// Where and what to subscribe on one of the snapshot-over-websocket venues.
 #[derive(Debug, Clone)]
@@ -35,6 +36,9 @@ pub struct VenueFeedConfig {
     pub reconnect: bool,
     pub max_reconnects: u32,
     pub read_timeout: Duration,
+    /// A subscribed symbol without market data for this long while the connection lives is
+    /// stale: the feed reconnects and takes fresh snapshots. Zero turns the check off.
+    pub stale_after: Duration,
     pub ping_interval: Duration,
     pub max_message_bytes: usize,
     pub backoff_base: Duration,
@@ -43,6 +47,8 @@ pub struct VenueFeedConfig {
     pub end_on_close: bool,
     /// What to do when the hot thread's queue is full.
     pub queue_policy: QueuePolicy,
+    /// Where to copy every frame as received (`feeds record --raw`).
+    pub raw_tap: Option<RawTap>,
 }
 
 impl VenueFeedConfig {
@@ -59,12 +65,14 @@ impl VenueFeedConfig {
             reconnect: true,
             max_reconnects: 100,
             read_timeout: Duration::from_secs(30),
+            stale_after: Duration::from_secs(60),
             ping_interval: Duration::from_secs(20),
             max_message_bytes: 16 << 20,
             backoff_base: Duration::from_millis(100),
             backoff_cap: Duration::from_secs(30),
             end_on_close: false,
             queue_policy: QueuePolicy::Block,
+            raw_tap: None,
         }
     }
 }
@@ -132,6 +140,8 @@ enum End {
     Shutdown,
     /// A book broke: subscribe afresh for its snapshot.
     Resync,
+    /// A symbol's market data stopped while the connection lived.
+    Stale,
 }
 
 /// Runs the feed until the stream ends (replay), reconnects run out, or `shutdown` turns true.
@@ -147,12 +157,19 @@ pub async fn run(
     let venue = cfg.venue.as_str();
     let mut attempt = 0_u32;
     loop {
+        let started = tokio::time::Instant::now();
         let end = session(&cfg, &tx, &stats, &mut shutdown).await;
+        if started.elapsed() >= cfg.backoff_cap {
+            // A session that lived a while was a success: the count is of consecutive failures.
+            attempt = 0;
+        }
         stats.connected.store(0, Ordering::Relaxed);
         match end {
             Ok(End::Shutdown) => return Ok(()),
             Ok(End::Closed) if !cfg.reconnect || cfg.end_on_close || *shutdown.borrow() => return Ok(()),
             Ok(End::Closed) => warn!(venue, "stream closed by server"),
+            Ok(End::Stale) if !cfg.reconnect => return Err(FeedError::Stalled { secs: cfg.stale_after.as_secs_f64() }),
+            Ok(End::Stale) => {}
             Ok(End::Resync) => {
                 // The broken book was announced downstream; resubscribe for its snapshot.
                 FeedStats::inc(&stats.resyncs);
@@ -172,13 +189,14 @@ pub async fn run(
                 }
             }
         }
+        // The books are gone until the new subscription's snapshots (or for good, when the
+        // feed gives up below).
+        send_resets(cfg.symbols.iter().map(|(_, i)| *i), &tx, &stats)?;
         attempt += 1;
         if attempt > cfg.max_reconnects {
             return Err(FeedError::GaveUp { reconnects: cfg.max_reconnects });
         }
         FeedStats::inc(&stats.reconnects);
-        // The books are gone until the new subscription's snapshots.
-        send_resets(cfg.symbols.iter().map(|(_, i)| *i), &tx, &stats)?;
         tokio::select! {
             _ = tokio::time::sleep(backoff(cfg.backoff_base, cfg.backoff_cap, attempt)) => {}
             _ = shutdown.changed() => return Ok(()),
@@ -210,6 +228,10 @@ async fn session(
     ping.tick().await;
     let mut named = Vec::with_capacity(8192);
     let mut ready = Vec::with_capacity(8192);
+    // When each subscribed symbol last had market data (the subscription counts as a start).
+    let mut last_data = vec![tokio::time::Instant::now(); cfg.symbols.len()];
+    let mut stale_check = tokio::time::interval(stale_check_period(cfg.stale_after));
+    stale_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             msg = ws.next() => {
@@ -225,13 +247,16 @@ async fn session(
                 if text.as_str() == "pong" {
                     continue;
                 }
+                tap::send(cfg.raw_tap.as_ref(), ts_recv, &text)?;
                 let before = Counters::of(checker.report());
                 named.clear();
                 checker.on_frame(text.as_str(), ts_recv, &mut named);
                 ready.clear();
+                let frame_at = tokio::time::Instant::now();
                 ready.extend(named.iter().filter_map(|(sym, ev)| {
-                    let id = cfg.symbols.iter().find(|(s, _)| s == sym)?.1;
-                    Some(MarketEvent { instrument: id, ..*ev })
+                    let i = cfg.symbols.iter().position(|(s, _)| s == sym)?;
+                    last_data[i] = frame_at;
+                    Some(MarketEvent { instrument: cfg.symbols[i].1, ..*ev })
                 }));
                 let after = Counters::of(checker.report());
                 account(stats, before, after, &ready);
@@ -257,6 +282,18 @@ async fn session(
             _ = ping.tick() => {
                 let msg = app_ping(cfg.venue).map_or_else(|| Message::Ping(Default::default()), |p| Message::Text(p.into()));
                 ws.send(msg).await?;
+            }
+            _ = stale_check.tick(), if !cfg.stale_after.is_zero() => {
+                let stale: Vec<&str> = cfg.symbols.iter().zip(&last_data)
+                    .filter(|(_, t)| t.elapsed() > cfg.stale_after)
+                    .map(|((s, _), _)| s.as_str())
+                    .collect();
+                if !stale.is_empty() {
+                    stats.stale_instruments.fetch_add(stale.len() as u64, Ordering::Relaxed);
+                    warn!(venue, symbols = ?stale, "no market data on a live connection: reconnecting");
+                    let _ = ws.close(None).await;
+                    return Ok(End::Stale);
+                }
             }
         }
     }

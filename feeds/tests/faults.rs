@@ -131,7 +131,7 @@ async fn dropped_connection_reconnects_then_gives_up() {
     assert!(err.to_string().contains("gave up after 2 reconnects"), "{err}");
     assert_eq!(FeedStats::get(&o.stats.disconnects), 3);
     assert_eq!(FeedStats::get(&o.stats.reconnects), 2);
-    assert_eq!(o.resets, 2, "each reconnect clears the hot thread's book first");
+    assert_eq!(o.resets, 3, "each lost connection clears the hot thread's book (the last one for good)");
     assert!(FeedStats::get(&o.stats.snapshots) >= 1);
 }
 
@@ -186,4 +186,93 @@ async fn oversized_frame_is_refused_and_the_feed_recovers() {
     o.result.unwrap();
     assert_eq!(FeedStats::get(&o.stats.disconnects), 1);
     assert_reference_book(&o.book);
+}
+
+/// A stream that stops while its connection lives (the venue keeps answering pings, so the
+/// read timeout never fires): the instrument is found stale, the book announced gone, and the
+/// feed reconnects and ends with the clean replay's book.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_muted_on_a_live_connection_is_found_stale_and_recovers() {
+    let frames = frames();
+    let run = run_cfg(&frames, Faults { mute_after: Some(3000), ..Faults::default() }, |c| BinanceFeedConfig {
+        reconnect: true,
+        max_reconnects: 1,
+        read_timeout: std::time::Duration::from_secs(30),
+        stale_after: std::time::Duration::from_millis(400),
+        ping_interval: std::time::Duration::from_millis(50),
+        backoff_base: std::time::Duration::from_millis(10),
+        end_on_close: true,
+        ..c
+    });
+    let o = tokio::time::timeout(std::time::Duration::from_secs(20), run)
+        .await
+        .expect("found stale long before the 30 s read timeout");
+    o.result.unwrap();
+    assert_eq!(FeedStats::get(&o.stats.stale_instruments), 1);
+    assert_eq!(FeedStats::get(&o.stats.disconnects), 0, "the connection itself never failed");
+    assert_eq!(FeedStats::get(&o.stats.reconnects), 1);
+    assert_eq!(o.resets, 1);
+    assert_reference_book(&o.book);
+}
+
+/// Binance ends every connection after 24 hours. Before that the feed opens a successor, holds
+/// its frames until the old connection has caught up with where they start, and switches: the
+/// book is kept (no new snapshot, no gap, no reset downstream), and the trades and quotes both
+/// connections carried during the overlap are delivered once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planned_reconnects_keep_the_book_and_deliver_each_event_once() {
+    let frames = frames();
+    // The whole recording at 60x: about 6 s, so a 1.5 s lifetime means three or four handovers.
+    let server = ReplayServer::start_live(&frames, Speed::Factor(60.0)).await.unwrap();
+    let (tx, rx) = crossbeam_channel::bounded::<MarketEvent>(1 << 16);
+    let consumer = std::thread::spawn(move || {
+        let mut book = OrderBook::new(5000);
+        let (mut trades, mut quotes, mut resets, mut ids_increase, mut last_id) = (0_u64, 0_u64, 0, true, 0);
+        for ev in rx.iter() {
+            match ev.kind {
+                MarketEventKind::Delta(d) => {
+                    book.apply(&d);
+                    resets += u64::from(d.action == argus_core::BookAction::Clear && !d.flags.is_snapshot());
+                }
+                MarketEventKind::Trade(t) => {
+                    trades += 1;
+                    ids_increase &= t.trade_id > last_id;
+                    last_id = t.trade_id;
+                }
+                MarketEventKind::Quote(_) => quotes += 1,
+                _ => {}
+            }
+        }
+        (book, trades, quotes, resets, ids_increase)
+    });
+    let cfg = BinanceFeedConfig {
+        max_session: std::time::Duration::from_millis(1500),
+        end_on_close: true,
+        ..BinanceFeedConfig::spot("BTCUSDT", InstrumentId(0), &server.ws_base(), &server.rest_base())
+    };
+    let stats = Arc::new(FeedStats::default());
+    let (_stop, shutdown) = watch::channel(false);
+    let run = binance::run(cfg, tx, Arc::clone(&stats), shutdown);
+    let result = tokio::time::timeout(std::time::Duration::from_secs(60), run).await.expect("the replay ends");
+    result.unwrap();
+    let (book, trades, quotes, resets, ids_increase) =
+        tokio::task::spawn_blocking(move || consumer.join().unwrap()).await.unwrap();
+    let planned = FeedStats::get(&stats.planned_reconnects);
+    assert!(planned >= 2, "{planned} planned reconnects");
+    assert_eq!(FeedStats::get(&stats.gaps), 0);
+    assert_eq!(FeedStats::get(&stats.resyncs), 0);
+    assert_eq!(FeedStats::get(&stats.reconnects), 0, "no connection was lost");
+    assert_eq!(FeedStats::get(&stats.snapshots), 1, "the book was kept across every handover");
+    assert_eq!(resets, 0, "the hot thread never lost its book");
+    let (want_trades, want_quotes) = BinanceRecording::open(Path::new(RECORDING), "BTCUSDT", InstrumentId(0))
+        .unwrap()
+        .fold((0, 0), |(t, q), ev| match ev.kind {
+            MarketEventKind::Trade(_) => (t + 1, q),
+            MarketEventKind::Quote(_) => (t, q + 1),
+            _ => (t, q),
+        });
+    assert_eq!(trades, want_trades, "every trade once ({} repeats dropped)", FeedStats::get(&stats.duplicates));
+    assert_eq!(quotes, want_quotes, "every quote once");
+    assert!(ids_increase, "trade ids strictly increase: none repeated, none out of order");
+    assert_reference_book(&book);
 }

@@ -200,3 +200,43 @@ async fn the_drop_policy_counts_what_it_drops_and_resyncs_the_book() {
     assert_eq!(FeedStats::get(&b.stats.resyncs), 0);
     assert!(FeedStats::get(&b.stats.queue_full) > 0, "it waited instead");
 }
+
+/// Market data that stops while the connection lives (the venue still answers every ping, so
+/// the read timeout never fires): each subscribed symbol is found stale, the books are
+/// announced gone, and the feed reconnects for fresh snapshots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symbols_silent_on_a_live_connection_are_found_stale_and_resubscribed() {
+    let file = "okx/cryptofeed_OKX.ws.1.0.log.gz";
+    let server = CaptureServer::start_held_open(capture_frames(&[data(file)]).unwrap()).await.unwrap();
+    let (tx, rx) = crossbeam_channel::bounded::<MarketEvent>(1 << 16);
+    let consumer = std::thread::spawn(move || {
+        rx.iter()
+            .filter(|e| matches!(e.kind, MarketEventKind::Delta(d) if d.action == argus_core::BookAction::Clear && !d.flags.is_snapshot()))
+            .count()
+    });
+    let ids = vec![("BTC-USDT".to_owned(), InstrumentId(0)), ("UNI-USD-SWAP".to_owned(), InstrumentId(1))];
+    let ms = std::time::Duration::from_millis;
+    let cfg = VenueFeedConfig {
+        stale_after: ms(400),
+        ping_interval: ms(50),
+        read_timeout: std::time::Duration::from_secs(30),
+        max_reconnects: 1,
+        backoff_base: ms(10),
+        ..VenueFeedConfig::new(CheckVenue::Okx, ids, Some(&server.url()))
+    };
+    let stats = Arc::new(FeedStats::default());
+    let (_stop, shutdown) = watch::channel(false);
+    let feed = venue::run(cfg, tx, Arc::clone(&stats), shutdown);
+    let result = tokio::time::timeout(std::time::Duration::from_secs(20), feed)
+        .await
+        .expect("found stale long before the 30 s read timeout");
+    let resets = tokio::task::spawn_blocking(move || consumer.join().unwrap()).await.unwrap();
+    assert!(matches!(result, Err(argus_feeds::FeedError::GaveUp { reconnects: 1 })), "{result:?}");
+    let stale = FeedStats::get(&stats.stale_instruments);
+    assert!((2..=4).contains(&stale), "each of two connections went stale ({stale} symbols counted)");
+    assert_eq!(FeedStats::get(&stats.reconnects), 1);
+    assert_eq!(FeedStats::get(&stats.disconnects), 0, "the connection itself never failed");
+    assert_eq!(server.connections(), 2);
+    assert!(server.received().iter().filter(|m| m.as_str() == "ping").count() >= 2, "pings were answered meanwhile");
+    assert_eq!(resets, 4, "both books announced gone after each stale connection");
+}

@@ -5,18 +5,19 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use argus_core::{InstrumentId, MarketEvent, UnixNanos};
+use argus_core::{InstrumentId, MarketEvent, MarketEventKind, UnixNanos};
 use crossbeam_channel::{Sender, TrySendError};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tracing::{info, warn};
 
 use super::normalize::{BinanceNormalizer, Decoded};
 use super::sync::{parse_snapshot, DepthSync, SyncStatus};
 use crate::stats::FeedStats;
-use crate::{http, FeedError};
+use crate::tap::RawTap;
+use crate::{http, tap, FeedError};
 
 /// Live endpoints of Binance spot.
 pub const SPOT_WS_BASE: &str = "wss://stream.binance.com:9443";
@@ -42,6 +43,13 @@ pub struct BinanceFeedConfig {
     pub snapshot_timeout: Duration,
     /// A connection silent for this long is dead (half-open TCP, stalled venue): reconnect.
     pub read_timeout: Duration,
+    /// Binance closes a connection after 24 h: after this long a successor is opened and takes
+    /// over once it has caught up (make before break; the book is kept). Zero: never.
+    pub max_session: Duration,
+    /// No market data (trades, diffs, quotes) for this long while the connection lives (it
+    /// still answers pings): the instrument is stale, so the feed reconnects and rebuilds the
+    /// book instead of letting anything trade on it. Zero turns the check off.
+    pub stale_after: Duration,
     /// We ping the venue this often; its pong (or any frame) keeps the connection alive.
     pub ping_interval: Duration,
     /// Frames larger than this are refused (the connection is then re-established).
@@ -56,6 +64,8 @@ pub struct BinanceFeedConfig {
     pub usdm: bool,
     /// What to do when the hot thread's queue is full.
     pub queue_policy: QueuePolicy,
+    /// Where to copy every frame and snapshot body as received (`feeds record --raw`).
+    pub raw_tap: Option<RawTap>,
 }
 
 impl BinanceFeedConfig {
@@ -72,6 +82,8 @@ impl BinanceFeedConfig {
             max_reconnects: 100,
             snapshot_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
+            stale_after: Duration::from_secs(60),
+            max_session: Duration::from_secs(23 * 3600),
             ping_interval: Duration::from_secs(20),
             max_message_bytes: 16 << 20,
             backoff_base: Duration::from_millis(100),
@@ -79,6 +91,7 @@ impl BinanceFeedConfig {
             end_on_close: false,
             usdm: false,
             queue_policy: QueuePolicy::Block,
+            raw_tap: None,
         }
     }
 
@@ -119,9 +132,15 @@ pub async fn run(
 ) -> Result<(), FeedError> {
     let normalizer = BinanceNormalizer::new([(cfg.symbol.as_str(), cfg.instrument)]);
     let mut sync = DepthSync::new(cfg.instrument);
+    let mut dedup = Dedup::default();
     let mut attempt = 0_u32;
     loop {
-        let end = session(&cfg, &normalizer, &mut sync, &tx, &stats, &mut shutdown).await;
+        let started = tokio::time::Instant::now();
+        let end = session(&cfg, &normalizer, &mut sync, &mut dedup, &tx, &stats, &mut shutdown).await;
+        if started.elapsed() >= cfg.backoff_cap {
+            // A session that lived a while was a success: the count is of consecutive failures.
+            attempt = 0;
+        }
         stats.connected.store(0, std::sync::atomic::Ordering::Relaxed);
         match end {
             Ok(End::Closed) if !sync.is_synced() && FeedStats::get(&stats.snapshot_failures) > 0 => {
@@ -132,6 +151,8 @@ pub async fn run(
             }
             Ok(End::Shutdown) => return Ok(()),
             Ok(End::Closed) => warn!(venue = "binance", "stream closed by server"),
+            Ok(End::Stale) if !cfg.reconnect => return Err(FeedError::Stalled { secs: cfg.stale_after.as_secs_f64() }),
+            Ok(End::Stale) => {}
             Err(e) if e.is_terminal() => return Err(e),
             Err(error) => {
                 FeedStats::inc(&stats.disconnects);
@@ -141,21 +162,28 @@ pub async fn run(
                 }
             }
         }
+        sync.reset();
+        // Tell the hot thread at once: a cleared book is not synced, so risk blocks
+        // risk-increasing orders until the fresh snapshot has been applied (or for good, when
+        // the feed gives up below).
+        send_resets([cfg.instrument], &tx, &stats)?;
         attempt += 1;
         if attempt > cfg.max_reconnects {
             return Err(FeedError::GaveUp { reconnects: cfg.max_reconnects });
         }
         FeedStats::inc(&stats.reconnects);
-        sync.reset();
-        // Tell the hot thread at once: a cleared book is not synced, so risk blocks
-        // risk-increasing orders until the fresh snapshot has been applied.
-        send_resets([cfg.instrument], &tx, &stats)?;
         let backoff = backoff(cfg.backoff_base, cfg.backoff_cap, attempt);
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
             _ = shutdown.changed() => return Ok(()),
         }
     }
+}
+
+/// How often to look for stale instruments: a quarter of `stale_after` (at least 10 ms), so
+/// one is found at most 25 % late.
+pub(crate) fn stale_check_period(stale_after: Duration) -> Duration {
+    (stale_after / 4).max(Duration::from_millis(10))
 }
 
 /// Capped exponential backoff with jitter (50-100% of the step), so many clients cut off at
@@ -174,113 +202,379 @@ pub fn backoff(base: Duration, cap: Duration, attempt: u32) -> Duration {
 enum End {
     Closed,
     Shutdown,
+    /// The connection lived but the instrument's market data stopped.
+    Stale,
+}
+
+type WsStream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Longest a planned handover waits for the new connection to catch up with the old one; past
+/// it the feed switches anyway (a gap then resyncs the book the usual way).
+const HANDOVER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Frames a standby connection may buffer during a handover.
+const HANDOVER_MAX_FRAMES: usize = 100_000;
+
+async fn connect(cfg: &BinanceFeedConfig, url: &str) -> Result<WsStream, FeedError> {
+    let ws_cfg = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(cfg.max_message_bytes))
+        .max_frame_size(Some(cfg.max_message_bytes));
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(ws_cfg), true).await?;
+    Ok(ws)
+}
+
+/// The last trade id, quote update id and mark time passed on: what a second connection repeats
+/// (the overlap of a planned reconnect) is dropped and counted, not delivered twice.
+#[derive(Debug, Default)]
+struct Dedup {
+    trade_id: u64,
+    quote_update_id: u64,
+    mark_ts: u64,
+}
+
+/// True, and remembered, when `id` is past `*last`; 0 is a frame without an id (always new).
+fn first_time(last: &mut u64, id: u64) -> bool {
+    if id != 0 && id <= *last {
+        return false;
+    }
+    *last = id.max(*last);
+    true
+}
+
+/// Per-frame processing of one feed: decode, drop repeats, keep the book synced, queue. It
+/// outlives a connection in a planned handover.
+struct Flow<'a> {
+    cfg: &'a BinanceFeedConfig,
+    normalizer: &'a BinanceNormalizer,
+    sync: &'a mut DepthSync,
+    dedup: &'a mut Dedup,
+    tx: &'a Sender<MarketEvent>,
+    stats: &'a FeedStats,
+    decoded: Vec<MarketEvent>,
+    ready: Vec<MarketEvent>,
+    snapshot: Option<JoinHandle<Result<Vec<u8>, FeedError>>>,
+    snapshot_tries: u32,
+    /// When market data last arrived (pongs do not count): stale-instrument detection.
+    last_data: tokio::time::Instant,
+}
+
+impl Flow<'_> {
+    /// One text frame received at `ts_recv`.
+    fn frame(&mut self, text: &Utf8Bytes, ts_recv: UnixNanos) -> Result<(), FeedError> {
+        tap::send(self.cfg.raw_tap.as_ref(), ts_recv, text)?;
+        let stats = self.stats;
+        self.decoded.clear();
+        self.ready.clear();
+        let decoded = self.normalizer.normalize(text.as_bytes(), ts_recv, &mut self.decoded);
+        if matches!(decoded, Ok(d) if d != Decoded::Ignored) {
+            self.last_data = tokio::time::Instant::now();
+        }
+        match decoded {
+            Ok(kind @ (Decoded::Trade | Decoded::BookTicker { .. } | Decoded::Mark | Decoded::Liquidation)) => {
+                let first = self.decoded.first().copied();
+                let dedup = &mut *self.dedup;
+                // The counter of the frame's kind, and the id it must be past to be new.
+                let (counter, seen) = match (kind, first.map(|e| e.kind)) {
+                    (Decoded::Trade, Some(MarketEventKind::Trade(t))) => {
+                        (&stats.frames_trade, Some((&mut dedup.trade_id, t.trade_id)))
+                    }
+                    (Decoded::Trade, _) => (&stats.frames_trade, None),
+                    (Decoded::BookTicker { update_id }, _) => {
+                        (&stats.frames_book_ticker, Some((&mut dedup.quote_update_id, update_id)))
+                    }
+                    (Decoded::Mark, _) => {
+                        (&stats.frames_derivative, Some((&mut dedup.mark_ts, first.map_or(0, |e| e.ts_exchange.0))))
+                    }
+                    _ => (&stats.frames_derivative, None),
+                };
+                FeedStats::inc(counter);
+                if seen.is_some_and(|(last, id)| !first_time(last, id)) {
+                    FeedStats::inc(&stats.duplicates);
+                } else {
+                    self.ready.extend_from_slice(&self.decoded);
+                }
+            }
+            Ok(Decoded::Depth { first_update_id, final_update_id, prev_final_update_id }) => {
+                FeedStats::inc(&stats.frames_depth);
+                let before = self.sync.stats();
+                let status = self.sync.on_diff(
+                    first_update_id,
+                    final_update_id,
+                    prev_final_update_id,
+                    &self.decoded,
+                    &mut self.ready,
+                );
+                account(stats, before, self.sync);
+                if status == SyncStatus::NeedSnapshot && self.snapshot.is_none() {
+                    let fetch = http::get_owned(self.cfg.snapshot_url(), self.cfg.snapshot_timeout);
+                    self.snapshot = Some(tokio::spawn(fetch));
+                }
+            }
+            Ok(Decoded::Ignored) => FeedStats::inc(&stats.frames_ignored),
+            Err(error) => {
+                FeedStats::inc(&stats.malformed);
+                warn!(venue = "binance", %error, "malformed frame");
+            }
+        }
+        self.send()
+    }
+
+    /// The snapshot request ended: apply it, or ask again (a few times, then give up).
+    fn snapshot_done(
+        &mut self,
+        res: Result<Result<Vec<u8>, FeedError>, tokio::task::JoinError>,
+    ) -> Result<(), FeedError> {
+        let stats = self.stats;
+        let ts_recv = now();
+        self.ready.clear();
+        let applied = match res {
+            Ok(Ok(body)) => {
+                FeedStats::inc(&stats.snapshots);
+                if self.cfg.raw_tap.is_some() {
+                    let text = String::from_utf8_lossy(&body).into_owned().into();
+                    tap::send(self.cfg.raw_tap.as_ref(), ts_recv, &text)?;
+                }
+                parse_snapshot(&body).and_then(|s| {
+                    let before = self.sync.stats();
+                    let r = self.sync.on_snapshot(&s, ts_recv, &mut self.ready);
+                    account(stats, before, self.sync);
+                    r
+                })
+            }
+            Ok(Err(e)) => Err(e),
+            Err(join) => Err(FeedError::Http(join.to_string())),
+        };
+        match applied {
+            Ok(SyncStatus::Synced) => {
+                self.snapshot_tries = 0;
+                info!(venue = "binance", "book synced");
+            }
+            Ok(SyncStatus::NeedSnapshot) | Err(_) => {
+                if let Err(error) = &applied {
+                    FeedStats::inc(&stats.snapshot_failures);
+                    warn!(venue = "binance", %error, "snapshot failed");
+                }
+                self.snapshot_tries += 1;
+                if self.snapshot_tries > 5 {
+                    return Err(FeedError::NoSnapshot { failures: u64::from(self.snapshot_tries) });
+                }
+                let delay = Duration::from_millis(200 * u64::from(self.snapshot_tries));
+                let url = self.cfg.snapshot_url();
+                let timeout = self.cfg.snapshot_timeout;
+                self.snapshot = Some(tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    http::get(&url, timeout).await
+                }));
+            }
+        }
+        self.send()
+    }
+
+    fn send(&mut self) -> Result<(), FeedError> {
+        if stamp_and_send(&mut self.ready, self.tx, self.stats, self.cfg.queue_policy)? {
+            drop_resync(self.cfg, self.sync, self.tx, self.stats, &mut self.snapshot)?;
+        }
+        Ok(())
+    }
+}
+
+/// A second connection opened before the first one's lifetime ends (make before break): its
+/// frames are held until the first connection has caught up with where it starts.
+struct Standby {
+    ws: WsStream,
+    opened: tokio::time::Instant,
+    frames: Vec<(UnixNanos, Utf8Bytes)>,
+    /// `U` of the first depth diff the new connection sent.
+    first_depth: Option<u64>,
+    scratch: Vec<MarketEvent>,
+}
+
+impl Standby {
+    fn hold(&mut self, ts_recv: UnixNanos, text: Utf8Bytes, normalizer: &BinanceNormalizer) {
+        if self.first_depth.is_none() {
+            self.scratch.clear();
+            if let Ok(Decoded::Depth { first_update_id, .. }) =
+                normalizer.normalize(text.as_bytes(), ts_recv, &mut self.scratch)
+            {
+                self.first_depth = Some(first_update_id);
+            }
+        }
+        self.frames.push((ts_recv, text));
+    }
+
+    /// True once the book holds every update before the new connection's first diff (or it is
+    /// not synced, so there is nothing to keep), or the handover has waited long enough.
+    fn ready(&self, sync: &DepthSync) -> bool {
+        if self.opened.elapsed() > HANDOVER_TIMEOUT || self.frames.len() >= HANDOVER_MAX_FRAMES {
+            return true;
+        }
+        match (sync.last_update_id(), self.first_depth) {
+            (None, _) => true,
+            (Some(last), Some(first)) => last + 1 >= first,
+            (Some(_), None) => false,
+        }
+    }
+}
+
+/// Makes `standby` the connection: the old one is closed in the background, the book is kept,
+/// and the held frames go through the flow (repeats dropped, the depth chain taken up).
+fn take_over(ws: &mut WsStream, standby: Standby, flow: &mut Flow<'_>) -> Result<(), FeedError> {
+    let mut old = std::mem::replace(ws, standby.ws);
+    tokio::spawn(async move {
+        let _ = old.close(None).await;
+    });
+    flow.sync.handover();
+    FeedStats::inc(&flow.stats.planned_reconnects);
+    info!(venue = "binance", symbol = %flow.cfg.symbol, held = standby.frames.len(), "switched to the new connection");
+    for (ts_recv, text) in &standby.frames {
+        flow.frame(text, *ts_recv)?;
+    }
+    Ok(())
+}
+
+async fn standby_next(standby: &mut Option<Standby>) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+    match standby {
+        Some(s) => s.ws.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn session(
     cfg: &BinanceFeedConfig,
     normalizer: &BinanceNormalizer,
     sync: &mut DepthSync,
+    dedup: &mut Dedup,
     tx: &Sender<MarketEvent>,
     stats: &FeedStats,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<End, FeedError> {
     let url = cfg.stream_url();
-    let ws_cfg = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-        .max_message_size(Some(cfg.max_message_bytes))
-        .max_frame_size(Some(cfg.max_message_bytes));
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_cfg), true).await?;
+    let mut ws = connect(cfg, &url).await?;
     let mut last_rx = tokio::time::Instant::now();
     let mut ping = tokio::time::interval(cfg.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await;
     stats.connected.store(1, std::sync::atomic::Ordering::Relaxed);
     info!(venue = "binance", url = %url, "connected");
-    let mut decoded = Vec::with_capacity(4096);
-    let mut ready = Vec::with_capacity(8192);
-    let mut snapshot: Option<JoinHandle<Result<Vec<u8>, FeedError>>> = None;
-    let mut snapshot_tries = 0_u32;
+    let mut flow = Flow {
+        cfg,
+        normalizer,
+        sync,
+        dedup,
+        tx,
+        stats,
+        decoded: Vec::with_capacity(4096),
+        ready: Vec::with_capacity(8192),
+        snapshot: None,
+        snapshot_tries: 0,
+        last_data: tokio::time::Instant::now(),
+    };
+    let mut stale_check = tokio::time::interval(stale_check_period(cfg.stale_after));
+    stale_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Planned reconnection before the venue's connection lifetime ends.
+    let planned = !cfg.max_session.is_zero();
+    let mut replace_at = tokio::time::Instant::now() + cfg.max_session;
+    let mut standby: Option<Standby> = None;
     let result = loop {
         tokio::select! {
             msg = ws.next() => {
-                let Some(msg) = msg else { break Err(FeedError::ConnectionLost) };
+                let msg = match msg {
+                    Some(Ok(m)) => m,
+                    other => {
+                        // The old connection ended while its successor stands by: carry on there.
+                        if let Some(s) = standby.take() {
+                            take_over(&mut ws, s, &mut flow)?;
+                            replace_at = tokio::time::Instant::now() + cfg.max_session;
+                            continue;
+                        }
+                        break match other {
+                            Some(Err(e)) => Err(e.into()),
+                            _ => Err(FeedError::ConnectionLost),
+                        };
+                    }
+                };
                 last_rx = tokio::time::Instant::now();
                 let ts_recv = now();
-                let text = match msg? {
+                let text = match msg {
                     Message::Text(t) => t,
                     Message::Binary(_) => { FeedStats::inc(&stats.malformed); continue; }
-                    Message::Close(_) => break Ok(End::Closed),
+                    Message::Close(_) => {
+                        if let Some(s) = standby.take() {
+                            take_over(&mut ws, s, &mut flow)?;
+                            replace_at = tokio::time::Instant::now() + cfg.max_session;
+                            continue;
+                        }
+                        break Ok(End::Closed);
+                    }
                     _ => continue,
                 };
-                decoded.clear();
-                ready.clear();
-                match normalizer.normalize(text.as_bytes(), ts_recv, &mut decoded) {
-                    Ok(Decoded::Trade) => { FeedStats::inc(&stats.frames_trade); ready.extend_from_slice(&decoded); }
-                    Ok(Decoded::BookTicker) => { FeedStats::inc(&stats.frames_book_ticker); ready.extend_from_slice(&decoded); }
-                    Ok(Decoded::Mark | Decoded::Liquidation) => { FeedStats::inc(&stats.frames_derivative); ready.extend_from_slice(&decoded); }
-                    Ok(Decoded::Depth { first_update_id, final_update_id, prev_final_update_id }) => {
-                        FeedStats::inc(&stats.frames_depth);
-                        let before = sync.stats();
-                        let status = sync.on_diff(first_update_id, final_update_id, prev_final_update_id, &decoded, &mut ready);
-                        account(stats, before, sync);
-                        if status == SyncStatus::NeedSnapshot && snapshot.is_none() {
-                            snapshot = Some(tokio::spawn(http::get_owned(cfg.snapshot_url(), cfg.snapshot_timeout)));
-                        }
-                    }
-                    Ok(Decoded::Ignored) => FeedStats::inc(&stats.frames_ignored),
-                    Err(error) => {
-                        FeedStats::inc(&stats.malformed);
-                        warn!(venue = "binance", %error, "malformed frame");
+                flow.frame(&text, ts_recv)?;
+                if standby.as_ref().is_some_and(|s| s.ready(flow.sync)) {
+                    if let Some(s) = standby.take() {
+                        take_over(&mut ws, s, &mut flow)?;
+                        replace_at = tokio::time::Instant::now() + cfg.max_session;
                     }
                 }
-                if stamp_and_send(&mut ready, tx, stats, cfg.queue_policy)? {
-                    drop_resync(cfg, sync, tx, stats, &mut snapshot)?;
+            }
+            msg = standby_next(&mut standby), if standby.is_some() => {
+                match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        if let Some(s) = standby.as_mut() {
+                            s.hold(now(), text, normalizer);
+                        }
+                        if standby.as_ref().is_some_and(|s| s.ready(flow.sync)) {
+                            if let Some(s) = standby.take() {
+                                take_over(&mut ws, s, &mut flow)?;
+                                replace_at = tokio::time::Instant::now() + cfg.max_session;
+                            }
+                        }
+                    }
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => {
+                        warn!(venue = "binance", "the new connection failed before the handover; trying again");
+                        standby = None;
+                        replace_at = tokio::time::Instant::now() + cfg.backoff_cap.min(cfg.max_session);
+                    }
+                    Some(Ok(_)) => {}
+                }
+            }
+            _ = tokio::time::sleep_until(replace_at), if planned && standby.is_none() => {
+                match tokio::time::timeout(HANDOVER_TIMEOUT, connect(cfg, &url)).await {
+                    Ok(Ok(ws)) => {
+                        info!(venue = "binance", symbol = %cfg.symbol, "connection lifetime nearly over: opened its successor");
+                        standby = Some(Standby {
+                            ws,
+                            opened: tokio::time::Instant::now(),
+                            frames: Vec::with_capacity(1024),
+                            first_depth: None,
+                            scratch: Vec::with_capacity(1024),
+                        });
+                    }
+                    Ok(Err(error)) => {
+                        warn!(venue = "binance", %error, "could not open the successor connection; trying again");
+                        replace_at = tokio::time::Instant::now() + cfg.backoff_cap.min(cfg.max_session);
+                    }
+                    Err(_) => {
+                        warn!(venue = "binance", "successor connection timed out; trying again");
+                        replace_at = tokio::time::Instant::now() + cfg.backoff_cap.min(cfg.max_session);
+                    }
                 }
             }
             res = async {
-                match snapshot.as_mut() {
+                match flow.snapshot.as_mut() {
                     Some(h) => h.await,
                     None => std::future::pending().await,
                 }
-            }, if snapshot.is_some() => {
-                snapshot = None;
-                let ts_recv = now();
-                ready.clear();
-                let applied = match res {
-                    Ok(Ok(body)) => {
-                        FeedStats::inc(&stats.snapshots);
-                        parse_snapshot(&body).and_then(|s| {
-                            let before = sync.stats();
-                            let r = sync.on_snapshot(&s, ts_recv, &mut ready);
-                            account(stats, before, sync);
-                            r
-                        })
-                    }
-                    Ok(Err(e)) => Err(e),
-                    Err(join) => Err(FeedError::Http(join.to_string())),
-                };
-                match applied {
-                    Ok(SyncStatus::Synced) => { snapshot_tries = 0; info!(venue = "binance", "book synced"); }
-                    Ok(SyncStatus::NeedSnapshot) | Err(_) => {
-                        if let Err(error) = &applied {
-                            FeedStats::inc(&stats.snapshot_failures);
-                            warn!(venue = "binance", %error, "snapshot failed");
-                        }
-                        snapshot_tries += 1;
-                        if snapshot_tries > 5 {
-                            break Err(FeedError::NoSnapshot { failures: u64::from(snapshot_tries) });
-                        }
-                        let delay = Duration::from_millis(200 * u64::from(snapshot_tries));
-                        let url = cfg.snapshot_url();
-                        let timeout = cfg.snapshot_timeout;
-                        snapshot = Some(tokio::spawn(async move { tokio::time::sleep(delay).await; http::get(&url, timeout).await }));
-                    }
-                }
-                if stamp_and_send(&mut ready, tx, stats, cfg.queue_policy)? {
-                    drop_resync(cfg, sync, tx, stats, &mut snapshot)?;
+            }, if flow.snapshot.is_some() => {
+                flow.snapshot = None;
+                if let Err(e) = flow.snapshot_done(res) {
+                    break Err(e);
                 }
             }
             _ = shutdown.changed() => {
                 let _ = ws.close(None).await;
+                if let Some(mut s) = standby.take() {
+                    let _ = s.ws.close(None).await;
+                }
                 break Ok(End::Shutdown);
             }
             _ = tokio::time::sleep_until(last_rx + cfg.read_timeout) => {
@@ -290,11 +584,27 @@ async fn session(
                 if let Err(e) = ws.send(Message::Ping(Default::default())).await {
                     break Err(e.into());
                 }
+                if let Some(s) = standby.as_mut() {
+                    let _ = s.ws.send(Message::Ping(Default::default())).await;
+                }
+                if standby.as_ref().is_some_and(|s| s.ready(flow.sync)) {
+                    if let Some(s) = standby.take() {
+                        take_over(&mut ws, s, &mut flow)?;
+                        replace_at = tokio::time::Instant::now() + cfg.max_session;
+                    }
+                }
+            }
+            _ = stale_check.tick(), if !cfg.stale_after.is_zero() => {
+                if flow.last_data.elapsed() > cfg.stale_after {
+                    FeedStats::inc(&stats.stale_instruments);
+                    warn!(venue = "binance", symbol = %cfg.symbol, silent_s = flow.last_data.elapsed().as_secs_f64(), "no market data on a live connection: reconnecting");
+                    break Ok(End::Stale);
+                }
             }
         }
     };
-    if let Some(h) = snapshot {
-        if matches!(result, Ok(End::Closed)) && !sync.is_synced() {
+    if let Some(h) = flow.snapshot.take() {
+        if matches!(result, Ok(End::Closed)) && !flow.sync.is_synced() {
             // The stream ended while the book waited for its snapshot: learn how that request
             // ended, so a venue that never serves one is reported as such, not as a clean close.
             match tokio::time::timeout(cfg.snapshot_timeout, h).await {
@@ -309,7 +619,7 @@ async fn session(
             h.abort();
         }
     }
-    if matches!(result, Ok(End::Closed)) {
+    if matches!(result, Ok(End::Closed | End::Stale)) {
         let _ = ws.close(None).await;
     }
     result
@@ -395,6 +705,21 @@ pub(crate) fn stamp_and_send(
     for ev in ready.iter_mut() {
         ev.decode_ns = u32::try_from(done.since(ev.ts_recv)).unwrap_or(u32::MAX);
     }
+    let lost_book = push(ready, tx, stats, policy)?;
+    // Every event of a frame shares its receive time: one sample per frame, once all are queued.
+    if let Some(first) = ready.first() {
+        stats.frame_to_queue.record(now().since(first.ts_recv));
+    }
+    Ok(lost_book)
+}
+
+/// Pushes events under `policy`; true when a book delta was dropped.
+fn push(
+    ready: &[MarketEvent],
+    tx: &Sender<MarketEvent>,
+    stats: &FeedStats,
+    policy: QueuePolicy,
+) -> Result<bool, FeedError> {
     let (mut sent, mut lost_book) = (0_u64, false);
     for ev in ready.iter() {
         match tx.try_send(*ev) {
@@ -427,6 +752,6 @@ pub(crate) fn send_resets(
     tx: &Sender<MarketEvent>,
     stats: &FeedStats,
 ) -> Result<(), FeedError> {
-    let mut resets: Vec<MarketEvent> = instruments.into_iter().map(book_reset).collect();
-    stamp_and_send(&mut resets, tx, stats, QueuePolicy::Block).map(|_| ())
+    let resets: Vec<MarketEvent> = instruments.into_iter().map(book_reset).collect();
+    push(&resets, tx, stats, QueuePolicy::Block).map(|_| ())
 }

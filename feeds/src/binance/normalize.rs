@@ -20,7 +20,10 @@ pub enum Decoded {
     /// One trade event was written.
     Trade,
     /// One quote event was written.
-    BookTicker,
+    BookTicker {
+        /// `u`: the order book update id the quote reflects (0 when the frame has none).
+        update_id: u64,
+    },
     /// A depth diff: its level deltas were written, flagged but not yet sequenced by a sync.
     Depth {
         /// `U`: first update id in the event.
@@ -177,7 +180,7 @@ impl BinanceNormalizer {
                 };
                 out.push(event(f.trade_time.or(f.event_time), ts_recv, instrument, MarketEventKind::Trade(trade)));
             }
-            Decoded::BookTicker => {
+            Decoded::BookTicker { .. } => {
                 let quote = Quote {
                     bid_price: decimal("b", f.b_str)?,
                     bid_qty: decimal("B", f.bid_qty)?,
@@ -299,11 +302,13 @@ impl Fields<'_> {
                 final_update_id: self.final_id.ok_or(FeedError::MissingField("u"))?,
                 prev_final_update_id: self.prev_final_id,
             }),
-            Some("bookTicker") => Ok(Decoded::BookTicker),
+            Some("bookTicker") => Ok(Decoded::BookTicker { update_id: self.final_id.unwrap_or(0) }),
             Some("markPriceUpdate") => Ok(Decoded::Mark),
             Some("forceOrder") => Ok(Decoded::Liquidation),
             Some(_) => Ok(Decoded::Ignored),
-            None if self.b_str.is_some() && self.a_str.is_some() && self.final_id.is_some() => Ok(Decoded::BookTicker),
+            None if self.b_str.is_some() && self.a_str.is_some() && self.final_id.is_some() => {
+                Ok(Decoded::BookTicker { update_id: self.final_id.unwrap_or(0) })
+            }
             // Subscription acknowledgements: {"result":null,"id":1}.
             None if self.result_or_id => Ok(Decoded::Ignored),
             None => Err(FeedError::UnknownMessage),
@@ -872,7 +877,10 @@ mod tests {
     fn decodes_book_ticker_and_agg_trade() {
         let mut out = Vec::new();
         let bt = br#"{"u":50093239212,"s":"BTCUSDT","b":"61837.63000000","B":"3.78826000","a":"61837.64000000","A":"1.54698000"}"#;
-        assert_eq!(norm().normalize(bt, UnixNanos(0), &mut out).unwrap(), Decoded::BookTicker);
+        assert_eq!(
+            norm().normalize(bt, UnixNanos(0), &mut out).unwrap(),
+            Decoded::BookTicker { update_id: 50093239212 }
+        );
         let agg = br#"{"e":"aggTrade","E":1,"s":"ETHUSDT","a":226532,"p":"1.5","q":"2","f":1,"l":2,"T":3,"m":false,"M":true,"st":0}"#;
         assert_eq!(norm().normalize(agg, UnixNanos(0), &mut out).unwrap(), Decoded::Trade);
         let MarketEventKind::Trade(t) = out[1].kind else { panic!("not a trade") };

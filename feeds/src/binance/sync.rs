@@ -129,6 +129,24 @@ impl DepthSync {
         !matches!(self.phase, Phase::Buffering)
     }
 
+    /// The id of the last update the book holds, once synced.
+    pub fn last_update_id(&self) -> Option<u64> {
+        match self.phase {
+            Phase::AwaitFirst { last } | Phase::Synced { last } => Some(last),
+            Phase::Buffering => None,
+        }
+    }
+
+    /// A planned switch to a second connection of the same stream: the book is kept, and the new
+    /// connection's diffs are taken up the way the first diffs after a snapshot are: repeats of
+    /// what was applied (`u <= last`) are dropped, the first one applied must straddle
+    /// (`U <= last + 1 <= u`, or `pu == last` on USD-M), and anything else is a gap.
+    pub fn handover(&mut self) {
+        if let Phase::Synced { last } = self.phase {
+            self.phase = Phase::AwaitFirst { last };
+        }
+    }
+
     /// Forgets all state (after a reconnect): the next snapshot starts over.
     pub fn reset(&mut self) {
         self.phase = Phase::Buffering;
@@ -299,6 +317,33 @@ mod tests {
         }
         assert_eq!(book.depth(Side::Buy), 4);
         assert_eq!(s.on_diff(225, 230, None, &diff(1), &mut out), SyncStatus::Synced);
+    }
+
+    #[test]
+    fn a_handover_takes_up_a_new_connection_whose_diffs_are_cut_differently() {
+        let mut s = DepthSync::new(InstrumentId(0));
+        let mut out = Vec::new();
+        s.on_snapshot(&snap(100), UnixNanos(0), &mut out).unwrap();
+        assert_eq!(s.on_diff(101, 120, None, &diff(1), &mut out), SyncStatus::Synced);
+        // Without a handover, a diff that overlaps what was applied breaks the chain.
+        let mut strict = DepthSync::new(InstrumentId(0));
+        strict.on_snapshot(&snap(100), UnixNanos(0), &mut out).unwrap();
+        strict.on_diff(101, 120, None, &diff(1), &mut out);
+        assert_eq!(strict.on_diff(111, 125, None, &diff(1), &mut out), SyncStatus::NeedSnapshot);
+        // The new connection's windows: 96-110 (already applied), then 111-125 straddling 120.
+        s.handover();
+        assert_eq!(s.last_update_id(), Some(120));
+        out.clear();
+        assert_eq!(s.on_diff(96, 110, None, &diff(1), &mut out), SyncStatus::Synced);
+        assert!(out.is_empty(), "a repeat is dropped");
+        assert_eq!(s.on_diff(111, 125, None, &diff(2), &mut out), SyncStatus::Synced);
+        assert_eq!(out.len(), 2, "the straddling diff is applied");
+        assert_eq!(s.on_diff(126, 130, None, &diff(1), &mut out), SyncStatus::Synced);
+        assert_eq!(s.stats().gaps, 0);
+        // And a real gap after a handover is still one.
+        s.handover();
+        assert_eq!(s.on_diff(140, 150, None, &diff(1), &mut out), SyncStatus::NeedSnapshot);
+        assert_eq!(s.stats().gaps, 1);
     }
 
     #[test]

@@ -134,7 +134,7 @@ impl Checker for BinanceChecker {
             result = self.normalizer.normalize(r.body.as_bytes(), ts, &mut self.decoded);
         }
         match result {
-            Ok(Decoded::Trade | Decoded::BookTicker | Decoded::Mark | Decoded::Liquidation) => {
+            Ok(Decoded::Trade | Decoded::BookTicker { .. } | Decoded::Mark | Decoded::Liquidation) => {
                 report.count_events(&self.decoded);
                 if let Some(c) = &mut self.collected {
                     c.extend_from_slice(&self.decoded);
