@@ -117,7 +117,7 @@ pub fn run(path: &Path, symbol: &str, passes: usize) -> Result<FeedBenchReport, 
             let t0 = Instant::now();
             decoded.clear();
             let kind = norm
-                .normalize(f.frame.as_bytes(), UnixNanos(f.ts_recv_ns), &mut decoded)
+                .normalize_str(&f.frame, UnixNanos(f.ts_recv_ns), &mut decoded)
                 .map_err(|source| FeedBenchError::Frame { line: f.line, source })?;
             if let Decoded::Depth { first_update_id, final_update_id, prev_final_update_id } = kind {
                 synced.clear();

@@ -41,7 +41,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 for f in frames {
                     out.clear();
-                    norm.normalize(black_box(f.as_bytes()), UnixNanos(0), &mut out).unwrap();
+                    norm.normalize_str(black_box(f.as_str()), UnixNanos(0), &mut out).unwrap();
                 }
             })
         });
@@ -66,7 +66,7 @@ fn bench(c: &mut Criterion) {
     let mut levels = Vec::new();
     for f in &depth {
         out.clear();
-        norm.normalize(f.as_bytes(), UnixNanos(0), &mut out).unwrap();
+        norm.normalize_str(f, UnixNanos(0), &mut out).unwrap();
         levels.extend(out.iter().filter_map(|e| match e.kind {
             MarketEventKind::Delta(d) => Some(d),
             _ => None,
@@ -91,7 +91,7 @@ fn bench(c: &mut Criterion) {
             |book| {
                 for f in &depth {
                     out.clear();
-                    norm.normalize(f.as_bytes(), UnixNanos(0), &mut out).unwrap();
+                    norm.normalize_str(f, UnixNanos(0), &mut out).unwrap();
                     for ev in &out {
                         if let MarketEventKind::Delta(d) = ev.kind {
                             book.apply(&d);

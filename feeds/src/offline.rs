@@ -84,7 +84,7 @@ impl BinanceRecording {
                 continue;
             }
             self.decoded.clear();
-            match self.normalizer.normalize(frame.frame.as_bytes(), ts, &mut self.decoded) {
+            match self.normalizer.normalize_str(&frame.frame, ts, &mut self.decoded) {
                 Ok(Decoded::Trade) => {
                     self.stats.trade += 1;
                     self.ready.extend_from_slice(&self.decoded);

@@ -265,7 +265,7 @@ impl Flow<'_> {
         let stats = self.stats;
         self.decoded.clear();
         self.ready.clear();
-        let decoded = self.normalizer.normalize(text.as_bytes(), ts_recv, &mut self.decoded);
+        let decoded = self.normalizer.normalize_str(text.as_str(), ts_recv, &mut self.decoded);
         if matches!(decoded, Ok(d) if d != Decoded::Ignored) {
             self.last_data = tokio::time::Instant::now();
         }
@@ -394,7 +394,7 @@ impl Standby {
         if self.first_depth.is_none() {
             self.scratch.clear();
             if let Ok(Decoded::Depth { first_update_id, .. }) =
-                normalizer.normalize(text.as_bytes(), ts_recv, &mut self.scratch)
+                normalizer.normalize_str(text.as_str(), ts_recv, &mut self.scratch)
             {
                 self.first_depth = Some(first_update_id);
             }

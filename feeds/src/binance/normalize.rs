@@ -102,6 +102,26 @@ impl BinanceNormalizer {
         self.normalize_with(frame, ts_recv, out, true)
     }
 
+    /// [`Self::normalize`] for a frame already known to be UTF-8 (a websocket text frame, a
+    /// line read as a `String`), whose strings are then sliced out without validating the
+    /// bytes a second time: the live path.
+    ///
+    /// # Errors
+    /// As [`Self::normalize`].
+    pub fn normalize_str(
+        &self,
+        frame: &str,
+        ts_recv: UnixNanos,
+        out: &mut Vec<MarketEvent>,
+    ) -> Result<Decoded, FeedError> {
+        let start = out.len();
+        let result = self.normalize_inner(Input::Text(frame), ts_recv, out, start, true);
+        if result.is_err() {
+            out.truncate(start);
+        }
+        result
+    }
+
     /// [`Self::normalize`], optionally without the fast scanner (tests hold the two equal).
     fn normalize_with(
         &self,
@@ -111,7 +131,7 @@ impl BinanceNormalizer {
         fast: bool,
     ) -> Result<Decoded, FeedError> {
         let start = out.len();
-        let result = self.normalize_inner(frame, ts_recv, out, start, fast);
+        let result = self.normalize_inner(Input::Bytes(frame), ts_recv, out, start, fast);
         if result.is_err() {
             out.truncate(start);
         }
@@ -120,14 +140,24 @@ impl BinanceNormalizer {
 
     fn normalize_inner(
         &self,
-        frame: &[u8],
+        input: Input<'_>,
         ts_recv: UnixNanos,
         out: &mut Vec<MarketEvent>,
         start: usize,
         fast: bool,
     ) -> Result<Decoded, FeedError> {
         let mut f = Fields::default();
-        if !fast || Scanner::frame(frame, &mut f, out, ts_recv).is_none() {
+        let text = match input {
+            Input::Text(t) => Some(t),
+            // The fast path needs text; bytes that are not UTF-8 go to serde, which names the error.
+            Input::Bytes(b) if fast => std::str::from_utf8(b).ok(),
+            Input::Bytes(_) => None,
+        };
+        let frame = match input {
+            Input::Text(t) => t.as_bytes(),
+            Input::Bytes(b) => b,
+        };
+        if text.is_none_or(|t| Scanner::frame(t, &mut f, out, ts_recv).is_none()) {
             // Anything the fast scanner does not take (escapes, non-ASCII text, forceOrder
             // objects, malformed JSON) goes through serde, which decides and names the error.
             out.truncate(start);
@@ -141,7 +171,8 @@ impl BinanceNormalizer {
             out.truncate(start);
             return Ok(kind);
         }
-        let instrument = self.instrument(f.s.ok_or(FeedError::MissingField("s"))?)?;
+        let Some(symbol) = f.s else { return Err(FeedError::MissingField("s")) };
+        let instrument = self.instrument(symbol)?;
         match kind {
             Decoded::Mark => {
                 let mark = MarkPrice {
@@ -176,7 +207,11 @@ impl BinanceNormalizer {
                     // 2019 USD-M aggTrades carry no id at all.
                     trade_id: f.t.or(f.a_num).unwrap_or(0),
                     // `m`: the buyer is the maker, so the taker sold.
-                    aggressor: if f.m.ok_or(FeedError::MissingField("m"))? { Side::Sell } else { Side::Buy },
+                    aggressor: match f.m {
+                        Some(true) => Side::Sell,
+                        Some(false) => Side::Buy,
+                        None => return Err(FeedError::MissingField("m")),
+                    },
                 };
                 out.push(event(f.trade_time.or(f.event_time), ts_recv, instrument, MarketEventKind::Trade(trade)));
             }
@@ -236,7 +271,7 @@ pub(crate) fn delta_event(side: Side, price: Price, qty: Qty, ts_recv: UnixNanos
 }
 
 fn decimal<T: FromDecimal>(field: &'static str, s: Option<&str>) -> Result<T, FeedError> {
-    let s = s.ok_or(FeedError::MissingField(field))?;
+    let Some(s) = s else { return Err(FeedError::MissingField(field)) };
     T::from_decimal(s).map_err(|source| FeedError::Decimal { field, source })
 }
 
@@ -252,6 +287,13 @@ impl FromDecimal for Qty {
     fn from_decimal(s: &str) -> Result<Self, argus_core::ParseFixedError> {
         Qty::parse_size(s)
     }
+}
+
+/// A frame as the caller has it.
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    Bytes(&'a [u8]),
+    Text(&'a str),
 }
 
 /// Fields seen in a frame; borrowed from the frame bytes.
@@ -406,7 +448,7 @@ fn side_value<'de>(
     let text = raw.get();
     match text.as_bytes().first() {
         Some(b'[') => {
-            let mut levels = Scanner { b: text.as_bytes(), i: 0 };
+            let mut levels = Scanner { s: text, b: text.as_bytes(), i: 0 };
             levels.read(side, ts_recv, out)?;
             Ok(SideValue::Levels)
         }
@@ -418,6 +460,9 @@ fn side_value<'de>(
 /// A cursor over frame bytes: `[[price, qty], ...]` level arrays with both as JSON strings,
 /// and the fast path over whole frames.
 struct Scanner<'a> {
+    /// The text, valid UTF-8 as a whole (checked once), so each string in it is sliced out
+    /// without validating it again.
+    s: &'a str,
     b: &'a [u8],
     i: usize,
 }
@@ -428,8 +473,8 @@ const FAST_MAX_DEPTH: u32 = 16;
 impl<'a> Scanner<'a> {
     /// Reads a whole frame the way [`FrameSeed`] does, or `None` for anything it does not take
     /// (then nothing it wrote counts): no escapes, ASCII text only, strict JSON numbers.
-    fn frame(frame: &'a [u8], f: &mut Fields<'a>, out: &mut Vec<MarketEvent>, ts_recv: UnixNanos) -> Option<()> {
-        let mut c = Scanner { b: frame, i: 0 };
+    fn frame(frame: &'a str, f: &mut Fields<'a>, out: &mut Vec<MarketEvent>, ts_recv: UnixNanos) -> Option<()> {
+        let mut c = Scanner { s: frame, b: frame.as_bytes(), i: 0 };
         c.object(f, out, ts_recv, 0)?;
         (c.peek().is_none()).then_some(())
     }
@@ -446,38 +491,42 @@ impl<'a> Scanner<'a> {
         loop {
             let key = self.key()?;
             self.eat(b':')?;
+            // One-letter keys (nearly all of them) dispatch on their byte.
             match key {
-                b"data" => self.object(f, out, ts_recv, depth + 1)?,
-                b"e" => f.e = Some(self.text()?),
-                b"E" => f.event_time = Some(self.number()?),
-                b"T" => f.trade_time = Some(self.number()?),
-                b"s" => f.s = Some(self.text()?),
-                b"t" => f.t = Some(self.number()?),
-                b"p" => f.p = Some(self.text()?),
-                b"q" => f.q = Some(self.text()?),
-                b"m" => f.m = Some(self.boolean()?),
-                b"U" => f.first_id = Some(self.number()?),
-                b"u" => f.final_id = Some(self.number()?),
-                b"pu" => f.prev_final_id = Some(self.number()?),
-                b"i" => f.index = Some(self.text()?),
-                b"r" => f.funding_rate = Some(self.text()?),
-                b"B" => f.bid_qty = Some(self.text()?),
-                b"A" => f.ask_qty = Some(self.text()?),
-                b"b" | b"a" => {
-                    let (side, is_bid) = if key == b"b" { (Side::Buy, true) } else { (Side::Sell, false) };
-                    match self.peek()? {
-                        b'[' => {
-                            self.read(side, ts_recv, out).ok()?;
-                            f.levels = true;
+                [c] => match c {
+                    b'e' => f.e = Some(self.text()?),
+                    b'E' => f.event_time = Some(self.number()?),
+                    b'T' => f.trade_time = Some(self.number()?),
+                    b's' => f.s = Some(self.text()?),
+                    b't' => f.t = Some(self.number()?),
+                    b'p' => f.p = Some(self.text()?),
+                    b'q' => f.q = Some(self.text()?),
+                    b'm' => f.m = Some(self.boolean()?),
+                    b'U' => f.first_id = Some(self.number()?),
+                    b'u' => f.final_id = Some(self.number()?),
+                    b'i' => f.index = Some(self.text()?),
+                    b'r' => f.funding_rate = Some(self.text()?),
+                    b'B' => f.bid_qty = Some(self.text()?),
+                    b'A' => f.ask_qty = Some(self.text()?),
+                    b'b' | b'a' => {
+                        let (side, is_bid) = if *c == b'b' { (Side::Buy, true) } else { (Side::Sell, false) };
+                        match self.peek()? {
+                            b'[' => {
+                                self.read(side, ts_recv, out).ok()?;
+                                f.levels = true;
+                            }
+                            b'"' if is_bid => f.b_str = Some(self.text()?),
+                            b'"' => f.a_str = Some(self.text()?),
+                            _ if is_bid => return None,
+                            _ => f.a_num = Some(self.number()?),
                         }
-                        b'"' if is_bid => f.b_str = Some(self.text()?),
-                        b'"' => f.a_str = Some(self.text()?),
-                        _ if is_bid => return None,
-                        _ => f.a_num = Some(self.number()?),
                     }
-                }
-                // forceOrder's nested order (or 24hrTicker's open): serde's path.
-                b"o" => return None,
+                    // forceOrder's nested order (or 24hrTicker's open): serde's path.
+                    b'o' => return None,
+                    _ => self.skip(0)?,
+                },
+                b"data" => self.object(f, out, ts_recv, depth + 1)?,
+                b"pu" => f.prev_final_id = Some(self.number()?),
                 b"result" | b"id" => {
                     f.result_or_id = true;
                     self.skip(0)?;
@@ -514,9 +563,9 @@ impl<'a> Scanner<'a> {
         if rest[len] != b'"' {
             return None;
         }
+        let start = self.i;
         self.i += len + 1;
-        // ASCII was checked byte by byte above.
-        std::str::from_utf8(&rest[..len]).ok()
+        self.s.get(start..start + len)
     }
 
     /// A JSON integer that fits `u64` (no sign, fraction, exponent or leading zero).
@@ -524,13 +573,17 @@ impl<'a> Scanner<'a> {
     fn number(&mut self) -> Option<u64> {
         self.peek()?;
         let rest = &self.b[self.i..];
-        let digits = rest.iter().position(|c| !c.is_ascii_digit()).unwrap_or(rest.len());
+        // One pass: up to 19 digits cannot overflow a u64; longer numbers go to serde.
+        let (mut v, mut digits) = (0_u64, 0);
+        while let Some(d) = rest.get(digits).map(|c| c.wrapping_sub(b'0')).filter(|d| *d <= 9) {
+            v = v * 10 + u64::from(d);
+            digits += 1;
+            if digits > 19 {
+                return None;
+            }
+        }
         if digits == 0 || (digits > 1 && rest[0] == b'0') || matches!(rest.get(digits), Some(b'.' | b'e' | b'E')) {
             return None;
-        }
-        let mut v: u64 = 0;
-        for &c in &rest[..digits] {
-            v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
         }
         self.i += digits;
         Some(v)
@@ -813,6 +866,12 @@ mod tests {
         let b = n.normalize_with(frame, UnixNanos(3), &mut slow, false).map_err(|e| e.to_string());
         assert_eq!(a, b, "{}", String::from_utf8_lossy(frame));
         assert_eq!(fast, slow, "{}", String::from_utf8_lossy(frame));
+        // Text already known to be UTF-8 takes the same scanner without the validation.
+        if let Ok(text) = std::str::from_utf8(frame) {
+            let mut from_str = Vec::new();
+            let c = n.normalize_str(text, UnixNanos(3), &mut from_str).map_err(|e| e.to_string());
+            assert_eq!((c, from_str), (a, fast), "{text}");
+        }
     }
 
     #[test]

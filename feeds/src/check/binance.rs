@@ -127,11 +127,11 @@ impl Checker for BinanceChecker {
         report.frames += 1;
         self.decoded.clear();
         let ts = UnixNanos(r.ts_ns);
-        let mut result = self.normalizer.normalize(r.body.as_bytes(), ts, &mut self.decoded);
+        let mut result = self.normalizer.normalize_str(&r.body, ts, &mut self.decoded);
         if let Err(FeedError::UnknownSymbol(s)) = &result {
             let s = s.clone();
             self.id_of(&s);
-            result = self.normalizer.normalize(r.body.as_bytes(), ts, &mut self.decoded);
+            result = self.normalizer.normalize_str(&r.body, ts, &mut self.decoded);
         }
         match result {
             Ok(Decoded::Trade | Decoded::BookTicker { .. } | Decoded::Mark | Decoded::Liquidation) => {
