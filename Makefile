@@ -7,7 +7,7 @@ VENV_STAMP  := $(VENV)/.argus-torch-$(TORCH)
 ARGUS       := target/release/argus
 CARGO       ?= cargo
 
-.PHONY: all demo test build bench venv tools ganache lint check-deps clean-venv
+.PHONY: all demo test build bench fuzz venv tools ganache lint check-deps clean-venv
 
 all: build
 
@@ -53,6 +53,15 @@ test: venv tools ganache build lint check-deps
 
 bench: venv
 	$(CARGO) bench --workspace
+
+# Coverage-guided fuzzing of the feeds' decoders (libFuzzer via cargo-fuzz; needs the nightly
+# toolchain and `cargo install cargo-fuzz`, so it is not part of `make test`, which runs the
+# mutation fuzzer feeds/tests/fuzz_frames.rs instead). Seeds come from the bundled captures.
+FUZZ_SECONDS ?= 60
+fuzz:
+	python3 scripts/fuzz_seeds.py feeds/fuzz/corpus
+	cd feeds && for t in binance venues chain; do \
+		cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 || exit 1; done
 
 clean-venv:
 	rm -rf $(VENV)

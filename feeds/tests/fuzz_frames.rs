@@ -3,7 +3,8 @@
 //! (`0.-10000`, 30-digit integers, exponents, negatives) spliced into the captures. Nothing may
 //! panic, every frame is counted, a Binance frame that fails leaves the output buffer as it was,
 //! and no book ever holds a negative size or a crossed top after a whole message.
-//! (cargo-fuzz needs a nightly toolchain this project does not assume; this runs in `make test`.)
+//! (The coverage-guided cargo-fuzz targets are in `feeds/fuzz`, run by `make fuzz` on nightly;
+//! this one runs on stable in `make test`.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};

@@ -576,11 +576,11 @@ impl<'a> Scanner<'a> {
         // One pass: up to 19 digits cannot overflow a u64; longer numbers go to serde.
         let (mut v, mut digits) = (0_u64, 0);
         while let Some(d) = rest.get(digits).map(|c| c.wrapping_sub(b'0')).filter(|d| *d <= 9) {
-            v = v * 10 + u64::from(d);
-            digits += 1;
-            if digits > 19 {
+            if digits == 19 {
                 return None;
             }
+            v = v * 10 + u64::from(d);
+            digits += 1;
         }
         if digits == 0 || (digits > 1 && rest[0] == b'0') || matches!(rest.get(digits), Some(b'.' | b'e' | b'E')) {
             return None;
@@ -871,6 +871,24 @@ mod tests {
             let mut from_str = Vec::new();
             let c = n.normalize_str(text, UnixNanos(3), &mut from_str).map_err(|e| e.to_string());
             assert_eq!((c, from_str), (a, fast), "{text}");
+        }
+    }
+
+    #[test]
+    fn integers_of_nineteen_and_twenty_digits_decode_as_serde_does() {
+        // Found by `make fuzz`: the one-pass integer read multiplied past u64 on a 20th digit.
+        let n = norm();
+        for t in ["9999999999999999999", "18446744073709551615", "18446744073709551616", "99999999999999999999"] {
+            let frame = format!(
+                r#"{{"e":"trade","E":1,"s":"BTCUSDT","t":{t},"p":"1.0","q":"2.0","T":1,"m":true,"M":true}}"#
+            );
+            same_as_serde(&n, frame.as_bytes());
+            let mut out = Vec::new();
+            let r = n.normalize_str(&frame, UnixNanos(0), &mut out);
+            match t.parse::<u64>() {
+                Ok(id) => assert!(matches!(out[0].kind, MarketEventKind::Trade(tr) if tr.trade_id == id), "{t}"),
+                Err(_) => assert!(r.is_err() && out.is_empty(), "{t} does not fit a u64"),
+            }
         }
     }
 
