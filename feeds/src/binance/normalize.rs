@@ -879,9 +879,8 @@ mod tests {
         // Found by `make fuzz`: the one-pass integer read multiplied past u64 on a 20th digit.
         let n = norm();
         for t in ["9999999999999999999", "18446744073709551615", "18446744073709551616", "99999999999999999999"] {
-            let frame = format!(
-                r#"{{"e":"trade","E":1,"s":"BTCUSDT","t":{t},"p":"1.0","q":"2.0","T":1,"m":true,"M":true}}"#
-            );
+            let frame =
+                format!(r#"{{"e":"trade","E":1,"s":"BTCUSDT","t":{t},"p":"1.0","q":"2.0","T":1,"m":true,"M":true}}"#);
             same_as_serde(&n, frame.as_bytes());
             let mut out = Vec::new();
             let r = n.normalize_str(&frame, UnixNanos(0), &mut out);

@@ -337,21 +337,26 @@ pub(crate) fn best_strings<'a>(mut it: impl Iterator<Item = &'a (String, String)
 pub struct LiveChecker {
     inner: Box<dyn Checker>,
     report: CheckReport,
-    frames: u64,
+    /// The frame as the checkers read it, its buffer reused from frame to frame.
+    record: RawRecord,
 }
 
 impl LiveChecker {
     pub fn new(venue: CheckVenue) -> Self {
         let mut inner = checker(venue);
         inner.collect_events();
-        Self { inner, report: CheckReport { venue: venue.as_str().to_owned(), ..CheckReport::default() }, frames: 0 }
+        let record = RawRecord { ts_ns: 0, kind: RawKind::Ws, body: String::with_capacity(1 << 16), input: 0, line: 0 };
+        Self { inner, report: CheckReport { venue: venue.as_str().to_owned(), ..CheckReport::default() }, record }
     }
 
     /// Reads one frame; its events (with the venue's symbols) are appended to `out`.
     pub fn on_frame(&mut self, text: &str, ts_recv: UnixNanos, out: &mut Vec<(String, MarketEvent)>) {
-        self.frames += 1;
-        let r = RawRecord { ts_ns: ts_recv.0, kind: RawKind::Ws, body: text.to_owned(), input: 0, line: self.frames };
-        self.inner.on_ws(&r, &mut self.report);
+        let r = &mut self.record;
+        r.ts_ns = ts_recv.0;
+        r.line += 1;
+        r.body.clear();
+        r.body.push_str(text);
+        self.inner.on_ws(r, &mut self.report);
         self.inner.take_events(out);
     }
 
