@@ -99,7 +99,7 @@ impl BinanceNormalizer {
         ts_recv: UnixNanos,
         out: &mut Vec<MarketEvent>,
     ) -> Result<Decoded, FeedError> {
-        self.normalize_with(frame, ts_recv, out, true)
+        self.normalize_with(Input::Bytes(frame), ts_recv, out, true)
     }
 
     /// [`Self::normalize`] for a frame already known to be UTF-8 (a websocket text frame, a
@@ -114,24 +114,19 @@ impl BinanceNormalizer {
         ts_recv: UnixNanos,
         out: &mut Vec<MarketEvent>,
     ) -> Result<Decoded, FeedError> {
-        let start = out.len();
-        let result = self.normalize_inner(Input::Text(frame), ts_recv, out, start, true);
-        if result.is_err() {
-            out.truncate(start);
-        }
-        result
+        self.normalize_with(Input::Text(frame), ts_recv, out, true)
     }
 
     /// [`Self::normalize`], optionally without the fast scanner (tests hold the two equal).
     fn normalize_with(
         &self,
-        frame: &[u8],
+        input: Input<'_>,
         ts_recv: UnixNanos,
         out: &mut Vec<MarketEvent>,
         fast: bool,
     ) -> Result<Decoded, FeedError> {
         let start = out.len();
-        let result = self.normalize_inner(Input::Bytes(frame), ts_recv, out, start, fast);
+        let result = self.normalize_inner(input, ts_recv, out, start, fast);
         if result.is_err() {
             out.truncate(start);
         }
@@ -862,8 +857,8 @@ mod tests {
     /// Same events, same outcome, and for errors the same message.
     fn same_as_serde(n: &BinanceNormalizer, frame: &[u8]) {
         let (mut fast, mut slow) = (Vec::new(), Vec::new());
-        let a = n.normalize_with(frame, UnixNanos(3), &mut fast, true).map_err(|e| e.to_string());
-        let b = n.normalize_with(frame, UnixNanos(3), &mut slow, false).map_err(|e| e.to_string());
+        let a = n.normalize_with(Input::Bytes(frame), UnixNanos(3), &mut fast, true).map_err(|e| e.to_string());
+        let b = n.normalize_with(Input::Bytes(frame), UnixNanos(3), &mut slow, false).map_err(|e| e.to_string());
         assert_eq!(a, b, "{}", String::from_utf8_lossy(frame));
         assert_eq!(fast, slow, "{}", String::from_utf8_lossy(frame));
         // Text already known to be UTF-8 takes the same scanner without the validation.
