@@ -342,6 +342,19 @@ pub(crate) fn date(days: i64) -> String {
     format!("{:04}-{:02}-{:02}", if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// The next file name `name(seq)` not yet in `dir`, and the hidden temp path it is written under
+/// before being renamed into place. Never overwrites: a later run adds files beside earlier ones.
+pub(crate) fn fresh_part(dir: &Path, seq: &mut u64, name: impl Fn(u64) -> String) -> (PathBuf, PathBuf) {
+    loop {
+        *seq += 1;
+        let name = name(*seq);
+        let path = dir.join(&name);
+        if !path.exists() {
+            return (path, dir.join(format!(".{name}.tmp")));
+        }
+    }
+}
+
 pub(crate) fn safe(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect()
 }
@@ -402,16 +415,7 @@ impl CatalogWriter {
             .join(format!("symbol={}", safe(symbol)))
             .join(format!("date={}", date(day)));
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        // Never overwrite: a later run into the same catalog adds parts beside earlier ones.
-        let (path, name) = loop {
-            self.seq += 1;
-            let name = format!("part-{hour:02}-{:06}.parquet", self.seq);
-            let path = dir.join(&name);
-            if !path.exists() {
-                break (path, name);
-            }
-        };
-        let tmp = dir.join(format!(".{name}.tmp"));
+        let (path, tmp) = fresh_part(&dir, &mut self.seq, |seq| format!("part-{hour:02}-{seq:06}.parquet"));
         let schema = table.schema(venue, symbol);
         let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?)).build();
         let writer = ArrowWriter::try_new(File::create(&tmp).map_err(io(&tmp))?, Arc::clone(&schema), Some(props))?;

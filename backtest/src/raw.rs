@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use crate::catalog::{date, io, safe, Rotation};
+use crate::catalog::{date, fresh_part, io, safe, Rotation};
 use crate::BacktestError;
 
 struct OpenFile {
@@ -90,16 +90,7 @@ impl RawWriter {
         let hour = (recv_ns / 3_600_000_000_000) % 24;
         let dir = self.dir.join(format!("date={}", date(day)));
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        // Never overwrite: a later run adds files beside earlier ones.
-        let (path, name) = loop {
-            self.seq += 1;
-            let name = format!("frames-{hour:02}-{:06}.log.gz", self.seq);
-            let path = dir.join(&name);
-            if !path.exists() {
-                break (path, name);
-            }
-        };
-        let tmp = dir.join(format!(".{name}.tmp"));
+        let (path, tmp) = fresh_part(&dir, &mut self.seq, |seq| format!("frames-{hour:02}-{seq:06}.log.gz"));
         let file = File::create(&tmp).map_err(io(&tmp))?;
         let gz = GzEncoder::new(BufWriter::with_capacity(1 << 16, file), Compression::new(6));
         Ok(OpenFile { period, tmp, path, gz, frames: 0 })
