@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use argus_feeds::check::{check_records, CheckVenue};
-use argus_feeds::rawlog::{MergedInputs, RawRecord};
+use argus_core::UnixNanos;
+use argus_feeds::check::{check_records, CheckVenue, LiveChecker};
+use argus_feeds::rawlog::{MergedInputs, RawKind, RawRecord};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 
 fn data(rel: &str) -> PathBuf {
@@ -43,6 +44,33 @@ fn bench(c: &mut Criterion) {
         assert_eq!(report.errors, 0, "{name}: {:?}", report.error_samples);
         g.throughput(Throughput::Elements(recs.len() as u64));
         g.bench_function(name, |b| b.iter(|| black_box(check_records(venue, &recs))));
+    }
+    g.finish();
+
+    // The live path: the websocket frames alone through the connection's normalizer, every
+    // event handed out with its symbol (what the venue task maps and queues). Binance's live
+    // path is its own client (the `decode_book` benches); its REST snapshots are not frames.
+    let mut g = c.benchmark_group("live_frames");
+    for (name, venue, files) in
+        cases.into_iter().filter(|c| !matches!(c.1, CheckVenue::BinanceSpot | CheckVenue::BinanceUsdm))
+    {
+        let frames: Vec<(u64, String)> =
+            records(files).into_iter().filter(|r| matches!(r.kind, RawKind::Ws)).map(|r| (r.ts_ns, r.body)).collect();
+        g.throughput(Throughput::Elements(frames.len() as u64));
+        let mut out = Vec::with_capacity(1 << 16);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut live = LiveChecker::new(venue);
+                let mut events = 0;
+                for (ts, text) in &frames {
+                    live.on_frame(text, UnixNanos(*ts), &mut out);
+                    events += out.len();
+                    out.clear();
+                }
+                assert_eq!(live.report().errors, 0);
+                black_box(events)
+            });
+        });
     }
     g.finish();
 }
