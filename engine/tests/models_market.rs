@@ -220,7 +220,17 @@ fn models_bench_reports_batch1_overhead_and_the_inference_thread() {
     let r: Value = serde_json::from_str(&ok(&o)).unwrap();
     assert_eq!(r["kind"], "alpha");
     assert_eq!(r["inputs"], 18);
-    assert!(r["batch1"]["p50_ns"].as_u64().unwrap() >= r["raw_tch_batch1"]["p50_ns"].as_u64().unwrap() / 2);
+    // Both paths were timed call by call (how they compare is the bench's finding, and a
+    // timing ratio swings with the machine's load, so it is not asserted here).
+    for k in ["batch1", "raw_tch_batch1"] {
+        let p = &r[k];
+        assert_eq!(p["calls"], 2000, "{k}: {p}");
+        let (p50, p99, max) =
+            (p["p50_ns"].as_u64().unwrap(), p["p99_ns"].as_u64().unwrap(), p["max_ns"].as_u64().unwrap());
+        assert!(0 < p50 && p50 <= p99 && p99 <= max, "{k}: {p}");
+    }
+    let overhead = r["batch1"]["p50_ns"].as_i64().unwrap() - r["raw_tch_batch1"]["p50_ns"].as_i64().unwrap();
+    assert_eq!(r["overhead_p50_ns"].as_i64().unwrap(), overhead);
     assert!(r["batched_scores_per_sec"].as_f64().unwrap() > 0.0);
     let t = &r["inference_thread"];
     assert_eq!(t["requests"], 200_000);
