@@ -272,7 +272,12 @@ async fn planned_reconnects_keep_the_book_and_deliver_each_event_once() {
             _ => (t, q),
         });
     assert_eq!(trades, want_trades, "every trade once ({} repeats dropped)", FeedStats::get(&stats.duplicates));
-    assert_eq!(quotes, want_quotes, "every quote once");
+    assert_eq!(
+        quotes,
+        want_quotes,
+        "every quote once ({} repeats dropped, {planned} planned)",
+        FeedStats::get(&stats.duplicates)
+    );
     assert!(ids_increase, "trade ids strictly increase: none repeated, none out of order");
     assert_reference_book(&book);
 }

@@ -379,40 +379,110 @@ impl Flow<'_> {
 }
 
 /// A second connection opened before the first one's lifetime ends (make before break): its
-/// frames are held until the first connection has caught up with where it starts.
+/// frames are held until the first connection has caught up with where it starts, in every
+/// stream: the book's diffs, and the trades, quotes and marks it has sent so far.
 struct Standby {
     ws: WsStream,
     opened: tokio::time::Instant,
     frames: Vec<(UnixNanos, Utf8Bytes)>,
     /// `U` of the first depth diff the new connection sent.
     first_depth: Option<u64>,
+    /// Its first trade id, quote update id and mark time: the old connection must have passed
+    /// each before the switch, or what lies between would be lost.
+    first: Dedup,
+    /// Its first frame with an id: once the old connection has delivered that one too, it has
+    /// delivered everything sent before the new connection began.
+    start: Option<Start>,
     scratch: Vec<MarketEvent>,
 }
 
+/// Where a connection's stream began, by the id of its first frame that has one.
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    Trade(u64),
+    Quote(u64),
+    Mark(u64),
+    /// The diff's final update id.
+    Depth(u64),
+}
+
 impl Standby {
+    fn new(ws: WsStream) -> Self {
+        Self {
+            ws,
+            opened: tokio::time::Instant::now(),
+            frames: Vec::with_capacity(1024),
+            first_depth: None,
+            first: Dedup::default(),
+            start: None,
+            scratch: Vec::with_capacity(1024),
+        }
+    }
+
     fn hold(&mut self, ts_recv: UnixNanos, text: Utf8Bytes, normalizer: &BinanceNormalizer) {
-        if self.first_depth.is_none() {
-            self.scratch.clear();
-            if let Ok(Decoded::Depth { first_update_id, .. }) =
-                normalizer.normalize_str(text.as_str(), ts_recv, &mut self.scratch)
-            {
-                self.first_depth = Some(first_update_id);
+        self.scratch.clear();
+        let first = |at: &mut u64, id: u64| {
+            if *at == 0 {
+                *at = id;
             }
+        };
+        let start = match normalizer.normalize_str(text.as_str(), ts_recv, &mut self.scratch) {
+            Ok(Decoded::Depth { first_update_id, final_update_id, .. }) => {
+                self.first_depth.get_or_insert(first_update_id);
+                Some(Start::Depth(final_update_id))
+            }
+            Ok(Decoded::Trade) => match self.scratch.first().map(|e| e.kind) {
+                Some(MarketEventKind::Trade(t)) => {
+                    first(&mut self.first.trade_id, t.trade_id);
+                    Some(Start::Trade(t.trade_id))
+                }
+                _ => None,
+            },
+            Ok(Decoded::BookTicker { update_id }) => {
+                first(&mut self.first.quote_update_id, update_id);
+                Some(Start::Quote(update_id))
+            }
+            Ok(Decoded::Mark) => self.scratch.first().map(|e| {
+                first(&mut self.first.mark_ts, e.ts_exchange.0);
+                Start::Mark(e.ts_exchange.0)
+            }),
+            _ => None,
+        };
+        if self.start.is_none() {
+            self.start = start.filter(|s| !matches!(s, Start::Trade(0) | Start::Quote(0) | Start::Mark(0)));
         }
         self.frames.push((ts_recv, text));
     }
 
-    /// True once the book holds every update before the new connection's first diff (or it is
-    /// not synced, so there is nothing to keep), or the handover has waited long enough.
-    fn ready(&self, sync: &DepthSync) -> bool {
+    /// True once the old connection has delivered everything before the new one's start: it
+    /// has delivered the new connection's first frame too (the streams of a connection come in
+    /// one order), the book holds every update before the new connection's first diff (or it
+    /// is not synced, so there is nothing to keep), and the last trade, quote and mark passed
+    /// on reach the new connection's first ones (trade ids are consecutive; quote ids and mark
+    /// times must overlap). Or the handover has waited long enough.
+    fn ready(&self, sync: &DepthSync, passed: &Dedup) -> bool {
         if self.opened.elapsed() > HANDOVER_TIMEOUT || self.frames.len() >= HANDOVER_MAX_FRAMES {
             return true;
         }
-        match (sync.last_update_id(), self.first_depth) {
+        let book = match (sync.last_update_id(), self.first_depth) {
             (None, _) => true,
             (Some(last), Some(first)) => last + 1 >= first,
             (Some(_), None) => false,
-        }
+        };
+        let overlap = match self.start {
+            None => false,
+            Some(Start::Trade(id)) => passed.trade_id >= id,
+            Some(Start::Quote(id)) => passed.quote_update_id >= id,
+            Some(Start::Mark(ts)) => passed.mark_ts >= ts,
+            Some(Start::Depth(last)) => sync.last_update_id().is_none_or(|l| l >= last),
+        };
+        // 0: the new connection has not sent one yet (or the frames carry no id).
+        let reached = |last: u64, first: u64| first == 0 || last >= first;
+        overlap
+            && book
+            && reached(passed.trade_id + 1, self.first.trade_id)
+            && reached(passed.quote_update_id, self.first.quote_update_id)
+            && reached(passed.mark_ts, self.first.mark_ts)
     }
 }
 
@@ -509,7 +579,7 @@ async fn session(
                     _ => continue,
                 };
                 flow.frame(&text, ts_recv)?;
-                if standby.as_ref().is_some_and(|s| s.ready(flow.sync)) {
+                if standby.as_ref().is_some_and(|s| s.ready(flow.sync, flow.dedup)) {
                     if let Some(s) = standby.take() {
                         take_over(&mut ws, s, &mut flow)?;
                         replace_at = tokio::time::Instant::now() + cfg.max_session;
@@ -522,7 +592,7 @@ async fn session(
                         if let Some(s) = standby.as_mut() {
                             s.hold(now(), text, normalizer);
                         }
-                        if standby.as_ref().is_some_and(|s| s.ready(flow.sync)) {
+                        if standby.as_ref().is_some_and(|s| s.ready(flow.sync, flow.dedup)) {
                             if let Some(s) = standby.take() {
                                 take_over(&mut ws, s, &mut flow)?;
                                 replace_at = tokio::time::Instant::now() + cfg.max_session;
@@ -541,13 +611,7 @@ async fn session(
                 match tokio::time::timeout(HANDOVER_TIMEOUT, connect(cfg, &url)).await {
                     Ok(Ok(ws)) => {
                         info!(venue = "binance", symbol = %cfg.symbol, "connection lifetime nearly over: opened its successor");
-                        standby = Some(Standby {
-                            ws,
-                            opened: tokio::time::Instant::now(),
-                            frames: Vec::with_capacity(1024),
-                            first_depth: None,
-                            scratch: Vec::with_capacity(1024),
-                        });
+                        standby = Some(Standby::new(ws));
                     }
                     Ok(Err(error)) => {
                         warn!(venue = "binance", %error, "could not open the successor connection; trying again");
@@ -587,7 +651,7 @@ async fn session(
                 if let Some(s) = standby.as_mut() {
                     let _ = s.ws.send(Message::Ping(Default::default())).await;
                 }
-                if standby.as_ref().is_some_and(|s| s.ready(flow.sync)) {
+                if standby.as_ref().is_some_and(|s| s.ready(flow.sync, flow.dedup)) {
                     if let Some(s) = standby.take() {
                         take_over(&mut ws, s, &mut flow)?;
                         replace_at = tokio::time::Instant::now() + cfg.max_session;
