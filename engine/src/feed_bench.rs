@@ -1,12 +1,16 @@
-//! Per-message cost of the Binance feed path (`argus bench feeds`): every frame of a recording
-//! decoded by the live normalizer, depth diffs sequenced by the live sync and applied to the
-//! exact book, each frame timed on its own so the report has percentiles, not just a mean.
+//! Per-message cost of the feed paths (`argus bench feeds`), each frame timed on its own so the
+//! report has percentiles, not just a mean. Binance: every frame of a recording decoded by the
+//! live normalizer, depth diffs sequenced by the live sync and applied to the exact book. The
+//! other venues (`--venue`): every websocket frame of a capture through the connection's
+//! normalizer and book sync (`LiveChecker`, checksums verified), as the live feed runs it.
 
 use std::path::Path;
 use std::time::Instant;
 
 use argus_core::{InstrumentId, MarketEvent, MarketEventKind, OrderBook, UnixNanos};
 use argus_feeds::binance::{parse_snapshot, BinanceNormalizer, Decoded, DepthSync};
+use argus_feeds::check::{CheckVenue, LiveChecker};
+use argus_feeds::rawlog::{MergedInputs, RawKind};
 use argus_feeds::recording::{RecordedFrame, RecordingReader};
 use hdrhistogram::Histogram;
 
@@ -22,6 +26,22 @@ pub struct FrameCost {
     pub p999_ns: u64,
     pub max_ns: u64,
     pub mean_ns: f64,
+}
+
+impl FrameCost {
+    /// One line of the text report: `what`, the frame count, percentiles, and the mean of
+    /// `per_frame` (e.g. "levels") where the kind has any.
+    pub fn line(&self, what: &str, per_frame: &str) -> String {
+        let per = if self.mean_levels > 0.0 {
+            format!(" ({:.1} {per_frame}/frame)", self.mean_levels)
+        } else {
+            String::new()
+        };
+        format!(
+            "{what:<12} {:>8} frames: p50 {} ns, p90 {} ns, p99 {} ns, p99.9 {} ns, mean {:.0} ns{per}",
+            self.frames, self.p50_ns, self.p90_ns, self.p99_ns, self.p999_ns, self.mean_ns
+        )
+    }
 }
 
 /// What `argus bench feeds` reports.
@@ -56,6 +76,97 @@ pub enum FeedBenchError {
     Frame { line: u64, source: argus_feeds::FeedError },
     #[error("the recording has no depth snapshot, so no book can be synced")]
     NoSnapshot,
+    #[error("the capture has no websocket frames")]
+    NoFrames,
+    #[error(
+        "the capture did not check clean ({errors} errors), so its timings would not be of the real path: {sample}"
+    )]
+    Unclean { errors: u64, sample: String },
+}
+
+/// What `argus bench feeds --venue V` reports for a venue read through its `LiveChecker`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VenueBenchReport {
+    pub venue: &'static str,
+    pub inputs: Vec<String>,
+    pub passes: usize,
+    /// Frames that changed a book (snapshots and updates, checksum verified where sent);
+    /// `mean_levels` is the book events per frame.
+    pub book: FrameCost,
+    /// Frames with trades and nothing for a book.
+    pub trade: FrameCost,
+    /// Frames with quotes only.
+    pub quote: FrameCost,
+    /// Acks, heartbeats and channels the checker ignores.
+    pub other: FrameCost,
+    pub timer_overhead_ns: u64,
+    pub frames_per_sec: f64,
+}
+
+/// Times every websocket frame of a capture through `venue`'s live normalizer: one untimed
+/// pass first (books and buffers set up, as on a connection that has been running), then
+/// `passes` timed ones. Every capture opens its books with snapshots, so passes repeat cleanly.
+///
+/// # Errors
+/// An unreadable capture, one without frames, or one that does not check clean.
+pub fn run_venue(
+    venue: CheckVenue,
+    inputs: &[std::path::PathBuf],
+    passes: usize,
+) -> Result<VenueBenchReport, FeedBenchError> {
+    let frames: Vec<(u64, String)> =
+        MergedInputs::open(inputs)?.filter(|r| matches!(r.kind, RawKind::Ws)).map(|r| (r.ts_ns, r.body)).collect();
+    if frames.is_empty() {
+        return Err(FeedBenchError::NoFrames);
+    }
+    let mut live = LiveChecker::new(venue);
+    let (mut book, mut trade, mut quote, mut other) = (Costs::new()?, Costs::new()?, Costs::new()?, Costs::new()?);
+    for (ts, text) in &frames {
+        live.on_frame(text, UnixNanos(*ts), |_, _| {});
+    }
+    let started = Instant::now();
+    for _ in 0..passes.max(1) {
+        for (ts, text) in &frames {
+            let (mut deltas, mut trades, mut quotes) = (0_u64, 0_u64, 0_u64);
+            let t0 = Instant::now();
+            live.on_frame(text, UnixNanos(*ts), |_, e| match e.kind {
+                MarketEventKind::Delta(_) => deltas += 1,
+                MarketEventKind::Trade(_) => trades += 1,
+                _ => quotes += 1,
+            });
+            let ns = t0.elapsed().as_nanos() as u64;
+            let costs = if deltas > 0 {
+                book.levels += deltas;
+                &mut book
+            } else if trades > 0 {
+                &mut trade
+            } else if quotes > 0 {
+                &mut quote
+            } else {
+                &mut other
+            };
+            costs.record(ns);
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let r = live.report();
+    if r.errors > 0 {
+        return Err(FeedBenchError::Unclean {
+            errors: r.errors,
+            sample: r.error_samples.first().cloned().unwrap_or_default(),
+        });
+    }
+    Ok(VenueBenchReport {
+        venue: venue.as_str(),
+        inputs: inputs.iter().map(|p| p.display().to_string()).collect(),
+        passes: passes.max(1),
+        book: book.summary(),
+        trade: trade.summary(),
+        quote: quote.summary(),
+        other: other.summary(),
+        timer_overhead_ns: timer_overhead(),
+        frames_per_sec: (frames.len() * passes.max(1)) as f64 / elapsed.max(1e-9),
+    })
 }
 
 struct Costs {

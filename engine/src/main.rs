@@ -126,11 +126,17 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Per-frame cost of the Binance feed path over a recording: each frame decoded, depth
-    /// diffs sequenced and applied to the exact book, timed one by one (percentiles).
+    /// Per-frame cost of a feed path, timed one by one (percentiles). Binance (the default):
+    /// each frame of a recording decoded, depth diffs sequenced and applied to the exact book.
+    /// `--venue okx|bybit|coinbase|kraken`: each websocket frame of a capture (the bundled one
+    /// by default) through the venue's live normalizer and book sync.
     Feeds {
-        #[arg(long, default_value = "data/binance_spot/btcusdt_20240808.jsonl.gz")]
-        input: PathBuf,
+        /// okx, bybit, coinbase or kraken; without it, Binance spot.
+        #[arg(long)]
+        venue: Option<String>,
+        /// The recording (Binance) or capture files (other venues); each has a bundled default.
+        #[arg(long = "input")]
+        inputs: Vec<PathBuf>,
         #[arg(long, default_value = "BTCUSDT")]
         symbol: String,
         /// Passes over the recording (each from a fresh book).
@@ -700,27 +706,22 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Bench { cmd: BenchCmd::Feeds { input, symbol, repeat, json } } => {
+        Command::Bench { cmd: BenchCmd::Feeds { venue: Some(venue), inputs, repeat, json, .. } } => {
+            bench_venue(&venue, inputs, repeat, json)
+        }
+        Command::Bench { cmd: BenchCmd::Feeds { venue: None, inputs, symbol, repeat, json } } => {
+            let input = match inputs.as_slice() {
+                [] => PathBuf::from("data/binance_spot/btcusdt_20240808.jsonl.gz"),
+                [one] => one.clone(),
+                _ => anyhow::bail!("the Binance bench reads one recording (--input FILE)"),
+            };
             let r = argus_engine::feed_bench::run(&input, &symbol, repeat)
                 .with_context(|| format!("benchmarking the feed path on {}", input.display()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
                 for (what, c) in [("depthUpdate", &r.depth), ("trade", &r.trade), ("bookTicker", &r.book_ticker)] {
-                    println!(
-                        "{what:<12} {:>8} frames: p50 {} ns, p90 {} ns, p99 {} ns, p99.9 {} ns, mean {:.0} ns{}",
-                        c.frames,
-                        c.p50_ns,
-                        c.p90_ns,
-                        c.p99_ns,
-                        c.p999_ns,
-                        c.mean_ns,
-                        if c.mean_levels > 0.0 {
-                            format!(" ({:.1} levels/frame)", c.mean_levels)
-                        } else {
-                            String::new()
-                        }
-                    );
+                    println!("{}", c.line(what, "levels"));
                 }
                 println!(
                     "{} passes, {:.2} M frames/s; timer overhead {} ns per frame (included)",
@@ -1158,6 +1159,45 @@ fn chain_decode(inputs: &[PathBuf], json: bool) -> Result<()> {
     if errors > 0 {
         anyhow::bail!("{errors} response(s) could not be decoded");
     }
+    Ok(())
+}
+
+/// `argus bench feeds --venue V`: per-frame cost through the venue's live normalizer.
+fn bench_venue(venue: &str, inputs: Vec<PathBuf>, repeat: usize, json: bool) -> Result<()> {
+    use argus_feeds::check::CheckVenue;
+    let v = CheckVenue::parse(venue).with_context(|| format!("unknown venue `{venue}`"))?;
+    let inputs = if inputs.is_empty() {
+        let bundled = match v {
+            CheckVenue::Okx => "data/okx/cryptofeed_OKX.ws.1.0.log.gz",
+            CheckVenue::Bybit => "data/bybit/2024-12-01_XRPUSDT_ob500.data.gz",
+            CheckVenue::Coinbase => "data/coinbase/cryptofeed_COINBASE.ws.28.0.log.gz",
+            CheckVenue::Kraken => "data/kraken/cryptofeed_KRAKEN.ws.50.0.log.gz",
+            CheckVenue::BinanceSpot | CheckVenue::BinanceUsdm => {
+                anyhow::bail!("Binance's live path is its own client: run `argus bench feeds` without --venue")
+            }
+        };
+        vec![PathBuf::from(bundled)]
+    } else {
+        inputs
+    };
+    let r = argus_engine::feed_bench::run_venue(v, &inputs, repeat)
+        .with_context(|| format!("benchmarking the {venue} feed path"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    for (what, c) in [("book", &r.book), ("trade", &r.trade), ("quote", &r.quote), ("other", &r.other)] {
+        if c.frames > 0 {
+            println!("{}", c.line(what, "book events"));
+        }
+    }
+    println!(
+        "{}: {} passes, {:.2} M frames/s; timer overhead {} ns per frame (included)",
+        r.venue,
+        r.passes,
+        r.frames_per_sec / 1e6,
+        r.timer_overhead_ns
+    );
     Ok(())
 }
 

@@ -7,15 +7,20 @@
 //! remove `.` and leading zeros from price and volume, concatenate, CRC32 (unsigned) == `c`.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use argus_core::{BookAction, BookDelta, DeltaFlags, Price, Qty, Side, Trade, UnixNanos};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::check::wire::{self, Head, Level, Lit};
 use crate::FeedError;
 
 /// One side: price in 1e-9 units (i128: real books hold asks at 9,999,999,997 CHF, beyond
-/// `Price`'s range) -> (price string, volume string).
-type Ladder = BTreeMap<i128, (String, String)>;
+/// `Price`'s range) -> (price, volume) as the venue wrote them.
+type Ladder = BTreeMap<i128, (Lit, Lit)>;
 
 /// A non-negative decimal string in 1e-9 units, exactly.
 pub(crate) fn key(s: &str) -> Result<i128, FeedError> {
@@ -27,7 +32,10 @@ pub(crate) fn key(s: &str) -> Result<i128, FeedError> {
     if !frac.bytes().all(|b| b.is_ascii_digit()) || frac.bytes().skip(9).any(|b| b != b'0') {
         return Err(bad());
     }
-    let mut v: i128 = int.parse().map_err(|_| bad())?;
+    let mut v: i128 = 0;
+    for b in int.bytes() {
+        v = v * 10 + i128::from(b - b'0');
+    }
     for i in 0..9 {
         v = v * 10 + frac.as_bytes().get(i).map_or(0, |b| i128::from(b - b'0'));
     }
@@ -46,8 +54,8 @@ pub struct KrakenBook {
 
 /// One trade of either version, with the pair and venue time.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KrakenTrade {
-    pub symbol: String,
+pub struct KrakenTrade<'a> {
+    pub symbol: &'a str,
     pub ts_ns: u64,
     pub trade: Trade,
 }
@@ -55,25 +63,35 @@ pub struct KrakenTrade {
 /// Kraken v1's decimal seconds (`"1618678132.927716"`) in nanoseconds.
 fn seconds_ns(s: &str) -> u64 {
     let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-    let frac: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
-    whole.parse::<u64>().unwrap_or(0).saturating_mul(1_000_000_000).saturating_add(frac.parse().unwrap_or(0))
+    let mut ns: u64 = 0;
+    for i in 0..9 {
+        let d = frac.as_bytes().get(i).copied().unwrap_or(b'0');
+        if !d.is_ascii_digit() {
+            return 0;
+        }
+        ns = ns * 10 + u64::from(d - b'0');
+    }
+    whole.parse::<u64>().unwrap_or(0).saturating_mul(1_000_000_000).saturating_add(ns)
 }
 
-/// What a v1 frame was.
+/// A book level as received: side, price and volume strings.
+pub type KrakenLevel<'a> = (Side, &'a str, &'a str);
+
+/// What a v1 frame was. Strings point into the frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KrakenV1 {
+pub enum KrakenV1<'a> {
     /// `{"event": ...}`: heartbeat, status, subscription ack.
     Event,
-    Trades(Vec<KrakenTrade>),
+    Trades(Vec<KrakenTrade<'a>>),
     /// Best bid/ask from `spread` or `ticker`.
     Quote {
-        pair: String,
+        pair: &'a str,
     },
     Book {
-        pair: String,
+        pair: &'a str,
         depth: usize,
         snapshot: bool,
-        levels: Vec<(Side, String, String)>,
+        levels: Vec<KrakenLevel<'a>>,
         checksum: Option<u32>,
     },
 }
@@ -82,38 +100,116 @@ fn malformed(what: &str) -> FeedError {
     FeedError::Recording { line: 0, reason: format!("kraken v1: {what}") }
 }
 
+/// A v1 frame's outline: an event object, or the array's elements (at most six: channel id,
+/// up to two payloads, channel name, pair), each left unparsed.
+enum Outline<'a> {
+    Event,
+    OtherObject,
+    Array { items: [Option<&'a RawValue>; 6], len: usize },
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Outline<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// A key, compared with `event` without keeping it.
+        struct IsEvent(bool);
+        impl<'de> Deserialize<'de> for IsEvent {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct K;
+                impl Visitor<'_> for K {
+                    type Value = IsEvent;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("a key")
+                    }
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<IsEvent, E> {
+                        Ok(IsEvent(v == "event"))
+                    }
+                }
+                d.deserialize_str(K)
+            }
+        }
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Outline<'a>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an event object or a channel array")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Outline<'a>, A::Error> {
+                let mut event = false;
+                while let Some(IsEvent(k)) = map.next_key()? {
+                    event |= k;
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Ok(if event { Outline::Event } else { Outline::OtherObject })
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Outline<'a>, A::Error> {
+                let mut items = [None; 6];
+                let mut len = 0;
+                while let Some(item) = seq.next_element::<&'de RawValue>()? {
+                    let slot = items.get_mut(len).ok_or_else(|| de::Error::invalid_length(len + 1, &self))?;
+                    *slot = Some(item);
+                    len += 1;
+                }
+                Ok(Outline::Array { items, len })
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// One object of a v1 book payload: a snapshot's `as`/`bs`, an update's `a`/`b` and `c`.
+#[derive(Deserialize)]
+struct BookPart<'a> {
+    #[serde(borrow, rename = "as")]
+    snap_asks: Option<&'a RawValue>,
+    #[serde(borrow, rename = "bs")]
+    snap_bids: Option<&'a RawValue>,
+    #[serde(borrow)]
+    a: Option<&'a RawValue>,
+    #[serde(borrow)]
+    b: Option<&'a RawValue>,
+    #[serde(borrow)]
+    c: Option<&'a str>,
+}
+
+fn as_str(raw: &RawValue) -> Option<&str> {
+    serde_json::from_str(raw.get()).ok()
+}
+
 /// Decodes one v1 frame (pure; no book state).
 ///
 /// # Errors
 /// Malformed JSON or a layout that is not Kraken v1.
-pub fn decode_v1(frame: &str) -> Result<KrakenV1, FeedError> {
-    let v: Value = serde_json::from_str(frame)?;
-    if v.get("event").is_some() {
-        return Ok(KrakenV1::Event);
-    }
-    let a = v.as_array().ok_or_else(|| malformed("neither an event nor an array"))?;
-    if a.len() < 4 {
+pub fn decode_v1(frame: &str) -> Result<KrakenV1<'_>, FeedError> {
+    let (items, len) = match serde_json::from_str::<Outline<'_>>(frame)? {
+        Outline::Event => return Ok(KrakenV1::Event),
+        Outline::OtherObject => return Err(malformed("neither an event nor an array")),
+        Outline::Array { items, len } => (items, len),
+    };
+    if len < 4 {
         return Err(malformed("array shorter than 4"));
     }
-    let pair = a[a.len() - 1].as_str().ok_or_else(|| malformed("no pair"))?.to_owned();
-    let channel = a[a.len() - 2].as_str().ok_or_else(|| malformed("no channel name"))?;
-    let payload = &a[1..a.len() - 2];
+    let item = |i: usize| items[i].ok_or_else(|| malformed("array entry"));
+    let pair = as_str(item(len - 1)?).ok_or_else(|| malformed("no pair"))?;
+    let channel = as_str(item(len - 2)?).ok_or_else(|| malformed("no channel name"))?;
+    let bad = |what: &'static str| move |e: String| malformed(&format!("{what}: {e}"));
     match channel {
         "trade" => {
-            let trades = payload[0].as_array().ok_or_else(|| malformed("trade payload"))?;
-            let mut out = Vec::with_capacity(trades.len());
-            for t in trades {
-                let t = t.as_array().ok_or_else(|| malformed("trade entry"))?;
-                let (p, q) = (str_at(t, 0)?, str_at(t, 1)?);
-                key(p)?;
+            let mut out = Vec::new();
+            wire::for_each(item(1)?, |Head([p, q, t, side]): Head<'_, 4>| {
+                key(p).map_err(|e| e.to_string())?;
                 let trade = Trade {
-                    price: Price::parse(p).map_err(|source| FeedError::Decimal { field: "price", source })?,
-                    qty: Qty::parse_size(q).map_err(|source| FeedError::Decimal { field: "volume", source })?,
+                    price: Price::parse(p).map_err(|e| format!("price: {e}"))?,
+                    qty: Qty::parse_size(q).map_err(|e| format!("volume: {e}"))?,
                     trade_id: 0,
-                    aggressor: if str_at(t, 3)? == "s" { Side::Sell } else { Side::Buy },
+                    aggressor: if side == "s" { Side::Sell } else { Side::Buy },
                 };
-                out.push(KrakenTrade { symbol: pair.clone(), ts_ns: seconds_ns(str_at(t, 2)?), trade });
-            }
+                out.push(KrakenTrade { symbol: pair, ts_ns: seconds_ns(t), trade });
+                Ok(())
+            })
+            .map_err(bad("trade payload"))?;
             Ok(KrakenV1::Trades(out))
         }
         "spread" | "ticker" => Ok(KrakenV1::Quote { pair }),
@@ -122,18 +218,28 @@ pub fn decode_v1(frame: &str) -> Result<KrakenV1, FeedError> {
             let mut levels = Vec::new();
             let mut checksum = None;
             let mut snapshot = false;
-            for d in payload.iter().filter(|d| !d.is_null()) {
-                let d = d.as_object().ok_or_else(|| malformed("book payload"))?;
-                for (key, side) in [("as", Side::Sell), ("bs", Side::Buy), ("a", Side::Sell), ("b", Side::Buy)] {
-                    let Some(ls) = d.get(key) else { continue };
-                    snapshot |= key.len() == 2;
-                    for l in ls.as_array().ok_or_else(|| malformed("levels"))? {
-                        let l = l.as_array().ok_or_else(|| malformed("level"))?;
-                        levels.push((side, str_at(l, 0)?.to_owned(), str_at(l, 1)?.to_owned()));
-                    }
+            for i in 1..len - 2 {
+                let raw = item(i)?;
+                if raw.get() == "null" {
+                    continue;
                 }
-                if let Some(c) = d.get("c") {
-                    let c = c.as_str().ok_or_else(|| malformed("checksum"))?;
+                let part: BookPart<'_> =
+                    serde_json::from_str(raw.get()).map_err(|e| malformed(&format!("book payload: {e}")))?;
+                for (ls, side, snap) in [
+                    (part.snap_asks, Side::Sell, true),
+                    (part.snap_bids, Side::Buy, true),
+                    (part.a, Side::Sell, false),
+                    (part.b, Side::Buy, false),
+                ] {
+                    let Some(ls) = ls else { continue };
+                    snapshot |= snap;
+                    wire::for_each(ls, |Level(p, q)| {
+                        levels.push((side, p, q));
+                        Ok(())
+                    })
+                    .map_err(bad("levels"))?;
+                }
+                if let Some(c) = part.c {
                     checksum = Some(c.parse::<u32>().map_err(|_| malformed("checksum"))?);
                 }
             }
@@ -143,8 +249,39 @@ pub fn decode_v1(frame: &str) -> Result<KrakenV1, FeedError> {
     }
 }
 
-fn str_at(a: &[Value], i: usize) -> Result<&str, FeedError> {
-    a.get(i).and_then(Value::as_str).ok_or_else(|| malformed("level field"))
+/// Feeds a decimal's checksum form to `crc`: without `.` and leading zeros. With `pad_to`, the
+/// fraction is first widened with zeros to that many digits (v2's fixed precision).
+fn checksum_part(crc: &mut wire::Crc, v: &[u8], pad_to: Option<u8>) {
+    // The fraction's digits so far (`None` before the point).
+    let mut frac: Option<usize> = None;
+    let mut started = false;
+    let mut from = v.len();
+    for (i, &b) in v.iter().enumerate() {
+        if b == b'.' {
+            frac = Some(0);
+            if started {
+                crc.push(&v[from..i]);
+                from = i + 1;
+            }
+            continue;
+        }
+        frac = frac.map(|f| f + 1);
+        if !started && b != b'0' {
+            started = true;
+            from = i;
+        }
+    }
+    if started {
+        crc.push(&v[from..]);
+    }
+    if let Some(d) = pad_to {
+        // A zero appended to a value that is still all zeros is a leading zero too.
+        if started {
+            for _ in frac.unwrap_or(0)..usize::from(d) {
+                crc.push(b"0");
+            }
+        }
+    }
 }
 
 impl KrakenBook {
@@ -156,7 +293,11 @@ impl KrakenBook {
     ///
     /// # Errors
     /// A malformed decimal (the book is then left cleared).
-    pub fn snapshot(&mut self, levels: &[(Side, String, String)], out: &mut Vec<BookDelta>) -> Result<(), FeedError> {
+    pub fn snapshot<S: AsRef<str>>(
+        &mut self,
+        levels: &[(Side, S, S)],
+        out: &mut Vec<BookDelta>,
+    ) -> Result<(), FeedError> {
         self.bids.clear();
         self.asks.clear();
         out.push(delta(BookAction::Clear, Side::Buy, Price::ZERO, Qty::ZERO, DeltaFlags::SNAPSHOT));
@@ -167,17 +308,22 @@ impl KrakenBook {
     ///
     /// # Errors
     /// A malformed decimal (levels before it stay applied; the caller marks the book stale).
-    pub fn update(&mut self, levels: &[(Side, String, String)], out: &mut Vec<BookDelta>) -> Result<(), FeedError> {
+    pub fn update<S: AsRef<str>>(
+        &mut self,
+        levels: &[(Side, S, S)],
+        out: &mut Vec<BookDelta>,
+    ) -> Result<(), FeedError> {
         self.apply(levels, out, 0)
     }
 
-    fn apply(
+    fn apply<S: AsRef<str>>(
         &mut self,
-        levels: &[(Side, String, String)],
+        levels: &[(Side, S, S)],
         out: &mut Vec<BookDelta>,
         flags: u8,
     ) -> Result<(), FeedError> {
         for (side, p, q) in levels {
+            let (p, q) = (p.as_ref(), q.as_ref());
             let k = key(p)?;
             let qty = Qty::parse_size(q).map_err(|source| FeedError::Decimal { field: "volume", source })?;
             // The core book holds what `Price` can; the rest only feeds the checksum.
@@ -190,7 +336,8 @@ impl KrakenBook {
                     }
                 }
             } else {
-                if ladder.insert(k, (p.clone(), q.clone())).is_none() && price.is_none() {
+                let lit = |s: &str| Lit::new(s).map_err(|e| malformed(&e));
+                if ladder.insert(k, (lit(p)?, lit(q)?)).is_none() && price.is_none() {
                     self.out_of_range += 1;
                 }
                 if let Some(price) = price {
@@ -236,43 +383,28 @@ impl KrakenBook {
 
     /// The v2 checksum: like v1, over numbers formatted at the pair's precision.
     pub fn checksum_v2(&self, price_decimals: u8, qty_decimals: u8) -> u32 {
-        let mut s = String::with_capacity(512);
-        let mut push = |v: &str, d: u8| {
-            let padded = pad(v, d);
-            let digits: String = padded.chars().filter(|c| *c != '.').collect();
-            s.push_str(digits.trim_start_matches('0'));
-        };
-        for (p, q) in self.asks.values().take(10) {
-            push(p, price_decimals);
-            push(q, qty_decimals);
-        }
-        for (p, q) in self.bids.values().rev().take(10) {
-            push(p, price_decimals);
-            push(q, qty_decimals);
-        }
-        crc32fast::hash(s.as_bytes())
+        self.checksum_with(Some(price_decimals), Some(qty_decimals))
     }
 
     /// The v1 checksum of the book as it stands.
     pub fn checksum(&self) -> u32 {
-        let mut s = String::with_capacity(512);
-        let mut push = |p: &str, q: &str| {
-            for part in [p, q] {
-                let digits: String = part.chars().filter(|c| *c != '.').collect();
-                s.push_str(digits.trim_start_matches('0'));
-            }
-        };
-        for (p, q) in self.asks.values().take(10) {
-            push(p, q);
+        self.checksum_with(None, None)
+    }
+
+    /// Top 10 asks (ascending) then top 10 bids (descending), each price and volume without
+    /// `.` and leading zeros, CRC32 over the concatenation (fed piece by piece).
+    fn checksum_with(&self, price_pad: Option<u8>, qty_pad: Option<u8>) -> u32 {
+        let mut crc = wire::Crc::new();
+        for (p, q) in self.asks.values().take(10).chain(self.bids.values().rev().take(10)) {
+            checksum_part(&mut crc, p.as_bytes(), price_pad);
+            checksum_part(&mut crc, q.as_bytes(), qty_pad);
         }
-        for (p, q) in self.bids.values().rev().take(10) {
-            push(p, q);
-        }
-        crc32fast::hash(s.as_bytes())
+        crc.finish()
     }
 }
 
 /// `v` with exactly `d` fractional digits (zeros appended; never shortened).
+#[cfg(test)]
 fn pad(v: &str, d: u8) -> String {
     let (int, frac) = v.split_once('.').unwrap_or((v, ""));
     let mut s = String::with_capacity(int.len() + 1 + usize::from(d));
@@ -327,12 +459,12 @@ pub struct KrakenV2Book {
 
 /// What a v2 frame was.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KrakenV2 {
+pub enum KrakenV2<'a> {
     /// Heartbeats, status, acks; a `book` subscribe ack carries the depth.
     Control {
         book_depth: Option<(String, usize)>,
     },
-    Trades(Vec<KrakenTrade>),
+    Trades(Vec<KrakenTrade<'a>>),
     Quotes(u64),
     Book {
         snapshot: bool,
@@ -362,7 +494,7 @@ struct RawV2Book<'a> {
 ///
 /// # Errors
 /// Malformed JSON or numbers.
-pub fn decode_v2(frame: &str) -> Result<KrakenV2, FeedError> {
+pub fn decode_v2(frame: &str) -> Result<KrakenV2<'_>, FeedError> {
     let v: Value = serde_json::from_str(frame)?;
     if v.get("method").is_some() {
         let r = &v["result"];
@@ -398,19 +530,39 @@ pub fn decode_v2(frame: &str) -> Result<KrakenV2, FeedError> {
             Ok(KrakenV2::Book { snapshot: f.ty.as_deref() == Some("snapshot"), books })
         }
         "trade" => {
-            let mut out = Vec::new();
-            for t in v["data"].as_array().map_or(&[][..], Vec::as_slice) {
-                let num = |k: &str| plain_decimal(&t[k].to_string());
+            #[derive(Deserialize)]
+            struct Frame<'a> {
+                #[serde(borrow, default)]
+                data: Vec<V2Trade<'a>>,
+            }
+            #[derive(Deserialize)]
+            struct V2Trade<'a> {
+                #[serde(borrow)]
+                symbol: Option<&'a str>,
+                #[serde(borrow)]
+                price: Option<&'a RawValue>,
+                #[serde(borrow)]
+                qty: Option<&'a RawValue>,
+                #[serde(default)]
+                trade_id: wire::Num,
+                #[serde(borrow)]
+                side: Option<&'a str>,
+                #[serde(borrow)]
+                timestamp: Option<&'a str>,
+            }
+            let f: Frame<'_> = serde_json::from_str(frame)?;
+            let mut out = Vec::with_capacity(f.data.len());
+            for t in f.data {
+                let num = |v: Option<&RawValue>| plain_decimal(v.map_or("null", RawValue::get));
                 let trade = Trade {
-                    price: Price::parse(&num("price")?)
+                    price: Price::parse(&num(t.price)?)
                         .map_err(|source| FeedError::Decimal { field: "price", source })?,
-                    qty: Qty::parse_size(&num("qty")?).map_err(|source| FeedError::Decimal { field: "qty", source })?,
-                    trade_id: t["trade_id"].as_u64().unwrap_or(0),
-                    aggressor: if t["side"] == "sell" { Side::Sell } else { Side::Buy },
+                    qty: Qty::parse_size(&num(t.qty)?).map_err(|source| FeedError::Decimal { field: "qty", source })?,
+                    trade_id: t.trade_id.0,
+                    aggressor: if t.side == Some("sell") { Side::Sell } else { Side::Buy },
                 };
-                let symbol = t["symbol"].as_str().unwrap_or_default().to_owned();
-                let ts_ns = t["timestamp"].as_str().and_then(UnixNanos::parse_rfc3339).map_or(0, |t| t.0);
-                out.push(KrakenTrade { symbol, ts_ns, trade });
+                let ts_ns = t.timestamp.and_then(UnixNanos::parse_rfc3339).map_or(0, |t| t.0);
+                out.push(KrakenTrade { symbol: t.symbol.unwrap_or_default(), ts_ns, trade });
             }
             Ok(KrakenV2::Trades(out))
         }
@@ -473,6 +625,24 @@ mod tests {
         assert_eq!(plain_decimal("45281.0").unwrap(), "45281.0");
         assert_eq!(pad("0.053", 8), "0.05300000");
         assert!(plain_decimal("-1").is_err() && plain_decimal("1e").is_err());
+    }
+
+    #[test]
+    fn checksum_parts_match_the_recipe_spelled_out() {
+        let naive = |v: &str, d: Option<u8>| {
+            let v = d.map_or_else(|| v.to_owned(), |d| pad(v, d));
+            let digits: String = v.chars().filter(|c| *c != '.').collect();
+            digits.trim_start_matches('0').to_owned()
+        };
+        let values =
+            ["0.05005", "123.45", "10.0", "0.0", "0", "100", "0.00000500", "45281.0", "9999999997.00000", ".5", "5."];
+        for v in values {
+            for d in [None, Some(0), Some(1), Some(5), Some(9)] {
+                let mut crc = wire::Crc::new();
+                checksum_part(&mut crc, v.as_bytes(), d);
+                assert_eq!(crc.finish(), crc32fast::hash(naive(v, d).as_bytes()), "{v} {d:?}");
+            }
+        }
     }
 
     #[test]

@@ -226,7 +226,6 @@ async fn session(
     let mut ping = tokio::time::interval(cfg.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await;
-    let mut named = Vec::with_capacity(8192);
     let mut ready = Vec::with_capacity(8192);
     // When each subscribed symbol last had market data (the subscription counts as a start).
     let mut last_data = vec![tokio::time::Instant::now(); cfg.symbols.len()];
@@ -249,15 +248,14 @@ async fn session(
                 }
                 tap::send(cfg.raw_tap.as_ref(), ts_recv, &text)?;
                 let before = Counters::of(checker.report());
-                named.clear();
-                checker.on_frame(text.as_str(), ts_recv, &mut named);
                 ready.clear();
                 let frame_at = tokio::time::Instant::now();
-                ready.extend(named.iter().filter_map(|(sym, ev)| {
-                    let i = cfg.symbols.iter().position(|(s, _)| s == sym)?;
-                    last_data[i] = frame_at;
-                    Some(MarketEvent { instrument: cfg.symbols[i].1, ..*ev })
-                }));
+                checker.on_frame(text.as_str(), ts_recv, |sym, ev| {
+                    if let Some(i) = cfg.symbols.iter().position(|(s, _)| s == sym) {
+                        last_data[i] = frame_at;
+                        ready.push(MarketEvent { instrument: cfg.symbols[i].1, ..*ev });
+                    }
+                });
                 let after = Counters::of(checker.report());
                 account(stats, before, after, &ready);
                 if stamp_and_send(&mut ready, tx, stats, cfg.queue_policy)? {

@@ -103,7 +103,7 @@ fn mutated_frames_never_panic_and_are_all_counted() {
         for round in 0..4 {
             for f in frames.iter().take(3000) {
                 let frame = if round == 0 || rng.below(2) == 0 { f.clone() } else { mutate(f, &mut rng) };
-                checker.on_frame(&frame, UnixNanos(1), &mut out);
+                checker.on_frame(&frame, UnixNanos(1), |sym, ev| out.push((sym.to_owned(), *ev)));
                 fed += 1;
             }
         }

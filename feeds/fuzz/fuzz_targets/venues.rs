@@ -20,15 +20,11 @@ fuzz_target!(|data: &[u8]| {
     let venue = VENUES[usize::from(pick) % VENUES.len()];
     let mut checker = LiveChecker::new(venue);
     let text = String::from_utf8_lossy(rest);
-    let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        checker.on_frame(line, UnixNanos(i as u64 + 1), &mut out);
-    }
-    for (_, ev) in &out {
-        match ev.kind {
+        checker.on_frame(line, UnixNanos(i as u64 + 1), |_, ev| match ev.kind {
             MarketEventKind::Delta(d) => assert!(d.qty.units() >= 0, "negative level size"),
             MarketEventKind::Trade(t) => assert!(t.qty.units() >= 0, "negative trade size"),
             _ => {}
-        }
+        });
     }
 });

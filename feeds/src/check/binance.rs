@@ -187,11 +187,10 @@ impl Checker for BinanceChecker {
         true
     }
 
-    fn take_events(&mut self, out: &mut Vec<(String, MarketEvent)>) {
+    fn take_events(&mut self, f: &mut dyn FnMut(&str, &MarketEvent)) {
         if let Some(c) = &mut self.collected {
             for e in c.drain(..) {
-                let sym = self.symbols.get(e.instrument.0 as usize).map_or("?", |(s, _)| s.as_str());
-                out.push((sym.to_owned(), e));
+                f(self.symbols.get(e.instrument.0 as usize).map_or("?", |(s, _)| s.as_str()), &e);
             }
         }
     }

@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 
 use argus_core::{BookAction, BookDelta, DeltaFlags, MarketEventKind, Price, Qty, Quote, Side, Trade};
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
-use super::{millis, CheckReport, Checker, Emitter, SymbolBook};
+use super::wire::{self, Level, Num};
+use super::{CheckReport, Checker, Emitter, SymbolBook};
 use crate::rawlog::RawRecord;
 
 #[derive(Default)]
@@ -22,14 +24,84 @@ pub(crate) struct BybitChecker {
     emit: Emitter,
 }
 
+/// A push (`topic`, `type`, `ts`, `data`; `cts` on books) or a reply (`op`, `success`).
+#[derive(Deserialize)]
+struct Frame<'a> {
+    #[serde(borrow)]
+    topic: Option<&'a str>,
+    #[serde(borrow, rename = "type")]
+    ty: Option<&'a str>,
+    #[serde(default)]
+    ts: Num,
+    cts: Option<Num>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+    #[serde(borrow)]
+    op: Option<&'a RawValue>,
+    #[serde(borrow)]
+    success: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct BookData<'a> {
+    #[serde(borrow)]
+    s: Option<&'a str>,
+    u: Option<u64>,
+    #[serde(borrow)]
+    b: Option<&'a RawValue>,
+    #[serde(borrow)]
+    a: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[allow(non_snake_case)]
+struct TradeData<'a> {
+    #[serde(borrow)]
+    p: Option<&'a str>,
+    #[serde(borrow)]
+    v: Option<&'a str>,
+    #[serde(default)]
+    i: Num,
+    #[serde(borrow)]
+    S: Option<&'a str>,
+    #[serde(borrow)]
+    s: Option<&'a str>,
+    #[serde(default)]
+    T: Num,
+}
+
+#[derive(Deserialize)]
+struct TickerData<'a> {
+    #[serde(borrow, rename = "bid1Price")]
+    bid_px: Option<&'a str>,
+    #[serde(borrow, rename = "bid1Size")]
+    bid_sz: Option<&'a str>,
+    #[serde(borrow, rename = "ask1Price")]
+    ask_px: Option<&'a str>,
+    #[serde(borrow, rename = "ask1Size")]
+    ask_sz: Option<&'a str>,
+    #[serde(borrow)]
+    symbol: Option<&'a str>,
+}
+
 impl BybitChecker {
-    fn book(&mut self, ty: &str, d: &Value, ts: u64, r: &RawRecord, report: &mut CheckReport) -> Result<(), String> {
+    fn book(
+        &mut self,
+        reset_ty: bool,
+        d: &BookData<'_>,
+        ts: u64,
+        r: &RawRecord,
+        report: &mut CheckReport,
+    ) -> Result<(), String> {
         let (line, recv) = (r.line, r.ts_ns);
         let emit = &mut self.emit;
-        let s = d["s"].as_str().ok_or("orderbook without `s`")?.to_owned();
-        let u = d["u"].as_u64().ok_or("orderbook without `u`")?;
-        let sym = self.syms.entry(s.clone()).or_default();
-        let reset = ty == "snapshot" || u == 1;
+        let s = d.s.ok_or("orderbook without `s`")?;
+        let u = d.u.ok_or("orderbook without `u`")?;
+        if !self.syms.contains_key(s) {
+            self.syms.insert(s.to_owned(), Sym::default());
+        }
+        let Some(sym) = self.syms.get_mut(s) else { return Ok(()) };
+        let reset = reset_ty || u == 1;
         if !reset {
             let synced = sym.view.as_ref().is_some_and(|v| v.synced);
             if !synced {
@@ -44,7 +116,7 @@ impl BybitChecker {
                 if let Some(v) = &mut sym.view {
                     v.synced = false;
                 }
-                emit.broken(&s, ts, recv);
+                emit.broken(s, ts, recv);
                 return Ok(());
             }
         }
@@ -54,28 +126,27 @@ impl BybitChecker {
             emit.stage(view.clear_for_snapshot(u));
         }
         let mut n = 0;
-        let applied = (|| -> Result<(), String> {
-            for (k, side) in [("b", Side::Buy), ("a", Side::Sell)] {
-                for l in d[k].as_array().ok_or(format!("orderbook without `{k}`"))? {
-                    let (p, q) = (l[0].as_str().ok_or("level price")?, l[1].as_str().ok_or("level size")?);
-                    let price = Price::parse(p).map_err(|e| format!("price `{p}`: {e}"))?;
-                    let qty = Qty::parse_size(q).map_err(|e| format!("size `{q}`: {e}"))?;
-                    view.learn(p, q);
-                    let delta = BookDelta {
-                        action: BookAction::Update,
-                        side,
-                        flags: DeltaFlags(flags),
-                        price,
-                        qty,
-                        sequence: u,
-                    };
-                    view.apply(&delta);
-                    emit.stage(delta);
-                    n += 1;
-                }
+        let mut applied = Ok(());
+        for (levels, side, name) in [(d.b, Side::Buy, "b"), (d.a, Side::Sell, "a")] {
+            let Some(levels) = levels else {
+                applied = Err(format!("orderbook without `{name}`"));
+                break;
+            };
+            applied = wire::for_each(levels, |Level(p, q)| {
+                let price = Price::parse(p).map_err(|e| format!("price `{p}`: {e}"))?;
+                let qty = Qty::parse_size(q).map_err(|e| format!("size `{q}`: {e}"))?;
+                view.learn(p, q);
+                let delta =
+                    BookDelta { action: BookAction::Update, side, flags: DeltaFlags(flags), price, qty, sequence: u };
+                view.apply(&delta);
+                emit.stage(delta);
+                n += 1;
+                Ok(())
+            });
+            if applied.is_err() {
+                break;
             }
-            Ok(())
-        })();
+        }
         report.count("delta", n);
         if let Err(e) = applied {
             // Part of the message applied, part not: the book no longer matches the venue's.
@@ -83,7 +154,7 @@ impl BybitChecker {
             report.gaps += 1;
             sym.broken = true;
             view.synced = false;
-            emit.broken(&s, ts, recv);
+            emit.broken(s, ts, recv);
             return Err(e);
         }
         sym.u = Some(u);
@@ -94,55 +165,68 @@ impl BybitChecker {
             sym.broken = false;
             view.synced = true;
         }
-        emit.flush(&s, ts, recv);
+        emit.flush(s, ts, recv);
         Ok(())
     }
 
-    fn frame(&mut self, v: &Value, r: &RawRecord, report: &mut CheckReport) -> Result<(), String> {
-        let Some(topic) = v["topic"].as_str() else {
+    fn frame(&mut self, r: &RawRecord, report: &mut CheckReport) -> Result<(), String> {
+        let f: Frame<'_> = wire::parse(&r.body)?;
+        let Some(topic) = f.topic else {
             // Subscription acks, pongs.
-            if v.get("op").is_some() || v.get("success").is_some() {
+            if f.op.is_some() || f.success.is_some() {
                 report.count("ignored", 1);
                 return Ok(());
             }
             return Err("neither `topic` nor `op`".to_owned());
         };
-        let ty = v["type"].as_str().unwrap_or("snapshot");
+        let snapshot = f.ty.unwrap_or("snapshot") == "snapshot";
         let channel = topic.split('.').next().unwrap_or_default();
         // `cts` is the matching engine's time of a book message, `ts` the frame's.
-        let ts = millis(if v["cts"].is_null() { &v["ts"] } else { &v["cts"] });
+        let ts = f.cts.unwrap_or(f.ts).millis_ns();
         match channel {
-            "orderbook" => self.book(ty, &v["data"], ts, r, report)?,
+            "orderbook" => {
+                let d: BookData<'_> = serde_json::from_str(f.data.map_or("null", RawValue::get))
+                    .map_err(|e| format!("orderbook data: {e}"))?;
+                self.book(snapshot, &d, ts, r, report)?;
+            }
             "publicTrade" => {
-                let trades = v["data"].as_array().ok_or("publicTrade without data array")?;
-                for t in trades {
+                let data = f.data.ok_or("publicTrade without data array")?;
+                let mut n = 0;
+                wire::for_each(data, |t: TradeData<'_>| {
                     let trade = Trade {
-                        price: Price::parse(t["p"].as_str().unwrap_or("?")).map_err(|e| format!("trade p: {e}"))?,
-                        qty: Qty::parse_size(t["v"].as_str().unwrap_or("?")).map_err(|e| format!("trade v: {e}"))?,
-                        trade_id: t["i"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0),
-                        aggressor: if t["S"] == "Sell" { Side::Sell } else { Side::Buy },
+                        price: Price::parse(t.p.unwrap_or("?")).map_err(|e| format!("trade p: {e}"))?,
+                        qty: Qty::parse_size(t.v.unwrap_or("?")).map_err(|e| format!("trade v: {e}"))?,
+                        trade_id: t.i.0,
+                        aggressor: if t.S == Some("Sell") { Side::Sell } else { Side::Buy },
                     };
-                    let sym = t["s"].as_str().unwrap_or_default();
-                    self.emit.event(sym, millis(&t["T"]), r.ts_ns, MarketEventKind::Trade(trade));
-                }
-                report.count("trade", trades.len() as u64);
+                    self.emit.event(t.s.unwrap_or_default(), t.T.millis_ns(), r.ts_ns, MarketEventKind::Trade(trade));
+                    n += 1;
+                    Ok(())
+                })
+                .map_err(|e| format!("publicTrade: {e}"))?;
+                report.count("trade", n);
             }
             "tickers" => {
                 // Linear tickers carry the top of book (deltas only the fields that changed);
                 // spot tickers carry none.
-                let d = &v["data"];
-                let field = |k: &str| d[k].as_str().map(str::to_owned);
-                if let (Some(bp), Some(bs), Some(ap), Some(az), Some(sym)) =
-                    (field("bid1Price"), field("bid1Size"), field("ask1Price"), field("ask1Size"), field("symbol"))
+                let d: Option<TickerData<'_>> = serde_json::from_str(f.data.map_or("null", RawValue::get))
+                    .map_err(|e| format!("tickers data: {e}"))?;
+                if let Some(TickerData {
+                    bid_px: Some(bp),
+                    bid_sz: Some(bs),
+                    ask_px: Some(ap),
+                    ask_sz: Some(az),
+                    symbol: Some(sym),
+                }) = d
                 {
                     let bad = |e: argus_core::ParseFixedError| format!("ticker: {e}");
                     let quote = Quote {
-                        bid_price: Price::parse(&bp).map_err(bad)?,
-                        bid_qty: Qty::parse_size(&bs).map_err(bad)?,
-                        ask_price: Price::parse(&ap).map_err(bad)?,
-                        ask_qty: Qty::parse_size(&az).map_err(bad)?,
+                        bid_price: Price::parse(bp).map_err(bad)?,
+                        bid_qty: Qty::parse_size(bs).map_err(bad)?,
+                        ask_price: Price::parse(ap).map_err(bad)?,
+                        ask_qty: Qty::parse_size(az).map_err(bad)?,
                     };
-                    self.emit.event(&sym, millis(&v["ts"]), r.ts_ns, MarketEventKind::Quote(quote));
+                    self.emit.event(sym, f.ts.millis_ns(), r.ts_ns, MarketEventKind::Quote(quote));
                 }
                 report.count("quote", 1);
             }
@@ -154,15 +238,15 @@ impl BybitChecker {
 
 impl Checker for BybitChecker {
     fn on_ws(&mut self, r: &RawRecord, report: &mut CheckReport) {
-        super::json_frame(r, report, |v, report| self.frame(v, r, report));
+        super::frame(r, report, |report| self.frame(r, report));
     }
 
     fn collect_events(&mut self) -> bool {
         self.emit.enable()
     }
 
-    fn take_events(&mut self, out: &mut Vec<(String, argus_core::MarketEvent)>) {
-        self.emit.take(out);
+    fn take_events(&mut self, f: &mut dyn FnMut(&str, &argus_core::MarketEvent)) {
+        self.emit.take(f);
     }
 
     fn books(&self) -> Vec<(String, super::BookReport)> {

@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use argus_core::{BookAction, BookDelta, DeltaFlags, MarketEventKind, Price, Qty, Quote, Side, Trade};
-use serde_json::Value;
+use argus_core::{BookAction, BookDelta, DeltaFlags, MarketEventKind, Price, Qty, Quote, Side, Trade, UnixNanos};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
-use super::{rfc3339, CheckReport, Checker, Emitter, SymbolBook};
+use super::wire::{self, Level, Num};
+use super::{CheckReport, Checker, Emitter, SymbolBook};
 use crate::rawlog::RawRecord;
 
 #[derive(Default)]
@@ -21,24 +23,130 @@ pub(crate) struct CoinbaseChecker {
     recv: u64,
 }
 
-fn trade(price: &Value, size: &Value, id: &Value, aggressor: Side) -> Result<Trade, String> {
-    let s = |v: &Value| v.as_str().unwrap_or("?").to_owned();
+/// Every field either feed puts at the top level of a frame: Exchange messages are told apart
+/// by `type`, Advanced Trade ones by `channel`.
+#[derive(Deserialize)]
+struct Msg<'a> {
+    #[serde(borrow, rename = "type")]
+    ty: Option<&'a str>,
+    #[serde(borrow)]
+    channel: Option<&'a str>,
+    #[serde(borrow)]
+    product_id: Option<&'a str>,
+    #[serde(borrow)]
+    bids: Option<&'a RawValue>,
+    #[serde(borrow)]
+    asks: Option<&'a RawValue>,
+    #[serde(borrow)]
+    changes: Option<&'a RawValue>,
+    #[serde(borrow)]
+    time: Option<&'a str>,
+    #[serde(borrow)]
+    price: Option<&'a str>,
+    #[serde(borrow)]
+    size: Option<&'a str>,
+    #[serde(borrow)]
+    side: Option<&'a str>,
+    #[serde(default)]
+    trade_id: Num,
+    #[serde(borrow)]
+    best_bid: Option<&'a str>,
+    #[serde(borrow)]
+    best_bid_size: Option<&'a str>,
+    #[serde(borrow)]
+    best_ask: Option<&'a str>,
+    #[serde(borrow)]
+    best_ask_size: Option<&'a str>,
+    sequence_num: Option<u64>,
+    #[serde(borrow)]
+    timestamp: Option<&'a str>,
+    #[serde(borrow)]
+    events: Option<&'a RawValue>,
+}
+
+/// An Exchange `l2update` change: `["buy", price, size]`.
+#[derive(Deserialize)]
+struct Change<'a>(#[serde(borrow)] &'a str, #[serde(borrow)] &'a str, #[serde(borrow)] &'a str);
+
+/// An Advanced Trade event: `l2_data` carries `updates`, `market_trades` `trades`, `ticker`
+/// `tickers`.
+#[derive(Deserialize)]
+struct Event<'a> {
+    #[serde(borrow, rename = "type")]
+    ty: Option<&'a str>,
+    #[serde(borrow)]
+    product_id: Option<&'a str>,
+    #[serde(borrow)]
+    updates: Option<&'a RawValue>,
+    #[serde(borrow)]
+    trades: Option<&'a RawValue>,
+    #[serde(borrow)]
+    tickers: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Update<'a> {
+    #[serde(borrow)]
+    side: Option<&'a str>,
+    #[serde(borrow)]
+    event_time: Option<&'a str>,
+    #[serde(borrow)]
+    price_level: Option<&'a str>,
+    #[serde(borrow)]
+    new_quantity: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct AtTrade<'a> {
+    #[serde(default)]
+    trade_id: Num,
+    #[serde(borrow)]
+    product_id: Option<&'a str>,
+    #[serde(borrow)]
+    price: Option<&'a str>,
+    #[serde(borrow)]
+    size: Option<&'a str>,
+    #[serde(borrow)]
+    side: Option<&'a str>,
+    #[serde(borrow)]
+    time: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct AtTicker<'a> {
+    #[serde(borrow)]
+    product_id: Option<&'a str>,
+    #[serde(borrow)]
+    best_bid: Option<&'a str>,
+    #[serde(borrow)]
+    best_bid_quantity: Option<&'a str>,
+    #[serde(borrow)]
+    best_ask: Option<&'a str>,
+    #[serde(borrow)]
+    best_ask_quantity: Option<&'a str>,
+}
+
+/// A venue's RFC 3339 timestamp in nanoseconds (0 when absent or unreadable).
+fn rfc3339(s: Option<&str>) -> u64 {
+    s.and_then(UnixNanos::parse_rfc3339).map_or(0, |t| t.0)
+}
+
+fn trade(price: Option<&str>, size: Option<&str>, id: Num, aggressor: Side) -> Result<Trade, String> {
     Ok(Trade {
-        price: Price::parse(&s(price)).map_err(|e| format!("trade price: {e}"))?,
-        qty: Qty::parse_size(&s(size)).map_err(|e| format!("trade size: {e}"))?,
-        trade_id: id.as_u64().or_else(|| id.as_str().and_then(|s| s.parse().ok())).unwrap_or(0),
+        price: Price::parse(price.unwrap_or("?")).map_err(|e| format!("trade price: {e}"))?,
+        qty: Qty::parse_size(size.unwrap_or("?")).map_err(|e| format!("trade size: {e}"))?,
+        trade_id: id.0,
         aggressor,
     })
 }
 
-fn quote(bp: &Value, bs: &Value, ap: &Value, asz: &Value) -> Result<Quote, String> {
-    let s = |v: &Value| v.as_str().unwrap_or("?").to_owned();
+fn quote(bp: Option<&str>, bs: Option<&str>, ap: Option<&str>, az: Option<&str>) -> Result<Quote, String> {
     let bad = |e: argus_core::ParseFixedError| format!("ticker: {e}");
     Ok(Quote {
-        bid_price: Price::parse(&s(bp)).map_err(bad)?,
-        bid_qty: Qty::parse_size(&s(bs)).map_err(bad)?,
-        ask_price: Price::parse(&s(ap)).map_err(bad)?,
-        ask_qty: Qty::parse_size(&s(asz)).map_err(bad)?,
+        bid_price: Price::parse(bp.unwrap_or("?")).map_err(bad)?,
+        bid_qty: Qty::parse_size(bs.unwrap_or("?")).map_err(bad)?,
+        ask_price: Price::parse(ap.unwrap_or("?")).map_err(bad)?,
+        ask_qty: Qty::parse_size(az.unwrap_or("?")).map_err(bad)?,
     })
 }
 
@@ -48,48 +156,79 @@ fn level(side: Side, p: &str, q: &str, flags: u8) -> Result<BookDelta, String> {
     Ok(BookDelta { action: BookAction::Update, side, flags: DeltaFlags(flags), price, qty, sequence: 0 })
 }
 
+/// Where one message's levels go: the product's book, the emitter, the report.
+struct Apply<'c> {
+    book: &'c mut SymbolBook,
+    emit: &'c mut Emitter,
+    report: &'c mut CheckReport,
+    product: &'c str,
+    flags: u8,
+    line: u64,
+    n: u64,
+}
+
+impl Apply<'_> {
+    fn level(&mut self, side: Side, p: &str, q: &str) {
+        match level(side, p, q, self.flags) {
+            Ok(d) => {
+                self.book.learn(p, q);
+                self.book.apply(&d);
+                self.emit.stage(d);
+                self.n += 1;
+            }
+            // A bad level (real captures hold `0.-10000`) is counted; the rest of the
+            // message still applies, as a venue-side typo must not kill the book.
+            Err(e) => self.report.error(format!("line {}: {}: {e}", self.line, self.product)),
+        }
+    }
+}
+
 impl CoinbaseChecker {
-    /// Applies one product's levels; `snapshot` clears the book first.
-    #[allow(clippy::too_many_arguments)]
+    /// Applies one product's levels, which `levels` hands to its [`Apply`] and returns the
+    /// message's time (0: use `ts`); `snapshot` clears the book first. A message that breaks
+    /// off part-way (malformed) leaves the book stale until the next snapshot.
     fn apply(
         &mut self,
         product: &str,
         snapshot: bool,
-        levels: &[(Side, &str, &str)],
         ts: u64,
         line: u64,
         report: &mut CheckReport,
-    ) {
+        levels: impl FnOnce(&mut Apply<'_>) -> Result<u64, String>,
+    ) -> Result<(), String> {
         let was_broken = self.broken.iter().any(|p| p == product);
         let recv = self.recv;
-        let book = self.books.entry(product.to_owned()).or_insert_with(SymbolBook::new);
+        if !self.books.contains_key(product) {
+            self.books.insert(product.to_owned(), SymbolBook::new());
+        }
+        let Some(book) = self.books.get_mut(product) else { return Ok(()) };
         let emit = &mut self.emit;
         if !snapshot && !book.synced {
             if !was_broken {
                 report.error(format!("line {line}: {product} update before its snapshot"));
             }
-            return;
+            return Ok(());
         }
         if snapshot {
             emit.stage(book.clear_for_snapshot(0));
         }
         let flags = if snapshot { DeltaFlags::SNAPSHOT } else { 0 };
-        let mut n = 0;
-        for &(side, p, q) in levels {
-            match level(side, p, q, flags) {
-                Ok(d) => {
-                    book.learn(p, q);
-                    book.apply(&d);
-                    emit.stage(d);
-                    n += 1;
-                }
-                // A bad level (real captures hold `0.-10000`) is counted; the rest of the
-                // message still applies, as a venue-side typo must not kill the book.
-                Err(e) => report.error(format!("line {line}: {product}: {e}")),
-            }
-        }
+        let mut a = Apply { book, emit, report, product, flags, line, n: 0 };
+        let read = levels(&mut a);
+        let n = a.n;
         report.count("delta", n);
-        emit.flush(product, ts, recv);
+        let msg_ts = match read {
+            Ok(t) => t,
+            Err(e) => {
+                book.synced = false;
+                if !was_broken {
+                    self.broken.push(product.to_owned());
+                }
+                emit.broken(product, ts, recv);
+                return Err(e);
+            }
+        };
+        emit.flush(product, if msg_ts == 0 { ts } else { msg_ts }, recv);
         if snapshot {
             book.synced = true;
             if was_broken {
@@ -97,44 +236,51 @@ impl CoinbaseChecker {
                 self.broken.retain(|p| p != product);
             }
         }
+        Ok(())
     }
 
-    fn exchange(&mut self, v: &Value, ty: &str, line: u64, report: &mut CheckReport) -> Result<(), String> {
-        let product = v["product_id"].as_str().unwrap_or_default().to_owned();
+    fn exchange(&mut self, m: &Msg<'_>, ty: &str, line: u64, report: &mut CheckReport) -> Result<(), String> {
+        let product = m.product_id.unwrap_or_default();
         match ty {
             "snapshot" => {
-                let mut levels = Vec::new();
-                for (key, side) in [("bids", Side::Buy), ("asks", Side::Sell)] {
-                    for l in v[key].as_array().ok_or(format!("snapshot without `{key}`"))? {
-                        levels.push((side, l[0].as_str().unwrap_or("?"), l[1].as_str().unwrap_or("?")));
-                    }
-                }
+                let (bids, asks) = (m.bids.ok_or("snapshot without `bids`")?, m.asks.ok_or("snapshot without `asks`")?);
                 // Snapshots carry no time: they are as fresh as the frame.
-                self.apply(&product, true, &levels, 0, line, report);
+                self.apply(product, true, 0, line, report, |a| {
+                    for (levels, side) in [(bids, Side::Buy), (asks, Side::Sell)] {
+                        wire::for_each(levels, |Level(p, q)| {
+                            a.level(side, p, q);
+                            Ok(())
+                        })?;
+                    }
+                    Ok(0)
+                })?;
             }
             "l2update" => {
-                let mut levels = Vec::new();
-                for c in v["changes"].as_array().ok_or("l2update without `changes`")? {
-                    let side = match c[0].as_str() {
-                        Some("buy") => Side::Buy,
-                        Some("sell") => Side::Sell,
-                        _ => return Err(format!("bad change side {}", c[0])),
-                    };
-                    levels.push((side, c[1].as_str().unwrap_or("?"), c[2].as_str().unwrap_or("?")));
-                }
-                self.apply(&product, false, &levels, rfc3339(&v["time"]), line, report);
+                let changes = m.changes.ok_or("l2update without `changes`")?;
+                self.apply(product, false, rfc3339(m.time), line, report, |a| {
+                    wire::for_each(changes, |Change(side, p, q)| {
+                        let side = match side {
+                            "buy" => Side::Buy,
+                            "sell" => Side::Sell,
+                            other => return Err(format!("bad change side `{other}`")),
+                        };
+                        a.level(side, p, q);
+                        Ok(())
+                    })?;
+                    Ok(0)
+                })?;
             }
             "match" | "last_match" => {
                 // `side` is the maker's: a `sell` maker was hit by a buyer.
-                let aggressor = if v["side"] == "sell" { Side::Buy } else { Side::Sell };
-                let t = trade(&v["price"], &v["size"], &v["trade_id"], aggressor)?;
-                self.emit.event(&product, rfc3339(&v["time"]), self.recv, MarketEventKind::Trade(t));
+                let aggressor = if m.side == Some("sell") { Side::Buy } else { Side::Sell };
+                let t = trade(m.price, m.size, m.trade_id, aggressor)?;
+                self.emit.event(product, rfc3339(m.time), self.recv, MarketEventKind::Trade(t));
                 report.count("trade", 1);
             }
             "ticker" => {
-                if !v["best_bid_size"].is_null() {
-                    let q = quote(&v["best_bid"], &v["best_bid_size"], &v["best_ask"], &v["best_ask_size"])?;
-                    self.emit.event(&product, rfc3339(&v["time"]), self.recv, MarketEventKind::Quote(q));
+                if m.best_bid_size.is_some() {
+                    let q = quote(m.best_bid, m.best_bid_size, m.best_ask, m.best_ask_size)?;
+                    self.emit.event(product, rfc3339(m.time), self.recv, MarketEventKind::Quote(q));
                 }
                 report.count("quote", 1);
             }
@@ -144,8 +290,9 @@ impl CoinbaseChecker {
         Ok(())
     }
 
-    fn advanced(&mut self, v: &Value, channel: &str, line: u64, report: &mut CheckReport) -> Result<(), String> {
-        if let Some(seq) = v["sequence_num"].as_u64() {
+    fn advanced(&mut self, m: &Msg<'_>, channel: &str, line: u64, report: &mut CheckReport) -> Result<(), String> {
+        let frame_ts = rfc3339(m.timestamp);
+        if let Some(seq) = m.sequence_num {
             if let Some(last) = self.last_seq {
                 if seq != last + 1 && seq > last {
                     // One sequence for the whole connection: every book is suspect.
@@ -154,68 +301,62 @@ impl CoinbaseChecker {
                         if b.synced {
                             b.synced = false;
                             self.broken.push(p.clone());
-                            self.emit.broken(p, rfc3339(&v["timestamp"]), self.recv);
+                            self.emit.broken(p, frame_ts, self.recv);
                         }
                     }
                 }
             }
             self.last_seq = Some(seq);
         }
-        let events = v["events"].as_array().ok_or("no `events`")?;
+        let events = m.events.ok_or("no `events`")?;
         match channel {
-            "l2_data" => {
-                for e in events {
-                    let product = e["product_id"].as_str().ok_or("event without product_id")?.to_owned();
-                    let snapshot = e["type"].as_str() == Some("snapshot");
-                    let mut levels = Vec::new();
-                    for u in e["updates"].as_array().ok_or("event without updates")? {
-                        let side = match u["side"].as_str() {
+            "l2_data" => wire::for_each(events, |e: Event<'_>| {
+                let product = e.product_id.ok_or("event without product_id")?;
+                let updates = e.updates.ok_or("event without updates")?;
+                self.apply(product, e.ty == Some("snapshot"), frame_ts, line, report, |a| {
+                    // The message's time is its first level's.
+                    let mut ts = None;
+                    wire::for_each(updates, |u: Update<'_>| {
+                        let side = match u.side {
                             Some("bid") => Side::Buy,
                             Some("offer" | "ask") => Side::Sell,
-                            _ => return Err(format!("bad update side {}", u["side"])),
+                            other => return Err(format!("bad update side {other:?}")),
                         };
-                        levels.push((
-                            side,
-                            u["price_level"].as_str().unwrap_or("?"),
-                            u["new_quantity"].as_str().unwrap_or("?"),
-                        ));
-                    }
-                    let ts = match rfc3339(&e["updates"][0]["event_time"]) {
-                        0 => rfc3339(&v["timestamp"]),
-                        t => t,
-                    };
-                    self.apply(&product, snapshot, &levels, ts, line, report);
-                }
-            }
+                        ts.get_or_insert_with(|| rfc3339(u.event_time));
+                        a.level(side, u.price_level.unwrap_or("?"), u.new_quantity.unwrap_or("?"));
+                        Ok(())
+                    })?;
+                    Ok(ts.unwrap_or(0))
+                })
+            })?,
             "market_trades" => {
                 let mut n = 0;
-                for e in events {
-                    for t in e["trades"].as_array().map_or(&[][..], Vec::as_slice) {
+                wire::for_each(events, |e: Event<'_>| {
+                    let Some(trades) = e.trades else { return Ok(()) };
+                    wire::for_each(trades, |t: AtTrade<'_>| {
                         // Advanced Trade reports the taker's side.
-                        let aggressor = if t["side"] == "SELL" { Side::Sell } else { Side::Buy };
-                        let tr = trade(&t["price"], &t["size"], &t["trade_id"], aggressor)?;
-                        let product = t["product_id"].as_str().unwrap_or_default();
-                        self.emit.event(product, rfc3339(&t["time"]), self.recv, MarketEventKind::Trade(tr));
+                        let aggressor = if t.side == Some("SELL") { Side::Sell } else { Side::Buy };
+                        let tr = trade(t.price, t.size, t.trade_id, aggressor)?;
+                        let product = t.product_id.unwrap_or_default();
+                        self.emit.event(product, rfc3339(t.time), self.recv, MarketEventKind::Trade(tr));
                         n += 1;
-                    }
-                }
+                        Ok(())
+                    })
+                })?;
                 report.count("trade", n);
             }
             "ticker" | "ticker_batch" => {
-                for e in events {
-                    for t in e["tickers"].as_array().map_or(&[][..], Vec::as_slice) {
-                        if !t["best_bid_quantity"].is_null() {
-                            let q = quote(
-                                &t["best_bid"],
-                                &t["best_bid_quantity"],
-                                &t["best_ask"],
-                                &t["best_ask_quantity"],
-                            )?;
-                            let product = t["product_id"].as_str().unwrap_or_default();
-                            self.emit.event(product, rfc3339(&v["timestamp"]), self.recv, MarketEventKind::Quote(q));
+                wire::for_each(events, |e: Event<'_>| {
+                    let Some(tickers) = e.tickers else { return Ok(()) };
+                    wire::for_each(tickers, |t: AtTicker<'_>| {
+                        if t.best_bid_quantity.is_some() {
+                            let q = quote(t.best_bid, t.best_bid_quantity, t.best_ask, t.best_ask_quantity)?;
+                            let product = t.product_id.unwrap_or_default();
+                            self.emit.event(product, frame_ts, self.recv, MarketEventKind::Quote(q));
                         }
-                    }
-                }
+                        Ok(())
+                    })
+                })?;
                 report.count("quote", 1);
             }
             _ => report.count("ignored", 1),
@@ -227,11 +368,12 @@ impl CoinbaseChecker {
 impl Checker for CoinbaseChecker {
     fn on_ws(&mut self, r: &RawRecord, report: &mut CheckReport) {
         self.recv = r.ts_ns;
-        super::json_frame(r, report, |v, report| {
-            if let Some(ch) = v["channel"].as_str() {
-                self.advanced(v, ch, r.line, report)
-            } else if let Some(ty) = v["type"].as_str() {
-                self.exchange(v, ty, r.line, report)
+        super::frame(r, report, |report| {
+            let m: Msg<'_> = wire::parse(&r.body)?;
+            if let Some(ch) = m.channel {
+                self.advanced(&m, ch, r.line, report)
+            } else if let Some(ty) = m.ty {
+                self.exchange(&m, ty, r.line, report)
             } else {
                 Err("neither `type` nor `channel`".to_owned())
             }
@@ -246,7 +388,7 @@ impl Checker for CoinbaseChecker {
         self.emit.enable()
     }
 
-    fn take_events(&mut self, out: &mut Vec<(String, argus_core::MarketEvent)>) {
-        self.emit.take(out);
+    fn take_events(&mut self, f: &mut dyn FnMut(&str, &argus_core::MarketEvent)) {
+        self.emit.take(f);
     }
 }

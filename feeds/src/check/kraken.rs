@@ -29,24 +29,24 @@ pub(crate) struct KrakenChecker {
 impl KrakenChecker {
     /// Applies one book message (either version) and verifies its checksum.
     #[allow(clippy::too_many_arguments)]
-    fn book(
+    fn book<S: AsRef<str>>(
         &mut self,
-        pair: String,
+        pair: &str,
         depth: usize,
         snapshot: bool,
-        levels: &[(argus_core::Side, String, String)],
+        levels: &[(argus_core::Side, S, S)],
         checksum: Option<u32>,
         v2: bool,
         line: u64,
         report: &mut CheckReport,
     ) {
-        let p = self.pairs.entry(pair.clone()).or_insert_with(|| Pair {
-            book: KrakenBook::new(depth),
-            view: SymbolBook::new(),
-            broken: false,
-        });
+        if !self.pairs.contains_key(pair) {
+            let p = Pair { book: KrakenBook::new(depth), view: SymbolBook::new(), broken: false };
+            self.pairs.insert(pair.to_owned(), p);
+        }
+        let Some(p) = self.pairs.get_mut(pair) else { return };
         for (_, px, q) in levels {
-            p.view.learn(px, q);
+            p.view.learn(px.as_ref(), q.as_ref());
         }
         self.deltas.clear();
         let applied = if snapshot {
@@ -68,7 +68,7 @@ impl KrakenChecker {
         if let Err(e) = applied {
             p.view.synced = false;
             p.broken = true;
-            self.emit.broken(&pair, 0, recv);
+            self.emit.broken(pair, 0, recv);
             return report.error(format!("line {line}: {e}"));
         }
         if snapshot {
@@ -88,16 +88,16 @@ impl KrakenChecker {
                 // Stale until a fresh snapshot (live: resubscribe).
                 p.view.synced = false;
                 p.broken = true;
-                return self.emit.broken(&pair, 0, recv);
+                return self.emit.broken(pair, 0, recv);
             }
         }
-        self.emit.flush(&pair, 0, recv);
+        self.emit.flush(pair, 0, recv);
     }
 
-    fn trades(&mut self, trades: Vec<KrakenTrade>, report: &mut CheckReport) {
+    fn trades(&mut self, trades: Vec<KrakenTrade<'_>>, report: &mut CheckReport) {
         report.count("trade", trades.len() as u64);
         for t in trades {
-            self.emit.event(&t.symbol, t.ts_ns, self.recv, MarketEventKind::Trade(t.trade));
+            self.emit.event(t.symbol, t.ts_ns, self.recv, MarketEventKind::Trade(t.trade));
         }
     }
 
@@ -115,7 +115,7 @@ impl KrakenChecker {
             Ok(KrakenV2::Book { snapshot, books }) => {
                 for b in books {
                     let depth = self.v2_depth.get(&b.symbol).copied().unwrap_or(10);
-                    self.book(b.symbol, depth, snapshot, &b.levels, b.checksum, true, r.line, report);
+                    self.book(&b.symbol, depth, snapshot, &b.levels, b.checksum, true, r.line, report);
                 }
             }
         }
@@ -148,8 +148,8 @@ impl Checker for KrakenChecker {
         self.emit.enable()
     }
 
-    fn take_events(&mut self, out: &mut Vec<(String, argus_core::MarketEvent)>) {
-        self.emit.take(out);
+    fn take_events(&mut self, f: &mut dyn FnMut(&str, &argus_core::MarketEvent)) {
+        self.emit.take(f);
     }
 
     fn books(&self) -> Vec<(String, super::BookReport)> {

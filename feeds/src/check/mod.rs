@@ -10,6 +10,7 @@ mod bybit;
 mod coinbase;
 mod kraken;
 mod okx;
+pub(crate) mod wire;
 
 use std::collections::BTreeMap;
 
@@ -208,7 +209,9 @@ impl SymbolBook {
 /// the stream marks it stale until the venue's next snapshot ends.
 #[derive(Debug, Default)]
 pub(crate) struct Emitter {
-    out: Option<Vec<(String, MarketEvent)>>,
+    /// Events with the index of their symbol in `symbols`.
+    out: Option<Vec<(u32, MarketEvent)>>,
+    symbols: wire::Symbols,
     staged: Vec<BookDelta>,
 }
 
@@ -220,16 +223,7 @@ impl Emitter {
 
     pub(crate) fn event(&mut self, symbol: &str, ts_exchange: u64, ts_recv: u64, kind: MarketEventKind) {
         if let Some(out) = &mut self.out {
-            out.push((
-                symbol.to_owned(),
-                MarketEvent {
-                    ts_exchange: UnixNanos(ts_exchange),
-                    ts_recv: UnixNanos(ts_recv),
-                    instrument: InstrumentId(0),
-                    decode_ns: 0,
-                    kind,
-                },
-            ));
+            out.push((self.symbols.index(symbol), untagged(ts_exchange, ts_recv, kind)));
         }
     }
 
@@ -243,14 +237,19 @@ impl Emitter {
     /// Emits the staged levels; the last ends the message.
     pub(crate) fn flush(&mut self, symbol: &str, ts_exchange: u64, ts_recv: u64) {
         let n = self.staged.len();
-        for i in 0..n {
-            let mut d = self.staged[i];
+        let Some(out) = &mut self.out else { return };
+        if n == 0 {
+            return;
+        }
+        let sym = self.symbols.index(symbol);
+        out.reserve(n);
+        for (i, d) in self.staged.drain(..).enumerate() {
+            let mut d = d;
             if i + 1 == n {
                 d.flags.0 |= DeltaFlags::LAST;
             }
-            self.event(symbol, ts_exchange, ts_recv, MarketEventKind::Delta(d));
+            out.push((sym, untagged(ts_exchange, ts_recv, MarketEventKind::Delta(d))));
         }
-        self.staged.clear();
     }
 
     /// Announces a broken book: downstream empties it and waits for a snapshot.
@@ -267,22 +266,25 @@ impl Emitter {
         self.event(symbol, ts_exchange, ts_recv, MarketEventKind::Delta(clear));
     }
 
-    pub(crate) fn take(&mut self, out: &mut Vec<(String, MarketEvent)>) {
-        if let Some(c) = &mut self.out {
-            out.append(c);
+    /// Hands every event collected since the last call to `f`, with its symbol.
+    pub(crate) fn take(&mut self, f: &mut dyn FnMut(&str, &MarketEvent)) {
+        if let Some(out) = &mut self.out {
+            for (sym, e) in out.drain(..) {
+                f(self.symbols.name(sym), &e);
+            }
         }
     }
 }
 
-/// A venue's millisecond timestamp, as a JSON number or string, in nanoseconds (0 when absent).
-pub(crate) fn millis(v: &serde_json::Value) -> u64 {
-    let ms = v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap_or(0);
-    UnixNanos::from_millis(ms).0
-}
-
-/// A venue's RFC 3339 timestamp in nanoseconds (0 when absent or unreadable).
-pub(crate) fn rfc3339(v: &serde_json::Value) -> u64 {
-    v.as_str().and_then(UnixNanos::parse_rfc3339).map_or(0, |t| t.0)
+/// An event before the caller maps its symbol to an instrument.
+fn untagged(ts_exchange: u64, ts_recv: u64, kind: MarketEventKind) -> MarketEvent {
+    MarketEvent {
+        ts_exchange: UnixNanos(ts_exchange),
+        ts_recv: UnixNanos(ts_recv),
+        instrument: InstrumentId(0),
+        decode_ns: 0,
+        kind,
+    }
 }
 
 /// Fractional digits of a decimal string (`"0.35130000"` -> 8).
@@ -306,29 +308,17 @@ pub(crate) trait Checker: Send {
         false
     }
 
-    /// Moves events collected since the last call into `out`, with their symbols.
-    fn take_events(&mut self, _out: &mut Vec<(String, MarketEvent)>) {}
+    /// Hands every event collected since the last call to `f`, with its symbol.
+    fn take_events(&mut self, _f: &mut dyn FnMut(&str, &MarketEvent)) {}
 }
 
-/// Counts a websocket frame, parses it as JSON and hands it to `f`; any failure is an error of
-/// the report with the line number.
-pub(crate) fn json_frame(
-    r: &RawRecord,
-    report: &mut CheckReport,
-    f: impl FnOnce(&serde_json::Value, &mut CheckReport) -> Result<(), String>,
-) {
+/// Counts a websocket frame and reads it with `f`; a failure is an error of the report with
+/// the line number.
+pub(crate) fn frame(r: &RawRecord, report: &mut CheckReport, f: impl FnOnce(&mut CheckReport) -> Result<(), String>) {
     report.frames += 1;
-    let result = serde_json::from_str::<serde_json::Value>(&r.body)
-        .map_err(|e| format!("malformed frame: {e}"))
-        .and_then(|v| f(&v, report));
-    if let Err(e) = result {
+    if let Err(e) = f(report) {
         report.error(format!("line {}: {e}", r.line));
     }
-}
-
-/// Best level of a string ladder as the venue wrote it.
-pub(crate) fn best_strings<'a>(mut it: impl Iterator<Item = &'a (String, String)>) -> Option<[String; 2]> {
-    it.next().map(|(p, q)| [p.clone(), q.clone()])
 }
 
 /// One venue's normalizer and book sync on a live connection: websocket frames in, events out,
@@ -349,15 +339,15 @@ impl LiveChecker {
         Self { inner, report: CheckReport { venue: venue.as_str().to_owned(), ..CheckReport::default() }, record }
     }
 
-    /// Reads one frame; its events (with the venue's symbols) are appended to `out`.
-    pub fn on_frame(&mut self, text: &str, ts_recv: UnixNanos, out: &mut Vec<(String, MarketEvent)>) {
+    /// Reads one frame and hands each of its events to `f`, with the venue's symbol.
+    pub fn on_frame(&mut self, text: &str, ts_recv: UnixNanos, mut f: impl FnMut(&str, &MarketEvent)) {
         let r = &mut self.record;
         r.ts_ns = ts_recv.0;
         r.line += 1;
         r.body.clear();
         r.body.push_str(text);
         self.inner.on_ws(r, &mut self.report);
-        self.inner.take_events(out);
+        self.inner.take_events(&mut f);
     }
 
     pub fn report(&self) -> &CheckReport {
@@ -424,16 +414,12 @@ pub fn events(
     if !checker.collect_events() {
         return Err(format!("importing {} captures is not supported yet (feeds check verifies them)", venue.as_str()));
     }
-    let mut buf = Vec::with_capacity(8192);
     while let Some(r) = inputs.next() {
         for e in inputs.take_errors() {
             report.error(e.to_string());
         }
         feed(checker.as_mut(), &r, &mut report);
-        checker.take_events(&mut buf);
-        for (s, e) in buf.drain(..) {
-            sink(&s, &e);
-        }
+        checker.take_events(sink);
     }
     for e in inputs.take_errors() {
         report.error(e.to_string());

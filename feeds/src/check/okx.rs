@@ -4,13 +4,16 @@
 use std::collections::BTreeMap;
 
 use argus_core::{BookAction, BookDelta, DeltaFlags, MarketEventKind, Price, Qty, Quote, Side, Trade};
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
-use super::{millis, CheckReport, Checker, Emitter, SymbolBook};
+use super::wire::{self, First, Level, Lit, Num};
+use super::{CheckReport, Checker, Emitter, SymbolBook};
 use crate::kraken::key;
 use crate::rawlog::RawRecord;
 
-type Ladder = BTreeMap<i128, (String, String)>;
+/// One side: price in 1e-9 units -> the level's price and size as OKX wrote them.
+type Ladder = BTreeMap<i128, (Lit, Lit)>;
 
 #[derive(Default)]
 struct Inst {
@@ -27,23 +30,102 @@ pub(crate) struct OkxChecker {
     emit: Emitter,
 }
 
+/// A frame: a push (`arg` + `data`, `action` on books) or an event (`subscribe`, `error`).
+#[derive(Deserialize)]
+struct Frame<'a> {
+    #[serde(borrow, default)]
+    event: Option<&'a RawValue>,
+    #[serde(borrow)]
+    arg: Option<Arg<'a>>,
+    #[serde(borrow)]
+    action: Option<&'a str>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Arg<'a> {
+    #[serde(borrow)]
+    channel: Option<&'a str>,
+    #[serde(borrow, rename = "instId")]
+    inst_id: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct TradeMsg<'a> {
+    #[serde(borrow, rename = "instId")]
+    inst_id: Option<&'a str>,
+    #[serde(borrow)]
+    px: Option<&'a str>,
+    #[serde(borrow)]
+    sz: Option<&'a str>,
+    #[serde(rename = "tradeId", default)]
+    trade_id: Num,
+    #[serde(borrow)]
+    side: Option<&'a str>,
+    #[serde(default)]
+    ts: Num,
+}
+
+/// A `tickers` entry (`bidPx` ...) or a `bbo-tbt` one (`bids`/`asks` with one level each).
+#[derive(Deserialize)]
+struct QuoteMsg<'a> {
+    #[serde(borrow, rename = "instId")]
+    inst_id: Option<&'a str>,
+    #[serde(borrow, rename = "bidPx")]
+    bid_px: Option<&'a str>,
+    #[serde(borrow, rename = "bidSz")]
+    bid_sz: Option<&'a str>,
+    #[serde(borrow, rename = "askPx")]
+    ask_px: Option<&'a str>,
+    #[serde(borrow, rename = "askSz")]
+    ask_sz: Option<&'a str>,
+    #[serde(borrow)]
+    bids: Option<First<Level<'a>>>,
+    #[serde(borrow)]
+    asks: Option<First<Level<'a>>>,
+    #[serde(default)]
+    ts: Num,
+}
+
+#[derive(Deserialize)]
+struct BookMsg<'a> {
+    #[serde(borrow)]
+    bids: Option<&'a RawValue>,
+    #[serde(borrow)]
+    asks: Option<&'a RawValue>,
+    #[serde(default)]
+    ts: Num,
+    checksum: Option<i64>,
+    #[serde(rename = "seqId")]
+    seq_id: Option<i64>,
+    #[serde(rename = "prevSeqId")]
+    prev_seq_id: Option<i64>,
+}
+
 /// OKX's checksum of a book: top 25 bids (desc) and asks (asc) interleaved, `px:sz` joined by
 /// `:`, CRC32 as a signed 32-bit integer.
 pub(crate) fn okx_checksum(bids: &Ladder, asks: &Ladder) -> i32 {
-    let b: Vec<_> = bids.values().rev().take(25).collect();
-    let a: Vec<_> = asks.values().take(25).collect();
-    let mut parts: Vec<&str> = Vec::with_capacity(100);
-    for i in 0..b.len().max(a.len()) {
-        if let Some((p, q)) = b.get(i) {
-            parts.push(p);
-            parts.push(q);
+    let mut crc = wire::Crc::new();
+    let mut first = true;
+    let mut put = |(p, q): &(Lit, Lit)| {
+        for part in [p, q] {
+            if !first {
+                crc.push(b":");
+            }
+            first = false;
+            crc.push(part.as_bytes());
         }
-        if let Some((p, q)) = a.get(i) {
-            parts.push(p);
-            parts.push(q);
+    };
+    let (mut b, mut a) = (bids.values().rev().take(25), asks.values().take(25));
+    loop {
+        let (nb, na) = (b.next(), a.next());
+        if nb.is_none() && na.is_none() {
+            break;
         }
+        nb.into_iter().chain(na).for_each(&mut put);
     }
-    crc32fast::hash(parts.join(":").as_bytes()) as i32
+    crc.finish() as i32
 }
 
 impl Inst {
@@ -54,7 +136,7 @@ impl Inst {
         if qty.units() == 0 {
             ladder.remove(&k);
         } else {
-            ladder.insert(k, (px.to_owned(), sz.to_owned()));
+            ladder.insert(k, (Lit::new(px)?, Lit::new(sz)?));
         }
         let view = self.view.get_or_insert_with(SymbolBook::new);
         view.learn(px, sz);
@@ -72,49 +154,55 @@ impl Inst {
         }
         Ok(())
     }
+
+    /// A gap, a bad level or a checksum mismatch: stale until a fresh snapshot.
+    fn break_off(&mut self) {
+        self.broken = true;
+        if let Some(v) = &mut self.view {
+            v.synced = false;
+        }
+    }
 }
 
-/// Best bid and offer from OKX's strings (an empty side reads as zero).
-fn okx_quote(bp: &Value, bs: &Value, ap: &Value, asz: &Value) -> Result<Quote, String> {
-    let px = |v: &Value| match v.as_str() {
+/// Best bid and offer from OKX's strings (an empty or absent side reads as zero).
+fn okx_quote(bp: Option<&str>, bs: Option<&str>, ap: Option<&str>, az: Option<&str>) -> Result<Quote, String> {
+    let px = |v: Option<&str>| match v {
         None | Some("") => Ok(Price::ZERO),
         Some(s) => Price::parse(s).map_err(|e| format!("quote price `{s}`: {e}")),
     };
-    let sz = |v: &Value| match v.as_str() {
+    let sz = |v: Option<&str>| match v {
         None | Some("") => Ok(Qty::ZERO),
         Some(s) => Qty::parse_size(s).map_err(|e| format!("quote size `{s}`: {e}")),
     };
-    Ok(Quote { bid_price: px(bp)?, bid_qty: sz(bs)?, ask_price: px(ap)?, ask_qty: sz(asz)? })
+    Ok(Quote { bid_price: px(bp)?, bid_qty: sz(bs)?, ask_price: px(ap)?, ask_qty: sz(az)? })
 }
 
 impl OkxChecker {
     fn book(
         &mut self,
         inst_id: &str,
-        action: &str,
-        d: &Value,
+        snapshot: bool,
+        d: &BookMsg<'_>,
         r: &RawRecord,
         report: &mut CheckReport,
     ) -> Result<(), String> {
-        let (line, ts, recv) = (r.line, millis(&d["ts"]), r.ts_ns);
-        let inst = self.insts.entry(inst_id.to_owned()).or_default();
+        let (line, ts, recv) = (r.line, d.ts.millis_ns(), r.ts_ns);
+        if !self.insts.contains_key(inst_id) {
+            self.insts.insert(inst_id.to_owned(), Inst::default());
+        }
+        let Some(inst) = self.insts.get_mut(inst_id) else { return Ok(()) };
         let emit = &mut self.emit;
-        let snapshot = action == "snapshot";
         if !snapshot && !inst.view.as_ref().is_some_and(|v| v.synced) {
             if !inst.broken {
                 report.error(format!("line {line}: {inst_id} update before its snapshot"));
             }
             return Ok(());
         }
-        let (seq, prev) = (d["seqId"].as_i64(), d["prevSeqId"].as_i64());
         if !snapshot {
-            if let (Some(last), Some(prev)) = (inst.seq, prev) {
+            if let (Some(last), Some(prev)) = (inst.seq, d.prev_seq_id) {
                 if prev != last {
                     report.gaps += 1;
-                    inst.broken = true;
-                    if let Some(v) = &mut inst.view {
-                        v.synced = false;
-                    }
+                    inst.break_off();
                     emit.broken(inst_id, ts, recv);
                     return Ok(());
                 }
@@ -127,29 +215,30 @@ impl OkxChecker {
         }
         let flags = if snapshot { DeltaFlags::SNAPSHOT } else { 0 };
         let mut n = 0;
-        let applied = (|| -> Result<(), String> {
-            for (k, side) in [("bids", Side::Buy), ("asks", Side::Sell)] {
-                for l in d[k].as_array().ok_or(format!("book without `{k}`"))? {
-                    let (px, sz) = (l[0].as_str().ok_or("level price")?, l[1].as_str().ok_or("level size")?);
-                    inst.apply(side, px, sz, flags, emit)?;
-                    n += 1;
-                }
+        let mut applied = Ok(());
+        for (levels, side, name) in [(d.bids, Side::Buy, "bids"), (d.asks, Side::Sell, "asks")] {
+            let Some(levels) = levels else {
+                applied = Err(format!("book without `{name}`"));
+                break;
+            };
+            applied = wire::for_each(levels, |Level(px, sz)| {
+                n += 1;
+                inst.apply(side, px, sz, flags, emit)
+            });
+            if applied.is_err() {
+                break;
             }
-            Ok(())
-        })();
+        }
         report.count("delta", n);
         if let Err(e) = applied {
             // Part of the message applied, part not: the book no longer matches the venue's.
             // A break like a gap: stale until a fresh snapshot (live: resubscribe).
             report.gaps += 1;
-            inst.broken = true;
-            if let Some(v) = &mut inst.view {
-                v.synced = false;
-            }
+            inst.break_off();
             emit.broken(inst_id, ts, recv);
             return Err(e);
         }
-        inst.seq = seq.or(inst.seq);
+        inst.seq = d.seq_id.or(inst.seq);
         if snapshot {
             if inst.broken {
                 report.resyncs += 1;
@@ -159,15 +248,12 @@ impl OkxChecker {
                 v.synced = true;
             }
         }
-        if let Some(c) = d["checksum"].as_i64() {
+        if let Some(c) = d.checksum {
             if i64::from(okx_checksum(&inst.bids, &inst.asks)) == c {
                 report.checksum.ok += 1;
             } else {
                 report.checksum.failed += 1;
-                inst.broken = true;
-                if let Some(v) = &mut inst.view {
-                    v.synced = false;
-                }
+                inst.break_off();
                 emit.broken(inst_id, ts, recv);
                 return Ok(());
             }
@@ -176,47 +262,54 @@ impl OkxChecker {
         Ok(())
     }
 
-    fn frame(&mut self, v: &Value, r: &RawRecord, report: &mut CheckReport) -> Result<(), String> {
-        if v.get("event").is_some() {
+    fn frame(&mut self, r: &RawRecord, report: &mut CheckReport) -> Result<(), String> {
+        let f: Frame<'_> = wire::parse(&r.body)?;
+        if f.event.is_some() {
             report.count("ignored", 1);
             return Ok(());
         }
-        let channel = v["arg"]["channel"].as_str().ok_or("no arg.channel")?;
-        let data = v["data"].as_array().ok_or("no data")?;
-        let arg_inst = v["arg"]["instId"].as_str().unwrap_or_default();
+        let arg = f.arg.ok_or("no arg.channel")?;
+        let channel = arg.channel.ok_or("no arg.channel")?;
+        let data = f.data.ok_or("no data")?;
+        let arg_inst = arg.inst_id.unwrap_or_default();
         match channel {
             "trades" | "trades-all" => {
-                for t in data {
+                let mut n = 0;
+                wire::for_each(data, |t: TradeMsg<'_>| {
                     let trade = Trade {
-                        price: Price::parse(t["px"].as_str().unwrap_or("?")).map_err(|e| format!("trade px: {e}"))?,
-                        qty: Qty::parse_size(t["sz"].as_str().unwrap_or("?")).map_err(|e| format!("trade sz: {e}"))?,
-                        trade_id: t["tradeId"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0),
-                        aggressor: if t["side"] == "sell" { Side::Sell } else { Side::Buy },
+                        price: Price::parse(t.px.unwrap_or("?")).map_err(|e| format!("trade px: {e}"))?,
+                        qty: Qty::parse_size(t.sz.unwrap_or("?")).map_err(|e| format!("trade sz: {e}"))?,
+                        trade_id: t.trade_id.0,
+                        aggressor: if t.side == Some("sell") { Side::Sell } else { Side::Buy },
                     };
-                    let inst = t["instId"].as_str().unwrap_or(arg_inst);
-                    self.emit.event(inst, millis(&t["ts"]), r.ts_ns, MarketEventKind::Trade(trade));
-                }
-                report.count("trade", data.len() as u64);
+                    let inst = t.inst_id.unwrap_or(arg_inst);
+                    self.emit.event(inst, t.ts.millis_ns(), r.ts_ns, MarketEventKind::Trade(trade));
+                    n += 1;
+                    Ok(())
+                })?;
+                report.count("trade", n);
             }
             "tickers" | "bbo-tbt" => {
-                for q in data {
+                let mut n = 0;
+                wire::for_each(data, |q: QuoteMsg<'_>| {
                     let quote = if channel == "tickers" {
-                        okx_quote(&q["bidPx"], &q["bidSz"], &q["askPx"], &q["askSz"])
+                        okx_quote(q.bid_px, q.bid_sz, q.ask_px, q.ask_sz)
                     } else {
-                        okx_quote(&q["bids"][0][0], &q["bids"][0][1], &q["asks"][0][0], &q["asks"][0][1])
+                        let (b, a) = (q.bids.and_then(|l| l.0), q.asks.and_then(|l| l.0));
+                        okx_quote(b.map(|l| l.0), b.map(|l| l.1), a.map(|l| l.0), a.map(|l| l.1))
                     }?;
-                    let inst = q["instId"].as_str().unwrap_or(arg_inst);
-                    self.emit.event(inst, millis(&q["ts"]), r.ts_ns, MarketEventKind::Quote(quote));
-                }
-                report.count("quote", data.len() as u64);
+                    let inst = q.inst_id.unwrap_or(arg_inst);
+                    self.emit.event(inst, q.ts.millis_ns(), r.ts_ns, MarketEventKind::Quote(quote));
+                    n += 1;
+                    Ok(())
+                })?;
+                report.count("quote", n);
             }
             c if c.starts_with("books") => {
-                let inst_id = v["arg"]["instId"].as_str().ok_or("no arg.instId")?.to_owned();
+                let inst_id = arg.inst_id.ok_or("no arg.instId")?;
                 // books5 and bbo-style channels send whole snapshots every time.
-                let action = v["action"].as_str().unwrap_or("snapshot");
-                for d in data {
-                    self.book(&inst_id, action, d, r, report)?;
-                }
+                let snapshot = f.action.unwrap_or("snapshot") == "snapshot";
+                wire::for_each(data, |d: BookMsg<'_>| self.book(inst_id, snapshot, &d, r, report))?;
             }
             _ => report.count("ignored", 1),
         }
@@ -226,15 +319,15 @@ impl OkxChecker {
 
 impl Checker for OkxChecker {
     fn on_ws(&mut self, r: &RawRecord, report: &mut CheckReport) {
-        super::json_frame(r, report, |v, report| self.frame(v, r, report));
+        super::frame(r, report, |report| self.frame(r, report));
     }
 
     fn collect_events(&mut self) -> bool {
         self.emit.enable()
     }
 
-    fn take_events(&mut self, out: &mut Vec<(String, argus_core::MarketEvent)>) {
-        self.emit.take(out);
+    fn take_events(&mut self, f: &mut dyn FnMut(&str, &argus_core::MarketEvent)) {
+        self.emit.take(f);
     }
 
     fn books(&self) -> Vec<(String, super::BookReport)> {
@@ -244,8 +337,9 @@ impl Checker for OkxChecker {
             .filter_map(|(s, i)| {
                 i.view.as_ref().map(|v| {
                     let mut r = v.report();
-                    r.best_bid = super::best_strings(i.bids.values().rev());
-                    r.best_ask = super::best_strings(i.asks.values());
+                    let top = |l: Option<&(Lit, Lit)>| l.map(|(p, q)| [p.as_str().to_owned(), q.as_str().to_owned()]);
+                    r.best_bid = top(i.bids.values().next_back());
+                    r.best_ask = top(i.asks.values().next());
                     r.bid_levels = i.bids.len();
                     r.ask_levels = i.asks.len();
                     (s.clone(), r)
@@ -265,7 +359,7 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/../data/okx/okx_v5_books_checksum_vectors_verified.json"
         ));
-        let cases: Vec<Value> = serde_json::from_str(text).unwrap();
+        let cases: Vec<serde_json::Value> = serde_json::from_str(text).unwrap();
         assert!(!cases.is_empty());
         for c in cases {
             let s = c["checksum_input_string"].as_str().unwrap();
@@ -273,8 +367,12 @@ mod tests {
         }
         let mut bids = Ladder::new();
         let mut asks = Ladder::new();
-        bids.insert(key("30233.6").unwrap(), ("30233.6".into(), "3".into()));
-        asks.insert(key("30238.8").unwrap(), ("30238.8".into(), "2".into()));
+        let lit = |p, q| (Lit::new(p).unwrap(), Lit::new(q).unwrap());
+        bids.insert(key("30233.6").unwrap(), lit("30233.6", "3"));
+        asks.insert(key("30238.8").unwrap(), lit("30238.8", "2"));
         assert_eq!(okx_checksum(&bids, &asks), crc32fast::hash(b"30233.6:3:30238.8:2") as i32);
+        bids.insert(key("30233.5").unwrap(), lit("30233.5", "1"));
+        assert_eq!(okx_checksum(&bids, &asks), crc32fast::hash(b"30233.6:3:30238.8:2:30233.5:1") as i32);
+        assert_eq!(okx_checksum(&Ladder::new(), &Ladder::new()), crc32fast::hash(b"") as i32);
     }
 }

@@ -1,0 +1,337 @@
+//! Typed, borrowing JSON readers shared by the venue checkers: a frame is parsed once into
+//! structs whose strings point into it (no `serde_json::Value`, no allocation per field), arrays
+//! are visited element by element instead of collected, and the decimals a checksum needs are
+//! kept inline.
+//!
+//! Numeric strings are borrowed, so one written with a JSON escape (no venue does that) fails
+//! to read as a clear error instead of being copied.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use argus_core::UnixNanos;
+
+/// Parses a whole frame as `T`.
+pub(crate) fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, String> {
+    serde_json::from_str(text).map_err(|e| format!("malformed frame: {e}"))
+}
+
+/// Calls `f` on each element of the JSON array `raw`, read as `T`, without collecting them.
+/// The first error, of the JSON or of `f`, ends the walk and is returned.
+pub(crate) fn for_each<'a, T: Deserialize<'a>>(
+    raw: &'a RawValue,
+    f: impl FnMut(T) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut failed = None;
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    let walked = de.deserialize_seq(Each { f, failed: &mut failed, _t: PhantomData });
+    match (failed, walked) {
+        (Some(e), _) => Err(e),
+        (None, Err(e)) => Err(format!("malformed array: {e}")),
+        (None, Ok(())) => Ok(()),
+    }
+}
+
+struct Each<'f, F, T> {
+    f: F,
+    failed: &'f mut Option<String>,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<'de, F, T> Visitor<'de> for Each<'_, F, T>
+where
+    F: FnMut(T) -> Result<(), String>,
+    T: Deserialize<'de>,
+{
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(item) = seq.next_element_seed(PhantomData::<T>)? {
+            if let Err(e) = (self.f)(item) {
+                *self.failed = Some(e);
+                return Err(de::Error::custom("stopped"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A book level written as an array whose first two entries are the price and size strings
+/// (`["30233.6", "3", "0", "1"]` on OKX, `["0.5", "12"]` on Bybit and Coinbase); the rest is
+/// skipped.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Level<'a>(pub &'a str, pub &'a str);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Level<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Head::<2>::deserialize(d).map(|Head([p, q])| Level(p, q))
+    }
+}
+
+/// The first `N` entries of an array, all strings (Kraken's `[price, volume, time, side, ...]`);
+/// the rest is skipped.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Head<'a, const N: usize>(pub [&'a str; N]);
+
+impl<'de: 'a, 'a, const N: usize> Deserialize<'de> for Head<'a, N> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a, const N: usize>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a, const N: usize> Visitor<'de> for V<'a, N> {
+            type Value = Head<'a, N>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "an array of at least {N} strings")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Head<'a, N>, A::Error> {
+                let mut out = [""; N];
+                for (i, slot) in out.iter_mut().enumerate() {
+                    *slot = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(i, &self))?;
+                }
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Head(out))
+            }
+        }
+        d.deserialize_seq(V::<N>(PhantomData))
+    }
+}
+
+/// The first element of a JSON array (`None` when it is empty); the rest is skipped.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct First<T>(pub Option<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for First<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<fn() -> T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = First<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<First<T>, A::Error> {
+                let first = seq.next_element()?;
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(First(first))
+            }
+        }
+        d.deserialize_seq(V(PhantomData))
+    }
+}
+
+/// An unsigned integer the venue writes as a JSON number or a decimal string (ids, sequence
+/// numbers, millisecond times). Anything else reads as absent (zero), as `Value` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Num(pub u64);
+
+impl Num {
+    /// Milliseconds since the epoch, in nanoseconds.
+    pub(crate) fn millis_ns(self) -> u64 {
+        UnixNanos::from_millis(self.0).0
+    }
+}
+
+impl<'de> Deserialize<'de> for Num {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Num;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an unsigned integer or a decimal string")
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Num, E> {
+                Ok(Num(v))
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Num, E> {
+                Ok(Num(u64::try_from(v).unwrap_or(0)))
+            }
+
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Num, E> {
+                Ok(Num(0))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Num, E> {
+                Ok(Num(v.parse().unwrap_or(0)))
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<Num, E> {
+                Ok(Num(0))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A decimal as the venue wrote it, held inline: the checksum ladders keep one per price and
+/// size of every level, and a heap string each would cost two allocations per level.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Lit {
+    len: u8,
+    bytes: [u8; Lit::CAP],
+}
+
+impl Lit {
+    pub(crate) const CAP: usize = 31;
+
+    /// `s`, or an error when it is longer than any decimal a venue prints.
+    pub(crate) fn new(s: &str) -> Result<Self, String> {
+        let n = s.len();
+        if n > Self::CAP {
+            return Err(format!("decimal `{s}` longer than {} bytes", Self::CAP));
+        }
+        let mut bytes = [0; Self::CAP];
+        bytes[..n].copy_from_slice(s.as_bytes());
+        Ok(Self { len: n as u8, bytes })
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Built from a `&str` cut at its end: always UTF-8.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// A CRC32 over text given piece by piece, gathered in a buffer and hashed in large blocks
+/// (crc32fast's fast path wants long inputs; a checksum's pieces are a few bytes each).
+pub(crate) struct Crc {
+    hasher: crc32fast::Hasher,
+    buf: [u8; 2048],
+    len: usize,
+}
+
+impl Crc {
+    pub(crate) fn new() -> Self {
+        Self { hasher: crc32fast::Hasher::new(), buf: [0; 2048], len: 0 }
+    }
+
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        if self.len + bytes.len() > self.buf.len() {
+            self.hasher.update(&self.buf[..self.len]);
+            self.len = 0;
+            if bytes.len() > self.buf.len() {
+                self.hasher.update(bytes);
+                return;
+            }
+        }
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    pub(crate) fn finish(mut self) -> u32 {
+        self.hasher.update(&self.buf[..self.len]);
+        self.hasher.finalize()
+    }
+}
+
+impl fmt::Debug for Lit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// A venue's symbols, each given a small index once; events carry the index, not a string.
+#[derive(Debug, Default)]
+pub(crate) struct Symbols {
+    names: Vec<Box<str>>,
+    last: usize,
+}
+
+impl Symbols {
+    pub(crate) fn index(&mut self, s: &str) -> u32 {
+        if self.names.get(self.last).is_some_and(|n| **n == *s) {
+            return self.last as u32;
+        }
+        let i = match self.names.iter().position(|n| **n == *s) {
+            Some(i) => i,
+            None => {
+                self.names.push(s.into());
+                self.names.len() - 1
+            }
+        };
+        self.last = i;
+        i as u32
+    }
+
+    pub(crate) fn name(&self, i: u32) -> &str {
+        self.names.get(i as usize).map_or("?", |n| n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrays_are_walked_in_order_and_the_first_error_wins() {
+        let raw: &RawValue = serde_json::from_str(r#"[["1.5","2","0","3"],["1.4","0"]]"#).unwrap();
+        let mut seen = Vec::new();
+        for_each(raw, |Level(p, q)| {
+            seen.push((p, q));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, [("1.5", "2"), ("1.4", "0")]);
+        assert_eq!(for_each(raw, |_: Level<'_>| Err("mine".into())), Err("mine".to_owned()));
+        for bad in [r#"[["1"]]"#, r#"[[1,2]]"#, r#"{"a":1}"#, r#"[["1\u0030","2"]]"#] {
+            let raw: &RawValue = serde_json::from_str(bad).unwrap();
+            let r = for_each(raw, |_: Level<'_>| Ok(()));
+            assert!(r.as_ref().is_err_and(|e| e.starts_with("malformed array")), "{bad}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn first_takes_the_head_of_an_array() {
+        let f: First<Level<'_>> = serde_json::from_str(r#"[["1","2"],["3","4"]]"#).unwrap();
+        assert_eq!(f.0.map(|l| (l.0, l.1)), Some(("1", "2")));
+        let f: First<Level<'_>> = serde_json::from_str("[]").unwrap();
+        assert!(f.0.is_none());
+    }
+
+    #[test]
+    fn numbers_read_from_either_form_and_odd_ones_read_as_zero() {
+        let n: Vec<Num> = serde_json::from_str(r#"[7, "8", "x", -1, 1.5, null]"#).unwrap();
+        assert_eq!(n, [Num(7), Num(8), Num(0), Num(0), Num(0), Num(0)]);
+        assert_eq!(Num(1_700_000_000_123).millis_ns(), 1_700_000_000_123_000_000);
+    }
+
+    #[test]
+    fn literals_keep_their_text_and_refuse_what_does_not_fit() {
+        assert_eq!(Lit::new("30233.60").unwrap().as_str(), "30233.60");
+        assert_eq!(Lit::new("").unwrap().as_str(), "");
+        assert!(Lit::new(&"9".repeat(Lit::CAP)).is_ok());
+        assert!(Lit::new(&"9".repeat(Lit::CAP + 1)).is_err());
+    }
+
+    #[test]
+    fn crc_in_pieces_equals_crc_at_once() {
+        let text: Vec<u8> = (0..5000_u32).map(|i| b'0' + (i % 10) as u8).collect();
+        for piece in [1, 7, 2047, 2048, 2049, 5000] {
+            let mut c = Crc::new();
+            text.chunks(piece).for_each(|p| c.push(p));
+            assert_eq!(c.finish(), crc32fast::hash(&text), "pieces of {piece}");
+        }
+        assert_eq!(Crc::new().finish(), crc32fast::hash(b""));
+    }
+
+    #[test]
+    fn symbols_get_stable_indices() {
+        let mut s = Symbols::default();
+        assert_eq!((s.index("A"), s.index("B"), s.index("A"), s.index("B")), (0, 1, 0, 1));
+        assert_eq!((s.name(1), s.name(9)), ("B", "?"));
+    }
+}
