@@ -379,31 +379,13 @@ impl Flow<'_> {
 }
 
 /// A second connection opened before the first one's lifetime ends (make before break): its
-/// frames are held until the first connection has caught up with where it starts, in every
-/// stream: the book's diffs, and the trades, quotes and marks it has sent so far.
+/// frames are held until the first connection has caught up with where it starts ([`Begins`]).
 struct Standby {
     ws: WsStream,
     opened: tokio::time::Instant,
     frames: Vec<(UnixNanos, Utf8Bytes)>,
-    /// `U` of the first depth diff the new connection sent.
-    first_depth: Option<u64>,
-    /// Its first trade id, quote update id and mark time: the old connection must have passed
-    /// each before the switch, or what lies between would be lost.
-    first: Dedup,
-    /// Its first frame with an id: once the old connection has delivered that one too, it has
-    /// delivered everything sent before the new connection began.
-    start: Option<Start>,
+    begins: Begins,
     scratch: Vec<MarketEvent>,
-}
-
-/// Where a connection's stream began, by the id of its first frame that has one.
-#[derive(Debug, Clone, Copy)]
-enum Start {
-    Trade(u64),
-    Quote(u64),
-    Mark(u64),
-    /// The diff's final update id.
-    Depth(u64),
 }
 
 impl Standby {
@@ -412,59 +394,89 @@ impl Standby {
             ws,
             opened: tokio::time::Instant::now(),
             frames: Vec::with_capacity(1024),
-            first_depth: None,
-            first: Dedup::default(),
-            start: None,
+            begins: Begins::default(),
             scratch: Vec::with_capacity(1024),
         }
     }
 
     fn hold(&mut self, ts_recv: UnixNanos, text: Utf8Bytes, normalizer: &BinanceNormalizer) {
         self.scratch.clear();
+        if let Ok(kind) = normalizer.normalize_str(text.as_str(), ts_recv, &mut self.scratch) {
+            self.begins.note(kind, self.scratch.first());
+        }
+        self.frames.push((ts_recv, text));
+    }
+
+    /// The old connection has caught up with this one, or the handover has waited long enough.
+    fn ready(&self, sync: &DepthSync, passed: &Dedup) -> bool {
+        self.opened.elapsed() > HANDOVER_TIMEOUT
+            || self.frames.len() >= HANDOVER_MAX_FRAMES
+            || self.begins.caught_up(sync.last_update_id(), passed)
+    }
+}
+
+/// Where a successor connection's streams begin, learnt from the frames it holds.
+#[derive(Debug, Default)]
+struct Begins {
+    /// `U` of its first depth diff.
+    first_depth: Option<u64>,
+    /// Its first trade id, quote update id and mark time (0: none yet).
+    first: Dedup,
+    /// Its first frame with an id: once the old connection has delivered that one too, it has
+    /// delivered everything sent before the new connection began.
+    start: Option<Start>,
+}
+
+/// A frame by its id: a trade's, a quote's book update id, a mark's time, a diff's final id.
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    Trade(u64),
+    Quote(u64),
+    Mark(u64),
+    Depth(u64),
+}
+
+impl Begins {
+    /// Takes in one held frame: its kind and first event.
+    fn note(&mut self, kind: Decoded, first_event: Option<&MarketEvent>) {
         let first = |at: &mut u64, id: u64| {
             if *at == 0 {
                 *at = id;
             }
         };
-        let start = match normalizer.normalize_str(text.as_str(), ts_recv, &mut self.scratch) {
-            Ok(Decoded::Depth { first_update_id, final_update_id, .. }) => {
+        let start = match (kind, first_event.map(|e| e.kind)) {
+            (Decoded::Depth { first_update_id, final_update_id, .. }, _) => {
                 self.first_depth.get_or_insert(first_update_id);
                 Some(Start::Depth(final_update_id))
             }
-            Ok(Decoded::Trade) => match self.scratch.first().map(|e| e.kind) {
-                Some(MarketEventKind::Trade(t)) => {
-                    first(&mut self.first.trade_id, t.trade_id);
-                    Some(Start::Trade(t.trade_id))
-                }
-                _ => None,
-            },
-            Ok(Decoded::BookTicker { update_id }) => {
+            (Decoded::Trade, Some(MarketEventKind::Trade(t))) => {
+                first(&mut self.first.trade_id, t.trade_id);
+                Some(Start::Trade(t.trade_id))
+            }
+            (Decoded::BookTicker { update_id }, _) => {
                 first(&mut self.first.quote_update_id, update_id);
                 Some(Start::Quote(update_id))
             }
-            Ok(Decoded::Mark) => self.scratch.first().map(|e| {
-                first(&mut self.first.mark_ts, e.ts_exchange.0);
-                Start::Mark(e.ts_exchange.0)
-            }),
+            (Decoded::Mark, Some(_)) => {
+                let ts = first_event.map_or(0, |e| e.ts_exchange.0);
+                first(&mut self.first.mark_ts, ts);
+                Some(Start::Mark(ts))
+            }
             _ => None,
         };
         if self.start.is_none() {
             self.start = start.filter(|s| !matches!(s, Start::Trade(0) | Start::Quote(0) | Start::Mark(0)));
         }
-        self.frames.push((ts_recv, text));
     }
 
-    /// True once the old connection has delivered everything before the new one's start: it
-    /// has delivered the new connection's first frame too (the streams of a connection come in
-    /// one order), the book holds every update before the new connection's first diff (or it
-    /// is not synced, so there is nothing to keep), and the last trade, quote and mark passed
-    /// on reach the new connection's first ones (trade ids are consecutive; quote ids and mark
-    /// times must overlap). Or the handover has waited long enough.
-    fn ready(&self, sync: &DepthSync, passed: &Dedup) -> bool {
-        if self.opened.elapsed() > HANDOVER_TIMEOUT || self.frames.len() >= HANDOVER_MAX_FRAMES {
-            return true;
-        }
-        let book = match (sync.last_update_id(), self.first_depth) {
+    /// True once the old connection (its book at `book_last`, its last trade, quote and mark
+    /// passed on in `passed`) has delivered everything sent before this one began: it has
+    /// delivered this one's first frame too (a connection's streams come in one order), its
+    /// book holds every update before this one's first diff (or it is not synced, so there is
+    /// nothing to keep), and it has reached this one's first trade, quote and mark (trade ids
+    /// are consecutive; quote ids and mark times must overlap).
+    fn caught_up(&self, book_last: Option<u64>, passed: &Dedup) -> bool {
+        let book = match (book_last, self.first_depth) {
             (None, _) => true,
             (Some(last), Some(first)) => last + 1 >= first,
             (Some(_), None) => false,
@@ -474,9 +486,9 @@ impl Standby {
             Some(Start::Trade(id)) => passed.trade_id >= id,
             Some(Start::Quote(id)) => passed.quote_update_id >= id,
             Some(Start::Mark(ts)) => passed.mark_ts >= ts,
-            Some(Start::Depth(last)) => sync.last_update_id().is_none_or(|l| l >= last),
+            Some(Start::Depth(last)) => book_last.is_none_or(|l| l >= last),
         };
-        // 0: the new connection has not sent one yet (or the frames carry no id).
+        // 0: this connection has not sent one yet (or the frames carry no id).
         let reached = |last: u64, first: u64| first == 0 || last >= first;
         overlap
             && book
@@ -818,4 +830,72 @@ pub(crate) fn send_resets(
 ) -> Result<(), FeedError> {
     let resets: Vec<MarketEvent> = instruments.into_iter().map(book_reset).collect();
     push(&resets, tx, stats, QueuePolicy::Block).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use argus_core::{InstrumentId, Price, Qty, Side, Trade};
+
+    use super::*;
+
+    fn diff(first: u64, last: u64) -> Decoded {
+        Decoded::Depth { first_update_id: first, final_update_id: last, prev_final_update_id: None }
+    }
+
+    fn trade(id: u64) -> MarketEvent {
+        let t = Trade { price: Price::from_units(1), qty: Qty::from_units(1), trade_id: id, aggressor: Side::Buy };
+        MarketEvent {
+            ts_exchange: UnixNanos(1),
+            ts_recv: UnixNanos(1),
+            instrument: InstrumentId(0),
+            decode_ns: 0,
+            kind: MarketEventKind::Trade(t),
+        }
+    }
+
+    fn passed(trade_id: u64, quote_update_id: u64) -> Dedup {
+        Dedup { trade_id, quote_update_id, mark_ts: 0 }
+    }
+
+    #[test]
+    fn a_successor_that_begins_with_a_diff_waits_until_the_old_connection_has_delivered_that_diff() {
+        // The successor's stream: diff 101..110, then a quote (book id 112) and a trade.
+        let mut b = Begins::default();
+        b.note(diff(101, 110), None);
+        b.note(Decoded::BookTicker { update_id: 112 }, None);
+        b.note(Decoded::Trade, Some(&trade(500)));
+        // The old connection has the diff before it (book at 100) but not yet the quotes sent
+        // between that diff and the successor's first frame: switching now would lose them.
+        assert!(!b.caught_up(Some(100), &passed(499, 103)));
+        // Once the old connection has delivered the successor's first diff, and with it every
+        // frame sent before, the switch loses nothing (repeats are dropped by id).
+        assert!(b.caught_up(Some(110), &passed(499, 112)));
+        // Quotes and trades the successor has sent must have been reached too.
+        assert!(!b.caught_up(Some(110), &passed(499, 111)));
+        assert!(!b.caught_up(Some(110), &passed(498, 112)));
+    }
+
+    #[test]
+    fn a_successor_that_begins_with_a_quote_needs_an_overlap_and_the_book_chain() {
+        let mut b = Begins::default();
+        b.note(Decoded::BookTicker { update_id: 205 }, None);
+        assert!(!b.caught_up(Some(300), &passed(0, 205)), "no diff from the successor yet: the book would break");
+        b.note(diff(301, 310), None);
+        assert!(!b.caught_up(Some(300), &passed(0, 204)), "the old connection has not reached its first quote");
+        assert!(b.caught_up(Some(300), &passed(0, 205)));
+        assert!(!b.caught_up(Some(299), &passed(0, 205)), "a diff between them would be missing");
+        // No book to keep (not synced): only the overlap counts.
+        assert!(b.caught_up(None, &passed(0, 205)));
+    }
+
+    #[test]
+    fn frames_without_ids_do_not_mark_where_a_successor_begins() {
+        let mut b = Begins::default();
+        b.note(Decoded::BookTicker { update_id: 0 }, None);
+        b.note(Decoded::Ignored, None);
+        assert!(!b.caught_up(None, &passed(10, 10)), "nothing to overlap with yet");
+        b.note(Decoded::Trade, Some(&trade(42)));
+        assert!(!b.caught_up(None, &passed(41, 0)));
+        assert!(b.caught_up(None, &passed(42, 0)));
+    }
 }
