@@ -99,7 +99,7 @@ impl BinanceNormalizer {
         ts_recv: UnixNanos,
         out: &mut Vec<MarketEvent>,
     ) -> Result<Decoded, FeedError> {
-        self.normalize_with(Input::Bytes(frame), ts_recv, out, true)
+        self.normalize_with(Input::Bytes(frame), ts_recv, out, First::Exact)
     }
 
     /// [`Self::normalize`] for a frame already known to be UTF-8 (a websocket text frame, a
@@ -114,19 +114,19 @@ impl BinanceNormalizer {
         ts_recv: UnixNanos,
         out: &mut Vec<MarketEvent>,
     ) -> Result<Decoded, FeedError> {
-        self.normalize_with(Input::Text(frame), ts_recv, out, true)
+        self.normalize_with(Input::Text(frame), ts_recv, out, First::Exact)
     }
 
-    /// [`Self::normalize`], optionally without the fast scanner (tests hold the two equal).
+    /// [`Self::normalize`], starting at the path `first` (tests hold the three equal).
     fn normalize_with(
         &self,
         input: Input<'_>,
         ts_recv: UnixNanos,
         out: &mut Vec<MarketEvent>,
-        fast: bool,
+        first: First,
     ) -> Result<Decoded, FeedError> {
         let start = out.len();
-        let result = self.normalize_inner(input, ts_recv, out, start, fast);
+        let result = self.normalize_inner(input, ts_recv, out, start, first);
         if result.is_err() {
             out.truncate(start);
         }
@@ -139,9 +139,9 @@ impl BinanceNormalizer {
         ts_recv: UnixNanos,
         out: &mut Vec<MarketEvent>,
         start: usize,
-        fast: bool,
+        first: First,
     ) -> Result<Decoded, FeedError> {
-        let mut f = Fields::default();
+        let fast = first != First::Serde;
         let text = match input {
             Input::Text(t) => Some(t),
             // The fast path needs text; bytes that are not UTF-8 go to serde, which names the error.
@@ -152,6 +152,12 @@ impl BinanceNormalizer {
             Input::Text(t) => t.as_bytes(),
             Input::Bytes(b) => b,
         };
+        if first == First::Exact {
+            if let Some(kind) = text.and_then(|t| self.exact(t, ts_recv, out, start)) {
+                return Ok(kind);
+            }
+        }
+        let mut f = Fields::default();
         if text.is_none_or(|t| Scanner::frame(t, &mut f, out, ts_recv).is_none()) {
             // Anything the fast scanner does not take (escapes, non-ASCII text, forceOrder
             // objects, malformed JSON) goes through serde, which decides and names the error.
@@ -238,6 +244,102 @@ impl BinanceNormalizer {
     }
 }
 
+impl BinanceNormalizer {
+    /// The frames that are nearly all of a session (spot `trade`, `bookTicker` and
+    /// `depthUpdate`, bare or in the combined-stream envelope), matched against the exact
+    /// layout Binance sends them in: every key in its place, compared as one run of bytes with
+    /// the punctuation around it. `None` (with `out` as it was) for anything else, which the
+    /// general scanner then reads; both give the same events for every frame this takes
+    /// (tests hold the three paths equal on every real and mangled frame).
+    fn exact(&self, text: &str, ts_recv: UnixNanos, out: &mut Vec<MarketEvent>, start: usize) -> Option<Decoded> {
+        let mut c = Scanner { s: text, b: text.as_bytes(), i: 0 };
+        let wrapped = c.lit(b"{\"stream\":");
+        if wrapped {
+            c.text()?;
+            c.lit(b",\"data\":").then_some(())?;
+        }
+        let kind = if c.lit(b"{\"e\":\"trade\",\"E\":") {
+            c.number()?;
+            c.lit(b",\"s\":").then_some(())?;
+            let symbol = c.text()?;
+            c.lit(b",\"t\":").then_some(())?;
+            let trade_id = c.number()?;
+            c.lit(b",\"p\":").then_some(())?;
+            let price = c.text()?;
+            c.lit(b",\"q\":").then_some(())?;
+            let qty = c.text()?;
+            c.lit(b",\"T\":").then_some(())?;
+            let trade_time = c.number()?;
+            c.lit(b",\"m\":").then_some(())?;
+            let buyer_maker = c.boolean()?;
+            c.lit(b",\"M\":").then_some(())?;
+            c.boolean()?;
+            c.close(wrapped)?;
+            let trade = Trade {
+                price: Price::parse(price).ok()?,
+                qty: Qty::parse_size(qty).ok()?,
+                trade_id,
+                aggressor: if buyer_maker { Side::Sell } else { Side::Buy },
+            };
+            let instrument = self.instrument(symbol).ok()?;
+            out.push(event(Some(trade_time), ts_recv, instrument, MarketEventKind::Trade(trade)));
+            Decoded::Trade
+        } else if c.lit(b"{\"u\":") {
+            let update_id = c.number()?;
+            c.lit(b",\"s\":").then_some(())?;
+            let symbol = c.text()?;
+            c.lit(b",\"b\":").then_some(())?;
+            let bid = c.text()?;
+            c.lit(b",\"B\":").then_some(())?;
+            let bid_qty = c.text()?;
+            c.lit(b",\"a\":").then_some(())?;
+            let ask = c.text()?;
+            c.lit(b",\"A\":").then_some(())?;
+            let ask_qty = c.text()?;
+            c.close(wrapped)?;
+            let quote = Quote {
+                bid_price: Price::parse(bid).ok()?,
+                bid_qty: Qty::parse_size(bid_qty).ok()?,
+                ask_price: Price::parse(ask).ok()?,
+                ask_qty: Qty::parse_size(ask_qty).ok()?,
+            };
+            let instrument = self.instrument(symbol).ok()?;
+            out.push(event(None, ts_recv, instrument, MarketEventKind::Quote(quote)));
+            Decoded::BookTicker { update_id }
+        } else if c.lit(b"{\"e\":\"depthUpdate\",\"E\":") {
+            let event_time = c.number()?;
+            c.lit(b",\"s\":").then_some(())?;
+            let symbol = c.text()?;
+            c.lit(b",\"U\":").then_some(())?;
+            let first_update_id = c.number()?;
+            c.lit(b",\"u\":").then_some(())?;
+            let final_update_id = c.number()?;
+            let instrument = self.instrument(symbol).ok()?;
+            let levels = c.lit(b",\"b\":") && c.read(Side::Buy, ts_recv, out).is_ok();
+            let levels = levels && c.lit(b",\"a\":") && c.read(Side::Sell, ts_recv, out).is_ok();
+            if !levels || c.close(wrapped).is_none() {
+                out.truncate(start);
+                return None;
+            }
+            let ts_exchange = UnixNanos::from_millis(event_time);
+            for ev in &mut out[start..] {
+                ev.instrument = instrument;
+                ev.ts_exchange = ts_exchange;
+                if let MarketEventKind::Delta(d) = &mut ev.kind {
+                    d.sequence = final_update_id;
+                }
+            }
+            if let Some(MarketEventKind::Delta(d)) = out[start..].last_mut().map(|e| &mut e.kind) {
+                d.flags.0 |= DeltaFlags::LAST;
+            }
+            Decoded::Depth { first_update_id, final_update_id, prev_final_update_id: None }
+        } else {
+            return None;
+        };
+        Some(kind)
+    }
+}
+
 fn event(ms: Option<u64>, ts_recv: UnixNanos, instrument: InstrumentId, kind: MarketEventKind) -> MarketEvent {
     MarketEvent {
         ts_exchange: ms.map_or(UnixNanos(0), UnixNanos::from_millis),
@@ -282,6 +384,18 @@ impl FromDecimal for Qty {
     fn from_decimal(s: &str) -> Result<Self, argus_core::ParseFixedError> {
         Qty::parse_size(s)
     }
+}
+
+/// The first of the three readers a frame is offered to; each passes on what it does not take.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum First {
+    /// [`BinanceNormalizer::exact`]: the usual frames in Binance's own layout.
+    Exact,
+    /// [`Scanner::frame`]: any strict JSON without escapes or non-ASCII text.
+    #[cfg_attr(not(test), allow(dead_code, reason = "only the tests start here"))]
+    Scanner,
+    /// The serde visitor: everything, and the one that names errors.
+    Serde,
 }
 
 /// A frame as the caller has it.
@@ -673,6 +787,23 @@ impl<'a> Scanner<'a> {
         Some(())
     }
 
+    /// Steps over `bytes` if they come next, exactly (no whitespace skipped).
+    #[inline]
+    fn lit(&mut self, bytes: &[u8]) -> bool {
+        let hit = self.b[self.i..].starts_with(bytes);
+        if hit {
+            self.i += bytes.len();
+        }
+        hit
+    }
+
+    /// The end of an exactly laid out frame: its `}` (and the envelope's), then nothing.
+    #[inline]
+    fn close(&mut self, wrapped: bool) -> Option<()> {
+        let end: &[u8] = if wrapped { b"}}" } else { b"}" };
+        (self.lit(end) && self.i == self.b.len()).then_some(())
+    }
+
     #[inline]
     fn eat(&mut self, want: u8) -> Option<()> {
         (self.next()? == want).then_some(())
@@ -681,6 +812,7 @@ impl<'a> Scanner<'a> {
     fn read(&mut self, side: Side, ts_recv: UnixNanos, out: &mut Vec<MarketEvent>) -> Result<(), String> {
         self.expect(b'[')?;
         if self.peek() == Some(b']') {
+            self.i += 1;
             return Ok(());
         }
         loop {
@@ -854,19 +986,30 @@ mod tests {
         }
     }
 
-    /// Same events, same outcome, and for errors the same message.
-    fn same_as_serde(n: &BinanceNormalizer, frame: &[u8]) {
-        let (mut fast, mut slow) = (Vec::new(), Vec::new());
-        let a = n.normalize_with(Input::Bytes(frame), UnixNanos(3), &mut fast, true).map_err(|e| e.to_string());
-        let b = n.normalize_with(Input::Bytes(frame), UnixNanos(3), &mut slow, false).map_err(|e| e.to_string());
+    /// Same events, same outcome, and for errors the same message, from each of the three
+    /// readers first. Returns whether the exact-layout reader took the frame.
+    fn same_as_serde(n: &BinanceNormalizer, frame: &[u8]) -> bool {
+        let (mut fast, mut scanned, mut slow) = (Vec::new(), Vec::new(), Vec::new());
+        let a = n.normalize_with(Input::Bytes(frame), UnixNanos(3), &mut fast, First::Exact).map_err(|e| e.to_string());
+        let s = n.normalize_with(Input::Bytes(frame), UnixNanos(3), &mut scanned, First::Scanner);
+        let b = n.normalize_with(Input::Bytes(frame), UnixNanos(3), &mut slow, First::Serde).map_err(|e| e.to_string());
         assert_eq!(a, b, "{}", String::from_utf8_lossy(frame));
+        assert_eq!(s.map_err(|e| e.to_string()), b, "{}", String::from_utf8_lossy(frame));
         assert_eq!(fast, slow, "{}", String::from_utf8_lossy(frame));
+        assert_eq!(scanned, slow, "{}", String::from_utf8_lossy(frame));
+        let mut exact = Vec::new();
+        let took = std::str::from_utf8(frame).ok().and_then(|t| n.exact(t, UnixNanos(3), &mut exact, 0));
+        match took {
+            Some(kind) => assert_eq!((Ok(kind), &exact), (a.clone(), &fast), "{}", String::from_utf8_lossy(frame)),
+            None => assert!(exact.is_empty(), "{}", String::from_utf8_lossy(frame)),
+        }
         // Text already known to be UTF-8 takes the same scanner without the validation.
         if let Ok(text) = std::str::from_utf8(frame) {
             let mut from_str = Vec::new();
             let c = n.normalize_str(text, UnixNanos(3), &mut from_str).map_err(|e| e.to_string());
             assert_eq!((c, from_str), (a, fast), "{text}");
         }
+        took.is_some()
     }
 
     #[test]
@@ -901,9 +1044,9 @@ mod tests {
         // Every real frame; then, on a sample, every truncation and single-byte change that
         // matters to JSON (quotes, brackets, digits, signs, escapes, non-ASCII, whitespace).
         let mut rng = 0x9E37_79B9_7F4A_7C15_u64;
-        let mut mangled = 0;
+        let (mut mangled, mut exact) = (0, 0);
         for (k, frame) in frames.iter().enumerate() {
-            same_as_serde(&n, frame.as_bytes());
+            exact += usize::from(same_as_serde(&n, frame.as_bytes()));
             if k % 97 != 0 {
                 continue;
             }
@@ -924,6 +1067,8 @@ mod tests {
             }
         }
         assert!(mangled > 10_000, "{mangled}");
+        // Binance's own layout is every frame of the session.
+        assert_eq!(exact, frames.len());
         for frame in [
             &br#"{"e":"trade","E":01,"s":"BTCUSDT","t":1,"p":"1","q":"1","m":true}"#[..],
             br#"{"e":"trade","E":1.0,"s":"BTCUSDT","t":1,"p":"1","q":"1","m":true}"#,
@@ -939,6 +1084,27 @@ mod tests {
             br#"{"e":"aggTrade","E":1,"s":"BTCUSDT","a":-5,"p":"1","q":"1","m":true}"#,
         ] {
             same_as_serde(&n, frame);
+        }
+        // Binance's layout, bare: taken by the exact reader; near misses are left to the others.
+        let trade = r#"{"e":"trade","E":2,"s":"BTCUSDT","t":9,"p":"61837.63","q":"0.02","T":1,"m":false,"M":true}"#;
+        let quote = r#"{"u":5,"s":"BTCUSDT","b":"1.5","B":"2","a":"1.6","A":"3"}"#;
+        let depth = r#"{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":5,"u":7,"b":[["1","2"]],"a":[["3","0.0"]]}"#;
+        for frame in [trade, quote, depth] {
+            assert!(same_as_serde(&n, frame.as_bytes()), "{frame}");
+            let wrapped = format!(r#"{{"stream":"x","data":{frame}}}"#);
+            assert!(same_as_serde(&n, wrapped.as_bytes()), "{wrapped}");
+            for (from, to) in [(",", " ,"), ("BTCUSDT", "NOSUCHPAIR"), (r#""s""#, r#""S""#), ("}", "} ")] {
+                assert!(!same_as_serde(&n, frame.replacen(from, to, 1).as_bytes()), "{frame} {from}");
+            }
+        }
+        for near in [
+            trade.replace(r#""M":true"#, r#""M":null"#),
+            format!("{trade}{{}}"),
+            depth.replace(r#""0.0""#, "0"),
+            trade.replace("0.02", "-0.02"),
+            quote.replace(r#""2""#, r#""2e0""#),
+        ] {
+            assert!(!same_as_serde(&n, near.as_bytes()), "{near}");
         }
         let deep = format!("{}{}", "{\"data\":".repeat(200), "}".repeat(200));
         same_as_serde(&n, deep.as_bytes());
