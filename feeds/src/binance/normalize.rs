@@ -314,20 +314,21 @@ impl BinanceNormalizer {
             let first_update_id = c.number()?;
             c.lit(b",\"u\":").then_some(())?;
             let final_update_id = c.number()?;
-            let instrument = self.instrument(symbol).ok()?;
-            let levels = c.lit(b",\"b\":") && c.read(Side::Buy, ts_recv, out).is_ok();
-            let levels = levels && c.lit(b",\"a\":") && c.read(Side::Sell, ts_recv, out).is_ok();
+            // Everything but the levels comes first, so each delta is written whole.
+            let mut proto = delta_event(Side::Buy, Price::ZERO, Qty::ZERO, ts_recv);
+            proto.instrument = self.instrument(symbol).ok()?;
+            proto.ts_exchange = UnixNanos::from_millis(event_time);
+            if let MarketEventKind::Delta(d) = &mut proto.kind {
+                d.sequence = final_update_id;
+            }
+            let levels = c.lit(b",\"b\":") && c.levels_exact(&proto, out).is_some();
+            if let MarketEventKind::Delta(d) = &mut proto.kind {
+                d.side = Side::Sell;
+            }
+            let levels = levels && c.lit(b",\"a\":") && c.levels_exact(&proto, out).is_some();
             if !levels || c.close(wrapped).is_none() {
                 out.truncate(start);
                 return None;
-            }
-            let ts_exchange = UnixNanos::from_millis(event_time);
-            for ev in &mut out[start..] {
-                ev.instrument = instrument;
-                ev.ts_exchange = ts_exchange;
-                if let MarketEventKind::Delta(d) = &mut ev.kind {
-                    d.sequence = final_update_id;
-                }
             }
             if let Some(MarketEventKind::Delta(d)) = out[start..].last_mut().map(|e| &mut e.kind) {
                 d.flags.0 |= DeltaFlags::LAST;
@@ -558,7 +559,7 @@ fn side_value<'de>(
     match text.as_bytes().first() {
         Some(b'[') => {
             let mut levels = Scanner { s: text, b: text.as_bytes(), i: 0 };
-            levels.read(side, ts_recv, out)?;
+            levels.read(side, &delta_event(side, Price::ZERO, Qty::ZERO, ts_recv), out)?;
             Ok(SideValue::Levels)
         }
         Some(b'"') => serde_json::from_str(text).map(SideValue::Str).map_err(|e| e.to_string()),
@@ -621,7 +622,7 @@ impl<'a> Scanner<'a> {
                         let (side, is_bid) = if *c == b'b' { (Side::Buy, true) } else { (Side::Sell, false) };
                         match self.peek()? {
                             b'[' => {
-                                self.read(side, ts_recv, out).ok()?;
+                                self.read(side, &delta_event(side, Price::ZERO, Qty::ZERO, ts_recv), out).ok()?;
                                 f.levels = true;
                             }
                             b'"' if is_bid => f.b_str = Some(self.text()?),
@@ -789,19 +790,58 @@ impl<'a> Scanner<'a> {
 
     /// Steps over `bytes` if they come next, exactly (no whitespace skipped).
     #[inline]
-    fn lit(&mut self, bytes: &[u8]) -> bool {
-        let hit = self.b[self.i..].starts_with(bytes);
+    fn lit<const N: usize>(&mut self, bytes: &[u8; N]) -> bool {
+        // A fixed-size compare: a few integer compares, not a `memcmp` call.
+        let hit = self.b[self.i..].first_chunk::<N>() == Some(bytes);
         if hit {
-            self.i += bytes.len();
+            self.i += N;
         }
         hit
+    }
+
+    /// [`Self::read`] for levels laid out exactly as Binance sends them
+    /// (`[["61837.63000000","3.78826000"],...]`, no whitespace); `None` for anything else.
+    #[inline]
+    fn levels_exact(&mut self, proto: &MarketEvent, out: &mut Vec<MarketEvent>) -> Option<()> {
+        let MarketEventKind::Delta(delta) = proto.kind else { return None };
+        if !self.lit(b"[") {
+            return None;
+        }
+        if self.lit(b"]") {
+            return Some(());
+        }
+        loop {
+            if !self.lit(b"[\"") {
+                return None;
+            }
+            let (price, n) = parse_fixed_prefix(&self.b[self.i..])?;
+            self.i += n;
+            if !self.lit(b"\",\"") {
+                return None;
+            }
+            let (qty, n) = parse_fixed_prefix(&self.b[self.i..])?;
+            self.i += n;
+            if qty < 0 || !self.lit(b"\"]") {
+                return None;
+            }
+            let (price, qty) = (Price::from_units(price), Qty::from_units(qty));
+            out.push(MarketEvent { kind: MarketEventKind::Delta(BookDelta { price, qty, ..delta }), ..*proto });
+            match self.b.get(self.i) {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
     }
 
     /// The end of an exactly laid out frame: its `}` (and the envelope's), then nothing.
     #[inline]
     fn close(&mut self, wrapped: bool) -> Option<()> {
-        let end: &[u8] = if wrapped { b"}}" } else { b"}" };
-        (self.lit(end) && self.i == self.b.len()).then_some(())
+        let closed = if wrapped { self.lit(b"}}") } else { self.lit(b"}") };
+        (closed && self.i == self.b.len()).then_some(())
     }
 
     #[inline]
@@ -809,7 +849,10 @@ impl<'a> Scanner<'a> {
         (self.next()? == want).then_some(())
     }
 
-    fn read(&mut self, side: Side, ts_recv: UnixNanos, out: &mut Vec<MarketEvent>) -> Result<(), String> {
+    /// A `[[price, qty], ...]` array: one delta per level, `proto` with the level's side, price
+    /// and quantity.
+    fn read(&mut self, side: Side, proto: &MarketEvent, out: &mut Vec<MarketEvent>) -> Result<(), String> {
+        let MarketEventKind::Delta(delta) = proto.kind else { return Err("levels: not a delta".into()) };
         self.expect(b'[')?;
         if self.peek() == Some(b']') {
             self.i += 1;
@@ -826,7 +869,10 @@ impl<'a> Scanner<'a> {
                 return Err(format!("level qty {}: {}", text.trim(), argus_core::ParseFixedError::Negative));
             }
             self.expect(b']')?;
-            out.push(delta_event(side, price, Qty::from_units(qty), ts_recv));
+            out.push(MarketEvent {
+                kind: MarketEventKind::Delta(BookDelta { side, price, qty: Qty::from_units(qty), ..delta }),
+                ..*proto
+            });
             match self.next() {
                 Some(b',') => {}
                 Some(b']') => return Ok(()),
@@ -1101,6 +1147,9 @@ mod tests {
             trade.replace(r#""M":true"#, r#""M":null"#),
             format!("{trade}{{}}"),
             depth.replace(r#""0.0""#, "0"),
+            depth.replace(r#""2""#, r#""-2""#),
+            depth.replace("[[", "[ ["),
+            depth.replace(r#""1","2""#, r#""1" ,"2""#),
             trade.replace("0.02", "-0.02"),
             quote.replace(r#""2""#, r#""2e0""#),
         ] {
