@@ -308,12 +308,17 @@ impl BinanceNormalizer {
             Decoded::BookTicker { update_id }
         } else if c.lit(b"{\"e\":\"depthUpdate\",\"E\":") {
             let event_time = c.number()?;
+            // USD-M adds the transaction time and `pu`.
+            if c.lit(b",\"T\":") {
+                c.number()?;
+            }
             c.lit(b",\"s\":").then_some(())?;
             let symbol = c.text()?;
             c.lit(b",\"U\":").then_some(())?;
             let first_update_id = c.number()?;
             c.lit(b",\"u\":").then_some(())?;
             let final_update_id = c.number()?;
+            let prev_final_update_id = if c.lit(b",\"pu\":") { Some(c.number()?) } else { None };
             // Everything but the levels comes first, so each delta is written whole.
             let mut proto = delta_event(Side::Buy, Price::ZERO, Qty::ZERO, ts_recv);
             proto.instrument = self.instrument(symbol).ok()?;
@@ -333,7 +338,7 @@ impl BinanceNormalizer {
             if let Some(MarketEventKind::Delta(d)) = out[start..].last_mut().map(|e| &mut e.kind) {
                 d.flags.0 |= DeltaFlags::LAST;
             }
-            Decoded::Depth { first_update_id, final_update_id, prev_final_update_id: None }
+            Decoded::Depth { first_update_id, final_update_id, prev_final_update_id }
         } else {
             return None;
         };
@@ -1115,6 +1120,21 @@ mod tests {
         assert!(mangled > 10_000, "{mangled}");
         // Binance's own layout is every frame of the session.
         assert_eq!(exact, frames.len());
+        // USD-M: its depth diffs (with `T` and `pu`) take the exact reader too.
+        let usdm =
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../data/binance_usdm/cryptofeed_BINANCE_FUTURES.ws.1.0.log.gz");
+        for (i, s) in ["AKROUSDT", "CTKUSDT", "KEEPUSDT", "SUSHIUSDT"].into_iter().enumerate() {
+            n.add_symbol(s, InstrumentId(10 + i as u32));
+        }
+        let (mut depth, mut exact) = (0, 0);
+        for r in crate::rawlog::MergedInputs::open(&[usdm.into()]).unwrap() {
+            let took = same_as_serde(&n, r.body.as_bytes());
+            if r.body.contains(r#""e":"depthUpdate""#) {
+                depth += 1;
+                exact += usize::from(took);
+            }
+        }
+        assert!(depth > 100 && exact == depth, "{exact} of {depth}");
         for frame in [
             &br#"{"e":"trade","E":01,"s":"BTCUSDT","t":1,"p":"1","q":"1","m":true}"#[..],
             br#"{"e":"trade","E":1.0,"s":"BTCUSDT","t":1,"p":"1","q":"1","m":true}"#,
