@@ -260,6 +260,8 @@ impl BinanceNormalizer {
         }
         let kind = if c.lit(b"{\"e\":\"trade\",\"E\":") {
             c.number()?;
+            // USD-M sends the trade time here, spot after the quantity.
+            let usdm_time = if c.lit(b",\"T\":") { Some(c.number()?) } else { None };
             c.lit(b",\"s\":").then_some(())?;
             let symbol = c.text()?;
             c.lit(b",\"t\":").then_some(())?;
@@ -268,12 +270,23 @@ impl BinanceNormalizer {
             let price = c.text()?;
             c.lit(b",\"q\":").then_some(())?;
             let qty = c.text()?;
-            c.lit(b",\"T\":").then_some(())?;
-            let trade_time = c.number()?;
-            c.lit(b",\"m\":").then_some(())?;
-            let buyer_maker = c.boolean()?;
-            c.lit(b",\"M\":").then_some(())?;
-            c.boolean()?;
+            let (trade_time, buyer_maker) = match usdm_time {
+                Some(t) => {
+                    c.lit(b",\"X\":").then_some(())?;
+                    c.text()?;
+                    c.lit(b",\"m\":").then_some(())?;
+                    (t, c.boolean()?)
+                }
+                None => {
+                    c.lit(b",\"T\":").then_some(())?;
+                    let t = c.number()?;
+                    c.lit(b",\"m\":").then_some(())?;
+                    let m = c.boolean()?;
+                    c.lit(b",\"M\":").then_some(())?;
+                    c.boolean()?;
+                    (t, m)
+                }
+            };
             c.close(wrapped)?;
             let trade = Trade {
                 price: Price::parse(price).ok()?,
@@ -284,7 +297,8 @@ impl BinanceNormalizer {
             let instrument = self.instrument(symbol).ok()?;
             out.push(event(Some(trade_time), ts_recv, instrument, MarketEventKind::Trade(trade)));
             Decoded::Trade
-        } else if c.lit(b"{\"u\":") {
+        } else if let Some(usdm) = c.either(b"{\"u\":", b"{\"e\":\"bookTicker\",\"u\":") {
+            // USD-M names the event and ends with the transaction and event times.
             let update_id = c.number()?;
             c.lit(b",\"s\":").then_some(())?;
             let symbol = c.text()?;
@@ -296,6 +310,14 @@ impl BinanceNormalizer {
             let ask = c.text()?;
             c.lit(b",\"A\":").then_some(())?;
             let ask_qty = c.text()?;
+            let event_time = if usdm {
+                c.lit(b",\"T\":").then_some(())?;
+                c.number()?;
+                c.lit(b",\"E\":").then_some(())?;
+                Some(c.number()?)
+            } else {
+                None
+            };
             c.close(wrapped)?;
             let quote = Quote {
                 bid_price: Price::parse(bid).ok()?,
@@ -304,7 +326,7 @@ impl BinanceNormalizer {
                 ask_qty: Qty::parse_size(ask_qty).ok()?,
             };
             let instrument = self.instrument(symbol).ok()?;
-            out.push(event(None, ts_recv, instrument, MarketEventKind::Quote(quote)));
+            out.push(event(event_time, ts_recv, instrument, MarketEventKind::Quote(quote)));
             Decoded::BookTicker { update_id }
         } else if c.lit(b"{\"e\":\"depthUpdate\",\"E\":") {
             let event_time = c.number()?;
@@ -842,6 +864,16 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// Steps over `a` (`Some(false)`) or `b` (`Some(true)`), whichever comes next.
+    #[inline]
+    fn either<const A: usize, const B: usize>(&mut self, a: &[u8; A], b: &[u8; B]) -> Option<bool> {
+        if self.lit(a) {
+            Some(false)
+        } else {
+            self.lit(b).then_some(true)
+        }
+    }
+
     /// The end of an exactly laid out frame: its `}` (and the envelope's), then nothing.
     #[inline]
     fn close(&mut self, wrapped: bool) -> Option<()> {
@@ -1135,6 +1167,21 @@ mod tests {
             }
         }
         assert!(depth > 100 && exact == depth, "{exact} of {depth}");
+        // And its trades and book tickers (from the full BTCUSDT stream's layout).
+        for frame in [
+            r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161256322,"T":1723161256321,"s":"BTCUSDT","t":5266583935,"p":"61800.30","q":"0.006","X":"MARKET","m":false}}"#,
+            r#"{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":5123107839020,"s":"BTCUSDT","b":"61800.20","B":"2.507","a":"61800.30","A":"2.510","T":1723161256313,"E":1723161256314}}"#,
+        ] {
+            assert!(same_as_serde(&n, frame.as_bytes()), "{frame}");
+            for (from, to) in
+                [(r#""X":"MARKET""#, r#""X":null"#), (r#","E":1723161256314"#, ""), (r#""T":"#, r#""t":"#)]
+            {
+                if !frame.contains(from) {
+                    continue;
+                }
+                assert!(!same_as_serde(&n, frame.replacen(from, to, 1).as_bytes()), "{frame} {from}");
+            }
+        }
         for frame in [
             &br#"{"e":"trade","E":01,"s":"BTCUSDT","t":1,"p":"1","q":"1","m":true}"#[..],
             br#"{"e":"trade","E":1.0,"s":"BTCUSDT","t":1,"p":"1","q":"1","m":true}"#,
