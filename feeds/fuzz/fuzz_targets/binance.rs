@@ -1,5 +1,6 @@
 //! One Binance frame (any bytes): decoding never panics, an error leaves the output buffer as
-//! it was, and the `&str` entry point agrees with the byte one.
+//! it was, the `&str` entry point agrees with the byte one, and both agree with the serde
+//! reader alone (the exact-layout reader and the scanner change nothing but speed).
 #![no_main]
 
 use argus_core::{InstrumentId, MarketEventKind, UnixNanos};
@@ -20,6 +21,9 @@ fuzz_target!(|data: &[u8]| {
             _ => {}
         }
     }
+    let mut reference = Vec::new();
+    let r = n.normalize_reference(data, UnixNanos(1), &mut reference).map_err(|e| e.to_string());
+    assert_eq!((&r, &reference), (&bytes, &out), "the fast readers disagree with serde");
     if let Ok(text) = std::str::from_utf8(data) {
         let mut again = Vec::new();
         let s = n.normalize_str(text, UnixNanos(1), &mut again).map_err(|e| e.to_string());

@@ -117,6 +117,21 @@ impl BinanceNormalizer {
         self.normalize_with(Input::Text(frame), ts_recv, out, First::Exact)
     }
 
+    /// [`Self::normalize`] through the serde visitor alone: the reference the faster readers
+    /// are held equal to (by the unit tests and the `binance` fuzz target).
+    ///
+    /// # Errors
+    /// As [`Self::normalize`].
+    #[doc(hidden)]
+    pub fn normalize_reference(
+        &self,
+        frame: &[u8],
+        ts_recv: UnixNanos,
+        out: &mut Vec<MarketEvent>,
+    ) -> Result<Decoded, FeedError> {
+        self.normalize_with(Input::Bytes(frame), ts_recv, out, First::Serde)
+    }
+
     /// [`Self::normalize`], starting at the path `first` (tests hold the three equal).
     fn normalize_with(
         &self,
