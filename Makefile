@@ -60,7 +60,7 @@ bench: venv
 FUZZ_SECONDS ?= 60
 fuzz:
 	python3 scripts/fuzz_seeds.py feeds/fuzz/corpus
-	cd feeds && for t in binance venues chain; do \
+	cd feeds && for t in binance venues okx bybit coinbase kraken chain; do \
 		cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 || exit 1; done
 
 clean-venv:

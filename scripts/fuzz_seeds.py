@@ -1,7 +1,8 @@
 """Seed corpora for the cargo-fuzz targets from the bundled real captures (`make fuzz`).
 
 binance: single frames; venues: runs of frames behind the byte that picks the venue (the
-order fuzz_targets/venues.rs lists them in); chain: ethereum-etl JSON-RPC block responses.
+order fuzz_targets/venues.rs lists them in); okx, bybit, coinbase, kraken: runs of five of
+that venue's frames; chain: ethereum-etl JSON-RPC block responses.
 """
 import gzip
 import hashlib
@@ -51,6 +52,11 @@ for pick, path in VENUES.items():
     fs = frames(path, 120)
     for i in range(0, len(fs), 20):
         put("venues", bytes([pick]) + "\n".join(fs[i : i + 20]).encode())
+# One target per venue besides Binance: runs of five frames, no picking byte.
+for name, pick in {"bybit": 2, "coinbase": 3, "kraken": 4, "okx": 5}.items():
+    fs = frames(VENUES[pick], 120)
+    for i in range(0, len(fs), 5):
+        put(name, "\n".join(fs[i : i + 5]).encode())
 for p in sorted((ROOT / "data/chain/ethereum_etl_rpc").rglob("*.json")):
     put("chain", p.read_bytes()[:200_000])
 print(f"seeded {OUT}: " + ", ".join(f"{d.name} {len(list(d.iterdir()))}" for d in sorted(OUT.iterdir())))
