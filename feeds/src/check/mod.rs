@@ -112,8 +112,15 @@ impl CheckReport {
     }
 
     fn count(&mut self, kind: &str, n: u64) {
-        if n > 0 {
-            *self.events.entry(kind.to_owned()).or_default() += n;
+        if n == 0 {
+            return;
+        }
+        // Looked up by `&str` first: the key is allocated once per kind, not once per frame.
+        match self.events.get_mut(kind) {
+            Some(count) => *count += n,
+            None => {
+                self.events.insert(kind.to_owned(), n);
+            }
         }
     }
 
