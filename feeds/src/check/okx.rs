@@ -28,6 +28,11 @@ struct Inst {
 pub(crate) struct OkxChecker {
     insts: BTreeMap<String, Inst>,
     emit: Emitter,
+    /// A `trades` push read by [`OkxChecker::trades_exact`]: each trade, its time and the
+    /// range of its `instId` in the frame (reused from frame to frame).
+    trades: Vec<(Trade, u64, std::ops::Range<usize>)>,
+    /// Tests: read every frame through serde (the reference the exact path is held to).
+    serde_only: bool,
 }
 
 /// A frame: a push (`arg` + `data`, `action` on books) or an event (`subscribe`, `error`).
@@ -262,7 +267,58 @@ impl OkxChecker {
         Ok(())
     }
 
+    /// A `trades` push in OKX's own layout
+    /// (`{"arg":{"channel":"trades","instId":..},"data":[{"instId":..,"tradeId":"..","px":..,
+    /// "sz":..,"side":..,"ts":".."(,"count":"..")},..]}`), read without serde; `None` (and
+    /// nothing emitted) for anything else, which [`Self::frame`] then reads.
+    fn trades_exact(&mut self, r: &RawRecord, report: &mut CheckReport) -> Option<()> {
+        let mut c = wire::Exact::new(&r.body);
+        c.lit(b"{\"arg\":{\"channel\":\"trades\",\"instId\":")?;
+        c.text()?;
+        c.lit(b"},\"data\":[")?;
+        self.trades.clear();
+        loop {
+            c.lit(b"{\"instId\":")?;
+            let inst = c.text()?;
+            c.lit(b",\"tradeId\":")?;
+            let trade_id = c.digits()?;
+            c.lit(b",\"px\":")?;
+            let px = c.text()?;
+            c.lit(b",\"sz\":")?;
+            let sz = c.text()?;
+            c.lit(b",\"side\":")?;
+            let side = c.text()?;
+            c.lit(b",\"ts\":")?;
+            let ts = c.digits()?;
+            if c.take(b",\"count\":") {
+                c.text()?;
+            }
+            c.lit(b"}")?;
+            let trade = Trade {
+                price: Price::parse(c.str(px)).ok()?,
+                qty: Qty::parse_size(c.str(sz)).ok()?,
+                trade_id,
+                aggressor: if c.str(side) == "sell" { Side::Sell } else { Side::Buy },
+            };
+            self.trades.push((trade, ts, inst));
+            if !c.take(b",") {
+                break;
+            }
+        }
+        c.lit(b"]}")?;
+        c.end()?;
+        report.count("trade", self.trades.len() as u64);
+        for (trade, ts, inst) in self.trades.drain(..) {
+            let ts = argus_core::UnixNanos::from_millis(ts).0;
+            self.emit.event(c.str(inst), ts, r.ts_ns, MarketEventKind::Trade(trade));
+        }
+        Some(())
+    }
+
     fn frame(&mut self, r: &RawRecord, report: &mut CheckReport) -> Result<(), String> {
+        if !self.serde_only && self.trades_exact(r, report).is_some() {
+            return Ok(());
+        }
         let f: Frame<'_> = wire::parse(&r.body)?;
         if f.event.is_some() {
             report.count("ignored", 1);
@@ -352,6 +408,64 @@ impl Checker for OkxChecker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rawlog::{MergedInputs, RawKind};
+
+    /// A frame through a checker: its report (as JSON) and the events it emitted.
+    fn run(c: &mut OkxChecker, r: &RawRecord) -> (String, Vec<(String, argus_core::MarketEvent)>) {
+        let mut report = CheckReport::default();
+        c.on_ws(r, &mut report);
+        let mut events = Vec::new();
+        c.take_events(&mut |s, e| events.push((s.to_owned(), *e)));
+        (serde_json::to_string(&report).unwrap(), events)
+    }
+
+    #[test]
+    fn exact_trades_read_as_serde_does_on_real_and_mangled_frames() {
+        let (mut fast, mut slow) = (OkxChecker::default(), OkxChecker { serde_only: true, ..OkxChecker::default() });
+        fast.collect_events();
+        slow.collect_events();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/okx/cryptofeed_OKX.ws.1.0.log.gz");
+        let mut trades: Vec<String> = Vec::new();
+        for r in MergedInputs::open(&[path.into()]).unwrap() {
+            assert_eq!(run(&mut fast, &r), run(&mut slow, &r), "{}", r.body);
+            if r.body.starts_with(r#"{"arg":{"channel":"trades""#) {
+                trades.push(r.body.clone());
+            }
+        }
+        // Today's layout adds `count`; a push may carry several trades.
+        let now = r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","tradeId":"130639474","px":"42219.9","sz":"0.12060306","side":"sell","ts":"1630048897897","count":"3"},{"instId":"BTC-USDT","tradeId":"130639475","px":"42220","sz":"1","side":"buy","ts":"1630048897898","count":"1"}]}"#;
+        trades.push(now.to_owned());
+        assert!(trades.len() > 10);
+        let mut rng = 0x2545_F491_4F6C_DD1D_u64;
+        let (mut taken, mut mangled) = (0, 0);
+        for (k, body) in trades.iter().enumerate() {
+            let mut bodies = vec![body.clone()];
+            for cut in 0..body.len() {
+                bodies.push(body[..cut].to_owned());
+            }
+            for _ in 0..300 {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let mut b = body.clone().into_bytes();
+                let at = (rng as usize) % b.len();
+                let bytes = b"\"{}[],:.-+e0 19\\\x01tfnx";
+                b[at] = bytes[(rng >> 32) as usize % bytes.len()];
+                bodies.push(String::from_utf8(b).unwrap());
+            }
+            for (j, body) in bodies.into_iter().enumerate() {
+                let r = RawRecord { ts_ns: 7, kind: RawKind::Ws, body, input: 0, line: (k * 1000 + j) as u64 };
+                let mut probe = OkxChecker::default();
+                let took = probe.trades_exact(&r, &mut CheckReport::default()).is_some();
+                taken += usize::from(took && j == 0);
+                mangled += usize::from(j > 0);
+                assert_eq!(run(&mut fast, &r), run(&mut slow, &r), "{}", r.body);
+            }
+        }
+        // The exact path took every real and current-layout trade push.
+        assert_eq!(taken, trades.len());
+        assert!(mangled > 4000, "{mangled}");
+    }
 
     #[test]
     fn checksum_vectors_from_the_real_capture_verify() {

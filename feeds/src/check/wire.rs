@@ -272,6 +272,65 @@ impl Symbols {
     }
 }
 
+/// A cursor over a frame laid out exactly as a venue sends it: fixed runs of keys and
+/// punctuation compared as bytes, strings without escapes, quoted integers. Every method
+/// answers `None` at the first difference, and the caller then hands the frame to serde: the
+/// exact path only ever takes frames serde reads the same way.
+pub(crate) struct Exact<'a> {
+    s: &'a str,
+    i: usize,
+}
+
+impl<'a> Exact<'a> {
+    pub(crate) fn new(s: &'a str) -> Self {
+        Self { s, i: 0 }
+    }
+
+    /// Steps over `bytes` if they come next.
+    #[inline]
+    pub(crate) fn lit<const N: usize>(&mut self, bytes: &[u8; N]) -> Option<()> {
+        let hit = self.s.as_bytes()[self.i..].first_chunk::<N>() == Some(bytes);
+        hit.then(|| self.i += N)
+    }
+
+    /// Whether `bytes` come next (stepping over them if so).
+    #[inline]
+    pub(crate) fn take<const N: usize>(&mut self, bytes: &[u8; N]) -> bool {
+        self.lit(bytes).is_some()
+    }
+
+    /// A JSON string with no escapes or control bytes: the range of its contents.
+    #[inline]
+    pub(crate) fn text(&mut self) -> Option<std::ops::Range<usize>> {
+        self.lit(b"\"")?;
+        let rest = &self.s.as_bytes()[self.i..];
+        let len = rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        (rest[len] == b'"').then_some(())?;
+        let start = self.i;
+        self.i += len + 1;
+        Some(start..start + len)
+    }
+
+    /// A string of 1 to 19 ASCII digits (so it fits a `u64`), as [`Num`] reads it.
+    #[inline]
+    pub(crate) fn digits(&mut self) -> Option<u64> {
+        let r = self.text()?;
+        let b = &self.s.as_bytes()[r];
+        (!b.is_empty() && b.len() <= 19 && b.iter().all(u8::is_ascii_digit)).then_some(())?;
+        Some(b.iter().fold(0, |v, d| v * 10 + u64::from(d - b'0')))
+    }
+
+    /// The text of `range` (from [`Self::text`]).
+    pub(crate) fn str(&self, range: std::ops::Range<usize>) -> &'a str {
+        self.s.get(range).unwrap_or_default()
+    }
+
+    /// Nothing follows.
+    pub(crate) fn end(&self) -> Option<()> {
+        (self.i == self.s.len()).then_some(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
