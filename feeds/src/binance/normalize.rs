@@ -249,9 +249,7 @@ impl BinanceNormalizer {
                         d.sequence = final_update_id;
                     }
                 }
-                if let Some(MarketEventKind::Delta(d)) = out[start..].last_mut().map(|e| &mut e.kind) {
-                    d.flags.0 |= DeltaFlags::LAST;
-                }
+                mark_last(&mut out[start..]);
             }
             Decoded::Ignored => {}
         }
@@ -268,36 +266,36 @@ impl BinanceNormalizer {
     /// (tests hold the three paths equal on every real and mangled frame).
     fn exact(&self, text: &str, ts_recv: UnixNanos, out: &mut Vec<MarketEvent>, start: usize) -> Option<Decoded> {
         let mut c = Scanner { s: text, b: text.as_bytes(), i: 0 };
-        let wrapped = c.lit(b"{\"stream\":");
+        let wrapped = c.take(b"{\"stream\":");
         if wrapped {
             c.text()?;
-            c.lit(b",\"data\":").then_some(())?;
+            c.lit(b",\"data\":")?;
         }
-        let kind = if c.lit(b"{\"e\":\"trade\",\"E\":") {
+        let kind = if c.take(b"{\"e\":\"trade\",\"E\":") {
             c.number()?;
             // USD-M sends the trade time here, spot after the quantity.
-            let usdm_time = if c.lit(b",\"T\":") { Some(c.number()?) } else { None };
-            c.lit(b",\"s\":").then_some(())?;
+            let usdm_time = if c.take(b",\"T\":") { Some(c.number()?) } else { None };
+            c.lit(b",\"s\":")?;
             let symbol = c.text()?;
-            c.lit(b",\"t\":").then_some(())?;
+            c.lit(b",\"t\":")?;
             let trade_id = c.number()?;
-            c.lit(b",\"p\":").then_some(())?;
+            c.lit(b",\"p\":")?;
             let price = c.text()?;
-            c.lit(b",\"q\":").then_some(())?;
+            c.lit(b",\"q\":")?;
             let qty = c.text()?;
             let (trade_time, buyer_maker) = match usdm_time {
                 Some(t) => {
-                    c.lit(b",\"X\":").then_some(())?;
+                    c.lit(b",\"X\":")?;
                     c.text()?;
-                    c.lit(b",\"m\":").then_some(())?;
+                    c.lit(b",\"m\":")?;
                     (t, c.boolean()?)
                 }
                 None => {
-                    c.lit(b",\"T\":").then_some(())?;
+                    c.lit(b",\"T\":")?;
                     let t = c.number()?;
-                    c.lit(b",\"m\":").then_some(())?;
+                    c.lit(b",\"m\":")?;
                     let m = c.boolean()?;
-                    c.lit(b",\"M\":").then_some(())?;
+                    c.lit(b",\"M\":")?;
                     c.boolean()?;
                     (t, m)
                 }
@@ -315,20 +313,20 @@ impl BinanceNormalizer {
         } else if let Some(usdm) = c.either(b"{\"u\":", b"{\"e\":\"bookTicker\",\"u\":") {
             // USD-M names the event and ends with the transaction and event times.
             let update_id = c.number()?;
-            c.lit(b",\"s\":").then_some(())?;
+            c.lit(b",\"s\":")?;
             let symbol = c.text()?;
-            c.lit(b",\"b\":").then_some(())?;
+            c.lit(b",\"b\":")?;
             let bid = c.text()?;
-            c.lit(b",\"B\":").then_some(())?;
+            c.lit(b",\"B\":")?;
             let bid_qty = c.text()?;
-            c.lit(b",\"a\":").then_some(())?;
+            c.lit(b",\"a\":")?;
             let ask = c.text()?;
-            c.lit(b",\"A\":").then_some(())?;
+            c.lit(b",\"A\":")?;
             let ask_qty = c.text()?;
             let event_time = if usdm {
-                c.lit(b",\"T\":").then_some(())?;
+                c.lit(b",\"T\":")?;
                 c.number()?;
-                c.lit(b",\"E\":").then_some(())?;
+                c.lit(b",\"E\":")?;
                 Some(c.number()?)
             } else {
                 None
@@ -343,38 +341,41 @@ impl BinanceNormalizer {
             let instrument = self.instrument(symbol).ok()?;
             out.push(event(event_time, ts_recv, instrument, MarketEventKind::Quote(quote)));
             Decoded::BookTicker { update_id }
-        } else if c.lit(b"{\"e\":\"depthUpdate\",\"E\":") {
+        } else if c.take(b"{\"e\":\"depthUpdate\",\"E\":") {
             let event_time = c.number()?;
             // USD-M adds the transaction time and `pu`.
-            if c.lit(b",\"T\":") {
+            if c.take(b",\"T\":") {
                 c.number()?;
             }
-            c.lit(b",\"s\":").then_some(())?;
+            c.lit(b",\"s\":")?;
             let symbol = c.text()?;
-            c.lit(b",\"U\":").then_some(())?;
+            c.lit(b",\"U\":")?;
             let first_update_id = c.number()?;
-            c.lit(b",\"u\":").then_some(())?;
+            c.lit(b",\"u\":")?;
             let final_update_id = c.number()?;
-            let prev_final_update_id = if c.lit(b",\"pu\":") { Some(c.number()?) } else { None };
+            let prev_final_update_id = if c.take(b",\"pu\":") { Some(c.number()?) } else { None };
             // Everything but the levels comes first, so each delta is written whole.
-            let mut proto = delta_event(Side::Buy, Price::ZERO, Qty::ZERO, ts_recv);
-            proto.instrument = self.instrument(symbol).ok()?;
-            proto.ts_exchange = UnixNanos::from_millis(event_time);
-            if let MarketEventKind::Delta(d) = &mut proto.kind {
-                d.sequence = final_update_id;
-            }
-            let levels = c.lit(b",\"b\":") && c.levels_exact(&proto, out).is_some();
-            if let MarketEventKind::Delta(d) = &mut proto.kind {
-                d.side = Side::Sell;
-            }
-            let levels = levels && c.lit(b",\"a\":") && c.levels_exact(&proto, out).is_some();
+            let head = MarketEvent {
+                instrument: self.instrument(symbol).ok()?,
+                ts_exchange: UnixNanos::from_millis(event_time),
+                ..delta_event(Side::Buy, Price::ZERO, Qty::ZERO, ts_recv)
+            };
+            let bid = BookDelta {
+                action: BookAction::Update,
+                side: Side::Buy,
+                flags: DeltaFlags::default(),
+                price: Price::ZERO,
+                qty: Qty::ZERO,
+                sequence: final_update_id,
+            };
+            let ask = BookDelta { side: Side::Sell, ..bid };
+            let levels = c.take(b",\"b\":") && c.levels_exact(&head, bid, out).is_some();
+            let levels = levels && c.take(b",\"a\":") && c.levels_exact(&head, ask, out).is_some();
             if !levels || c.close(wrapped).is_none() {
                 out.truncate(start);
                 return None;
             }
-            if let Some(MarketEventKind::Delta(d)) = out[start..].last_mut().map(|e| &mut e.kind) {
-                d.flags.0 |= DeltaFlags::LAST;
-            }
+            mark_last(&mut out[start..]);
             Decoded::Depth { first_update_id, final_update_id, prev_final_update_id }
         } else {
             return None;
@@ -390,6 +391,13 @@ fn event(ms: Option<u64>, ts_recv: UnixNanos, instrument: InstrumentId, kind: Ma
         instrument,
         decode_ns: 0,
         kind,
+    }
+}
+
+/// Flags the last of a message's deltas: the book is whole again after it.
+fn mark_last(deltas: &mut [MarketEvent]) {
+    if let Some(MarketEventKind::Delta(d)) = deltas.last_mut().map(|e| &mut e.kind) {
+        d.flags.0 |= DeltaFlags::LAST;
     }
 }
 
@@ -601,7 +609,7 @@ fn side_value<'de>(
     match text.as_bytes().first() {
         Some(b'[') => {
             let mut levels = Scanner { s: text, b: text.as_bytes(), i: 0 };
-            levels.read(side, &delta_event(side, Price::ZERO, Qty::ZERO, ts_recv), out)?;
+            levels.read(side, ts_recv, out)?;
             Ok(SideValue::Levels)
         }
         Some(b'"') => serde_json::from_str(text).map(SideValue::Str).map_err(|e| e.to_string()),
@@ -664,7 +672,7 @@ impl<'a> Scanner<'a> {
                         let (side, is_bid) = if *c == b'b' { (Side::Buy, true) } else { (Side::Sell, false) };
                         match self.peek()? {
                             b'[' => {
-                                self.read(side, &delta_event(side, Price::ZERO, Qty::ZERO, ts_recv), out).ok()?;
+                                self.read(side, ts_recv, out).ok()?;
                                 f.levels = true;
                             }
                             b'"' if is_bid => f.b_str = Some(self.text()?),
@@ -830,9 +838,9 @@ impl<'a> Scanner<'a> {
         Some(())
     }
 
-    /// Steps over `bytes` if they come next, exactly (no whitespace skipped).
+    /// Whether `bytes` come next, exactly (no whitespace skipped), stepping over them if so.
     #[inline]
-    fn lit<const N: usize>(&mut self, bytes: &[u8; N]) -> bool {
+    fn take<const N: usize>(&mut self, bytes: &[u8; N]) -> bool {
         // A fixed-size compare: a few integer compares, not a `memcmp` call.
         let hit = self.b[self.i..].first_chunk::<N>() == Some(bytes);
         if hit {
@@ -841,33 +849,34 @@ impl<'a> Scanner<'a> {
         hit
     }
 
+    /// [`Self::take`] where nothing else may come.
+    #[inline]
+    fn lit<const N: usize>(&mut self, bytes: &[u8; N]) -> Option<()> {
+        self.take(bytes).then_some(())
+    }
+
     /// [`Self::read`] for levels laid out exactly as Binance sends them
     /// (`[["61837.63000000","3.78826000"],...]`, no whitespace); `None` for anything else.
+    /// Each delta is `delta` (side, sequence) at the level's price and quantity, in an event
+    /// like `head` (instrument, times).
     #[inline]
-    fn levels_exact(&mut self, proto: &MarketEvent, out: &mut Vec<MarketEvent>) -> Option<()> {
-        let MarketEventKind::Delta(delta) = proto.kind else { return None };
-        if !self.lit(b"[") {
-            return None;
-        }
-        if self.lit(b"]") {
+    fn levels_exact(&mut self, head: &MarketEvent, delta: BookDelta, out: &mut Vec<MarketEvent>) -> Option<()> {
+        self.lit(b"[")?;
+        if self.take(b"]") {
             return Some(());
         }
         loop {
-            if !self.lit(b"[\"") {
-                return None;
-            }
+            self.lit(b"[\"")?;
             let (price, n) = parse_fixed_prefix(&self.b[self.i..])?;
             self.i += n;
-            if !self.lit(b"\",\"") {
-                return None;
-            }
+            self.lit(b"\",\"")?;
             let (qty, n) = parse_fixed_prefix(&self.b[self.i..])?;
             self.i += n;
-            if qty < 0 || !self.lit(b"\"]") {
+            if qty < 0 || !self.take(b"\"]") {
                 return None;
             }
             let (price, qty) = (Price::from_units(price), Qty::from_units(qty));
-            out.push(MarketEvent { kind: MarketEventKind::Delta(BookDelta { price, qty, ..delta }), ..*proto });
+            out.push(MarketEvent { kind: MarketEventKind::Delta(BookDelta { price, qty, ..delta }), ..*head });
             match self.b.get(self.i) {
                 Some(b',') => self.i += 1,
                 Some(b']') => {
@@ -882,17 +891,17 @@ impl<'a> Scanner<'a> {
     /// Steps over `a` (`Some(false)`) or `b` (`Some(true)`), whichever comes next.
     #[inline]
     fn either<const A: usize, const B: usize>(&mut self, a: &[u8; A], b: &[u8; B]) -> Option<bool> {
-        if self.lit(a) {
+        if self.take(a) {
             Some(false)
         } else {
-            self.lit(b).then_some(true)
+            self.take(b).then_some(true)
         }
     }
 
     /// The end of an exactly laid out frame: its `}` (and the envelope's), then nothing.
     #[inline]
     fn close(&mut self, wrapped: bool) -> Option<()> {
-        let closed = if wrapped { self.lit(b"}}") } else { self.lit(b"}") };
+        let closed = if wrapped { self.take(b"}}") } else { self.take(b"}") };
         (closed && self.i == self.b.len()).then_some(())
     }
 
@@ -901,10 +910,7 @@ impl<'a> Scanner<'a> {
         (self.next()? == want).then_some(())
     }
 
-    /// A `[[price, qty], ...]` array: one delta per level, `proto` with the level's side, price
-    /// and quantity.
-    fn read(&mut self, side: Side, proto: &MarketEvent, out: &mut Vec<MarketEvent>) -> Result<(), String> {
-        let MarketEventKind::Delta(delta) = proto.kind else { return Err("levels: not a delta".into()) };
+    fn read(&mut self, side: Side, ts_recv: UnixNanos, out: &mut Vec<MarketEvent>) -> Result<(), String> {
         self.expect(b'[')?;
         if self.peek() == Some(b']') {
             self.i += 1;
@@ -921,10 +927,7 @@ impl<'a> Scanner<'a> {
                 return Err(format!("level qty {}: {}", text.trim(), argus_core::ParseFixedError::Negative));
             }
             self.expect(b']')?;
-            out.push(MarketEvent {
-                kind: MarketEventKind::Delta(BookDelta { side, price, qty: Qty::from_units(qty), ..delta }),
-                ..*proto
-            });
+            out.push(delta_event(side, price, Qty::from_units(qty), ts_recv));
             match self.next() {
                 Some(b',') => {}
                 Some(b']') => return Ok(()),
