@@ -15,8 +15,11 @@ use crate::{BookAction, BookDelta, Price, Qty, Side};
 /// Fewest levels a side must be able to hold (Binance sends up to 5000 per side).
 pub const MIN_BOOK_LEVELS: usize = 5000;
 
-/// Slots in each side's dense window (256 KiB of quantities per side).
-const WINDOW_SLOTS: usize = 1 << 15;
+/// Slots in each side's dense window (1 MiB of quantities per side, mapped as touched): on
+/// Binance BTCUSDT (0.01 tick) it spans about $1,300, so most of a 5000-level book's diffs
+/// land in it rather than in the sorted far part (replay book time 3.8 -> 3.1 ms for the
+/// bundled session against 1 << 15 slots; BENCHMARKS.md, twelfth session).
+const WINDOW_SLOTS: usize = 1 << 17;
 
 /// Levels per chunk of the far part (512 bytes).
 const FAR_CHUNK: usize = 32;
@@ -241,8 +244,13 @@ impl Far {
 #[derive(Debug, Clone)]
 struct Window {
     tick: i64,
+    /// `u64::MAX / tick`: a slot is found with a multiply, not a division (see [`Window::slot`]).
+    magic: u64,
     base: i64,
     slots: Vec<Qty>,
+    /// One bit per slot, set when the slot holds a level: the next level below or above is
+    /// found 64 slots at a time (a deep window is mostly empty).
+    occupied: Vec<u64>,
     count: usize,
     /// Highest and lowest occupied slots (meaningful when `count > 0`).
     best: usize,
@@ -250,15 +258,42 @@ struct Window {
 }
 
 impl Window {
+    /// An empty window of `slots` slots (allocated here, once per side).
+    fn new(slots: usize) -> Self {
+        Self {
+            tick: 1,
+            magic: u64::MAX,
+            base: 0,
+            slots: vec![Qty::ZERO; slots],
+            occupied: vec![0; slots.div_ceil(64)],
+            count: 0,
+            best: 0,
+            worst: 0,
+        }
+    }
+
+    /// Puts the window on a grid (`tick > 0`).
+    fn regrid(&mut self, tick: i64, base: i64) {
+        (self.tick, self.base) = (tick, base);
+        self.magic = u64::MAX / tick.unsigned_abs().max(1);
+    }
+
     /// The slot of key `k`, if the window covers it on its grid.
+    ///
+    /// `q = d * magic / 2^64` is `d / tick` or one less (the magic number rounds down by
+    /// less than one unit), so one conditional step makes it the exact quotient and remainder:
+    /// a multiply instead of a 64-bit division on every delta.
     #[inline]
     fn slot(&self, k: i64) -> Option<usize> {
-        let d = k.checked_sub(self.base)?;
-        if d < 0 {
-            return None;
+        let d = u64::try_from(k.checked_sub(self.base)?).ok()?;
+        let tick = self.tick as u64;
+        let mut q = ((u128::from(d) * u128::from(self.magic)) >> 64) as u64;
+        let mut r = d - q * tick;
+        if r >= tick {
+            q += 1;
+            r -= tick;
         }
-        let i = d / self.tick;
-        (i * self.tick == d && (i as u64) < self.slots.len() as u64).then_some(i as usize)
+        (r == 0 && q < self.slots.len() as u64).then_some(q as usize)
     }
 
     #[inline]
@@ -274,17 +309,31 @@ impl Window {
     /// The next occupied slot strictly below `i`.
     #[inline]
     fn below(&self, i: usize) -> Option<usize> {
-        self.slots[..i].iter().rposition(|q| !q.is_zero())
+        let (w, b) = (i / 64, i % 64);
+        let here = self.occupied.get(w).map_or(0, |&m| m & ((1_u64 << b) - 1));
+        if here != 0 {
+            return Some(w * 64 + 63 - here.leading_zeros() as usize);
+        }
+        let j = self.occupied.get(..w)?.iter().rposition(|&m| m != 0)?;
+        Some(j * 64 + 63 - self.occupied[j].leading_zeros() as usize)
     }
 
     /// The next occupied slot strictly above `i`.
     #[inline]
     fn above(&self, i: usize) -> Option<usize> {
-        self.slots[i + 1..].iter().position(|q| !q.is_zero()).map(|j| i + 1 + j)
+        let i = i + 1;
+        let (w, b) = (i / 64, i % 64);
+        let here = self.occupied.get(w).map_or(0, |&m| m & (u64::MAX << b));
+        if here != 0 {
+            return Some(w * 64 + here.trailing_zeros() as usize);
+        }
+        let j = w + 1 + self.occupied.get(w + 1..)?.iter().position(|&m| m != 0)?;
+        Some(j * 64 + self.occupied[j].trailing_zeros() as usize)
     }
 
     fn insert(&mut self, i: usize, qty: Qty) {
         self.slots[i] = qty;
+        self.occupied[i / 64] |= 1 << (i % 64);
         if self.count == 0 {
             (self.best, self.worst) = (i, i);
         } else {
@@ -296,6 +345,7 @@ impl Window {
 
     fn remove(&mut self, i: usize) {
         self.slots[i] = Qty::ZERO;
+        self.occupied[i / 64] &= !(1 << (i % 64));
         self.count -= 1;
         if self.count == 0 {
             return;
@@ -311,6 +361,7 @@ impl Window {
     fn clear(&mut self) {
         if self.count > 0 {
             self.slots[self.worst..=self.best].fill(Qty::ZERO);
+            self.occupied[self.worst / 64..=self.best / 64].fill(0);
         }
         self.count = 0;
     }
@@ -330,10 +381,10 @@ struct Ladder {
     anchor: Option<i64>,
     gcd: i64,
     samples: u32,
-    /// Scratch for rebuilding the window, and the window's slots until it opens (both
-    /// allocated at construction, so opening the window allocates nothing).
+    /// Scratch for rebuilding the window, and the window until it opens (both allocated at
+    /// construction, so opening the window allocates nothing).
     scratch: Vec<(i64, Qty)>,
-    spare_slots: Vec<Qty>,
+    spare: Option<Window>,
 }
 
 fn gcd(mut a: i64, mut b: i64) -> i64 {
@@ -356,7 +407,7 @@ impl Ladder {
             gcd: 0,
             samples: 0,
             scratch: Vec::with_capacity(cap),
-            spare_slots: vec![Qty::ZERO; window_slots],
+            spare: Some(Window::new(window_slots)),
         };
         if let Some(t) = tick.filter(|t| t.units() > 0) {
             ladder.gcd = t.units();
@@ -534,26 +585,17 @@ impl Ladder {
         self.scratch.clear();
         self.scratch.extend(self.far.iter());
         if let Some(w) = self.window.as_mut() {
-            if w.count > 0 {
-                for i in w.worst..=w.best {
-                    if !w.slots[i].is_zero() {
-                        self.scratch.push((w.base + i as i64 * w.tick, w.slots[i]));
-                    }
-                }
+            let mut i = (w.count > 0).then_some(w.worst);
+            while let Some(j) = i {
+                self.scratch.push((w.key(j), w.slots[j]));
+                i = if j == w.best { None } else { w.above(j) };
             }
             w.clear();
         }
         self.scratch.sort_unstable_by_key(|l| l.0);
-        let spare = &mut self.spare_slots;
-        let w = self.window.get_or_insert_with(|| Window {
-            tick,
-            base,
-            slots: std::mem::take(spare),
-            count: 0,
-            best: 0,
-            worst: 0,
-        });
-        (w.tick, w.base) = (tick, base);
+        let (spare, slots) = (&mut self.spare, self.window_slots);
+        let w = self.window.get_or_insert_with(|| spare.take().unwrap_or_else(|| Window::new(slots)));
+        w.regrid(tick, base);
         self.far.clear();
         for &(k, qty) in &self.scratch {
             match w.slot(k) {
@@ -857,6 +899,22 @@ mod tests {
     }
 
     proptest! {
+        // The window finds a slot with a multiply; it must agree with the division everywhere:
+        // on and off the grid, at the window's ends, for any tick and any distance.
+        #[test]
+        fn slot_by_multiply_equals_division(
+            tick in prop_oneof![1_i64..20, 1_i64..=i64::MAX / 4, Just(1_000_000_i64)],
+            base in any::<i64>(),
+            q in 0_i64..64,
+            off in prop_oneof![Just(0_i64), -3_i64..3, any::<i64>()],
+        ) {
+            let mut w = Window::new(48);
+            w.regrid(tick, base);
+            let k = base.saturating_add(q.saturating_mul(tick)).saturating_add(off);
+            let want = k.checked_sub(base).filter(|d| *d >= 0 && d % tick == 0 && d / tick < 48).map(|d| (d / tick) as usize);
+            prop_assert_eq!(w.slot(k), want);
+        }
+
         // The price-indexed ladder against the reference on tiny windows and capacities, so
         // every path runs: window and far levels, off-grid prices, the touch leaving the
         // window, eviction from either part, clears.
