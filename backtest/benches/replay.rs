@@ -12,6 +12,10 @@ use argus_feeds::check::CheckVenue;
 use argus_feeds::rawlog::MergedInputs;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 
+/// The binary's allocator, so the split below adds up to what `argus bench replay` measures.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Imports the bundled session into a fresh catalog under the temporary directory.
 fn catalog() -> PathBuf {
     let rec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/binance_spot/btcusdt_20240808.jsonl.gz");

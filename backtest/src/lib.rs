@@ -17,6 +17,7 @@
 pub mod catalog;
 mod error;
 pub mod import;
+mod pages;
 pub mod raw;
 pub mod sim;
 pub mod tape;
