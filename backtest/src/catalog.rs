@@ -560,9 +560,9 @@ fn open_part(table: Table, p: &Path, direct: bool) -> Result<PartReader, Backtes
     let reader = |source| PartReader {
         table,
         source,
-        cols: vec![0; MAX_COLS * DECODE_ROWS].into_boxed_slice(),
+        cols: Box::new([[0; DECODE_ROWS]; MAX_COLS]),
         nulls: Vec::new(),
-        events: Vec::with_capacity(DECODE_ROWS),
+        rows: 0,
         pos: 0,
     };
     if direct {
@@ -639,12 +639,13 @@ struct PartReader {
     table: Table,
     source: Source,
     /// The next rows column by column: the table's column `c` (in [`Table::columns_read`]
-    /// order) at `cols[c * DECODE_ROWS..]`, text as codes (see [`side_code`]).
-    cols: Box<[i64]>,
+    /// order) in `cols[c]`, text as codes (see [`side_code`]). Events are built from them as
+    /// they are emitted.
+    cols: Box<[[i64; DECODE_ROWS]; MAX_COLS]>,
     /// Which of those rows have a null somewhere (Arrow only; empty when none has).
     nulls: Vec<bool>,
-    /// Those rows as events.
-    events: Vec<MarketEvent>,
+    /// Rows in `cols`, and the next one to emit.
+    rows: usize,
     pos: usize,
 }
 
@@ -657,16 +658,42 @@ fn sort_ts(ev: &MarketEvent) -> u64 {
 }
 
 impl PartReader {
-    /// The next event without consuming it, decoding the next rows when needed.
-    #[inline]
-    fn peek(&mut self, bad: &mut u64) -> Option<&MarketEvent> {
-        while self.pos >= self.events.len() {
-            self.events.clear();
-            self.pos = 0;
-            let n = self.load(bad)?;
-            assemble(self.table, &self.cols, n, &self.nulls, &mut self.events, bad);
+    /// The next row's event if it is one and already decoded.
+    #[inline(always)]
+    fn peek_fast(&self) -> Option<MarketEvent> {
+        if self.pos < self.rows {
+            self.event(self.pos)
+        } else {
+            None
         }
-        self.events.get(self.pos)
+    }
+
+    /// The event of row `i` of the buffers; `None` for a row that is not one (a null, an
+    /// unknown text or flag value).
+    #[inline(always)]
+    fn event(&self, i: usize) -> Option<MarketEvent> {
+        if self.nulls.get(i) == Some(&true) {
+            return None;
+        }
+        event_at(self.table, &self.cols, i)
+    }
+
+    /// The next event without consuming it, skipping (and counting) rows that are not events
+    /// and decoding the next rows when needed.
+    #[inline]
+    fn peek(&mut self, bad: &mut u64) -> Option<MarketEvent> {
+        loop {
+            while self.pos < self.rows {
+                if let Some(ev) = self.event(self.pos) {
+                    return Some(ev);
+                }
+                *bad += 1;
+                self.pos += 1;
+            }
+            self.pos = 0;
+            self.rows = 0;
+            self.rows = self.load(bad)?;
+        }
     }
 
     /// Decodes the part's next rows (at most [`DECODE_ROWS`]) into `cols`: how many, `None`
@@ -679,7 +706,7 @@ impl PartReader {
                 if n == 0 {
                     return None;
                 }
-                if pages.fill(n, &mut self.cols, DECODE_ROWS).is_err() {
+                if pages.fill(n, self.cols.as_flattened_mut(), DECODE_ROWS).is_err() {
                     // A page that cannot be decoded: the part's remaining rows are counted and
                     // the part ends.
                     *bad += pages.rows_left;
@@ -694,7 +721,8 @@ impl PartReader {
                     if *next_row < end {
                         let rows = *next_row..end;
                         *next_row = end;
-                        if arrow_columns(self.table, b, rows.clone(), &mut self.cols, &mut self.nulls).is_some() {
+                        let cols = self.cols.as_flattened_mut();
+                        if arrow_columns(self.table, b, rows.clone(), cols, &mut self.nulls).is_some() {
                             return Some(rows.len());
                         }
                         // Columns of the wrong types: every row is bad.
@@ -808,85 +836,53 @@ fn arrow_columns(
     Some(())
 }
 
-/// Turns the first `n` rows of the column buffers into events. Rows with a null (`nulls`) or
-/// an unknown text or flag value are counted in `bad` and skipped.
-fn assemble(table: Table, cols: &[i64], n: usize, nulls: &[bool], out: &mut Vec<MarketEvent>, bad: &mut u64) {
+/// The event of row `i` of a table's column buffers (`None`: an unknown text or flag value).
+#[inline(always)]
+fn event_at(table: Table, c: &[[i64; DECODE_ROWS]; MAX_COLS], i: usize) -> Option<MarketEvent> {
     use argus_core::{
         BookDelta, DeltaFlags, InstrumentId, Liquidation, MarkPrice, Price, Qty, Quote, Trade, UnixNanos,
     };
-    let n = n.min(DECODE_ROWS);
-    let c: [&[i64]; MAX_COLS] = std::array::from_fn(|k| cols.get(k * DECODE_ROWS..k * DECODE_ROWS + n).unwrap_or(&[]));
-    if c[..table.columns_read().len()].iter().any(|c| c.len() != n) {
-        *bad += n as u64;
-        return;
-    }
-    let (ts_x, ts_r) = (c[0], c[1]);
-    out.reserve(n);
-    let mut emit = |i: usize, kind: Option<MarketEventKind>| match kind {
-        Some(kind) if nulls.get(i) != Some(&true) => out.push(MarketEvent {
-            ts_exchange: UnixNanos(ts_x[i] as u64),
-            ts_recv: UnixNanos(ts_r[i] as u64),
-            instrument: InstrumentId(0),
-            decode_ns: 0,
-            kind,
+    // A power of two: the mask keeps every index below in bounds without a check.
+    let i = i & (DECODE_ROWS - 1);
+    let (px, qty) = (|v: i64| Price::from_units(v), |v: i64| Qty::from_units(v));
+    let kind = match table {
+        Table::Trades => MarketEventKind::Trade(Trade {
+            price: px(c[2][i]),
+            qty: qty(c[3][i]),
+            trade_id: c[4][i] as u64,
+            aggressor: side_of(c[5][i])?,
         }),
-        _ => *bad += 1,
-    };
-    let px = |v: i64| Price::from_units(v);
-    let qty = |v: i64| Qty::from_units(v);
-    match table {
-        Table::Trades => {
-            let (p, q, id, aggressor) = (c[2], c[3], c[4], c[5]);
-            for i in 0..n {
-                let trade = |aggressor| Trade { price: px(p[i]), qty: qty(q[i]), trade_id: id[i] as u64, aggressor };
-                emit(i, side_of(aggressor[i]).map(|s| MarketEventKind::Trade(trade(s))));
-            }
-        }
-        Table::Deltas => {
-            let (action, side, p, q, seq, flags) = (c[2], c[3], c[4], c[5], c[6], c[7]);
-            for i in 0..n {
-                let kind = match (action_of(action[i]), side_of(side[i]), u8::try_from(flags[i])) {
-                    (Some(action), Some(side), Ok(flags)) => Some(MarketEventKind::Delta(BookDelta {
-                        action,
-                        side,
-                        flags: DeltaFlags(flags),
-                        price: px(p[i]),
-                        qty: qty(q[i]),
-                        sequence: seq[i] as u64,
-                    })),
-                    _ => None,
-                };
-                emit(i, kind);
-            }
-        }
-        Table::Quotes => {
-            let (bp, bq, ap, aq) = (c[2], c[3], c[4], c[5]);
-            for i in 0..n {
-                let quote =
-                    Quote { bid_price: px(bp[i]), bid_qty: qty(bq[i]), ask_price: px(ap[i]), ask_qty: qty(aq[i]) };
-                emit(i, Some(MarketEventKind::Quote(quote)));
-            }
-        }
-        Table::Marks => {
-            let (m, ix, fr, nf) = (c[2], c[3], c[4], c[5]);
-            for i in 0..n {
-                let mark = MarkPrice {
-                    mark: px(m[i]),
-                    index: px(ix[i]),
-                    funding_rate: px(fr[i]),
-                    next_funding: UnixNanos(nf[i] as u64),
-                };
-                emit(i, Some(MarketEventKind::Mark(mark)));
-            }
-        }
+        Table::Deltas => MarketEventKind::Delta(BookDelta {
+            action: action_of(c[2][i])?,
+            side: side_of(c[3][i])?,
+            price: px(c[4][i]),
+            qty: qty(c[5][i]),
+            sequence: c[6][i] as u64,
+            flags: DeltaFlags(u8::try_from(c[7][i]).ok()?),
+        }),
+        Table::Quotes => MarketEventKind::Quote(Quote {
+            bid_price: px(c[2][i]),
+            bid_qty: qty(c[3][i]),
+            ask_price: px(c[4][i]),
+            ask_qty: qty(c[5][i]),
+        }),
+        Table::Marks => MarketEventKind::Mark(MarkPrice {
+            mark: px(c[2][i]),
+            index: px(c[3][i]),
+            funding_rate: px(c[4][i]),
+            next_funding: UnixNanos(c[5][i] as u64),
+        }),
         Table::Liquidations => {
-            let (side, p, q) = (c[2], c[3], c[4]);
-            for i in 0..n {
-                let liq = |side| Liquidation { side, price: px(p[i]), qty: qty(q[i]) };
-                emit(i, side_of(side[i]).map(|s| MarketEventKind::Liquidation(liq(s))));
-            }
+            MarketEventKind::Liquidation(Liquidation { side: side_of(c[2][i])?, price: px(c[3][i]), qty: qty(c[4][i]) })
         }
-    }
+    };
+    Some(MarketEvent {
+        ts_exchange: UnixNanos(c[0][i] as u64),
+        ts_recv: UnixNanos(c[1][i] as u64),
+        instrument: InstrumentId(0),
+        decode_ns: 0,
+        kind,
+    })
 }
 
 impl CatalogReader {
@@ -967,7 +963,7 @@ impl CatalogReader {
     fn head(&mut self, i: usize) -> u64 {
         let ReadPart::Open(part) = &mut self.parts[i] else { return u64::MAX };
         while let Some(ev) = part.peek(&mut self.bad_rows) {
-            let ts = sort_ts(ev);
+            let ts = sort_ts(&ev);
             if ts < self.from {
                 part.pos += 1;
                 continue;
@@ -1034,7 +1030,7 @@ impl CatalogReader {
             return None;
         }
         let Some(ReadPart::Open(part)) = self.parts.get_mut(i) else { return None };
-        let ev = *part.events.get(part.pos)?;
+        let ev = part.event(part.pos)?;
         part.pos += 1;
         Some(ev)
     }
@@ -1049,11 +1045,11 @@ impl Iterator for CatalogReader {
     #[inline]
     fn next(&mut self) -> Option<MarketEvent> {
         if let Some(ReadPart::Open(part)) = self.parts.get_mut(self.cur) {
-            if let Some(ev) = part.events.get(part.pos) {
-                let ts = sort_ts(ev);
+            if let Some(ev) = part.peek_fast() {
+                let ts = sort_ts(&ev);
                 if ts >= self.from && ts <= self.to && (ts, self.cur) < self.limit {
                     part.pos += 1;
-                    return Some(*ev);
+                    return Some(ev);
                 }
             }
         }
