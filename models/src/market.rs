@@ -41,6 +41,8 @@ pub struct MarketModel {
     inv_std: [f32; N_FEATURES],
     buf: [f32; N_FEATURES],
     out: [f32; N_FEATURES],
+    /// Scratch for the input tensor's bytes (allocated once).
+    bytes: Vec<u8>,
 }
 
 fn bad(dir: &Path, reason: impl Into<String>) -> ModelError {
@@ -137,7 +139,17 @@ impl MarketModel {
             mean[i] = f.mean as f32;
             inv_std[i] = (1.0 / f.std) as f32;
         }
-        let mut m = Self { card, net, device, kind, mean, inv_std, buf: [0.0; N_FEATURES], out: [0.0; N_FEATURES] };
+        let mut m = Self {
+            card,
+            net,
+            device,
+            kind,
+            mean,
+            inv_std,
+            buf: [0.0; N_FEATURES],
+            out: [0.0; N_FEATURES],
+            bytes: Vec::with_capacity(4 * N_FEATURES),
+        };
         // Prove the network's output shape is what the card says, then warm up.
         let probe = Tensor::f_from_slice(&[0.0_f32; N_FEATURES])?.f_view([1, width])?.f_to_device(device)?;
         let shape = tch::no_grad(|| m.forward(&probe))?.size();
@@ -196,10 +208,10 @@ impl MarketModel {
     fn run(&mut self) -> Result<(), tch::TchError> {
         let _guard = tch::no_grad_guard();
         let k = self.outputs();
-        // `f_view_` with a borrowed size: `f_view` would box the shape on every call.
-        let input = Tensor::f_from_slice(&self.buf)?
-            .f_view_([1_i64, N_FEATURES as i64].as_slice())?
-            .f_to_device(self.device)?;
+        let mut input = crate::mlp::input_tensor(&self.buf, 1, N_FEATURES, &mut self.bytes)?;
+        if self.device != Device::Cpu {
+            input = input.f_to_device(self.device)?;
+        }
         // The output's shape was checked once at load (`Tensor::size` allocates).
         let y = self.forward(&input)?.f_to_device(Device::Cpu)?.f_to_kind(Kind::Float)?;
         y.f_copy_data(&mut self.out[..k], k)
@@ -236,7 +248,7 @@ impl MarketModel {
         }
         let k = self.outputs();
         let y = tch::no_grad(|| -> Result<Tensor, tch::TchError> {
-            let xs = Tensor::f_from_slice(&x)?.f_view([n as i64, d as i64])?.f_to_device(self.device)?;
+            let xs = crate::mlp::input_tensor(&x, n, d, &mut Vec::new())?.f_to_device(self.device)?;
             self.forward(&xs)?.f_to_device(Device::Cpu)?.f_to_kind(Kind::Float)?.f_contiguous()
         })?;
         if y.numel() != n * k {

@@ -7,6 +7,24 @@ use tch::{nn, Device, Tensor};
 
 use crate::ModelError;
 
+/// A `[rows, cols]` float tensor holding `x` (row-major), made in one step through `bytes`
+/// (scratch, reused by callers that score often): `from_slice` then `view` makes a second
+/// tensor and costs about 1 µs more per call on CPU (BENCHMARKS.md, models, thirteenth
+/// session).
+///
+/// # Errors
+/// `x` is not `rows * cols` values.
+pub fn input_tensor(x: &[f32], rows: usize, cols: usize, bytes: &mut Vec<u8>) -> Result<Tensor, tch::TchError> {
+    if rows.checked_mul(cols) != Some(x.len()) {
+        return Err(tch::TchError::Convert(format!("{} values are not {rows} rows of {cols}", x.len())));
+    }
+    bytes.clear();
+    for v in x {
+        bytes.extend_from_slice(&v.to_ne_bytes());
+    }
+    Tensor::f_from_data_size(bytes, &[rows as i64, cols as i64], tch::Kind::Float)
+}
+
 /// Network layers over a var store.
 #[derive(Debug)]
 pub struct Mlp {
@@ -83,5 +101,27 @@ pub fn device_name(d: Device) -> String {
         Device::Cpu => "cpu".to_owned(),
         Device::Cuda(n) => format!("cuda:{n}"),
         other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn input_tensors_hold_their_rows_and_refuse_a_ragged_input() {
+        let x: Vec<f32> = (0..12).map(|i| i as f32 * 0.5 - 1.0).collect();
+        let mut bytes = Vec::new();
+        let t = input_tensor(&x, 3, 4, &mut bytes).unwrap();
+        assert_eq!(t.size(), [3, 4]);
+        assert_eq!(t.kind(), tch::Kind::Float);
+        let mut back = vec![0.0_f32; 12];
+        t.f_view([-1]).unwrap().f_copy_data(&mut back, 12).unwrap();
+        assert_eq!(back, x);
+        assert_eq!(t.double_value(&[2, 1]), f64::from(x[9]));
+        assert!(input_tensor(&x, 4, 4, &mut bytes).is_err());
+        assert!(input_tensor(&x[..11], 3, 4, &mut bytes).is_err());
+        assert!(input_tensor(&x, usize::MAX, 2, &mut bytes).is_err());
     }
 }

@@ -51,7 +51,7 @@ impl ScriptModel {
             return Ok(Vec::new());
         }
         let y = tch::no_grad(|| -> Result<Tensor, ModelError> {
-            let xs = Tensor::f_from_slice(x)?.f_view([n as i64, d as i64])?.f_to_device(self.device)?;
+            let xs = crate::mlp::input_tensor(x, n, d, &mut Vec::new())?.f_to_device(self.device)?;
             Ok(self.module.forward_ts(&[xs])?)
         })?;
         let shape = y.size();

@@ -413,7 +413,7 @@ fn scores(mlp: &Mlp, x: &[f32], n: usize, d: usize, device: Device) -> Result<Ve
     tch::no_grad(|| {
         // Only the tensor operations that change something: each costs a dispatch (~0.3-1 µs
         // on CPU), which is most of a batch-1 call's overhead over the bare network.
-        let mut xs = Tensor::f_from_slice(x)?.f_view([n as i64, d as i64])?;
+        let mut xs = crate::mlp::input_tensor(x, n, d, &mut Vec::new())?;
         if device != Device::Cpu {
             xs = xs.f_to_device(device)?;
         }
