@@ -1135,8 +1135,6 @@ mod tests {
         // More rows than a read batch (and many decode chunks) in one part, with trades
         // interleaved so the merge switches parts in the middle of chunks: every event comes
         // back, equal, in order.
-        let root = std::env::temp_dir().join(format!("argus-large-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
         let base = 1_723_161_254_000_000_000_u64;
         let mut want = Vec::new();
         for i in 0..(2 * READ_BATCH as u64 + 3 * DECODE_ROWS as u64 + 7) {
@@ -1166,11 +1164,7 @@ mod tests {
                 kind,
             });
         }
-        let mut w = CatalogWriter::new(&root, Rotation::Day).unwrap();
-        for ev in &want {
-            w.write("v", "S", ev).unwrap();
-        }
-        w.finish().unwrap();
+        let (root, _) = write_catalog("large", &want, None);
         let mut r = CatalogReader::open(&root, "v", "S", 0, u64::MAX).unwrap();
         let got: Vec<MarketEvent> = r.by_ref().collect();
         assert_eq!(r.bad_rows, 0);
@@ -1180,6 +1174,26 @@ mod tests {
         assert_eq!(got.len(), want.len());
         assert!(got == want, "first difference at {:?}", got.iter().zip(&want).position(|(a, b)| a != b));
         let _ = std::fs::remove_dir_all(&root);
+    }
+
+    /// `events` written to a fresh catalog under the temporary directory (venue `v`, symbol
+    /// `S`), with `props` instead of the writer's own when given: its root and parts.
+    fn write_catalog(
+        tag: &str,
+        events: &[MarketEvent],
+        props: Option<WriterProperties>,
+    ) -> (PathBuf, Vec<PartWritten>) {
+        #![allow(clippy::unwrap_used)]
+        let root = std::env::temp_dir().join(format!("argus-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let mut w = CatalogWriter::new(&root, Rotation::Day).unwrap();
+        if let Some(p) = props {
+            w.props = p;
+        }
+        for ev in events {
+            w.write("v", "S", ev).unwrap();
+        }
+        (root, w.finish().unwrap())
     }
 
     /// Every table's event kinds, many rows, ties between tables.
@@ -1275,17 +1289,7 @@ mod tests {
             Some(base().set_writer_version(WriterVersion::PARQUET_2_0).set_data_page_row_count_limit(300).build()),
             false,
         )]) {
-            let root =
-                std::env::temp_dir().join(format!("argus-layout-{}-{}", name.replace(' ', "-"), std::process::id()));
-            let _ = std::fs::remove_dir_all(&root);
-            let mut w = CatalogWriter::new(&root, Rotation::Day).unwrap();
-            if let Some(p) = props {
-                w.props = p;
-            }
-            for ev in &want {
-                w.write("v", "S", ev).unwrap();
-            }
-            w.finish().unwrap();
+            let (root, _) = write_catalog(&format!("layout-{}", name.replace(' ', "-")), &want, props);
             want.sort_by_key(|e| (e.ts_recv.0, Table::of(&e.kind)));
             for direct in [true, false] {
                 let mut r = CatalogReader::open_with(&root, "v", "S", 0, u64::MAX, direct).unwrap();
@@ -1311,14 +1315,8 @@ mod tests {
     fn a_damaged_page_ends_its_part_and_every_row_left_is_counted() {
         #![allow(clippy::unwrap_used)]
         use std::io::{Seek, SeekFrom, Write};
-        let root = std::env::temp_dir().join(format!("argus-damaged-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
         let want = mixed_events(5_000);
-        let mut w = CatalogWriter::new(&root, Rotation::Day).unwrap();
-        for ev in &want {
-            w.write("v", "S", ev).unwrap();
-        }
-        let parts = w.finish().unwrap();
+        let (root, parts) = write_catalog("damaged", &want, None);
         let deltas = parts.iter().find(|p| p.table == Table::Deltas).unwrap();
         // Zero the `price` column chunk of the deltas part (its footer stays intact).
         let meta = parquet::arrow::arrow_reader::ArrowReaderMetadata::load(
