@@ -44,11 +44,12 @@ pub const LAYOUT_VERSION: &str = "1";
 /// Rows buffered per part before a record batch is written.
 const BATCH: usize = 16_384;
 
-/// Rows read from Parquet at a time per open part (arrow arrays of 8 bytes a column).
+/// Rows Arrow reads at a time per open part, for parts not laid out as argus writes them
+/// (arrow arrays of 8 bytes a column).
 const READ_BATCH: usize = 8192;
 
-/// Rows of the current batch turned into events at a time: 64 KiB of events (64 bytes a row)
-/// stay in cache between being written and being emitted.
+/// Rows decoded into a part's column buffers at a time (8 KiB a column, so the rows being
+/// emitted stay in cache). A power of two: [`event_at`] masks its row index with it.
 const DECODE_ROWS: usize = 1024;
 
 /// Most columns a table's decoder reads (deltas).

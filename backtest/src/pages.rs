@@ -73,8 +73,8 @@ struct Hybrid {
 /// One column of a part, read page by page across its row groups.
 struct Column {
     kind: Kind,
-    /// The column chunk of each row group still to read (index into the row groups).
-    chunks: std::vec::IntoIter<usize>,
+    /// The row groups whose chunk of this column is still to read.
+    chunks: std::ops::Range<usize>,
     leaf: usize,
     pages: Option<SerializedPageReader<File>>,
     dict: Vec<i64>,
@@ -239,6 +239,12 @@ impl Column {
             };
             match page {
                 Page::DictionaryPage { buf, num_values, .. } => {
+                    // Every value takes at least 4 bytes (8 for INT64): a header claiming more
+                    // than the page holds is refused before anything is allocated for it.
+                    let least = if matches!(self.kind, Kind::Int64) { 8 } else { 4 };
+                    if num_values as usize > buf.len() / least {
+                        return Err(PageError);
+                    }
                     self.dict.clear();
                     self.dict.resize(num_values as usize, 0);
                     plain(self.kind, &buf, &mut 0, &mut self.dict)?;
@@ -307,7 +313,7 @@ impl PageColumns {
             }
             cols.push(Column {
                 kind,
-                chunks: (0..meta.num_row_groups()).collect::<Vec<_>>().into_iter(),
+                chunks: 0..meta.num_row_groups(),
                 leaf,
                 pages: None,
                 dict: Vec::new(),
