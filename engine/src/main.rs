@@ -562,6 +562,10 @@ enum ModelsCmd {
         /// fp16 (CUDA only; market models).
         #[arg(long)]
         half: bool,
+        /// With an alpha model: also time the hot thread's scorer, this alpha model and this
+        /// anomaly model as one network, beside the two scored one after the other.
+        #[arg(long)]
+        anomaly: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -735,9 +739,20 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench { cmd: BenchCmd::Replay { catalog, venue, symbol, repeat, json } } => {
             bench_replay(&catalog, &venue, &symbol, repeat, json)
         }
-        Command::Models { cmd: ModelsCmd::Bench { model, device, batch, calls, inputs, threads, half, json } } => {
-            let dev = argus_models::mlp::parse_device(&device)?;
-            let r = argus_engine::model_bench::run(&model, dev, batch, calls, inputs, threads, half)
+        Command::Models {
+            cmd: ModelsCmd::Bench { model, device, batch, calls, inputs, threads, half, anomaly, json },
+        } => {
+            let device = argus_models::mlp::parse_device(&device)?;
+            let opts = argus_engine::model_bench::Options {
+                device,
+                batch,
+                calls,
+                script_inputs: inputs,
+                threads,
+                half,
+                anomaly,
+            };
+            let r = argus_engine::model_bench::run(&model, &opts)
                 .with_context(|| format!("benchmarking {}", model.display()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
@@ -747,6 +762,20 @@ fn run(cli: Cli) -> Result<()> {
                     r.model, r.kind, r.inputs, r.device, r.torch_threads, r.batch1.p50_ns, r.batch1.p99_ns,
                     r.raw_tch_batch1.p50_ns, r.raw_tch_batch1.p99_ns, r.overhead_p50_ns, r.batch, r.batched_scores_per_sec
                 );
+                if let (Some(raw), Some(over)) = (&r.raw_row_batch1, r.row_overhead_p50_ns) {
+                    println!("the same layers on a ready input tensor: p50 {} ns (argus adds {over} ns)", raw.p50_ns);
+                }
+                if let Some(s) = &r.scorer {
+                    println!(
+                        "scorer with {} ({}): batch 1 p50 {} ns, p99 {} ns; one model after the other p50 {} ns, p99 {} ns",
+                        s.anomaly,
+                        if s.fused { "one network" } else { "not fused" },
+                        s.batch1.p50_ns,
+                        s.batch1.p99_ns,
+                        s.separate_batch1.p50_ns,
+                        s.separate_batch1.p99_ns
+                    );
+                }
                 if let Some(t) = &r.inference_thread {
                     println!(
                         "inference thread (max batch {}, {} us): {:.0} scores/s, mean batch {:.1}, submit-to-result p50 {} ns, p99 {} ns",

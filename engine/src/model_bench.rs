@@ -42,12 +42,73 @@ pub struct ModelBench {
     pub raw_tch_batch1: Percentiles,
     /// `batch1.p50_ns - raw_tch_batch1.p50_ns`.
     pub overhead_p50_ns: i64,
+    /// Market models in `f32`: the layers argus runs one row through (`addmm_out` into tensors
+    /// made at load, `relu_` in place; [`argus_models::mlp::RowNet`]) on a ready input tensor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_row_batch1: Option<Percentiles>,
+    /// `batch1.p50_ns - raw_row_batch1.p50_ns`: what argus adds around those layers
+    /// (standardising, the input tensor, the copy out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row_overhead_p50_ns: Option<i64>,
     pub batch: usize,
     /// Rows per second through the batched call (copy in, forward, copy out).
     pub batched_scores_per_sec: f64,
     /// Market models: the micro-batching inference thread, fed as fast as it takes requests.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inference_thread: Option<ThreadBench>,
+    /// With `--anomaly`: the hot thread's scorer, this alpha model and that anomaly model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scorer: Option<ScorerBench>,
+}
+
+/// The hot thread's scorer at batch 1: both models as one network, and one after the other.
+#[derive(Debug, Serialize)]
+pub struct ScorerBench {
+    pub anomaly: String,
+    /// Whether the scorer runs both as one network (both native networks in `f32`).
+    pub fused: bool,
+    /// `[signal, anomaly]` per event, as the hot thread calls it.
+    pub batch1: Percentiles,
+    /// The alpha model's score, then the anomaly model's.
+    pub separate_batch1: Percentiles,
+}
+
+/// What to run, besides the model.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub device: Device,
+    /// Rows per batch for the throughput figure.
+    pub batch: usize,
+    /// Batch-1 calls timed each way.
+    pub calls: usize,
+    /// The input width of a TorchScript file (it has no card).
+    pub script_inputs: usize,
+    /// libtorch intra-op threads.
+    pub threads: i32,
+    /// fp16 (CUDA only).
+    pub half: bool,
+    /// An anomaly model to time beside an alpha model, as the hot thread's scorer.
+    pub anomaly: Option<std::path::PathBuf>,
+}
+
+/// The hot thread's scorer over `alpha` and `anomaly`, timed fused and one model after the other.
+fn scorer(alpha: &Path, anomaly: &Path, o: &Options, x: &[f32]) -> Result<ScorerBench> {
+    use argus_core::Scorer;
+    use argus_models::features::N_FEATURES;
+    use argus_models::market::{MarketModelPaths, MarketScorer};
+    let paths = MarketModelPaths { alpha: alpha.to_owned(), anomaly: Some(anomaly.to_owned()) };
+    let mut s = MarketScorer::load(&paths, o.device, o.half)?;
+    let mut out = [0.0_f32; 2];
+    let row = &x[..N_FEATURES];
+    let batch1 = time(o.calls, || s.score(row, &mut out).map_err(|e| anyhow::anyhow!(e.0)))?;
+    let separate_batch1 = time(o.calls, || {
+        s.alpha.score_one(row).map_err(|e| anyhow::anyhow!(e.0))?;
+        match &mut s.anomaly {
+            Some(m) => m.score_one(row).map_err(|e| anyhow::anyhow!(e.0)).map(|_| ()),
+            None => Ok(()),
+        }
+    })?;
+    Ok(ScorerBench { anomaly: anomaly.display().to_string(), fused: s.is_fused(), batch1, separate_batch1 })
 }
 
 /// The inference thread under saturation: requests submitted whenever its queue has room.
@@ -158,15 +219,8 @@ fn inputs(n: usize) -> Vec<f32> {
 ///
 /// # Errors
 /// The model cannot be loaded or fails on the generated inputs.
-pub fn run(
-    path: &Path,
-    device: Device,
-    batch: usize,
-    calls: usize,
-    script_inputs: usize,
-    threads: i32,
-    half: bool,
-) -> Result<ModelBench> {
+pub fn run(path: &Path, o: &Options) -> Result<ModelBench> {
+    let Options { device, batch, calls, script_inputs, threads, half, .. } = *o;
     let (mut target, kind) = if is_torchscript(path) {
         (Target::Script(ScriptModel::load(path, device)?, script_inputs), "torchscript")
     } else if card_kind(path)? == "tabular" {
@@ -208,6 +262,7 @@ pub fn run(
         }
         Ok(())
     })?;
+    let mut first = [0.0_f32; 1];
     let raw_tch_batch1 = time(calls, || {
         let _g = tch::no_grad_guard();
         let y = match &target {
@@ -215,10 +270,20 @@ pub fn run(
             Target::Tabular(m) => m.network().forward(&one)?,
             Target::Script(m, _) => m.module().forward_ts(&[&one])?,
         };
-        // Wait for the result as argus does (it matters on CUDA).
-        y.f_double_value(&[0, 0]).or_else(|_| y.f_double_value(&[0]))?;
+        // Read the result out as argus does (and wait for it: it matters on CUDA).
+        y.f_copy_data(&mut first, 1)?;
         Ok(())
     })?;
+    let raw_row_batch1 = match &mut target {
+        Target::Market(m) => match m.row_net() {
+            Some(net) => Some(time(calls, || {
+                net.forward(&one)?.f_copy_data(&mut first, 1)?;
+                Ok(())
+            })?),
+            None => None,
+        },
+        _ => None,
+    };
 
     let batch = batch.max(1);
     let t0 = Instant::now();
@@ -246,6 +311,13 @@ pub fn run(
         }
         _ => None,
     };
+    let scorer = match (&target, &o.anomaly) {
+        (Target::Market(m), Some(a)) if m.card().kind == argus_models::card::MarketKind::Alpha => {
+            Some(scorer(path, a, o, &x)?)
+        }
+        (_, Some(_)) => anyhow::bail!("--anomaly goes with an alpha model"),
+        _ => None,
+    };
     Ok(ModelBench {
         model: path.display().to_string(),
         kind,
@@ -253,10 +325,13 @@ pub fn run(
         inputs: d,
         torch_threads: tch::get_num_threads(),
         overhead_p50_ns: batch1.p50_ns as i64 - raw_tch_batch1.p50_ns as i64,
+        row_overhead_p50_ns: raw_row_batch1.as_ref().map(|r| batch1.p50_ns as i64 - r.p50_ns as i64),
+        raw_row_batch1,
         batch1,
         raw_tch_batch1,
         batch,
         batched_scores_per_sec: rows as f64 / secs,
         inference_thread: thread,
+        scorer,
     })
 }

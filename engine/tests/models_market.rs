@@ -214,7 +214,8 @@ fn a_pytorch_module_in_a_model_directory_scores_like_pytorch_and_trades() {
 #[test]
 fn models_bench_reports_batch1_overhead_and_the_inference_thread() {
     let o = argus()
-        .args(["models", "bench", "--model", "models/zoo/btcusdt_alpha", "--calls", "2000", "--batch", "512", "--json"])
+        .args(["models", "bench", "--model", "models/zoo/btcusdt_alpha", "--calls", "2000", "--batch", "512"])
+        .args(["--anomaly", "models/zoo/btcusdt_anomaly", "--json"])
         .output()
         .unwrap();
     let r: Value = serde_json::from_str(&ok(&o)).unwrap();
@@ -222,8 +223,16 @@ fn models_bench_reports_batch1_overhead_and_the_inference_thread() {
     assert_eq!(r["inputs"], 18);
     // Both paths were timed call by call (how they compare is the bench's finding, and a
     // timing ratio swings with the machine's load, so it is not asserted here).
-    for k in ["batch1", "raw_tch_batch1"] {
-        let p = &r[k];
+    let s = &r["scorer"];
+    assert_eq!(s["fused"], true, "{s}");
+    assert!(s["anomaly"].as_str().unwrap().ends_with("btcusdt_anomaly"));
+    for (k, p) in [
+        ("batch1", &r["batch1"]),
+        ("raw_tch_batch1", &r["raw_tch_batch1"]),
+        ("raw_row_batch1", &r["raw_row_batch1"]),
+        ("scorer.batch1", &s["batch1"]),
+        ("scorer.separate_batch1", &s["separate_batch1"]),
+    ] {
         assert_eq!(p["calls"], 2000, "{k}: {p}");
         let (p50, p99, max) =
             (p["p50_ns"].as_u64().unwrap(), p["p99_ns"].as_u64().unwrap(), p["max_ns"].as_u64().unwrap());
@@ -231,10 +240,21 @@ fn models_bench_reports_batch1_overhead_and_the_inference_thread() {
     }
     let overhead = r["batch1"]["p50_ns"].as_i64().unwrap() - r["raw_tch_batch1"]["p50_ns"].as_i64().unwrap();
     assert_eq!(r["overhead_p50_ns"].as_i64().unwrap(), overhead);
+    let row_overhead = r["batch1"]["p50_ns"].as_i64().unwrap() - r["raw_row_batch1"]["p50_ns"].as_i64().unwrap();
+    assert_eq!(r["row_overhead_p50_ns"].as_i64().unwrap(), row_overhead);
     assert!(r["batched_scores_per_sec"].as_f64().unwrap() > 0.0);
     let t = &r["inference_thread"];
     assert_eq!(t["requests"], 200_000);
     assert!(t["scores_per_sec"].as_f64().unwrap() > 0.0);
     assert!(t["mean_batch"].as_f64().unwrap() > 1.0, "requests were batched: {t}");
     assert!(t["latency"]["p50_ns"].as_u64().unwrap() <= t["latency"]["p99_ns"].as_u64().unwrap());
+
+    // An anomaly model is timed beside an alpha model only.
+    let o = argus()
+        .args(["models", "bench", "--model", "models/zoo/btcusdt_anomaly", "--calls", "100", "--batch", "8"])
+        .args(["--anomaly", "models/zoo/btcusdt_anomaly"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--anomaly goes with an alpha model"));
 }

@@ -15,7 +15,7 @@ use tch::{nn, CModule, Device, Kind, Tensor};
 
 use crate::card::{FeatureNorm, MarketKind, ModelCard, Training, FORMAT_MLP, FORMAT_TORCHSCRIPT};
 use crate::features::{FEATURE_NAMES, N_FEATURES};
-use crate::mlp::Mlp;
+use crate::mlp::{Mlp, RowNet};
 use crate::script::is_torchscript;
 use crate::ModelError;
 
@@ -43,10 +43,21 @@ pub struct MarketModel {
     out: [f32; N_FEATURES],
     /// Scratch for the input tensor's bytes (allocated once).
     bytes: Vec<u8>,
+    /// The network for one row at a time, for native networks in `f32` (TorchScript and fp16
+    /// models run through `forward`).
+    row: Option<RowNet>,
 }
 
 fn bad(dir: &Path, reason: impl Into<String>) -> ModelError {
     ModelError::Manifest { dir: dir.display().to_string(), reason: reason.into() }
+}
+
+/// `dst[i] = (features[i] - mean[i]) * inv_std[i]`.
+#[inline]
+fn standardize(mean: &[f32], inv_std: &[f32], features: &[f32], dst: &mut [f32]) {
+    for (((d, x), m), s) in dst.iter_mut().zip(features).zip(mean).zip(inv_std) {
+        *d = (x - m) * s;
+    }
 }
 
 /// The card a bare TorchScript file stands for: an alpha model over the pipeline's features,
@@ -139,6 +150,10 @@ impl MarketModel {
             mean[i] = f.mean as f32;
             inv_std[i] = (1.0 / f.std) as f32;
         }
+        let row = match &net {
+            Net::Mlp { mlp, .. } if kind == Kind::Float => Some(RowNet::new(&[mlp], device)?),
+            _ => None,
+        };
         let mut m = Self {
             card,
             net,
@@ -149,6 +164,7 @@ impl MarketModel {
             buf: [0.0; N_FEATURES],
             out: [0.0; N_FEATURES],
             bytes: Vec::with_capacity(4 * N_FEATURES),
+            row,
         };
         // Prove the network's output shape is what the card says, then warm up.
         let probe = Tensor::f_from_slice(&[0.0_f32; N_FEATURES])?.f_view([1, width])?.f_to_device(device)?;
@@ -198,16 +214,37 @@ impl MarketModel {
         if features.len() != N_FEATURES {
             return Err(ScoreError(format!("expected {N_FEATURES} features, got {}", features.len())));
         }
-        for (i, x) in features.iter().enumerate() {
-            self.buf[i] = (x - self.mean[i]) * self.inv_std[i];
-        }
+        standardize(&self.mean, &self.inv_std, features, &mut self.buf);
         self.run().map_err(|e| ScoreError(e.to_string()))?;
         Ok(self.finish(&self.buf, &self.out))
     }
 
+    /// Standardises `features` into `dst` with this model's card.
+    #[inline]
+    fn standardize(&self, features: &[f32], dst: &mut [f32]) {
+        standardize(&self.mean, &self.inv_std, features, dst);
+    }
+
+    /// The network [`score_one`](Self::score_one) runs, for native networks in `f32`
+    /// (benchmarks time its layers alone).
+    pub fn row_net(&mut self) -> Option<&mut RowNet> {
+        self.row.as_mut()
+    }
+
+    /// The native network in `f32`, if that is what this model is.
+    fn mlp_f32(&self) -> Option<&Mlp> {
+        match &self.net {
+            Net::Mlp { mlp, .. } if self.kind == Kind::Float => Some(mlp),
+            _ => None,
+        }
+    }
+
     fn run(&mut self) -> Result<(), tch::TchError> {
-        let _guard = tch::no_grad_guard();
         let k = self.outputs();
+        if let Some(row) = &mut self.row {
+            return row.run(&self.buf, &mut self.out[..k]);
+        }
+        let _guard = tch::no_grad_guard();
         let mut input = crate::mlp::input_tensor(&self.buf, 1, N_FEATURES, &mut self.bytes)?;
         if self.device != Device::Cpu {
             input = input.f_to_device(self.device)?;
@@ -299,6 +336,57 @@ impl MarketModel {
 pub struct MarketScorer {
     pub alpha: MarketModel,
     pub anomaly: Option<MarketModel>,
+    /// Both models as one network, when both are native networks in `f32`: one libtorch
+    /// pass per event instead of two.
+    fused: Option<Fused>,
+}
+
+/// The alpha and anomaly networks side by side ([`RowNet`]): input `[alpha's standardised
+/// features, anomaly's]`, output `[alpha's output, anomaly's reconstruction]`.
+#[derive(Debug)]
+struct Fused {
+    net: RowNet,
+    x: [f32; 2 * N_FEATURES],
+    y: [f32; 1 + N_FEATURES],
+}
+
+impl Fused {
+    fn new(alpha: &MarketModel, anomaly: &MarketModel) -> Result<Option<Self>, ModelError> {
+        let (Some(a), Some(b)) = (alpha.mlp_f32(), anomaly.mlp_f32()) else { return Ok(None) };
+        let net = RowNet::new(&[a, b], alpha.device)?;
+        if net.outputs() != 1 + N_FEATURES {
+            return Err(bad(
+                Path::new(&alpha.card.name),
+                format!("alpha and anomaly together give {} outputs, not {}", net.outputs(), 1 + N_FEATURES),
+            ));
+        }
+        let mut f = Self { net, x: [0.0; 2 * N_FEATURES], y: [0.0; 1 + N_FEATURES] };
+        let mut out = [0.0; 2];
+        for _ in 0..50 {
+            f.score(alpha, anomaly, &[0.0; N_FEATURES], &mut out).map_err(|e| bad(Path::new(&alpha.card.name), e.0))?;
+        }
+        Ok(Some(f))
+    }
+
+    #[inline]
+    fn score(
+        &mut self,
+        alpha: &MarketModel,
+        anomaly: &MarketModel,
+        features: &[f32],
+        out: &mut [f32],
+    ) -> Result<(), ScoreError> {
+        if features.len() != N_FEATURES {
+            return Err(ScoreError(format!("expected {N_FEATURES} features, got {}", features.len())));
+        }
+        let (xa, xb) = self.x.split_at_mut(N_FEATURES);
+        alpha.standardize(features, xa);
+        anomaly.standardize(features, xb);
+        self.net.run(&self.x, &mut self.y).map_err(|e| ScoreError(e.to_string()))?;
+        out[0] = alpha.finish(&self.x[..N_FEATURES], &self.y[..1]);
+        out[1] = anomaly.finish(&self.x[N_FEATURES..], &self.y[1..]);
+        Ok(())
+    }
 }
 
 /// Where the pipeline's market models come from.
@@ -331,7 +419,16 @@ impl MarketScorer {
             }
             None => None,
         };
-        Ok(Self { alpha, anomaly })
+        let fused = match &anomaly {
+            Some(b) => Fused::new(&alpha, b)?,
+            None => None,
+        };
+        Ok(Self { alpha, anomaly, fused })
+    }
+
+    /// Whether both models run as one network (both native networks in `f32`).
+    pub fn is_fused(&self) -> bool {
+        self.fused.is_some()
     }
 }
 
@@ -340,6 +437,9 @@ impl Scorer for MarketScorer {
     fn score(&mut self, features: &[f32], out: &mut [f32]) -> Result<(), ScoreError> {
         if out.len() < 2 {
             return Err(ScoreError("expected room for 2 outputs".into()));
+        }
+        if let (Some(f), Some(anomaly)) = (&mut self.fused, &self.anomaly) {
+            return f.score(&self.alpha, anomaly, features, out);
         }
         out[0] = self.alpha.score_one(features)?;
         out[1] = match &mut self.anomaly {

@@ -79,6 +79,241 @@ impl Mlp {
     }
 }
 
+/// One row at a time through one or more MLPs that read the same row, as a single network whose
+/// tensors are all made at load: weights transposed and contiguous, every layer writing into its
+/// own output tensor (`addmm_out`, then `relu_` in place). Per call libtorch makes only the
+/// input tensor; `linear` instead makes a transposed view and an output tensor per layer, and
+/// costs about twice as much at batch 1 (BENCHMARKS.md, models, fourteenth session).
+///
+/// Several networks run side by side: the fused network's input is their inputs laid end to
+/// end, each layer is block-diagonal, and its output is their outputs in order. A network
+/// shallower than the deepest one carries its output through the remaining ReLU layers as the
+/// pair `(relu(z), relu(-z))` and reads it back as their difference, which is exact: one of the
+/// two is zero, and multiplying by ±1 and adding zeros round nothing.
+#[derive(Debug)]
+pub struct RowNet {
+    layers: Vec<RowLayer>,
+    inputs: usize,
+    outputs: usize,
+    device: Device,
+    /// Scratch for the input tensor's bytes.
+    bytes: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct RowLayer {
+    /// `[in, out]`, contiguous.
+    w_t: Tensor,
+    /// `[1, out]`.
+    bias: Tensor,
+    /// `[1, out]`, written by every call.
+    out: Tensor,
+}
+
+/// A dense layer in row-major `f32`: `w` is `[out][in]`.
+#[derive(Debug, Clone, PartialEq)]
+struct Dense {
+    inputs: usize,
+    outputs: usize,
+    w: Vec<f32>,
+    b: Vec<f32>,
+}
+
+impl Dense {
+    fn zeros(inputs: usize, outputs: usize) -> Self {
+        Self { inputs, outputs, w: vec![0.0; inputs * outputs], b: vec![0.0; outputs] }
+    }
+
+    /// `[W; -W]`, `[b; -b]`: the output as the pair `(z, -z)`, ReLU'd by the next step.
+    fn split(&self) -> Self {
+        let mut w = self.w.clone();
+        w.extend(self.w.iter().map(|v| -v));
+        let mut b = self.b.clone();
+        b.extend(self.b.iter().map(|v| -v));
+        Self { inputs: self.inputs, outputs: 2 * self.outputs, w, b }
+    }
+
+    /// `(p, q) -> (relu(p - q), relu(q - p))`: carries a split output through a ReLU layer.
+    fn carry(k: usize) -> Self {
+        let mut d = Self::zeros(2 * k, 2 * k);
+        for i in 0..k {
+            d.w[i * 2 * k + i] = 1.0;
+            d.w[i * 2 * k + k + i] = -1.0;
+            d.w[(k + i) * 2 * k + i] = -1.0;
+            d.w[(k + i) * 2 * k + k + i] = 1.0;
+        }
+        d
+    }
+
+    /// `(p, q) -> p - q`: reads a split output back.
+    fn join(k: usize) -> Self {
+        let mut d = Self::zeros(2 * k, k);
+        for i in 0..k {
+            d.w[i * 2 * k + i] = 1.0;
+            d.w[i * 2 * k + k + i] = -1.0;
+        }
+        d
+    }
+
+    /// The block-diagonal layer of `blocks`.
+    fn diagonal(blocks: &[Dense]) -> Self {
+        let inputs = blocks.iter().map(|b| b.inputs).sum();
+        let outputs = blocks.iter().map(|b| b.outputs).sum();
+        let mut d = Self::zeros(inputs, outputs);
+        let (mut r0, mut c0) = (0, 0);
+        for blk in blocks {
+            for r in 0..blk.outputs {
+                let row = &blk.w[r * blk.inputs..(r + 1) * blk.inputs];
+                d.w[(r0 + r) * inputs + c0..(r0 + r) * inputs + c0 + blk.inputs].copy_from_slice(row);
+                d.b[r0 + r] = blk.b[r];
+            }
+            r0 += blk.outputs;
+            c0 += blk.inputs;
+        }
+        d
+    }
+}
+
+/// The layers of several networks as one: see [`RowNet`].
+fn fuse(nets: &[Vec<Dense>]) -> Vec<Dense> {
+    let depth = nets.iter().map(Vec::len).max().unwrap_or(0);
+    (0..depth)
+        .map(|l| {
+            let blocks: Vec<Dense> = nets
+                .iter()
+                .filter_map(|net| {
+                    let last = net.len().checked_sub(1)?;
+                    let k = net.get(last)?.outputs;
+                    Some(match l.cmp(&last) {
+                        std::cmp::Ordering::Less => net[l].clone(),
+                        std::cmp::Ordering::Equal if l + 1 == depth => net[l].clone(),
+                        std::cmp::Ordering::Equal => net[l].split(),
+                        std::cmp::Ordering::Greater if l + 1 == depth => Dense::join(k),
+                        std::cmp::Ordering::Greater => Dense::carry(k),
+                    })
+                })
+                .collect();
+            Dense::diagonal(&blocks)
+        })
+        .collect()
+}
+
+fn floats(t: &Tensor) -> Result<Vec<f32>, tch::TchError> {
+    let t = t.f_to_device(Device::Cpu)?.f_to_kind(tch::Kind::Float)?.f_contiguous()?;
+    let n = t.numel();
+    let mut v = vec![0.0_f32; n];
+    t.f_copy_data(&mut v, n)?;
+    Ok(v)
+}
+
+impl Mlp {
+    fn dense(&self) -> Result<Vec<Dense>, tch::TchError> {
+        self.layers
+            .iter()
+            .map(|l| {
+                let size = l.ws.size();
+                let (outputs, inputs) = match size[..] {
+                    [o, i] => (o as usize, i as usize),
+                    _ => return Err(tch::TchError::Shape(format!("a linear layer's weights are {size:?}"))),
+                };
+                let b = match &l.bs {
+                    Some(b) => floats(b)?,
+                    None => vec![0.0; outputs],
+                };
+                Ok(Dense { inputs, outputs, w: floats(&l.ws)?, b })
+            })
+            .collect()
+    }
+}
+
+impl RowNet {
+    /// `nets` side by side on `device`, in `f32`.
+    ///
+    /// # Errors
+    /// No networks, or torch failures.
+    pub fn new(nets: &[&Mlp], device: Device) -> Result<Self, tch::TchError> {
+        let dense = nets.iter().map(|n| n.dense()).collect::<Result<Vec<_>, _>>()?;
+        let fused = fuse(&dense);
+        let (Some(first), Some(last)) = (fused.first(), fused.last()) else {
+            return Err(tch::TchError::Shape("no layers to run".into()));
+        };
+        let (inputs, outputs) = (first.inputs, last.outputs);
+        let opts = (tch::Kind::Float, device);
+        let layers = fused
+            .iter()
+            .map(|d| {
+                let mut w_t = vec![0.0_f32; d.w.len()];
+                for r in 0..d.outputs {
+                    for c in 0..d.inputs {
+                        w_t[c * d.outputs + r] = d.w[r * d.inputs + c];
+                    }
+                }
+                let shape = [d.inputs as i64, d.outputs as i64];
+                Ok(RowLayer {
+                    w_t: Tensor::f_from_slice(&w_t)?.f_view(shape)?.f_to_device(device)?,
+                    bias: Tensor::f_from_slice(&d.b)?.f_view([1, d.outputs as i64])?.f_to_device(device)?,
+                    out: Tensor::f_zeros([1, d.outputs as i64], opts)?,
+                })
+            })
+            .collect::<Result<Vec<_>, tch::TchError>>()?;
+        Ok(Self { layers, inputs, outputs, device, bytes: Vec::with_capacity(4 * inputs) })
+    }
+
+    /// Values in: the networks' inputs end to end.
+    pub fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    /// Values out: the networks' outputs end to end.
+    pub fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    /// Runs one row `x` into `out[..outputs]`.
+    ///
+    /// # Errors
+    /// `x` or `out` of the wrong length, or torch failures.
+    pub fn run(&mut self, x: &[f32], out: &mut [f32]) -> Result<(), tch::TchError> {
+        let k = self.outputs;
+        if out.len() < k {
+            return Err(tch::TchError::Shape(format!("room for {} outputs, {k} needed", out.len())));
+        }
+        let mut input = input_tensor(x, 1, self.inputs, &mut self.bytes)?;
+        if self.device != Device::Cpu {
+            input = input.f_to_device(self.device)?;
+        }
+        let device = self.device;
+        let y = self.forward(&input)?;
+        if device == Device::Cpu {
+            y.f_copy_data(&mut out[..k], k)
+        } else {
+            y.f_to_device(Device::Cpu)?.f_copy_data(&mut out[..k], k)
+        }
+    }
+
+    /// The layers alone on a ready `[1, inputs]` input tensor on this net's device: what [`run`]
+    /// adds around it is making that tensor and copying the output out (benchmarks time both).
+    ///
+    /// # Errors
+    /// An input of another shape, or torch failures.
+    ///
+    /// [`run`]: RowNet::run
+    pub fn forward(&mut self, input: &Tensor) -> Result<&Tensor, tch::TchError> {
+        let _guard = tch::no_grad_guard();
+        let n = self.layers.len();
+        for i in 0..n {
+            let (done, rest) = self.layers.split_at_mut(i);
+            let Some(layer) = rest.first_mut() else { break };
+            let src = done.last().map_or(input, |p| &p.out);
+            let _ = layer.bias.f_addmm_out(&layer.out, src, &layer.w_t)?;
+            if i + 1 < n {
+                let _ = layer.out.f_relu_()?;
+            }
+        }
+        self.layers.last().map(|l| &l.out).ok_or_else(|| tch::TchError::Shape("no layers".into()))
+    }
+}
+
 /// Which device to run on.
 ///
 /// # Errors
@@ -108,6 +343,67 @@ pub fn device_name(d: Device) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// Each network alone through `forward`, on its slice of `x`.
+    fn alone(nets: &[Mlp], widths: &[(usize, usize)], x: &[f32]) -> Vec<f32> {
+        let mut want = Vec::new();
+        let mut at = 0;
+        for (net, &(i, o)) in nets.iter().zip(widths) {
+            let t = Tensor::from_slice(&x[at..at + i]).view([1, i as i64]);
+            let y = tch::no_grad(|| net.forward(&t)).unwrap();
+            let mut v = vec![0.0_f32; o];
+            y.copy_data(&mut v, o);
+            want.extend(v);
+            at += i;
+        }
+        want
+    }
+
+    fn close(got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "output {i}: {g} vs {w} ({got:?} vs {want:?})");
+        }
+    }
+
+    #[test]
+    fn a_row_net_runs_networks_of_any_depth_side_by_side_as_each_alone() {
+        // Depths 1 to 4, so every way of carrying an output to the end is used.
+        let specs: [(i64, &[i64], i64); 4] = [(3, &[], 2), (5, &[7], 1), (4, &[8, 3], 3), (6, &[4, 6, 2], 5)];
+        let stores: Vec<nn::VarStore> = specs.iter().map(|_| nn::VarStore::new(Device::Cpu)).collect();
+        let nets: Vec<Mlp> = specs
+            .iter()
+            .zip(&stores)
+            .enumerate()
+            .map(|(s, ((i, h, o), vs))| Mlp::seeded(&vs.root(), *i, h, *o, s as u64 + 1))
+            .collect();
+        let widths: Vec<(usize, usize)> = specs.iter().map(|(i, _, o)| (*i as usize, *o as usize)).collect();
+        let refs: Vec<&Mlp> = nets.iter().collect();
+        let mut fused = RowNet::new(&refs, Device::Cpu).unwrap();
+        assert_eq!((fused.inputs(), fused.outputs()), (18, 11));
+        let mut got = vec![0.0_f32; 11];
+        for row in 0..5 {
+            // Rows that drive many units negative and positive, so the ReLUs and carries bite.
+            let x: Vec<f32> = (0..18).map(|i| (((i * 37 + row * 11) % 13) as f32 - 6.0) * 0.7).collect();
+            fused.run(&x, &mut got).unwrap();
+            close(&got, &alone(&nets, &widths, &x));
+        }
+        // Each network alone as a row net, too.
+        let x: Vec<f32> = (0..18).map(|i| (i as f32 - 9.0) * 0.4).collect();
+        let want = alone(&nets, &widths, &x);
+        let (mut at_in, mut at_out) = (0, 0);
+        for (net, &(i, o)) in nets.iter().zip(&widths) {
+            let mut one = RowNet::new(&[net], Device::Cpu).unwrap();
+            let mut y = vec![0.0_f32; o];
+            one.run(&x[at_in..at_in + i], &mut y).unwrap();
+            close(&y, &want[at_out..at_out + o]);
+            at_in += i;
+            at_out += o;
+        }
+        assert!(fused.run(&x[..17], &mut got).is_err());
+        assert!(fused.run(&x, &mut got[..10]).is_err());
+        assert!(RowNet::new(&[], Device::Cpu).is_err());
+    }
 
     #[test]
     fn input_tensors_hold_their_rows_and_refuse_a_ragged_input() {

@@ -108,9 +108,35 @@ fn the_bundled_models_match_this_build_and_score() {
     let mut s = MarketScorer::load(&zoo(), tch::Device::Cpu, false).unwrap();
     assert_eq!(s.alpha.card().kind, MarketKind::Alpha);
     assert_eq!(s.anomaly.as_ref().unwrap().card().kind, MarketKind::Anomaly);
+    let all = samples();
     let mut out = [0.0_f32; 2];
-    s.score(&samples()[5000].features, &mut out).unwrap();
+    s.score(&all[5000].features, &mut out).unwrap();
     assert!(out[0].is_finite() && (0.0..1.0).contains(&out[1]), "{out:?}");
+    // Both run as one network; each model alone scores the same, also when the two cards
+    // standardise differently.
+    let shifted = edited_from(&zoo().anomaly.unwrap(), "shifted", &|t| {
+        for f in features(t) {
+            let f = f.as_table_mut().unwrap();
+            let (mean, std) = (f["mean"].as_float().unwrap(), f["std"].as_float().unwrap());
+            f.insert("mean".into(), (mean + 0.5 * std).into());
+        }
+    });
+    let other = MarketModelPaths { anomaly: Some(shifted), ..zoo() };
+    let mut s2 = MarketScorer::load(&other, tch::Device::Cpu, false).unwrap();
+    for s in [&mut s, &mut s2] {
+        assert!(s.is_fused());
+        for sample in all.iter().step_by(37).take(300) {
+            s.score(&sample.features, &mut out).unwrap();
+            let alone = [
+                s.alpha.score_one(&sample.features).unwrap(),
+                s.anomaly.as_mut().unwrap().score_one(&sample.features).unwrap(),
+            ];
+            for k in 0..2 {
+                assert!((out[k] - alone[k]).abs() <= 1e-5 * alone[k].abs().max(1.0), "{k}: {out:?} vs {alone:?}");
+            }
+        }
+        assert!(s.score(&all[0].features[..17], &mut out).is_err());
+    }
     let err =
         MarketScorer::load(&MarketModelPaths { alpha: zoo().anomaly.unwrap(), anomaly: None }, tch::Device::Cpu, false)
             .unwrap_err();
@@ -121,7 +147,11 @@ fn the_bundled_models_match_this_build_and_score() {
 
 /// A copy of the bundled alpha directory with its card edited.
 fn edited(name: &str, edit: &dyn Fn(&mut toml::Table)) -> PathBuf {
-    let src = zoo().alpha;
+    edited_from(&zoo().alpha, name, edit)
+}
+
+/// A copy of the model directory `src` with its card edited.
+fn edited_from(src: &Path, name: &str, edit: &dyn Fn(&mut toml::Table)) -> PathBuf {
     let d = tmp(name);
     std::fs::copy(src.join("weights.safetensors"), d.join("weights.safetensors")).unwrap();
     let mut t: toml::Table = toml::from_str(&std::fs::read_to_string(src.join("model.toml")).unwrap()).unwrap();
