@@ -42,7 +42,7 @@ pub struct ModelBench {
     pub raw_tch_batch1: Percentiles,
     /// `batch1.p50_ns - raw_tch_batch1.p50_ns`.
     pub overhead_p50_ns: i64,
-    /// Market models in `f32`: the layers argus runs one row through (`addmm_out` into tensors
+    /// Market models in `f32` and tabular models: the layers argus runs one row through (`addmm_out` into tensors
     /// made at load, `relu_` in place; [`argus_models::mlp::RowNet`]) on a ready input tensor.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw_row_batch1: Option<Percentiles>,
@@ -282,14 +282,21 @@ pub fn run(path: &Path, o: &Options) -> Result<ModelBench> {
             })?),
             None => None,
         },
-        _ => None,
+        Target::Tabular(m) => {
+            let net = m.row_net();
+            Some(time(calls, || {
+                net.forward(&one)?.f_copy_data(&mut first, 1)?;
+                Ok(())
+            })?)
+        }
+        Target::Script(..) => None,
     };
 
     let batch = batch.max(1);
     let t0 = Instant::now();
     let mut rows = 0_u64;
     while t0.elapsed().as_secs_f64() < 1.0 {
-        match &target {
+        match &mut target {
             Target::Tabular(m) => {
                 out.clear();
                 m.score_values(&raw[..batch * d], &mut scratch, &mut out)?;

@@ -89,7 +89,7 @@ impl Loaded {
 
     /// Scores the rows gathered in `self.raw` (each `self.columns.len()` long).
     fn score(&mut self, out: &mut Vec<f32>) -> Result<(), String> {
-        match &self.net {
+        match &mut self.net {
             Net::Tabular(m) => m.score_values(&self.raw, &mut self.x, out).map_err(|e| e.to_string()),
             Net::Script(m) => {
                 let d = self.columns.len();
