@@ -2,9 +2,10 @@
 //! `anomaly` model (an autoencoder whose reconstruction error is compared with a calibrated
 //! threshold), each a model directory ([`ModelCard`] + weights) or a bare TorchScript file.
 //!
-//! [`MarketModel`] scores one feature vector inline (batch 1: reused buffers, one libtorch
-//! thread, warmed up at load) or a batch of rows; [`MarketScorer`] pairs the two behind
-//! [`argus_core::Scorer`], writing `[signal_bps, anomaly]` with `anomaly = e / (e + threshold)`:
+//! [`MarketModel`] scores one feature vector inline (batch 1: a [`RowNet`] whose tensors are made
+//! at load, one libtorch thread, warmed up at load) or a batch of rows; [`MarketScorer`] pairs
+//! the two behind [`argus_core::Scorer`] (as one network when both are native `f32` MLPs),
+//! writing `[signal_bps, anomaly]` with `anomaly = e / (e + threshold)`:
 //! 0.5 exactly at the calibrated threshold, so risk's anomaly gate (0.5 by default) blocks the
 //! events the model was calibrated to flag.
 
