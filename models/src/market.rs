@@ -53,6 +53,16 @@ fn bad(dir: &Path, reason: impl Into<String>) -> ModelError {
     ModelError::Manifest { dir: dir.display().to_string(), reason: reason.into() }
 }
 
+/// A feature vector must be the pipeline's width.
+#[inline]
+fn check_width(features: &[f32]) -> Result<(), ScoreError> {
+    if features.len() == N_FEATURES {
+        Ok(())
+    } else {
+        Err(ScoreError(format!("expected {N_FEATURES} features, got {}", features.len())))
+    }
+}
+
 /// `dst[i] = (features[i] - mean[i]) * inv_std[i]`.
 #[inline]
 fn standardize(mean: &[f32], inv_std: &[f32], features: &[f32], dst: &mut [f32]) {
@@ -212,9 +222,7 @@ impl MarketModel {
     /// # Errors
     /// Wrong width or torch failures.
     pub fn score_one(&mut self, features: &[f32]) -> Result<f32, ScoreError> {
-        if features.len() != N_FEATURES {
-            return Err(ScoreError(format!("expected {N_FEATURES} features, got {}", features.len())));
-        }
+        check_width(features)?;
         standardize(&self.mean, &self.inv_std, features, &mut self.buf);
         self.run().map_err(|e| ScoreError(e.to_string()))?;
         Ok(self.finish(&self.buf, &self.out))
@@ -377,9 +385,7 @@ impl Fused {
         features: &[f32],
         out: &mut [f32],
     ) -> Result<(), ScoreError> {
-        if features.len() != N_FEATURES {
-            return Err(ScoreError(format!("expected {N_FEATURES} features, got {}", features.len())));
-        }
+        check_width(features)?;
         let (xa, xb) = self.x.split_at_mut(N_FEATURES);
         alpha.standardize(features, xa);
         anomaly.standardize(features, xb);
