@@ -16,7 +16,7 @@ use tch::{nn, CModule, Device, Kind, Tensor};
 
 use crate::card::{FeatureNorm, MarketKind, ModelCard, Training, FORMAT_MLP, FORMAT_TORCHSCRIPT};
 use crate::features::{FEATURE_NAMES, N_FEATURES};
-use crate::mlp::{Mlp, RowNet};
+use crate::mlp::{Mlp, RowInput, RowNet};
 use crate::script::is_torchscript;
 use crate::ModelError;
 
@@ -42,11 +42,26 @@ pub struct MarketModel {
     inv_std: [f32; N_FEATURES],
     buf: [f32; N_FEATURES],
     out: [f32; N_FEATURES],
-    /// Scratch for the input tensor's bytes (allocated once).
-    bytes: Vec<u8>,
+    /// The input tensor, made once (TorchScript and fp16 models; [`RowNet`] has its own).
+    input: RowInput,
     /// The network for one row at a time, for native networks in `f32` (TorchScript and fp16
     /// models run through `forward`).
     row: Option<RowNet>,
+}
+
+/// `net` on `x`, cast to `kind` first when that is not `f32`.
+fn net_forward(net: &Net, kind: Kind, x: &Tensor) -> Result<Tensor, tch::TchError> {
+    let half;
+    let x = if kind == Kind::Float {
+        x
+    } else {
+        half = x.f_to_kind(kind)?;
+        &half
+    };
+    match net {
+        Net::Mlp { mlp, .. } => mlp.forward(x),
+        Net::Script(m) => m.forward_ts(&[x]),
+    }
 }
 
 fn bad(dir: &Path, reason: impl Into<String>) -> ModelError {
@@ -174,7 +189,7 @@ impl MarketModel {
             inv_std,
             buf: [0.0; N_FEATURES],
             out: [0.0; N_FEATURES],
-            bytes: Vec::with_capacity(4 * N_FEATURES),
+            input: RowInput::new(N_FEATURES, device)?,
             row,
         };
         // Prove the network's output shape is what the card says, then warm up.
@@ -202,11 +217,7 @@ impl MarketModel {
     /// # Errors
     /// Torch failures.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor, tch::TchError> {
-        let x = if self.kind == Kind::Float { x.shallow_clone() } else { x.f_to_kind(self.kind)? };
-        match &self.net {
-            Net::Mlp { mlp, .. } => mlp.forward(&x),
-            Net::Script(m) => m.forward_ts(&[x]),
-        }
+        net_forward(&self.net, self.kind, x)
     }
 
     fn outputs(&self) -> usize {
@@ -254,13 +265,10 @@ impl MarketModel {
             return row.run(&self.buf, &mut self.out[..k]);
         }
         let _guard = tch::no_grad_guard();
-        let mut input = crate::mlp::input_tensor(&self.buf, 1, N_FEATURES, &mut self.bytes)?;
-        if self.device != Device::Cpu {
-            input = input.f_to_device(self.device)?;
-        }
+        let Self { input, buf, net, kind, out, .. } = self;
         // The output's shape was checked once at load (`Tensor::size` allocates).
-        let y = self.forward(&input)?.f_to_device(Device::Cpu)?.f_to_kind(Kind::Float)?;
-        y.f_copy_data(&mut self.out[..k], k)
+        let y = net_forward(net, *kind, input.fill(buf)?)?.f_to_device(Device::Cpu)?.f_to_kind(Kind::Float)?;
+        y.f_copy_data(&mut out[..k], k)
     }
 
     /// Turns one row's network output into its score.

@@ -25,6 +25,83 @@ pub fn input_tensor(x: &[f32], rows: usize, cols: usize, bytes: &mut Vec<u8>) ->
     Tensor::f_from_data_size(bytes, &[rows as i64, cols as i64], tch::Kind::Float)
 }
 
+/// One row's input tensor, made once and refilled in place on every call: scoring a row makes
+/// no input tensor (libtorch allocates its storage and tensor object, ~0.55 µs on CPU per call;
+/// BENCHMARKS.md, models, fifteenth session). On a GPU the row is written into a host tensor and
+/// copied into a device tensor that is also made once.
+#[derive(Debug)]
+pub struct RowInput {
+    /// `[1, n]` `f32` on the CPU, contiguous, made by [`RowInput::new`] and never shared:
+    /// [`write_row`] relies on all three.
+    host: Tensor,
+    /// `[1, n]` on the device, when that is not the CPU.
+    device: Option<Tensor>,
+    n: usize,
+}
+
+impl RowInput {
+    /// An input for rows of `n > 0` values on `device`.
+    ///
+    /// # Errors
+    /// `n == 0`, or torch failures.
+    pub fn new(n: usize, device: Device) -> Result<Self, tch::TchError> {
+        if n == 0 {
+            return Err(tch::TchError::Shape("a row input needs at least one value".into()));
+        }
+        let shape = [1, n as i64];
+        let host = Tensor::f_zeros(shape, (tch::Kind::Float, Device::Cpu))?;
+        let device = match device {
+            Device::Cpu => None,
+            d => Some(Tensor::f_zeros(shape, (tch::Kind::Float, d))?),
+        };
+        Ok(Self { host, device, n })
+    }
+
+    /// Values per row.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Always false: a row input holds at least one value.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Writes `x` into the tensor and returns it, on the device.
+    ///
+    /// # Errors
+    /// `x` is not `len()` values, or the copy to the device fails.
+    pub fn fill(&mut self, x: &[f32]) -> Result<&Tensor, tch::TchError> {
+        if x.len() != self.n {
+            return Err(tch::TchError::Shape(format!("{} values for a row of {}", x.len(), self.n)));
+        }
+        write_row(&mut self.host, x);
+        match &mut self.device {
+            Some(d) => {
+                d.f_copy_(&self.host)?;
+                Ok(d)
+            }
+            None => Ok(&self.host),
+        }
+    }
+}
+
+/// Copies `x` over the values of `t`, a tensor [`RowInput::new`] made with `x.len()` values.
+///
+/// tch has no safe call that writes into an existing tensor from a slice (each makes a new
+/// tensor), so this is the one `unsafe` block in argus.
+#[allow(unsafe_code)]
+fn write_row(t: &mut Tensor, x: &[f32]) {
+    let dst = t.data_ptr().cast::<f32>();
+    // SAFETY: `t` is a contiguous `f32` CPU tensor of exactly `x.len()` (> 0) values, made by
+    // `RowInput::new` (checked by `fill`), so `dst` is non-null, aligned for `f32` and valid
+    // for `x.len()` writes; its storage belongs to libtorch, not to any Rust value, so `x`
+    // cannot overlap it. `t` is private to its `RowInput` and never viewed or shared, and
+    // `&mut` excludes any libtorch call reading it meanwhile (CPU ops finish before they
+    // return).
+    unsafe { std::ptr::copy_nonoverlapping(x.as_ptr(), dst, x.len()) }
+}
+
 /// Network layers over a var store.
 #[derive(Debug)]
 pub struct Mlp {
@@ -96,8 +173,7 @@ pub struct RowNet {
     inputs: usize,
     outputs: usize,
     device: Device,
-    /// Scratch for the input tensor's bytes.
-    bytes: Vec<u8>,
+    input: RowInput,
 }
 
 #[derive(Debug)]
@@ -256,7 +332,7 @@ impl RowNet {
                 })
             })
             .collect::<Result<Vec<_>, tch::TchError>>()?;
-        Ok(Self { layers, inputs, outputs, device, bytes: Vec::with_capacity(4 * inputs) })
+        Ok(Self { layers, inputs, outputs, device, input: RowInput::new(inputs, device)? })
     }
 
     /// Values in: the networks' inputs end to end.
@@ -278,12 +354,9 @@ impl RowNet {
         if out.len() < k {
             return Err(tch::TchError::Shape(format!("room for {} outputs, {k} needed", out.len())));
         }
-        let mut input = input_tensor(x, 1, self.inputs, &mut self.bytes)?;
-        if self.device != Device::Cpu {
-            input = input.f_to_device(self.device)?;
-        }
         let device = self.device;
-        let y = self.forward(&input)?;
+        let Self { layers, input, .. } = self;
+        let y = run_layers(layers, input.fill(x)?)?;
         if device == Device::Cpu {
             y.f_copy_data(&mut out[..k], k)
         } else {
@@ -299,19 +372,24 @@ impl RowNet {
     ///
     /// [`run`]: RowNet::run
     pub fn forward(&mut self, input: &Tensor) -> Result<&Tensor, tch::TchError> {
-        let _guard = tch::no_grad_guard();
-        let n = self.layers.len();
-        for i in 0..n {
-            let (done, rest) = self.layers.split_at_mut(i);
-            let Some(layer) = rest.first_mut() else { break };
-            let src = done.last().map_or(input, |p| &p.out);
-            let _ = layer.bias.f_addmm_out(&layer.out, src, &layer.w_t)?;
-            if i + 1 < n {
-                let _ = layer.out.f_relu_()?;
-            }
-        }
-        self.layers.last().map(|l| &l.out).ok_or_else(|| tch::TchError::Shape("no layers".into()))
+        run_layers(&mut self.layers, input)
     }
+}
+
+/// Runs `layers` on `input`, each into its own output tensor; the last one's is the result.
+fn run_layers<'a>(layers: &'a mut [RowLayer], input: &Tensor) -> Result<&'a Tensor, tch::TchError> {
+    let _guard = tch::no_grad_guard();
+    let n = layers.len();
+    for i in 0..n {
+        let (done, rest) = layers.split_at_mut(i);
+        let Some(layer) = rest.first_mut() else { break };
+        let src = done.last().map_or(input, |p| &p.out);
+        let _ = layer.bias.f_addmm_out(&layer.out, src, &layer.w_t)?;
+        if i + 1 < n {
+            let _ = layer.out.f_relu_()?;
+        }
+    }
+    layers.last().map(|l| &l.out).ok_or_else(|| tch::TchError::Shape("no layers".into()))
 }
 
 /// Which device to run on.
@@ -403,6 +481,25 @@ mod tests {
         assert!(fused.run(&x[..17], &mut got).is_err());
         assert!(fused.run(&x, &mut got[..10]).is_err());
         assert!(RowNet::new(&[], Device::Cpu).is_err());
+    }
+
+    #[test]
+    fn a_row_input_holds_the_last_row_written_and_refuses_other_widths() {
+        let mut input = RowInput::new(5, Device::Cpu).unwrap();
+        let mut back = [0.0_f32; 5];
+        for r in 0..4 {
+            let x: Vec<f32> = (0..5).map(|i| (r * 5 + i) as f32 * 0.25 - 2.0).collect();
+            let t = input.fill(&x).unwrap();
+            assert_eq!(t.size(), [1, 5]);
+            t.f_copy_data(&mut back, 5).unwrap();
+            assert_eq!(back.as_slice(), x.as_slice(), "row {r}");
+        }
+        // The tensor is made once: refilling writes the same storage.
+        let first = input.fill(&[1.0; 5]).unwrap().data_ptr();
+        assert_eq!(input.fill(&[2.0; 5]).unwrap().data_ptr(), first);
+        assert!(input.fill(&[0.0; 4]).is_err());
+        assert!(input.fill(&[0.0; 6]).is_err());
+        assert!(RowInput::new(0, Device::Cpu).is_err());
     }
 
     #[test]
