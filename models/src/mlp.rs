@@ -89,7 +89,8 @@ impl RowInput {
 /// Copies `x` over the values of `t`, a tensor [`RowInput::new`] made with `x.len()` values.
 ///
 /// tch has no safe call that writes into an existing tensor from a slice (each makes a new
-/// tensor), so this is the one `unsafe` block in argus.
+/// tensor), so this is the one `unsafe` block in argus outside tests (the counting allocator
+/// of `engine/tests/no_alloc.rs` is the other).
 #[allow(unsafe_code)]
 fn write_row(t: &mut Tensor, x: &[f32]) {
     let dst = t.data_ptr().cast::<f32>();
