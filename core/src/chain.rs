@@ -260,6 +260,22 @@ pub enum ChainEvent {
     /// A previously delivered block was orphaned by a reorg; newest first, then the canonical
     /// replacements follow as `Block`s.
     Orphaned { chain_id: u64, number: u64, hash: H256 },
+    /// A transaction the node announced before any block holds it (`newPendingTransactions`):
+    /// no receipt, no logs, and it may never be mined. The same transaction comes again inside
+    /// its block if it is.
+    Pending(Box<PendingTx>),
+}
+
+/// A pending transaction with the facts the feed looked up for its detectors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingTx {
+    pub chain_id: u64,
+    /// When the feed received the announcement, ns since the epoch.
+    pub recv_ns: u64,
+    /// Decoded as in a block; `index` is 0 and the receipt's fields are unknown.
+    pub tx: ChainTx,
+    /// The grantee of an approval call, looked up (`eth_getCode`): with whether it holds code.
+    pub grantees: Vec<(Address, bool)>,
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ mod u256;
 
 pub use book::{Level, LevelIter, OrderBook, MIN_BOOK_LEVELS};
 pub use chain::{
-    decode_hex_into, hex_digit, Address, Call, ChainBlock, ChainEvent, ChainTx, HexError, TokenEvent, H256,
+    decode_hex_into, hex_digit, Address, Call, ChainBlock, ChainEvent, ChainTx, HexError, PendingTx, TokenEvent, H256,
 };
 pub use event::{
     BookAction, BookDelta, DeltaFlags, Liquidation, MarkPrice, MarketEvent, MarketEventKind, Quote, Trade,

@@ -383,6 +383,11 @@ struct MonitorArgs {
     /// Do not print alerts on stdout.
     #[arg(long)]
     quiet: bool,
+    /// Also check transactions while they are pending (`newPendingTransactions`): labelled
+    /// parties and approvals to labelled addresses or EOAs raise early warnings
+    /// (`"pending": true`) before any block holds them.
+    #[arg(long)]
+    pending: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -1155,6 +1160,7 @@ fn monitor(args: MonitorArgs) -> Result<()> {
     plan.chain_id = args.chain_id.or(plan.chain_id);
     plan.metrics_addr = args.metrics_addr.or(plan.metrics_addr);
     plan.quiet |= args.quiet;
+    plan.pending |= args.pending;
     let rt = runtime()?;
     let shutdown = shutdown_on_signals(&rt);
     let summary = monitor::run(&plan, &rt, shutdown)?;

@@ -229,11 +229,25 @@ fn argus() -> Command {
     Command::new(env!("CARGO_BIN_EXE_argus"))
 }
 
-#[test]
-fn monitor_alerts_on_a_real_node_retracts_on_reorg_and_replays_history_identically() {
-    let dir = std::env::temp_dir().join(format!("argus-monitor-{}", std::process::id()));
+/// An empty scratch directory for one test.
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Waits until the monitor serving metrics on `port` has its chain feed connected.
+fn wait_connected(port: u16) {
+    wait_for("the monitor to connect", || {
+        http(port, "GET", "/metrics", "")
+            .is_some_and(|m| m.lines().any(|l| l.starts_with("argus_chain_feed_connected") && l.ends_with(" 1")))
+    });
+}
+
+#[test]
+fn monitor_alerts_on_a_real_node_retracts_on_reorg_and_replays_history_identically() {
+    let dir = fresh_dir("argus-monitor");
     let labels = dir.join("labels.csv");
     std::fs::write(
         &labels,
@@ -259,10 +273,7 @@ fn monitor_alerts_on_a_real_node_retracts_on_reorg_and_replays_history_identical
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for("the monitor to connect", || {
-        http(metrics_port, "GET", "/metrics", "")
-            .is_some_and(|m| m.lines().any(|l| l.starts_with("argus_chain_feed_connected") && l.ends_with(" 1")))
-    });
+    wait_connected(metrics_port);
     // The live monitor's first block: the head when it connected.
     let start_block = node.block_number();
     let head_metric = |node_block: u64| format!("argus_chain_head_block{{chain=\"1337\"}} {node_block}");
@@ -486,9 +497,7 @@ fn monitor_alerts_on_a_real_node_retracts_on_reorg_and_replays_history_identical
 
 #[test]
 fn monitor_survives_a_node_restart_and_backfills_what_it_missed() {
-    let dir = std::env::temp_dir().join(format!("argus-monitor-restart-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("argus-monitor-restart");
     let labels = dir.join("labels.txt");
     std::fs::write(&labels, format!("# one address per line\n{SCAM}\n")).unwrap();
     let alerts_file = dir.join("alerts.jsonl");
@@ -537,9 +546,7 @@ fn monitor_survives_a_node_restart_and_backfills_what_it_missed() {
 
 #[test]
 fn one_monitor_watches_two_chains_and_keeps_them_apart() {
-    let dir = std::env::temp_dir().join(format!("argus-monitor-chains-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("argus-monitor-chains");
     let labels = dir.join("labels.txt");
     std::fs::write(&labels, format!("{SCAM}\n")).unwrap();
     let alerts_file = dir.join("alerts.jsonl");
@@ -596,4 +603,66 @@ impl OutputWith for Command {
         child.stdin.take().unwrap().write_all(stdin).unwrap();
         child.wait_with_output().unwrap()
     }
+}
+
+#[test]
+fn monitor_warns_of_pending_transactions_before_their_block() {
+    let dir = fresh_dir("argus-monitor-pending");
+    let labels = dir.join("labels.txt");
+    std::fs::write(&labels, format!("{SCAM}\n")).unwrap();
+    let alerts_file = dir.join("alerts.jsonl");
+    let contracts = Contracts::compile();
+    let mut node = Node::start();
+    let token = node.send(ACCT[0], None, 0, &format!("{}{}", contracts.bytecode("Token"), word_u(1_000_000 * ETH)));
+    let token = token["contractAddress"].as_str().unwrap().to_owned();
+    let metrics_port = free_port();
+    let monitor = argus()
+        .args(["monitor", "--rpc", &format!("ws://127.0.0.1:{}", node.port), "--pending", "--quiet"])
+        .arg("--labels")
+        .arg(&labels)
+        .arg("--alerts-jsonl")
+        .arg(&alerts_file)
+        .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_connected(metrics_port);
+    // With the miner stopped, a payment to a labelled address and an approval to a fresh EOA
+    // wait in the mempool; benign ether between two accounts waits with them.
+    node.call("miner_stop", json!([]));
+    let send = |node: &mut Node, tx: Value| node.call("eth_sendTransaction", json!([tx])).as_str().unwrap().to_owned();
+    let pay = send(&mut node, json!({"from": ACCT[0], "to": SCAM, "value": format!("0x{ETH:x}")}));
+    let approve = contracts.call("Token", "approve(address,uint256)", &[word_addr(ACCT[8]), MAX.to_owned()]);
+    let grant = send(&mut node, json!({"from": ACCT[1], "to": token, "data": approve, "gas": "0x500000"}));
+    let benign = send(&mut node, json!({"from": ACCT[2], "to": ACCT[3], "value": "0x1"}));
+    let find = |detector: &str, hash: &str, pending: bool| {
+        read_alerts(&alerts_file).into_iter().find(|a| {
+            a["detector"] == detector && a["tx_hash"] == hash && a.get("pending").is_some_and(|p| p == true) == pending
+        })
+    };
+    wait_for("the pending warnings", || {
+        find("known-bad", &pay, true).is_some() && find("ice-phishing", &grant, true).is_some()
+    });
+    let paid = find("known-bad", &pay, true).unwrap();
+    assert_eq!((paid["block_number"].as_u64(), paid["block_hash"].as_str()), (Some(0), Some("")), "{paid}");
+    assert_eq!(paid["labels"][0]["address"], SCAM);
+    assert!(paid["reason"].as_str().unwrap().starts_with("pending: "), "{paid}");
+    let ice = find("ice-phishing", &grant, true).unwrap();
+    assert_eq!(ice["severity"], "high");
+    let spender = ice["addresses"].as_array().unwrap().iter().find(|p| p["role"] == "spender").unwrap();
+    assert_eq!(spender["address"], ACCT[8]);
+    assert_eq!(node.call("eth_getTransactionByHash", json!([pay]))["blockNumber"], Value::Null, "still pending");
+    // Mined: each raises its block's alert too; the benign payment raised nothing either way.
+    node.call("miner_start", json!([]));
+    wait_for("the block alerts", || {
+        find("known-bad", &pay, false).is_some() && find("ice-phishing", &grant, false).is_some()
+    });
+    assert!(read_alerts(&alerts_file).iter().all(|a| a["tx_hash"] != benign.as_str()));
+    assert!(find("known-bad", &pay, false).unwrap()["block_number"].as_u64().unwrap() > 0);
+    let summary = stop(monitor);
+    let feed = &summary["feeds"][0];
+    assert!(feed["pending_announced"].as_u64().unwrap() >= 3, "{summary}");
+    assert!(feed["pending_delivered"].as_u64().unwrap() >= 3, "{summary}");
+    assert_eq!(summary["chains"]["1337"]["pending_alerts"], 2, "{summary}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

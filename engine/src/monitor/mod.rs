@@ -50,6 +50,8 @@ pub struct MonitorPlan {
     pub metrics_addr: Option<SocketAddr>,
     /// Do not print alerts on stdout.
     pub quiet: bool,
+    /// Also check pending transactions (early warnings, `"pending": true`).
+    pub pending: bool,
     pub monitor: MonitorConfig,
     pub webhook_retry: WebhookConfig,
 }
@@ -86,6 +88,9 @@ pub struct FeedSummary {
     pub rpc_errors: u64,
     pub decode_errors: u64,
     pub last_block: u64,
+    /// Pending transactions announced by the node, and those fetched and checked (`--pending`).
+    pub pending_announced: u64,
+    pub pending_delivered: u64,
     pub error: Option<String>,
 }
 
@@ -161,6 +166,7 @@ pub fn run(
         cfg.to_block = plan.to_block;
         cfg.expect_chain_id = plan.chain_id;
         cfg.reorg_depth = plan.monitor.reorg_depth.max(2);
+        cfg.pending = plan.pending;
         let stats = Arc::new(ChainFeedStats::default());
         let task = rt.spawn(run_chain_feed(cfg, tx.clone(), stats.clone(), shutdown.clone()));
         feeds.push((url.clone(), stats, task));
@@ -179,6 +185,7 @@ pub fn run(
                 let chain_id = match &ev {
                     ChainEvent::Block(b) => b.chain_id,
                     ChainEvent::Orphaned { chain_id, .. } => *chain_id,
+                    ChainEvent::Pending(p) => p.chain_id,
                 };
                 let m = match monitors.entry(chain_id) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -249,6 +256,8 @@ pub fn run(
             rpc_errors: g(&stats.rpc_errors),
             decode_errors: g(&stats.decode_errors),
             last_block: g(&stats.last_block),
+            pending_announced: g(&stats.pending_announced),
+            pending_delivered: g(&stats.pending_delivered),
             error,
         });
     }

@@ -84,7 +84,7 @@ pub struct ChainMetrics {
 
 /// Feed counters already published (Prometheus counters only go up by deltas).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct FeedCounters([u64; 7]);
+pub struct FeedCounters([u64; 9]);
 
 impl ChainMetrics {
     /// # Errors
@@ -167,10 +167,21 @@ impl ChainMetrics {
             s.orphaned.load(Ordering::Relaxed),
             s.reconnects.load(Ordering::Relaxed),
             s.rpc_errors.load(Ordering::Relaxed),
+            s.pending_announced.load(Ordering::Relaxed),
+            s.pending_delivered.load(Ordering::Relaxed),
         ];
-        for (i, kind) in
-            ["heads", "blocks", "backfilled", "reorgs", "orphaned", "reconnects", "rpc_errors"].iter().enumerate()
-        {
+        let kinds = [
+            "heads",
+            "blocks",
+            "backfilled",
+            "reorgs",
+            "orphaned",
+            "reconnects",
+            "rpc_errors",
+            "pending_announced",
+            "pending_delivered",
+        ];
+        for (i, kind) in kinds.iter().enumerate() {
             self.feed.with_label_values(&[rpc, kind]).inc_by(now[i].saturating_sub(prev.0[i]));
         }
         prev.0 = now;

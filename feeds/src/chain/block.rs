@@ -29,6 +29,7 @@ struct RpcBlock<'a> {
 #[serde(rename_all = "camelCase")]
 struct RpcTx<'a> {
     hash: Option<&'a str>,
+    block_number: Option<&'a str>,
     transaction_index: Option<&'a str>,
     from: Option<&'a str>,
     to: Option<&'a str>,
@@ -209,6 +210,32 @@ impl<'a> Receipts<'a> {
     }
 }
 
+/// A pending transaction: the result of `eth_getTransactionByHash`, decoded as in a block
+/// (`index` 0). `None` when the node no longer knows it (dropped or replaced) or a block holds
+/// it already (the block path sees it then).
+///
+/// # Errors
+/// A JSON-RPC error response, or a malformed transaction.
+pub fn parse_pending(text: &str) -> Result<Option<ChainTx>, DecodeError> {
+    let r: Response<RpcTx<'_>> = serde_json::from_str(text).map_err(|e| shape("transaction", &e))?;
+    match r.into_result()? {
+        Some(t) if t.block_number.is_none() => Ok(Some(build_tx(RpcTx { transaction_index: Some("0x0"), ..t }, None)?)),
+        _ => Ok(None),
+    }
+}
+
+/// The address an approval call grants an allowance or operator rights to.
+pub fn call_grantee(call: &argus_core::Call) -> Option<Address> {
+    use argus_core::Call;
+    match *call {
+        Call::Approve { spender, .. }
+        | Call::IncreaseAllowance { spender, .. }
+        | Call::Permit { spender, .. }
+        | Call::SetApprovalForAll { operator: spender, .. } => Some(spender),
+        _ => None,
+    }
+}
+
 fn build(
     chain_id: u64,
     b: RpcBlock<'_>,
@@ -303,16 +330,10 @@ fn build_tx(t: RpcTx<'_>, receipt: Option<RpcReceipt<'_>>) -> Result<ChainTx, De
 /// The addresses granted an allowance or operator rights in a block, which the feed looks up
 /// (`eth_getCode`) so detectors can tell an EOA from a contract.
 pub fn approval_grantees(block: &ChainBlock) -> Vec<Address> {
-    use argus_core::{Call, TokenEvent};
+    use argus_core::TokenEvent;
     let mut out = Vec::new();
     for tx in &block.txs {
-        match tx.call {
-            Call::Approve { spender, .. }
-            | Call::IncreaseAllowance { spender, .. }
-            | Call::Permit { spender, .. }
-            | Call::SetApprovalForAll { operator: spender, .. } => out.push(spender),
-            _ => {}
-        }
+        out.extend(call_grantee(&tx.call));
         for ev in &tx.events {
             match ev {
                 TokenEvent::Approval { spender, .. } | TokenEvent::ApprovalForAll { operator: spender, .. } => {
@@ -325,4 +346,28 @@ pub fn approval_grantees(block: &ChainBlock) -> Vec<Address> {
     out.sort_unstable();
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// ganache 7.9.2's answer for a transaction sent while its miner was stopped.
+    const PENDING: &str = r#"{"id":5,"jsonrpc":"2.0","result":{"type":"0x2","hash":"0x1d2449c81ed288b4e8492eb446ea46a6c44307b422f2614dc051f6dcf7c06b96","chainId":"0x539","nonce":"0x0","blockHash":null,"blockNumber":null,"transactionIndex":null,"from":"0x90f8bf6a479f320ead074411a4b0e7944ea8c9c1","to":"0xffcf8fdee72ac11b5c542428b35eef5769c409f0","value":"0x1","maxPriorityFeePerGas":"0x3b9aca00","maxFeePerGas":"0x4201eab3","gasPrice":"0x4201eab3","gas":"0x15f90","input":"0x","accessList":[],"v":"0x0","r":"0x8991c8bbd0b468b7052b9e070914d4451b7223d1bfedbfc7a5c55f53ce76449d","s":"0x2cdcbd70b0acfaaee305113f7954e7855425e98cfb0101fed4c94209a276aa8c","yParity":"0x0"}}"#;
+
+    #[test]
+    fn a_pending_transaction_decodes_and_a_mined_or_unknown_one_is_none() {
+        let t = parse_pending(PENDING).unwrap().unwrap();
+        assert_eq!(t.hash.to_string(), "0x1d2449c81ed288b4e8492eb446ea46a6c44307b422f2614dc051f6dcf7c06b96");
+        assert_eq!(t.from.to_string(), "0x90f8bf6a479f320ead074411a4b0e7944ea8c9c1");
+        assert_eq!((t.index, t.value, t.gas, t.success, t.gas_used), (0, U256::from_u64(1), 0x15f90, None, None));
+        assert_eq!(t.call, argus_core::Call::Plain);
+        let mined = PENDING.replace(r#""blockNumber":null"#, r#""blockNumber":"0x1""#);
+        assert_eq!(parse_pending(&mined).unwrap(), None);
+        assert_eq!(parse_pending(r#"{"id":5,"jsonrpc":"2.0","result":null}"#).unwrap(), None);
+        let err = parse_pending(r#"{"id":5,"jsonrpc":"2.0","error":{"code":-32000,"message":"boom"}}"#);
+        assert!(matches!(err, Err(DecodeError::Rpc { code: -32000, .. })), "{err:?}");
+        assert!(parse_pending(&PENDING.replace(r#""from":"0x90f8"#, r#""from":"0xzz"#)).is_err());
+    }
 }

@@ -10,13 +10,16 @@
 //! * On reconnect (capped exponential backoff with jitter), blocks missed while away are
 //!   backfilled from the last delivered one. `from_block` starts from history.
 //! * The consumer queue is bounded; the feed waits when it is full (a block is never dropped).
+//! * With `pending`, `eth_subscribe newPendingTransactions` too: each announced hash is fetched
+//!   (`eth_getTransactionByHash`), approval grantees looked up, and delivered as
+//!   `ChainEvent::Pending` before any block holds it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use argus_core::{Address, ChainEvent, H256};
+use argus_core::{Address, ChainEvent, PendingTx, H256};
 use crossbeam_channel::{Sender, TrySendError};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -24,7 +27,7 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{info, warn};
 
-use super::block::{approval_grantees, RawBlock, Receipts};
+use super::block::{approval_grantees, call_grantee, parse_pending, RawBlock, Receipts};
 use super::decode::DecodeError;
 use crate::FeedError;
 
@@ -48,6 +51,8 @@ pub struct ChainFeedConfig {
     pub reorg_depth: usize,
     /// Stop after delivering this block (history runs and tests).
     pub to_block: Option<u64>,
+    /// Also follow the node's pending transactions (`newPendingTransactions`).
+    pub pending: bool,
 }
 
 impl ChainFeedConfig {
@@ -63,6 +68,7 @@ impl ChainFeedConfig {
             max_reconnects: u32::MAX,
             reorg_depth: 128,
             to_block: None,
+            pending: false,
         }
     }
 }
@@ -87,6 +93,10 @@ pub struct ChainFeedStats {
     pub last_block: AtomicU64,
     /// Receive time of the last head minus its block timestamp, ms (how late the node is).
     pub head_lag_ms: AtomicU64,
+    /// Pending transactions announced, and of those delivered (the rest were mined, dropped
+    /// or replaced before the feed fetched them).
+    pub pending_announced: AtomicU64,
+    pub pending_delivered: AtomicU64,
 }
 
 fn inc(c: &AtomicU64) {
@@ -295,7 +305,9 @@ async fn session(
     }
     follow.chain_id = chain_id;
     stats.chain_id.store(chain_id, Ordering::Relaxed);
-    rpc.call("eth_subscribe", json!(["newHeads"])).await?;
+    let heads = rpc.call("eth_subscribe", json!(["newHeads"])).await?;
+    let pending =
+        if cfg.pending { Some(rpc.call("eth_subscribe", json!(["newPendingTransactions"])).await?) } else { None };
     stats.connected.store(1, Ordering::Relaxed);
     info!(url = %cfg.url, chain_id, "chain feed connected");
     // Catch up: from the block after the last delivered one (a reconnect), from `from_block`,
@@ -327,6 +339,14 @@ async fn session(
                 }
             }
         };
+        let sub = &note["params"]["subscription"];
+        if pending.as_ref().is_some_and(|p| p == sub) {
+            on_pending(&mut rpc, follow, tx, stats, &note["params"]["result"]).await?;
+            continue;
+        }
+        if *sub != heads {
+            continue;
+        }
         let head = &note["params"]["result"];
         let (Some(number), Some(hash)) = (
             head.get("number").and_then(quantity),
@@ -453,7 +473,7 @@ async fn sync(
                 continue;
             }
         }
-        block.grantees = grantee_code(rpc, follow, &block, next, stats).await?;
+        block.grantees = grantee_code(rpc, follow, approval_grantees(&block), &hex(next), stats).await?;
         if head_hash.is_none() || block.number != head {
             inc(&stats.backfilled);
         }
@@ -510,14 +530,12 @@ fn rpc_error(method: &str, e: &DecodeError) -> FeedError {
 async fn grantee_code(
     rpc: &mut Rpc,
     follow: &mut Follow,
-    block: &argus_core::ChainBlock,
-    number: u64,
+    wanted: Vec<Address>,
+    at: &str,
     stats: &ChainFeedStats,
 ) -> Result<Vec<(Address, bool)>, FeedError> {
-    let wanted = approval_grantees(block);
     let missing: Vec<Address> = wanted.iter().filter(|a| !follow.code.contains_key(a)).copied().collect();
-    let calls: Vec<(&str, Value)> =
-        missing.iter().map(|a| ("eth_getCode", json!([a.to_string(), hex(number)]))).collect();
+    let calls: Vec<(&str, Value)> = missing.iter().map(|a| ("eth_getCode", json!([a.to_string(), at]))).collect();
     for (a, r) in missing.iter().zip(rpc.batch(&calls).await?) {
         match rpc_result("eth_getCode", r) {
             Ok(Value::String(code)) => {
@@ -530,6 +548,44 @@ async fn grantee_code(
         }
     }
     Ok(wanted.iter().filter_map(|a| follow.code.get(a).map(|c| (*a, *c))).collect())
+}
+
+/// One `newPendingTransactions` notification: a hash (or, from some nodes, the transaction
+/// itself, of which the hash is taken), fetched and delivered unless a block holds it already or
+/// the node dropped it.
+async fn on_pending(
+    rpc: &mut Rpc,
+    follow: &mut Follow,
+    tx: &Sender<ChainEvent>,
+    stats: &ChainFeedStats,
+    announced: &Value,
+) -> Result<(), FeedError> {
+    inc(&stats.pending_announced);
+    let recv_ns = crate::binance::client::now().0;
+    let Some(hash) = announced.as_str().or_else(|| announced.get("hash").and_then(Value::as_str)) else {
+        inc(&stats.decode_errors);
+        return Ok(());
+    };
+    let text = rpc.call_text("eth_getTransactionByHash", json!([hash])).await?;
+    let pending = match parse_pending(&text) {
+        Ok(Some(t)) => t,
+        Ok(None) => return Ok(()),
+        Err(DecodeError::Rpc { code, message }) => {
+            inc(&stats.rpc_errors);
+            warn!(code, %message, "eth_getTransactionByHash failed");
+            return Ok(());
+        }
+        Err(error) => {
+            inc(&stats.decode_errors);
+            warn!(%error, "undecodable pending transaction");
+            return Ok(());
+        }
+    };
+    let grantees =
+        grantee_code(rpc, follow, call_grantee(&pending.call).into_iter().collect(), "latest", stats).await?;
+    inc(&stats.pending_delivered);
+    let ev = PendingTx { chain_id: follow.chain_id, recv_ns, tx: pending, grantees };
+    send(tx, ChainEvent::Pending(Box::new(ev)), stats)
 }
 
 /// Pushes one event, waiting (never dropping) while the monitor is behind.

@@ -1,7 +1,7 @@
 //! The alert a security team acts on: which detector, how bad, who is involved in which role,
 //! which labels matched and where they come from, and a sentence saying why.
 
-use argus_core::{Address, ChainBlock, ChainTx, H256};
+use argus_core::{Address, ChainBlock, ChainTx, PendingTx, H256};
 use serde::Serialize;
 
 /// How urgent an alert is.
@@ -75,8 +75,12 @@ pub struct Alert {
     /// Alerts grouped into this incident (only on `incident` alerts).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub related: Vec<String>,
-    /// The block's timestamp, seconds.
+    /// The block's timestamp, seconds (a pending alert: when the transaction was announced).
     pub block_timestamp: u64,
+    /// An early warning about a transaction no block holds yet (`block_number` 0, no
+    /// `block_hash`); it may never be mined, and if it is, its block's alerts follow.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 impl Alert {
@@ -104,7 +108,27 @@ impl Alert {
             retracts: None,
             related: Vec::new(),
             block_timestamp: block.timestamp,
+            pending: false,
         }
+    }
+
+    /// A new alert about a pending transaction; its id is `<chain>:pending:<tx hash>:<detector>`.
+    pub fn pending(p: &PendingTx, detector: &'static str, severity: Severity) -> Alert {
+        let carrier = ChainBlock {
+            chain_id: p.chain_id,
+            number: 0,
+            hash: H256::default(),
+            parent_hash: H256::default(),
+            timestamp: p.recv_ns / 1_000_000_000,
+            recv_ns: p.recv_ns,
+            txs: Vec::new(),
+            grantees: Vec::new(),
+        };
+        let mut a = Alert::new(&carrier, Some(&p.tx), detector, severity);
+        a.id = format!("{}:pending:{}:{detector}", p.chain_id, p.tx.hash);
+        a.block_hash = String::new();
+        a.pending = true;
+        a
     }
 
     pub fn party(mut self, address: &Address, role: &'static str) -> Alert {

@@ -40,7 +40,7 @@ mod profile;
 
 use std::collections::{HashSet, VecDeque};
 
-use argus_core::{Address, Call, ChainBlock, ChainEvent, ChainTx, FastMap, FastSet, TokenEvent, H256, U256};
+use argus_core::{Address, Call, ChainBlock, ChainEvent, ChainTx, FastMap, FastSet, PendingTx, TokenEvent, H256, U256};
 use serde::{Deserialize, Serialize};
 
 pub use alert::{Alert, LabelHit, Party, Severity};
@@ -168,6 +168,9 @@ pub struct MonitorStats {
     pub score_errors: u64,
     /// Address profiles scored by the address model.
     pub addresses_scored: u64,
+    /// Pending transactions checked, and the early warnings they raised (also in `alerts`).
+    pub pending_txs: u64,
+    pub pending_alerts: u64,
 }
 
 #[derive(Default)]
@@ -317,6 +320,7 @@ impl Monitor {
         match ev {
             ChainEvent::Block(b) => self.on_block(b, out),
             ChainEvent::Orphaned { number, hash, .. } => self.on_orphaned(*number, hash, out),
+            ChainEvent::Pending(p) => self.on_pending(p, out),
         }
     }
 
@@ -598,6 +602,64 @@ impl Monitor {
         }
     }
 
+    /// Early warnings on a transaction still in the mempool, from the checks that need no
+    /// receipt: labelled parties (the sender, the recipient, whoever the call names) and an
+    /// approval call granting to a labelled address or an EOA. Nothing is learned from it (it
+    /// may never be mined, and its block brings it again), and it joins no incident.
+    fn on_pending(&mut self, p: &PendingTx, out: &mut Vec<Alert>) {
+        self.stats.pending_txs += 1;
+        let tx = &p.tx;
+        let mut parties: Vec<(Address, &'static str)> = vec![(tx.from, "sender")];
+        parties.extend(tx.to.map(|to| (to, "recipient")));
+        match tx.call {
+            Call::Transfer { to, .. } => parties.push((to, "token-recipient")),
+            Call::TransferFrom { from, to, .. } => parties.extend([(from, "token-sender"), (to, "token-recipient")]),
+            Call::Approve { spender, .. } | Call::IncreaseAllowance { spender, .. } | Call::Permit { spender, .. } => {
+                parties.push((spender, "spender"))
+            }
+            Call::SetApprovalForAll { operator, .. } => parties.push((operator, "operator")),
+            _ => {}
+        }
+        let before = out.len();
+        if !self.labels.is_empty() {
+            let alert = Alert::pending(p, "known-bad", Severity::Medium);
+            if let Some((mut alert, _)) = self.labelled_parties(tx.from, &parties, alert) {
+                alert.reason = format!("pending: {}", alert.reason);
+                out.push(alert);
+            }
+        }
+        if let Some((owner, token, grantee, amount)) = call_grant(tx).filter(|g| g.2 != g.0) {
+            let is_eoa = p.grantees.iter().find(|(a, _)| *a == grantee).map(|(_, code)| !code);
+            let labelled = self.labels.is_bad(&grantee);
+            let fresh = self.addrs.get(&grantee).is_none_or(|s| s.sent == 0);
+            if (is_eoa == Some(true) || labelled) && !self.suppress.contains(&grantee) {
+                let mut why = Vec::new();
+                if is_eoa == Some(true) {
+                    why.push(if fresh { "an EOA with no transactions of its own" } else { "an EOA, not a contract" });
+                }
+                if labelled {
+                    why.push("a labelled address");
+                }
+                let severity = if labelled || fresh { Severity::High } else { Severity::Medium };
+                let mut a = Alert::pending(p, "ice-phishing", severity)
+                    .party(&owner, "victim")
+                    .party(&grantee, "spender")
+                    .party(&token, "token")
+                    .reason(format!(
+                        "pending: {owner} is about to let {grantee} ({}) spend {} of token {token}",
+                        why.join(", "),
+                        granted(amount)
+                    ));
+                let mut hits = Vec::new();
+                self.label_hits(&grantee, &mut hits);
+                a.labels = hits;
+                out.push(a);
+            }
+        }
+        self.stats.pending_alerts += (out.len() - before) as u64;
+        self.stats.alerts += (out.len() - before) as u64;
+    }
+
     fn known_bad(&mut self, b: &ChainBlock, tx: &ChainTx, out: &mut Vec<Alert>) {
         if self.labels.is_empty() {
             return;
@@ -621,11 +683,24 @@ impl Monitor {
                 TokenEvent::ApprovalForAll { operator, .. } => parties.push((operator, "operator")),
             }
         }
+        let alert = Alert::new(b, Some(tx), "known-bad", Severity::Medium);
+        if let Some((alert, attacker)) = self.labelled_parties(tx.from, &parties, alert) {
+            self.emit(b, tx, alert, attacker, out);
+        }
+    }
+
+    /// The `known-bad` alert over `parties` (address, role; the sender first), or `None` when
+    /// none is labelled bad (suppressed addresses skipped and counted).
+    fn labelled_parties(
+        &mut self,
+        sender: Address,
+        parties: &[(Address, &'static str)],
+        mut alert: Alert,
+    ) -> Option<(Alert, Option<Address>)> {
         let mut hits = Vec::new();
-        let mut alert = Alert::new(b, Some(tx), "known-bad", Severity::Medium);
         let mut attacker = None;
         let mut seen = HashSet::new();
-        for (a, role) in parties {
+        for &(a, role) in parties {
             if !seen.insert(a) || !self.labels.is_bad(&a) {
                 continue;
             }
@@ -642,16 +717,16 @@ impl Monitor {
             alert = alert.party(&a, role);
         }
         if hits.is_empty() {
-            return;
+            return None;
         }
         let names: Vec<String> =
             hits.iter().map(|h| format!("{} is labelled \"{}\" by {}", h.address, h.label, h.source)).collect();
         alert.reason = format!("transaction involves labelled addresses: {}", names.join("; "));
         alert.labels = hits;
-        if tx.from != attacker.unwrap_or_default() {
-            alert = alert.party(&tx.from, "sender");
+        if sender != attacker.unwrap_or_default() {
+            alert = alert.party(&sender, "sender");
         }
-        self.emit(b, tx, alert, attacker, out);
+        Some((alert, attacker))
     }
 
     fn mixer(&mut self, b: &ChainBlock, tx: &ChainTx, out: &mut Vec<Alert>) {
@@ -732,22 +807,7 @@ impl Monitor {
             }
         }
         if grants.is_empty() {
-            if let (Some(token), call) = (tx.to, &tx.call) {
-                match *call {
-                    Call::Approve { spender, value } | Call::IncreaseAllowance { spender, added: value }
-                        if !value.is_zero() =>
-                    {
-                        grants.push((tx.from, token, spender, Some(value)))
-                    }
-                    Call::Permit { owner, spender, value } if !value.is_zero() => {
-                        grants.push((owner, token, spender, Some(value)))
-                    }
-                    Call::SetApprovalForAll { operator, approved: true } => {
-                        grants.push((tx.from, token, operator, None))
-                    }
-                    _ => {}
-                }
-            }
+            grants.extend(call_grant(tx));
         }
         for (owner, token, grantee, amount) in grants {
             if grantee == owner {
@@ -757,16 +817,7 @@ impl Monitor {
             let labelled = self.labels.is_bad(&grantee);
             let fresh = self.addrs.get(&grantee).is_none_or(|s| s.sent == 0);
             let flagged = if is_eoa == Some(true) || labelled {
-                let what = amount.map_or_else(
-                    || "all tokens (setApprovalForAll)".to_owned(),
-                    |v| {
-                        if v == U256::MAX {
-                            "an unlimited amount".to_owned()
-                        } else {
-                            format!("{v} base units")
-                        }
-                    },
-                );
+                let what = granted(amount);
                 let severity = if labelled || fresh { Severity::High } else { Severity::Medium };
                 let mut why = Vec::new();
                 if is_eoa == Some(true) {
@@ -977,6 +1028,29 @@ impl Monitor {
                 }
             }
         }
+    }
+}
+
+/// The grant an approval call makes, as `(owner, token, grantee, amount)` (`None`: all tokens,
+/// `setApprovalForAll`); zero-value approvals (revocations) grant nothing.
+fn call_grant(tx: &ChainTx) -> Option<(Address, Address, Address, Option<U256>)> {
+    let token = tx.to?;
+    match tx.call {
+        Call::Approve { spender, value } | Call::IncreaseAllowance { spender, added: value } if !value.is_zero() => {
+            Some((tx.from, token, spender, Some(value)))
+        }
+        Call::Permit { owner, spender, value } if !value.is_zero() => Some((owner, token, spender, Some(value))),
+        Call::SetApprovalForAll { operator, approved: true } => Some((tx.from, token, operator, None)),
+        _ => None,
+    }
+}
+
+/// What a grant lets the grantee spend, in words.
+fn granted(amount: Option<U256>) -> String {
+    match amount {
+        None => "all tokens (setApprovalForAll)".to_owned(),
+        Some(v) if v == U256::MAX => "an unlimited amount".to_owned(),
+        Some(v) => format!("{v} base units"),
     }
 }
 

@@ -372,3 +372,59 @@ fn the_transaction_model_scores_only_its_domain() {
         assert!(ml.iter().all(|a| !a.id.contains(":2:")), "a reverted transaction is never scored");
     }
 }
+
+fn pending(t: ChainTx, grantees: Vec<(Address, bool)>) -> ChainEvent {
+    let mut t = t;
+    (t.gas_used, t.success) = (None, None);
+    t.hash.0[0] = 0xaa;
+    ChainEvent::Pending(Box::new(PendingTx { chain_id: 1, recv_ns: 1_700_000_000_123_000_000, tx: t, grantees }))
+}
+
+#[test]
+fn pending_transactions_raise_early_warnings_and_change_nothing() {
+    let mut labels = LabelSet::default();
+    let scam = a(0xee);
+    labels.insert(scam, Label::classify("Fake_Phishing1772".into(), "forta/etherscan_malicious_labels.csv".into()));
+    let mut m = Monitor::new(MonitorConfig::default(), labels, HashSet::new());
+    let (victim, token, router, phisher) = (a(1), a(2), a(3), a(4));
+    // A payment to a labelled address, still pending: a known-bad early warning.
+    let pay = tx(victim, Some(scam), ETH, Call::Plain, vec![]);
+    let alerts = run(&mut m, &pending(pay.clone(), vec![]));
+    assert_eq!(detectors(&alerts), ["known-bad"]);
+    let w = &alerts[0];
+    assert!(w.pending && w.block_number == 0 && w.block_hash.is_empty(), "{w:?}");
+    assert_eq!(w.id, format!("1:pending:{}:known-bad", w.tx_hash.clone().unwrap()));
+    assert_eq!(w.block_timestamp, 1_700_000_000);
+    assert!(w.reason.starts_with("pending: ") && w.reason.contains("Fake_Phishing1772"), "{}", w.reason);
+    // A token transfer call to the labelled address names it from the input alone (no logs).
+    let call = Call::Transfer { to: scam, value: U256::from_u64(5) };
+    let alerts = run(&mut m, &pending(tx(victim, Some(token), 0, call, vec![]), vec![]));
+    assert_eq!(detectors(&alerts), ["known-bad"]);
+    assert!(alerts[0].addresses.iter().any(|p| p.role == "token-recipient"));
+    // Approving a fresh EOA while pending: ice phishing; approving a contract: nothing.
+    let approve = |spender| tx(victim, Some(token), 0, Call::Approve { spender, value: U256::MAX }, vec![]);
+    let alerts = run(&mut m, &pending(approve(phisher), vec![(phisher, false)]));
+    assert_eq!(detectors(&alerts), ["ice-phishing"]);
+    assert_eq!(alerts[0].severity, Severity::High);
+    assert!(alerts[0].reason.contains("about to let") && alerts[0].reason.contains("an unlimited amount"));
+    assert!(run(&mut m, &pending(approve(router), vec![(router, true)])).is_empty());
+    // An unlooked-up grantee is not assumed to be an EOA; a revocation (zero) grants nothing.
+    assert!(run(&mut m, &pending(approve(a(9)), vec![])).is_empty());
+    let revoke = tx(victim, Some(token), 0, Call::Approve { spender: phisher, value: U256::ZERO }, vec![]);
+    assert!(run(&mut m, &pending(revoke, vec![(phisher, false)])).is_empty());
+    // Nothing was learned or recorded: once mined, the approval raises its own alert with the
+    // block's id (the pending warnings took no id sequence, joined no incident).
+    let s = m.stats();
+    assert_eq!((s.pending_txs, s.pending_alerts, s.blocks, s.alerts), (6, 3, 0, 3));
+    let mut c = Chain::new();
+    let mined = tx(
+        victim,
+        Some(token),
+        0,
+        Call::Approve { spender: phisher, value: U256::MAX },
+        vec![TokenEvent::Approval { token, owner: victim, spender: phisher, value: U256::MAX }],
+    );
+    let alerts = run(&mut m, &c.block(vec![mined], vec![(phisher, false)]));
+    assert_eq!(detectors(&alerts), ["ice-phishing"]);
+    assert!(!alerts[0].pending && alerts[0].id == "1:101:0:ice-phishing:0");
+}
