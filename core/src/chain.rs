@@ -270,7 +270,8 @@ pub enum ChainEvent {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PendingTx {
     pub chain_id: u64,
-    /// When the feed received the announcement, ns since the epoch.
+    /// When the feed took the announcement up (after any block sync already under way), ns
+    /// since the epoch.
     pub recv_ns: u64,
     /// Decoded as in a block; `index` is 0 and the receipt's fields are unknown.
     pub tx: ChainTx,
