@@ -615,6 +615,8 @@ fn monitor_warns_of_pending_transactions_before_their_block() {
     let mut node = Node::start();
     let token = node.send(ACCT[0], None, 0, &format!("{}{}", contracts.bytecode("Token"), word_u(1_000_000 * ETH)));
     let token = token["contractAddress"].as_str().unwrap().to_owned();
+    let transfer = contracts.call("Token", "transfer(address,uint256)", &[word_addr(ACCT[1]), word_u(100 * ETH)]);
+    node.send(ACCT[0], Some(&token), 0, &transfer);
     let metrics_port = free_port();
     let monitor = argus()
         .args(["monitor", "--rpc", &format!("ws://127.0.0.1:{}", node.port), "--pending", "--quiet"])
@@ -659,10 +661,24 @@ fn monitor_warns_of_pending_transactions_before_their_block() {
     });
     assert!(read_alerts(&alerts_file).iter().all(|a| a["tx_hash"] != benign.as_str()));
     assert!(find("known-bad", &pay, false).unwrap()["block_number"].as_u64().unwrap() > 0);
+    // The fresh EOA pulls the tokens on that allowance: the drain is named while it is pending.
+    node.call("miner_stop", json!([]));
+    let pull = contracts.call(
+        "Token",
+        "transferFrom(address,address,uint256)",
+        &[word_addr(ACCT[1]), word_addr(ACCT[8]), word_u(50 * ETH)],
+    );
+    let drain = send(&mut node, json!({"from": ACCT[8], "to": token, "data": pull, "gas": "0x500000"}));
+    wait_for("the pending drain warning", || find("ice-phishing-drain", &drain, true).is_some());
+    let warned = find("ice-phishing-drain", &drain, true).unwrap();
+    assert_eq!(warned["severity"], "critical");
+    assert_eq!(warned["related"][0], find("ice-phishing", &grant, false).unwrap()["id"], "{warned}");
+    node.call("miner_start", json!([]));
+    wait_for("the drain's block alert", || find("ice-phishing-drain", &drain, false).is_some());
     let summary = stop(monitor);
     let feed = &summary["feeds"][0];
-    assert!(feed["pending_announced"].as_u64().unwrap() >= 3, "{summary}");
-    assert!(feed["pending_delivered"].as_u64().unwrap() >= 3, "{summary}");
-    assert_eq!(summary["chains"]["1337"]["pending_alerts"], 2, "{summary}");
+    assert!(feed["pending_announced"].as_u64().unwrap() >= 4, "{summary}");
+    assert!(feed["pending_delivered"].as_u64().unwrap() >= 4, "{summary}");
+    assert_eq!(summary["chains"]["1337"]["pending_alerts"], 3, "{summary}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -603,9 +603,10 @@ impl Monitor {
     }
 
     /// Early warnings on a transaction still in the mempool, from the checks that need no
-    /// receipt: labelled parties (the sender, the recipient, whoever the call names) and an
-    /// approval call granting to a labelled address or an EOA. Nothing is learned from it (it
-    /// may never be mined, and its block brings it again), and it joins no incident.
+    /// receipt: labelled parties (the sender, the recipient, whoever the call names), an
+    /// approval call granting to a labelled address or an EOA, and a direct `transferFrom` on an
+    /// allowance already flagged. Nothing is learned from it (it may never be mined, and its
+    /// block brings it again), and it joins no incident.
     fn on_pending(&mut self, p: &PendingTx, out: &mut Vec<Alert>) {
         self.stats.pending_txs += 1;
         let tx = &p.tx;
@@ -653,6 +654,28 @@ impl Monitor {
                 let mut hits = Vec::new();
                 self.label_hits(&grantee, &mut hits);
                 a.labels = hits;
+                out.push(a);
+            }
+        }
+        // A direct `transferFrom` by a spender whose allowance an `ice-phishing` alert flagged:
+        // the drain, announced before it lands.
+        if let (Call::TransferFrom { from: victim, .. }, Some(token)) = (&tx.call, tx.to) {
+            let spender = tx.from;
+            let flagged = self
+                .grants
+                .get(&spender)
+                .and_then(|gs| gs.iter().find(|g| g.owner == *victim && g.token == token))
+                .and_then(|g| g.flagged.clone());
+            if let Some(origin) = flagged.filter(|_| !self.suppress.contains(&spender)) {
+                let mut a = Alert::pending(p, "ice-phishing-drain", Severity::Critical)
+                    .party(victim, "victim")
+                    .party(&spender, "spender")
+                    .party(&token, "token")
+                    .reason(format!(
+                        "pending: {spender} is about to move token {token} out of {victim} using the allowance \
+                         flagged by alert {origin}"
+                    ));
+                a.related = vec![origin];
                 out.push(a);
             }
         }

@@ -427,4 +427,12 @@ fn pending_transactions_raise_early_warnings_and_change_nothing() {
     let alerts = run(&mut m, &c.block(vec![mined], vec![(phisher, false)]));
     assert_eq!(detectors(&alerts), ["ice-phishing"]);
     assert!(!alerts[0].pending && alerts[0].id == "1:101:0:ice-phishing:0");
+    // The phisher's pull on that allowance, pending: the drain, named before it lands. A pull
+    // of another owner's tokens (no flagged allowance) raises nothing.
+    let pull = |from| Call::TransferFrom { from, to: a(5), value: U256::from_u64(7) };
+    let alerts = run(&mut m, &pending(tx(phisher, Some(token), 0, pull(victim), vec![]), vec![]));
+    assert_eq!(detectors(&alerts), ["ice-phishing-drain"]);
+    assert_eq!((alerts[0].severity, alerts[0].pending), (Severity::Critical, true));
+    assert_eq!(alerts[0].related, ["1:101:0:ice-phishing:0"]);
+    assert!(run(&mut m, &pending(tx(phisher, Some(token), 0, pull(a(6)), vec![]), vec![])).is_empty());
 }
