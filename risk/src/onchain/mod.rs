@@ -634,13 +634,7 @@ impl Monitor {
             let labelled = self.labels.is_bad(&grantee);
             let fresh = self.addrs.get(&grantee).is_none_or(|s| s.sent == 0);
             if (is_eoa == Some(true) || labelled) && !self.suppress.contains(&grantee) {
-                let mut why = Vec::new();
-                if is_eoa == Some(true) {
-                    why.push(if fresh { "an EOA with no transactions of its own" } else { "an EOA, not a contract" });
-                }
-                if labelled {
-                    why.push("a labelled address");
-                }
+                let why = grantee_reasons(is_eoa == Some(true), fresh, labelled);
                 let severity = if labelled || fresh { Severity::High } else { Severity::Medium };
                 let mut a = Alert::pending(p, "ice-phishing", severity)
                     .party(&owner, "victim")
@@ -842,13 +836,7 @@ impl Monitor {
             let flagged = if is_eoa == Some(true) || labelled {
                 let what = granted(amount);
                 let severity = if labelled || fresh { Severity::High } else { Severity::Medium };
-                let mut why = Vec::new();
-                if is_eoa == Some(true) {
-                    why.push(if fresh { "an EOA with no transactions of its own" } else { "an EOA, not a contract" });
-                }
-                if labelled {
-                    why.push("a labelled address");
-                }
+                let why = grantee_reasons(is_eoa == Some(true), fresh, labelled);
                 let mut a = Alert::new(b, Some(tx), "ice-phishing", severity)
                     .party(&owner, "victim")
                     .party(&grantee, "spender")
@@ -1066,6 +1054,18 @@ fn call_grant(tx: &ChainTx) -> Option<(Address, Address, Address, Option<U256>)>
         Call::SetApprovalForAll { operator, approved: true } => Some((tx.from, token, operator, None)),
         _ => None,
     }
+}
+
+/// Why a grantee is suspect, in words: an EOA (fresh or not) and/or a labelled address.
+fn grantee_reasons(eoa: bool, fresh: bool, labelled: bool) -> Vec<&'static str> {
+    let mut why = Vec::new();
+    if eoa {
+        why.push(if fresh { "an EOA with no transactions of its own" } else { "an EOA, not a contract" });
+    }
+    if labelled {
+        why.push("a labelled address");
+    }
+    why
 }
 
 /// What a grant lets the grantee spend, in words.
