@@ -661,6 +661,9 @@ fn monitor_warns_of_pending_transactions_before_their_block() {
     });
     assert!(read_alerts(&alerts_file).iter().all(|a| a["tx_hash"] != benign.as_str()));
     assert!(find("known-bad", &pay, false).unwrap()["block_number"].as_u64().unwrap() > 0);
+    // Each block alert names the early warning it confirms.
+    assert_eq!(find("known-bad", &pay, false).unwrap()["related"], json!([paid["id"]]));
+    assert_eq!(find("ice-phishing", &grant, false).unwrap()["related"], json!([ice["id"]]));
     // The fresh EOA pulls the tokens on that allowance: the drain is named while it is pending.
     node.call("miner_stop", json!([]));
     let pull = contracts.call(
@@ -669,16 +672,41 @@ fn monitor_warns_of_pending_transactions_before_their_block() {
         &[word_addr(ACCT[1]), word_addr(ACCT[8]), word_u(50 * ETH)],
     );
     let drain = send(&mut node, json!({"from": ACCT[8], "to": token, "data": pull, "gas": "0x500000"}));
-    wait_for("the pending drain warning", || find("ice-phishing-drain", &drain, true).is_some());
+    // Account 2 paid account 3 above; a zero-value transferFrom to a look-alike of account 3 is
+    // named as poisoning from the call alone.
+    let mimic = format!("{}{}{}", &ACCT[3][..6], "7".repeat(32), &ACCT[3][38..]);
+    let zero = contracts.call(
+        "Token",
+        "transferFrom(address,address,uint256)",
+        &[word_addr(ACCT[2]), word_addr(&mimic), word_u(0)],
+    );
+    let poison = send(&mut node, json!({"from": ACCT[6], "to": token, "data": zero, "gas": "0x500000"}));
+    wait_for("the pending drain and poisoning warnings", || {
+        find("ice-phishing-drain", &drain, true).is_some() && find("address-poisoning", &poison, true).is_some()
+    });
+    let poisoning = find("address-poisoning", &poison, true).unwrap();
+    let roles: Vec<(&str, &str)> = poisoning["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["role"].as_str().unwrap(), p["address"].as_str().unwrap()))
+        .collect();
+    assert_eq!(roles, [("victim", ACCT[2]), ("poisoner", mimic.as_str()), ("impersonated", ACCT[3])]);
     let warned = find("ice-phishing-drain", &drain, true).unwrap();
     assert_eq!(warned["severity"], "critical");
     assert_eq!(warned["related"][0], find("ice-phishing", &grant, false).unwrap()["id"], "{warned}");
     node.call("miner_start", json!([]));
-    wait_for("the drain's block alert", || find("ice-phishing-drain", &drain, false).is_some());
+    wait_for("the drain's and the poisoning's block alerts", || {
+        find("ice-phishing-drain", &drain, false).is_some() && find("address-poisoning", &poison, false).is_some()
+    });
+    let drained = find("ice-phishing-drain", &drain, false).unwrap();
+    assert!(drained["related"].as_array().unwrap().contains(&warned["id"]), "{drained}");
+    assert_eq!(find("address-poisoning", &poison, false).unwrap()["related"], json!([poisoning["id"]]));
     let summary = stop(monitor);
     let feed = &summary["feeds"][0];
-    assert!(feed["pending_announced"].as_u64().unwrap() >= 4, "{summary}");
-    assert!(feed["pending_delivered"].as_u64().unwrap() >= 4, "{summary}");
-    assert_eq!(summary["chains"]["1337"]["pending_alerts"], 3, "{summary}");
+    assert!(feed["pending_announced"].as_u64().unwrap() >= 5, "{summary}");
+    assert!(feed["pending_delivered"].as_u64().unwrap() >= 5, "{summary}");
+    assert_eq!(summary["chains"]["1337"]["pending_alerts"], 4, "{summary}");
+    assert_eq!(summary["chains"]["1337"]["pending_confirmed"], 4, "{summary}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -72,7 +72,8 @@ pub struct Alert {
     pub model_version: Option<String>,
     /// The id of the alert this one withdraws (its block was orphaned by a reorg).
     pub retracts: Option<String>,
-    /// Alerts grouped into this incident (only on `incident` alerts).
+    /// Alerts this one follows from: those grouped into an `incident`, the `ice-phishing`
+    /// alert whose allowance a drain uses, the early warning a block alert confirms.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub related: Vec<String>,
     /// The block's timestamp, seconds (a pending alert: when the transaction was announced).

@@ -171,7 +171,14 @@ pub struct MonitorStats {
     /// Pending transactions checked, and the early warnings they raised (also in `alerts`).
     pub pending_txs: u64,
     pub pending_alerts: u64,
+    /// Block alerts that confirm an early warning (the same transaction and detector): their
+    /// `related` names the pending alert.
+    pub pending_confirmed: u64,
 }
+
+/// Transactions with early warnings kept for linking to their block's alerts: the oldest are
+/// forgotten first (a pending transaction may never be mined).
+const WARNED_MAX: usize = 65_536;
 
 #[derive(Default)]
 struct AddrState {
@@ -250,6 +257,10 @@ pub struct Monitor {
     sweeps: FastMap<Address, VecDeque<(u64, Address)>>,
     incidents: FastMap<Address, Incident>,
     recent: VecDeque<Recent>,
+    /// Early warnings by transaction hash, `(detector, alert id)`, until the transaction's block
+    /// is processed; `warned_order` forgets the oldest beyond [`WARNED_MAX`].
+    warned: FastMap<H256, Vec<(&'static str, String)>>,
+    warned_order: VecDeque<H256>,
     stats: MonitorStats,
     seq: u32,
 }
@@ -283,6 +294,8 @@ impl Monitor {
             sweeps: FastMap::default(),
             incidents: FastMap::default(),
             recent: VecDeque::new(),
+            warned: FastMap::default(),
+            warned_order: VecDeque::new(),
             stats: MonitorStats::default(),
             seq: 0,
         }
@@ -382,6 +395,12 @@ impl Monitor {
         }
         if self.address_scorer.is_some() {
             self.score_addresses(b, out);
+        }
+        if !self.warned.is_empty() {
+            // The block settled these transactions: their warnings were linked or never will be.
+            for tx in &b.txs {
+                self.warned.remove(&tx.hash);
+            }
         }
         let undo = self.profiles.take_undo();
         self.recent.push_back(Recent { number: b.number, hash: b.hash, alerts: out[start..].to_vec(), undo });
@@ -540,6 +559,11 @@ impl Monitor {
         }
         a.id = format!("{}:{}:{}:{}:{}", b.chain_id, b.number, tx.index, a.detector, self.seq);
         self.seq += 1;
+        if let Some(warnings) = self.warned.get(&tx.hash) {
+            let before = a.related.len();
+            a.related.extend(warnings.iter().filter(|(d, _)| *d == a.detector).map(|(_, id)| id.clone()));
+            self.stats.pending_confirmed += (a.related.len() - before) as u64;
+        }
         self.stats.alerts += 1;
         let incident = attacker.and_then(|att| self.aggregate(b, &a, att));
         out.push(a);
@@ -605,7 +629,8 @@ impl Monitor {
     /// Early warnings on a transaction still in the mempool, from the checks that need no
     /// receipt: labelled parties (the sender, the recipient, whoever the call names), an
     /// approval call granting to a labelled address or an EOA, and a direct `transferFrom` on an
-    /// allowance already flagged. Nothing is learned from it (it may never be mined, and its
+    /// allowance already flagged, dust (a plain payment, `transfer` or `transferFrom`) from or to
+    /// a look-alike of a recent counterparty. Nothing is learned from it (it may never be mined, and its
     /// block brings it again), and it joins no incident.
     fn on_pending(&mut self, p: &PendingTx, out: &mut Vec<Alert>) {
         self.stats.pending_txs += 1;
@@ -673,8 +698,53 @@ impl Monitor {
                 out.push(a);
             }
         }
+        // Dust from a look-alike, announced by the call itself (a fake token's event-only
+        // transfer shows only in its block's logs).
+        let dust = match (&tx.call, tx.to) {
+            (Call::Plain, Some(to)) if tx.value <= self.dust_wei => Some((tx.from, to, None, tx.value)),
+            (&Call::Transfer { to, value }, Some(token)) if value <= self.dust_token => {
+                Some((tx.from, to, Some(token), value))
+            }
+            (&Call::TransferFrom { from, to, value }, Some(token)) if value <= self.dust_token => {
+                Some((from, to, Some(token), value))
+            }
+            _ => None,
+        };
+        if let Some((from, to, token, value)) = dust {
+            if let Some((victim, mimic, real)) = self.poisoned(from, to).filter(|p| !self.suppress.contains(&p.1)) {
+                let reason = self.poison_reason(victim, mimic, real, token, value);
+                out.push(
+                    Alert::pending(p, "address-poisoning", Severity::High)
+                        .party(&victim, "victim")
+                        .party(&mimic, "poisoner")
+                        .party(&real, "impersonated")
+                        .reason(format!("pending: {reason}")),
+                );
+            }
+        }
         self.stats.pending_alerts += (out.len() - before) as u64;
         self.stats.alerts += (out.len() - before) as u64;
+        if out.len() > before {
+            self.remember_warnings(tx.hash, &out[before..]);
+        }
+    }
+
+    /// Keeps a pending transaction's warnings so that its block's alerts can name them.
+    fn remember_warnings(&mut self, hash: H256, alerts: &[Alert]) {
+        let entry = self.warned.entry(hash).or_default();
+        if entry.is_empty() {
+            self.warned_order.push_back(hash);
+        }
+        for a in alerts {
+            if !entry.iter().any(|(_, id)| *id == a.id) {
+                entry.push((a.detector, a.id.clone()));
+            }
+        }
+        while self.warned_order.len() > WARNED_MAX {
+            if let Some(old) = self.warned_order.pop_front() {
+                self.warned.remove(&old);
+            }
+        }
     }
 
     fn known_bad(&mut self, b: &ChainBlock, tx: &ChainTx, out: &mut Vec<Alert>) {
@@ -951,29 +1021,41 @@ impl Monitor {
             }
         }
         for (from, to, token, value) in moves {
-            // Either the victim receives dust from a look-alike of someone it dealt with, or a
-            // zero-value transferFrom makes the victim appear to pay a look-alike.
-            for (victim, mimic) in [(to, from), (from, to)] {
-                let Some(real) = self
-                    .addrs
-                    .get(&victim)
-                    .and_then(|s| s.counterparties.iter().find(|c| self.lookalike(c, &mimic)).copied())
-                else {
-                    continue;
-                };
-                let asset = token.map_or_else(|| "ether".to_owned(), |t| format!("token {t}"));
+            if let Some((victim, mimic, real)) = self.poisoned(from, to) {
                 let a = Alert::new(b, Some(tx), "address-poisoning", Severity::High)
                     .party(&victim, "victim")
                     .party(&mimic, "poisoner")
                     .party(&real, "impersonated")
-                    .reason(format!(
-                        "{mimic} mimics {real}, a recent counterparty of {victim} (same first {} and last {} hex digits), in a {value}-unit {asset} transfer",
-                        self.cfg.poison_prefix, self.cfg.poison_suffix
-                    ));
+                    .reason(self.poison_reason(victim, mimic, real, token, value));
                 self.emit(b, tx, a, Some(mimic), out);
-                break;
             }
         }
+    }
+
+    /// A dust move `from -> to` as poisoning: `(victim, mimic, impersonated)` when either the
+    /// victim receives it from a look-alike of someone it dealt with, or (a zero-value
+    /// `transferFrom`) the victim appears to pay a look-alike.
+    fn poisoned(&self, from: Address, to: Address) -> Option<(Address, Address, Address)> {
+        [(to, from), (from, to)].into_iter().find_map(|(victim, mimic)| {
+            let s = self.addrs.get(&victim)?;
+            let real = s.counterparties.iter().find(|c| self.lookalike(c, &mimic))?;
+            Some((victim, mimic, *real))
+        })
+    }
+
+    fn poison_reason(
+        &self,
+        victim: Address,
+        mimic: Address,
+        real: Address,
+        token: Option<Address>,
+        value: U256,
+    ) -> String {
+        let asset = token.map_or_else(|| "ether".to_owned(), |t| format!("token {t}"));
+        format!(
+            "{mimic} mimics {real}, a recent counterparty of {victim} (same first {} and last {} hex digits), in a {value}-unit {asset} transfer",
+            self.cfg.poison_prefix, self.cfg.poison_suffix
+        )
     }
 
     fn large_transfers(&mut self, b: &ChainBlock, tx: &ChainTx, out: &mut Vec<Alert>) {

@@ -147,6 +147,26 @@ fn address_poisoning_by_lookalike() {
     assert!(alerts[0].reason.contains(&friend.to_string()), "{}", alerts[0].reason);
     let roles: Vec<_> = alerts[0].addresses.iter().map(|p| p.role).collect();
     assert_eq!(roles, ["victim", "poisoner", "impersonated"]);
+    // The same moves still pending are named from the call alone: dust ether from the mimic, a
+    // zero-value token `transfer` to the victim (token dust is 0 units by default), the zero-value `transferFrom`; a real payment from
+    // the mimic, or dust from the friend itself, is not poisoning.
+    for call in [
+        tx(mimic, Some(victim), 1, Call::Plain, vec![]),
+        tx(mimic, Some(token), 0, Call::Transfer { to: victim, value: U256::ZERO }, vec![]),
+        tx(a(8), Some(token), 0, Call::TransferFrom { from: victim, to: mimic, value: U256::ZERO }, vec![]),
+    ] {
+        let alerts = run(&mut m, &pending(call, vec![]));
+        assert_eq!(detectors(&alerts), ["address-poisoning"]);
+        assert!(alerts[0].pending && alerts[0].reason.starts_with("pending: "), "{:?}", alerts[0]);
+        let parties: Vec<_> = alerts[0].addresses.iter().map(|p| (p.role, p.address.clone())).collect();
+        assert_eq!(
+            parties,
+            [("victim", victim.to_string()), ("poisoner", mimic.to_string()), ("impersonated", friend.to_string())]
+        );
+    }
+    assert!(run(&mut m, &pending(tx(mimic, Some(victim), 5 * ETH, Call::Plain, vec![]), vec![])).is_empty());
+    assert!(run(&mut m, &pending(tx(friend, Some(victim), 0, Call::Plain, vec![]), vec![])).is_empty());
+    assert_eq!(m.stats().pending_alerts, 3);
 }
 
 #[test]
@@ -435,4 +455,22 @@ fn pending_transactions_raise_early_warnings_and_change_nothing() {
     assert_eq!((alerts[0].severity, alerts[0].pending), (Severity::Critical, true));
     assert_eq!(alerts[0].related, ["1:101:0:ice-phishing:0"]);
     assert!(run(&mut m, &pending(tx(phisher, Some(token), 0, pull(a(6)), vec![]), vec![])).is_empty());
+    assert_eq!(m.stats().pending_confirmed, 0);
+    // The warned payment mined: its block alert names the early warning of the same detector
+    // (and only that one); the link is made once, when the transaction's block settles it.
+    let mut warned = H256::default();
+    warned.0[0] = 0xaa;
+    let mut mine = |c: &mut Chain| {
+        let mut ev = c.block(vec![pay.clone()], vec![]);
+        if let ChainEvent::Block(b) = &mut ev {
+            b.txs[0].hash = warned;
+        }
+        run(&mut m, &ev)
+    };
+    let alerts = mine(&mut c);
+    assert_eq!(detectors(&alerts), ["known-bad"]);
+    assert_eq!(alerts[0].related, [format!("1:pending:{warned}:known-bad")]);
+    let again = mine(&mut c);
+    assert_eq!(m.stats().pending_confirmed, 1);
+    assert!(again[0].related.is_empty(), "{again:?}");
 }
