@@ -664,6 +664,8 @@ fn monitor_warns_of_pending_transactions_before_their_block() {
     // Each block alert names the early warning it confirms.
     assert_eq!(find("known-bad", &pay, false).unwrap()["related"], json!([paid["id"]]));
     assert_eq!(find("ice-phishing", &grant, false).unwrap()["related"], json!([ice["id"]]));
+    // Account 2 pays account 3 (dust makes no counterparty): its look-alike is bait below.
+    node.send(ACCT[2], Some(ACCT[3]), ETH, "0x");
     // The fresh EOA pulls the tokens on that allowance: the drain is named while it is pending.
     node.call("miner_stop", json!([]));
     let pull = contracts.call(
@@ -672,7 +674,7 @@ fn monitor_warns_of_pending_transactions_before_their_block() {
         &[word_addr(ACCT[1]), word_addr(ACCT[8]), word_u(50 * ETH)],
     );
     let drain = send(&mut node, json!({"from": ACCT[8], "to": token, "data": pull, "gas": "0x500000"}));
-    // Account 2 paid account 3 above; a zero-value transferFrom to a look-alike of account 3 is
+    // Account 2 paid account 3 just before; a zero-value transferFrom to a look-alike of account 3 is
     // named as poisoning from the call alone.
     let mimic = format!("{}{}{}", &ACCT[3][..6], "7".repeat(32), &ACCT[3][38..]);
     let zero = contracts.call(
