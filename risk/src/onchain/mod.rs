@@ -630,8 +630,9 @@ impl Monitor {
     /// receipt: labelled parties (the sender, the recipient, whoever the call names), an
     /// approval call granting to a labelled address or an EOA, and a direct `transferFrom` on an
     /// allowance already flagged, dust (a plain payment, `transfer` or `transferFrom`) from or to
-    /// a look-alike of a recent counterparty. Nothing is learned from it (it may never be mined, and its
-    /// block brings it again), and it joins no incident.
+    /// a look-alike of a recent counterparty. Nothing is learned from it (it may never be mined,
+    /// and its block brings it again) and it joins no incident; its warnings are remembered only
+    /// so that the block's alerts can name them.
     fn on_pending(&mut self, p: &PendingTx, out: &mut Vec<Alert>) {
         self.stats.pending_txs += 1;
         let tx = &p.tx;
