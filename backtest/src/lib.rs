@@ -17,6 +17,7 @@
 pub mod catalog;
 mod error;
 pub mod import;
+mod page_header;
 mod pages;
 pub mod raw;
 pub mod sim;

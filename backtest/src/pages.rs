@@ -1,22 +1,34 @@
 //! A direct page decoder for catalog parts laid out the way argus writes them: every column
-//! read is required (no nulls, no nesting) and plain- or dictionary-encoded. Pages go straight
-//! from parquet's page reader (which decompresses them) into small per-column buffers of
-//! `i64`, a few rows at a time, without building Arrow arrays; the catalog reader turns those
-//! rows into events. [`PageColumns::try_open`] says `None` for any other file, which the
-//! catalog then reads through Arrow.
+//! read is required (no nulls, no nesting), plain- or dictionary-encoded, and stored either
+//! uncompressed or with zstd. Each column chunk is read with one read; its page headers are
+//! parsed here ([`crate::page_header`]) and each page is decompressed with one zstd context
+//! kept for the part, into one buffer kept for the column; the values go straight into small
+//! per-column buffers of `i64`, a few rows at a time, without building Arrow arrays; the
+//! catalog reader turns those rows into events. [`PageColumns::try_open`] says `None` for any
+//! other file, which the catalog then reads through Arrow.
 //!
 //! Dictionary indices use parquet's RLE / bit-packed hybrid: a varint header per run, whose low
 //! bit says bit-packed (groups of eight values, `width` bits each, least significant first) or
 //! repeated (one value in `ceil(width / 8)` bytes).
 
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use parquet::basic::{Encoding, Type as PhysicalType};
-use parquet::column::page::{Page, PageReader};
+use parquet::basic::{Compression, Encoding, Type as PhysicalType};
 use parquet::file::metadata::ParquetMetaData;
-use parquet::file::serialized_reader::SerializedPageReader;
+use zstd::bulk::Decompressor;
+
+use crate::page_header::{self, DATA_PAGE, DATA_PAGE_V2, DICTIONARY_PAGE};
+
+/// A page claiming to decompress to more than this is refused (argus writes pages of at most
+/// a few hundred KiB; parquet's own default limit is 1 MiB).
+const MAX_PAGE_BYTES: usize = 256 << 20;
+
+/// `Encoding` numbers (parquet.thrift) the decoder reads.
+const PLAIN: i32 = 0;
+const PLAIN_DICTIONARY: i32 = 2;
+const RLE_DICTIONARY: i32 = 8;
 
 /// What a column's values become in its `i64` buffer.
 #[derive(Clone, Copy)]
@@ -43,8 +55,8 @@ impl Kind {
 #[derive(Debug)]
 pub(crate) struct PageError;
 
-impl From<parquet::errors::ParquetError> for PageError {
-    fn from(_: parquet::errors::ParquetError) -> Self {
+impl From<page_header::HeaderError> for PageError {
+    fn from(_: page_header::HeaderError) -> Self {
         PageError
     }
 }
@@ -76,9 +88,15 @@ struct Column {
     /// The row groups whose chunk of this column is still to read.
     chunks: std::ops::Range<usize>,
     leaf: usize,
-    pages: Option<SerializedPageReader<File>>,
+    /// The current column chunk (every page of it, headers included) and where its next page
+    /// starts.
+    chunk: Vec<u8>,
+    at: usize,
+    /// Whether the current chunk's pages are zstd-compressed (else stored as they are).
+    zstd: bool,
     dict: Vec<i64>,
-    page: Bytes,
+    /// The current page's values, decompressed.
+    page: Vec<u8>,
     values: Values,
     /// Values left in the current data page.
     left: usize,
@@ -86,8 +104,11 @@ struct Column {
 
 /// The columns of one part that the catalog decodes, in the order asked for.
 pub(crate) struct PageColumns {
-    file: Arc<File>,
+    file: File,
+    file_len: u64,
     meta: Arc<ParquetMetaData>,
+    /// One zstd context for every page of the part.
+    zstd: Decompressor<'static>,
     cols: Vec<Column>,
     /// Rows not yet decoded.
     pub(crate) rows_left: u64,
@@ -120,6 +141,82 @@ fn bits(b: &[u8], bit: usize, mask: u64) -> u64 {
         }
     };
     (word >> (bit % 8)) & mask
+}
+
+/// Eight bytes of `b` from `at` as a little-endian word.
+#[inline(always)]
+fn le64(b: &[u8], at: usize) -> u64 {
+    let w = &b[at..at + 8];
+    u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])
+}
+
+/// `out.len()` bit-packed indices of `width` bits from bit `bit` of `page`, looked up in `dict`:
+/// eight at a time through a decoder compiled for the width (constant shifts, one bounds check
+/// a group), the rest and any group too near the page's end one by one.
+fn unpack(width: u32, page: &[u8], bit: usize, mask: u64, dict: &[i64], out: &mut [i64]) -> Result<(), PageError> {
+    macro_rules! widths {
+        ($($w:literal)*) => {
+            match width {
+                $($w => unpack_width::<$w>(page, bit, mask, dict, out),)*
+                _ => unpack_rest(width as usize, page, bit, mask, dict, out),
+            }
+        };
+    }
+    widths!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32)
+}
+
+#[inline(always)]
+fn unpack_width<const W: usize>(
+    page: &[u8],
+    bit: usize,
+    mask: u64,
+    dict: &[i64],
+    out: &mut [i64],
+) -> Result<(), PageError> {
+    let mut done = 0;
+    if bit.is_multiple_of(8) {
+        // A byte-aligned start: eight values are exactly the next `W` bytes.
+        let mut at = bit / 8;
+        for group in out.chunks_exact_mut(8) {
+            // `W + 8` bytes so that every word load below stays inside `src`.
+            let Some(src) = page.get(at..at + W + 8) else { break };
+            let mut idx = [0_usize; 8];
+            let mut any = 0;
+            for (v, i) in idx.iter_mut().enumerate() {
+                *i = ((le64(src, v * W / 8) >> (v * W % 8)) & mask) as usize;
+                any |= *i;
+            }
+            if any < dict.len() {
+                // Every index is at most `any`, so none is out of the dictionary.
+                for (slot, &i) in group.iter_mut().zip(&idx) {
+                    *slot = dict[i];
+                }
+            } else {
+                for (slot, &i) in group.iter_mut().zip(&idx) {
+                    *slot = *dict.get(i).ok_or(PageError)?;
+                }
+            }
+            at += W;
+            done += 8;
+        }
+    }
+    unpack_rest(W, page, bit + done * W, mask, dict, &mut out[done..])
+}
+
+/// The one-by-one decoder (any width, any alignment, up to the page's last byte).
+fn unpack_rest(
+    width: usize,
+    page: &[u8],
+    bit: usize,
+    mask: u64,
+    dict: &[i64],
+    out: &mut [i64],
+) -> Result<(), PageError> {
+    for (j, slot) in out.iter_mut().enumerate() {
+        let i = bits(page, bit + j * width, mask) as usize;
+        *slot = *dict.get(i).ok_or(PageError)?;
+    }
+    Ok(())
 }
 
 impl Hybrid {
@@ -175,12 +272,8 @@ impl Hybrid {
                     chunk.fill(v);
                 }
                 None => {
-                    let w = self.width as usize;
-                    for (j, slot) in chunk.iter_mut().enumerate() {
-                        let i = bits(page, self.bit + j * w, mask) as usize;
-                        *slot = *dict.get(i).ok_or(PageError)?;
-                    }
-                    self.bit += k * w;
+                    unpack(self.width, page, self.bit, mask, dict, chunk)?;
+                    self.bit += k * self.width as usize;
                 }
             }
             self.run_left -= k;
@@ -220,63 +313,122 @@ fn plain(kind: Kind, page: &[u8], pos: &mut usize, out: &mut [i64]) -> Result<()
     Ok(())
 }
 
+/// A page's body (`src`, `size` bytes once decompressed) into `out`.
+fn inflate(
+    zstd: Option<&mut Decompressor<'static>>,
+    src: &[u8],
+    size: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), PageError> {
+    out.clear();
+    if size > MAX_PAGE_BYTES {
+        return Err(PageError);
+    }
+    match zstd {
+        None if src.len() == size => out.extend_from_slice(src),
+        None => return Err(PageError),
+        Some(z) => {
+            out.reserve(size);
+            if z.decompress_to_buffer(src, out).map_err(|_| PageError)? != size {
+                return Err(PageError);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where the source part is and how to decompress it, for [`Column::fill`].
+struct Source<'a> {
+    file: &'a File,
+    file_len: u64,
+    meta: &'a ParquetMetaData,
+    zstd: &'a mut Decompressor<'static>,
+}
+
 impl Column {
+    /// Reads the next row group's chunk of this column.
+    fn load_chunk(&mut self, src: &Source<'_>) -> Result<(), PageError> {
+        let rg = self.chunks.next().ok_or(PageError)?;
+        let c = src.meta.row_group(rg).column(self.leaf);
+        let start =
+            u64::try_from(c.dictionary_page_offset().unwrap_or_else(|| c.data_page_offset())).map_err(|_| PageError)?;
+        let len = u64::try_from(c.compressed_size()).map_err(|_| PageError)?;
+        if start.checked_add(len).is_none_or(|end| end > src.file_len) {
+            return Err(PageError);
+        }
+        self.chunk.clear();
+        self.chunk.resize(usize::try_from(len).map_err(|_| PageError)?, 0);
+        src.file.read_exact_at(&mut self.chunk, start).map_err(|_| PageError)?;
+        self.zstd = matches!(c.compression(), Compression::ZSTD(_));
+        self.at = 0;
+        self.dict.clear();
+        Ok(())
+    }
+
     /// Loads pages until a data page with values left is current.
-    fn next_data_page(&mut self, file: &Arc<File>, meta: &ParquetMetaData) -> Result<(), PageError> {
+    fn next_data_page(&mut self, src: &mut Source<'_>) -> Result<(), PageError> {
         loop {
-            let page = match &mut self.pages {
-                Some(pages) => pages.get_next_page()?,
-                None => None,
-            };
-            let Some(page) = page else {
+            if self.at >= self.chunk.len() {
                 // This row group's chunk is done: the next row group's, if any.
-                let rg = self.chunks.next().ok_or(PageError)?;
-                let chunk = meta.row_group(rg).column(self.leaf);
-                let rows = usize::try_from(meta.row_group(rg).num_rows()).map_err(|_| PageError)?;
-                self.pages = Some(SerializedPageReader::new(file.clone(), chunk, rows, None)?);
-                self.dict.clear();
+                self.load_chunk(src)?;
                 continue;
-            };
-            match page {
-                Page::DictionaryPage { buf, num_values, .. } => {
+            }
+            let rest = &self.chunk[self.at..];
+            let (h, header_len) = page_header::parse(rest)?;
+            let end = header_len.checked_add(h.compressed_size).ok_or(PageError)?;
+            let body = rest.get(header_len..end).ok_or(PageError)?;
+            self.at += end;
+            let zstd = self.zstd.then_some(&mut *src.zstd);
+            match h.kind {
+                DICTIONARY_PAGE => {
+                    if !matches!(h.encoding, PLAIN | PLAIN_DICTIONARY) {
+                        return Err(PageError);
+                    }
+                    inflate(zstd, body, h.uncompressed_size, &mut self.page)?;
                     // Every value takes at least 4 bytes (8 for INT64): a header claiming more
                     // than the page holds is refused before anything is allocated for it.
                     let least = if matches!(self.kind, Kind::Int64) { 8 } else { 4 };
-                    if num_values as usize > buf.len() / least {
+                    if h.num_values as usize > self.page.len() / least {
                         return Err(PageError);
                     }
                     self.dict.clear();
-                    self.dict.resize(num_values as usize, 0);
-                    plain(self.kind, &buf, &mut 0, &mut self.dict)?;
+                    self.dict.resize(h.num_values as usize, 0);
+                    plain(self.kind, &self.page, &mut 0, &mut self.dict)?;
                 }
-                Page::DataPage { buf, num_values, encoding, .. } => {
-                    return self.start_page(buf, 0, num_values, encoding);
+                DATA_PAGE => {
+                    inflate(zstd, body, h.uncompressed_size, &mut self.page)?;
+                    return self.start_page(h.num_values, h.encoding);
                 }
-                Page::DataPageV2 { buf, num_values, encoding, def_levels_byte_len, rep_levels_byte_len, .. } => {
-                    let skip = def_levels_byte_len as usize + rep_levels_byte_len as usize;
-                    return self.start_page(buf, skip, num_values, encoding);
+                DATA_PAGE_V2 => {
+                    // Levels first, never compressed (and empty for required columns), then
+                    // the values.
+                    let values = body.get(h.levels_len..).ok_or(PageError)?;
+                    let size = h.uncompressed_size.checked_sub(h.levels_len).ok_or(PageError)?;
+                    inflate(zstd.filter(|_| h.values_compressed), values, size, &mut self.page)?;
+                    return self.start_page(h.num_values, h.encoding);
                 }
+                // Index pages, and any kind a later format adds.
+                _ => {}
             }
         }
     }
 
-    fn start_page(&mut self, buf: Bytes, pos: usize, num_values: u32, encoding: Encoding) -> Result<(), PageError> {
+    fn start_page(&mut self, num_values: u32, encoding: i32) -> Result<(), PageError> {
         self.values = match encoding {
-            Encoding::PLAIN => Values::Plain { pos },
-            Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY => Values::Dict(Hybrid::new(&buf, pos)?),
+            PLAIN => Values::Plain { pos: 0 },
+            RLE_DICTIONARY | PLAIN_DICTIONARY => Values::Dict(Hybrid::new(&self.page, 0)?),
             _ => return Err(PageError),
         };
-        self.page = buf;
         self.left = num_values as usize;
         Ok(())
     }
 
     /// The column's next `out.len()` values.
-    fn fill(&mut self, file: &Arc<File>, meta: &ParquetMetaData, out: &mut [i64]) -> Result<(), PageError> {
+    fn fill(&mut self, src: &mut Source<'_>, out: &mut [i64]) -> Result<(), PageError> {
         let mut done = 0;
         while done < out.len() {
             if self.left == 0 {
-                self.next_data_page(file, meta)?;
+                self.next_data_page(src)?;
                 continue;
             }
             let k = self.left.min(out.len() - done);
@@ -308,22 +460,30 @@ impl PageColumns {
             let supported = |e: Encoding| {
                 matches!(e, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY | Encoding::RLE)
             };
-            if !meta.row_groups().iter().all(|rg| rg.column(leaf).encodings().all(supported)) {
+            let stored = |c: Compression| matches!(c, Compression::UNCOMPRESSED | Compression::ZSTD(_));
+            if !meta.row_groups().iter().all(|rg| {
+                let c = rg.column(leaf);
+                c.encodings().all(supported) && stored(c.compression())
+            }) {
                 return None;
             }
             cols.push(Column {
                 kind,
                 chunks: 0..meta.num_row_groups(),
                 leaf,
-                pages: None,
+                chunk: Vec::new(),
+                at: 0,
+                zstd: false,
                 dict: Vec::new(),
-                page: Bytes::new(),
+                page: Vec::new(),
                 values: Values::Plain { pos: 0 },
                 left: 0,
             });
         }
         let rows_left = u64::try_from(meta.file_metadata().num_rows()).ok()?;
-        Some(Self { file: Arc::new(file.try_clone().ok()?), meta, cols, rows_left })
+        let file_len = file.metadata().ok()?.len();
+        let zstd = Decompressor::new().ok()?;
+        Some(Self { file: file.try_clone().ok()?, file_len, meta, zstd, cols, rows_left })
     }
 
     /// Decodes the next `n` rows (at most [`PageColumns::rows_left`]): column `c`'s values go
@@ -335,9 +495,10 @@ impl PageColumns {
         if n as u64 > self.rows_left || n > stride {
             return Err(PageError);
         }
+        let mut src = Source { file: &self.file, file_len: self.file_len, meta: &self.meta, zstd: &mut self.zstd };
         for (c, col) in self.cols.iter_mut().enumerate() {
             let dst = out.get_mut(c * stride..c * stride + n).ok_or(PageError)?;
-            col.fill(&self.file, &self.meta, dst)?;
+            col.fill(&mut src, dst)?;
         }
         self.rows_left -= n as u64;
         Ok(())
@@ -429,5 +590,15 @@ mod tests {
         let mut ok = Hybrid::new(&page, 0).unwrap();
         ok.fill(&page, &[10, 11, 12, 13], &mut out).unwrap();
         assert_eq!(out, [10, 11, 12, 13]);
+        // The same inside whole groups of eight with bytes to spare (the width-compiled path):
+        // one index past a three-entry dictionary is caught, and without it all decode.
+        let mut idx: Vec<u64> = (0..64).map(|i| i % 3).collect();
+        let page = hybrid(&idx, 2);
+        let mut out = [0_i64; 64];
+        Hybrid::new(&page, 0).unwrap().fill(&page, &[10, 11, 12], &mut out).unwrap();
+        assert!(out.iter().enumerate().all(|(i, &v)| v == 10 + (i as i64 % 3)));
+        idx[17] = 3;
+        let page = hybrid(&idx, 2);
+        assert!(Hybrid::new(&page, 0).unwrap().fill(&page, &[10, 11, 12], &mut out).is_err());
     }
 }
