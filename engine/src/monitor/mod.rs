@@ -91,6 +91,8 @@ pub struct FeedSummary {
     /// Pending transactions announced by the node, and those fetched and checked (`--pending`).
     pub pending_announced: u64,
     pub pending_delivered: u64,
+    /// Requests that fetched announced hashes (a batch counts once).
+    pub pending_fetches: u64,
     pub error: Option<String>,
 }
 
@@ -258,6 +260,7 @@ pub fn run(
             last_block: g(&stats.last_block),
             pending_announced: g(&stats.pending_announced),
             pending_delivered: g(&stats.pending_delivered),
+            pending_fetches: g(&stats.pending_fetches),
             error,
         });
     }

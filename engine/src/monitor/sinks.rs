@@ -84,7 +84,7 @@ pub struct ChainMetrics {
 
 /// Feed counters already published (Prometheus counters only go up by deltas).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct FeedCounters([u64; 9]);
+pub struct FeedCounters([u64; 10]);
 
 impl ChainMetrics {
     /// # Errors
@@ -169,6 +169,7 @@ impl ChainMetrics {
             s.rpc_errors.load(Ordering::Relaxed),
             s.pending_announced.load(Ordering::Relaxed),
             s.pending_delivered.load(Ordering::Relaxed),
+            s.pending_fetches.load(Ordering::Relaxed),
         ];
         let kinds = [
             "heads",
@@ -180,6 +181,7 @@ impl ChainMetrics {
             "rpc_errors",
             "pending_announced",
             "pending_delivered",
+            "pending_fetches",
         ];
         for (i, kind) in kinds.iter().enumerate() {
             self.feed.with_label_values(&[rpc, kind]).inc_by(now[i].saturating_sub(prev.0[i]));

@@ -218,10 +218,20 @@ impl<'a> Receipts<'a> {
 /// A JSON-RPC error response, or a malformed transaction.
 pub fn parse_pending(text: &str) -> Result<Option<ChainTx>, DecodeError> {
     let r: Response<RpcTx<'_>> = serde_json::from_str(text).map_err(|e| shape("transaction", &e))?;
-    match r.into_result()? {
-        Some(t) if t.block_number.is_none() => Ok(Some(build_tx(RpcTx { transaction_index: Some("0x0"), ..t }, None)?)),
-        _ => Ok(None),
+    r.into_result()?.map_or(Ok(None), pending_tx)
+}
+
+/// A whole transaction as `newPendingTransactions` announces it on nodes that send them
+/// (`None` when a block holds it already).
+pub fn parse_pending_object(text: &str) -> Result<Option<ChainTx>, DecodeError> {
+    pending_tx(serde_json::from_str(text).map_err(|e| shape("transaction", &e))?)
+}
+
+fn pending_tx(t: RpcTx<'_>) -> Result<Option<ChainTx>, DecodeError> {
+    if t.block_number.is_some() {
+        return Ok(None);
     }
+    Ok(Some(build_tx(RpcTx { transaction_index: Some("0x0"), ..t }, None)?))
 }
 
 /// The address an approval call grants an allowance or operator rights to.

@@ -10,7 +10,9 @@
 //! * On reconnect (capped exponential backoff with jitter), blocks missed while away are
 //!   backfilled from the last delivered one. `from_block` starts from history.
 //! * The consumer queue is bounded; the feed waits when it is full (a block is never dropped).
-//! * With `pending`, `eth_subscribe newPendingTransactions` too: each announced hash is fetched
+//! * With `pending`, `eth_subscribe newPendingTransactions` too, asking for whole transactions
+//!   (geth, Erigon, Nethermind; a node that refuses gets the hash form): announced hashes are
+//!   fetched, every announcement already arrived in one JSON-RPC batch,
 //!   (`eth_getTransactionByHash`), approval grantees looked up, and delivered as
 //!   `ChainEvent::Pending` before any block holds it.
 
@@ -21,13 +23,13 @@ use std::time::Duration;
 
 use argus_core::{Address, ChainEvent, PendingTx, H256};
 use crossbeam_channel::{Sender, TrySendError};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{info, warn};
 
-use super::block::{approval_grantees, call_grantee, parse_pending, RawBlock, Receipts};
+use super::block::{approval_grantees, call_grantee, parse_pending, parse_pending_object, RawBlock, Receipts};
 use super::decode::DecodeError;
 use crate::FeedError;
 
@@ -97,11 +99,17 @@ pub struct ChainFeedStats {
     /// or replaced before the feed fetched them).
     pub pending_announced: AtomicU64,
     pub pending_delivered: AtomicU64,
+    /// Requests that fetched announced hashes (one per batch; none when the node announces
+    /// whole transactions).
+    pub pending_fetches: AtomicU64,
 }
 
 fn inc(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
+
+/// Pending announcements fetched in one request at most.
+const PENDING_BATCH: usize = 256;
 
 /// The JSON-RPC session: requests with ids, responses matched by id, subscription notifications
 /// queued until the sync loop asks for them.
@@ -131,6 +139,19 @@ impl Rpc {
         self.next_id += 1;
         self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})).await?;
         self.wait(|f| matches!(f, Frame::One { id: Some(i), .. } if *i == id)).await
+    }
+
+    /// Queues the notifications that have already arrived, without waiting for more.
+    fn queue_arrived(&mut self) -> Result<(), FeedError> {
+        for _ in 0..PENDING_BATCH {
+            let Some(frame) = self.ws.next().now_or_never() else { return Ok(()) };
+            if let Some(text) = self.frame(frame)? {
+                if matches!(classify(&text)?, Frame::One { subscription: true, .. }) {
+                    self.notifications.push_back(serde_json::from_str(&text)?);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A batch; responses come back in request order (errors included, per element).
@@ -306,8 +327,16 @@ async fn session(
     follow.chain_id = chain_id;
     stats.chain_id.store(chain_id, Ordering::Relaxed);
     let heads = rpc.call("eth_subscribe", json!(["newHeads"])).await?;
-    let pending =
-        if cfg.pending { Some(rpc.call("eth_subscribe", json!(["newPendingTransactions"])).await?) } else { None };
+    let pending = if cfg.pending {
+        // Whole transactions where the node can send them (no fetch at all), else hashes.
+        match rpc.call("eth_subscribe", json!(["newPendingTransactions", true])).await {
+            Ok(id) => Some(id),
+            Err(FeedError::Rpc { .. }) => Some(rpc.call("eth_subscribe", json!(["newPendingTransactions"])).await?),
+            Err(e) => return Err(e),
+        }
+    } else {
+        None
+    };
     stats.connected.store(1, Ordering::Relaxed);
     info!(url = %cfg.url, chain_id, "chain feed connected");
     // Catch up: from the block after the last delivered one (a reconnect), from `from_block`,
@@ -341,7 +370,15 @@ async fn session(
         };
         let sub = &note["params"]["subscription"];
         if pending.as_ref().is_some_and(|p| p == sub) {
-            on_pending(&mut rpc, follow, tx, stats, &note["params"]["result"]).await?;
+            // This announcement and the ones right behind it (already queued, or already
+            // arrived on the socket), together.
+            let is_pending = |n: &Value| pending.as_ref().is_some_and(|p| *p == n["params"]["subscription"]);
+            let mut announced = vec![note];
+            rpc.queue_arrived()?;
+            while announced.len() < PENDING_BATCH && rpc.notifications.front().is_some_and(is_pending) {
+                announced.extend(rpc.notifications.pop_front());
+            }
+            on_pending(&mut rpc, follow, tx, stats, &announced).await?;
             continue;
         }
         if *sub != heads {
@@ -550,42 +587,66 @@ async fn grantee_code(
     Ok(wanted.iter().filter_map(|a| follow.code.get(a).map(|c| (*a, *c))).collect())
 }
 
-/// One `newPendingTransactions` notification: a hash (or, from some nodes, the transaction
-/// itself, of which the hash is taken), fetched and delivered unless a block holds it already or
-/// the node dropped it.
+/// `newPendingTransactions` notifications: hashes (fetched, several in one batch) or whole
+/// transactions (some nodes), each delivered unless a block holds it already or the node
+/// dropped it.
 async fn on_pending(
     rpc: &mut Rpc,
     follow: &mut Follow,
     tx: &Sender<ChainEvent>,
     stats: &ChainFeedStats,
-    announced: &Value,
+    notes: &[Value],
 ) -> Result<(), FeedError> {
-    inc(&stats.pending_announced);
     let recv_ns = crate::binance::client::now().0;
-    let Some(hash) = announced.as_str().or_else(|| announced.get("hash").and_then(Value::as_str)) else {
-        inc(&stats.decode_errors);
-        return Ok(());
-    };
-    let text = rpc.call_text("eth_getTransactionByHash", json!([hash])).await?;
-    let pending = match parse_pending(&text) {
-        Ok(Some(t)) => t,
-        Ok(None) => return Ok(()),
-        Err(DecodeError::Rpc { code, message }) => {
-            inc(&stats.rpc_errors);
-            warn!(code, %message, "eth_getTransactionByHash failed");
-            return Ok(());
+    stats.pending_announced.fetch_add(notes.len() as u64, Ordering::Relaxed);
+    let mut hashes = Vec::new();
+    // Each transaction as its own JSON text (a whole one from the notification, or a fetch's
+    // response), in announcement order.
+    let mut texts: Vec<(bool, String)> = Vec::with_capacity(notes.len());
+    for note in notes {
+        let announced = &note["params"]["result"];
+        match announced {
+            Value::String(h) => hashes.push(h.as_str()),
+            Value::Object(t) if t.contains_key("from") => texts.push((true, announced.to_string())),
+            _ => inc(&stats.decode_errors),
         }
-        Err(error) => {
-            inc(&stats.decode_errors);
-            warn!(%error, "undecodable pending transaction");
-            return Ok(());
+    }
+    if !hashes.is_empty() {
+        inc(&stats.pending_fetches);
+        if let [one] = hashes[..] {
+            texts.push((false, rpc.call_text("eth_getTransactionByHash", json!([one])).await?));
+        } else {
+            let calls: Vec<(&str, Value)> = hashes.iter().map(|h| ("eth_getTransactionByHash", json!([h]))).collect();
+            texts.extend(rpc.batch(&calls).await?.into_iter().map(|r| (false, r.to_string())));
         }
-    };
-    let grantees =
-        grantee_code(rpc, follow, call_grantee(&pending.call).into_iter().collect(), "latest", stats).await?;
-    inc(&stats.pending_delivered);
-    let ev = PendingTx { chain_id: follow.chain_id, recv_ns, tx: pending, grantees };
-    send(tx, ChainEvent::Pending(Box::new(ev)), stats)
+    }
+    let mut ready = Vec::with_capacity(texts.len());
+    for (whole, text) in texts {
+        let parsed = if whole { parse_pending_object(&text) } else { parse_pending(&text) };
+        match parsed {
+            Ok(Some(t)) => ready.push(t),
+            Ok(None) => {}
+            Err(DecodeError::Rpc { code, message }) => {
+                inc(&stats.rpc_errors);
+                warn!(code, %message, "eth_getTransactionByHash failed");
+            }
+            Err(error) => {
+                inc(&stats.decode_errors);
+                warn!(%error, "undecodable pending transaction");
+            }
+        }
+    }
+    // Every approval's grantee not seen before, looked up in one batch.
+    let wanted = ready.iter().filter_map(|t| call_grantee(&t.call)).collect();
+    let code = grantee_code(rpc, follow, wanted, "latest", stats).await?;
+    for pending in ready {
+        let grantee = call_grantee(&pending.call);
+        let grantees = code.iter().filter(|(a, _)| Some(*a) == grantee).take(1).copied().collect();
+        inc(&stats.pending_delivered);
+        let ev = PendingTx { chain_id: follow.chain_id, recv_ns, tx: pending, grantees };
+        send(tx, ChainEvent::Pending(Box::new(ev)), stats)?;
+    }
+    Ok(())
 }
 
 /// Pushes one event, waiting (never dropping) while the monitor is behind.
