@@ -1657,15 +1657,19 @@ fn bench_replay(catalog: &Path, venue: &str, symbol: &str, repeat: usize, json: 
     use argus_backtest::throughput::replay_into_book;
     let mut runs = Vec::with_capacity(repeat);
     let mut counts = None;
+    // Parts opened, of those decoded page by page, and rows that were not events.
+    let mut parts = (0, 0, 0);
     for _ in 0..repeat.max(1) {
-        let reader = argus_backtest::catalog::CatalogReader::open(catalog, venue, symbol, 0, u64::MAX)
+        let mut reader = argus_backtest::catalog::CatalogReader::open(catalog, venue, symbol, 0, u64::MAX)
             .with_context(|| format!("opening catalog {}", catalog.display()))?;
         let mut book = argus_core::OrderBook::new(5000);
         let t = std::time::Instant::now();
-        let c = replay_into_book(reader, &mut book);
+        let c = replay_into_book(reader.by_ref(), &mut book);
         runs.push(t.elapsed().as_secs_f64());
         anyhow::ensure!(counts.is_none_or(|k| k == c), "two replays of the same files differ");
         counts = Some(c);
+        let (opened, paged) = reader.parts_opened();
+        parts = (opened, paged, reader.bad_rows);
     }
     let c = counts.context("no replay ran")?;
     runs.sort_by(f64::total_cmp);
@@ -1682,6 +1686,9 @@ fn bench_replay(catalog: &Path, venue: &str, symbol: &str, repeat: usize, json: 
         "events_per_sec_median": c.events() as f64 / median,
         "peak_rss_bytes": peak_rss(),
         "book_digest": c.book_digest,
+        "parts": parts.0,
+        "parts_paged": parts.1,
+        "bad_rows": parts.2,
     });
     if json {
         println!("{out}");
