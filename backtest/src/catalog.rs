@@ -1043,7 +1043,7 @@ impl Iterator for CatalogReader {
     /// The current part's next event while it stays inside the window and ahead of every other
     /// part (its head is then stale until [`Self::next_slow`] refreshes it); otherwise the slow
     /// path.
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<MarketEvent> {
         if let Some(ReadPart::Open(part)) = self.parts.get_mut(self.cur) {
             if let Some(ev) = part.peek_fast() {
