@@ -350,8 +350,13 @@ impl Column {
     fn load_chunk(&mut self, src: &Source<'_>) -> Result<(), PageError> {
         let rg = self.chunks.next().ok_or(PageError)?;
         let c = src.meta.row_group(rg).column(self.leaf);
-        let start =
-            u64::try_from(c.dictionary_page_offset().unwrap_or_else(|| c.data_page_offset())).map_err(|_| PageError)?;
+        // The chunk starts at its dictionary page, if any (some old writers put 0 there when
+        // there is none).
+        let start = match c.dictionary_page_offset() {
+            Some(d) if d > 0 && d < c.data_page_offset() => d,
+            _ => c.data_page_offset(),
+        };
+        let start = u64::try_from(start).map_err(|_| PageError)?;
         let len = u64::try_from(c.compressed_size()).map_err(|_| PageError)?;
         if start.checked_add(len).is_none_or(|end| end > src.file_len) {
             return Err(PageError);

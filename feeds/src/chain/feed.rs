@@ -11,9 +11,9 @@
 //!   backfilled from the last delivered one. `from_block` starts from history.
 //! * The consumer queue is bounded; the feed waits when it is full (a block is never dropped).
 //! * With `pending`, `eth_subscribe newPendingTransactions` too, asking for whole transactions
-//!   (geth, Erigon, Nethermind; a node that refuses gets the hash form): announced hashes are
-//!   fetched, every announcement already arrived in one JSON-RPC batch,
-//!   (`eth_getTransactionByHash`), approval grantees looked up, and delivered as
+//!   (geth, Erigon, Nethermind; a node that refuses gets the hash form). Announced hashes are
+//!   fetched (`eth_getTransactionByHash`, every announcement already arrived in one JSON-RPC
+//!   batch), approval grantees looked up (one batch too), and each transaction is delivered as
 //!   `ChainEvent::Pending` before any block holds it.
 
 use std::collections::{HashMap, VecDeque};
@@ -600,15 +600,17 @@ async fn on_pending(
     let recv_ns = crate::binance::client::now().0;
     stats.pending_announced.fetch_add(notes.len() as u64, Ordering::Relaxed);
     let mut hashes = Vec::new();
-    // Each transaction as its own JSON text (a whole one from the notification, or a fetch's
-    // response), in announcement order.
+    // Each transaction as its own JSON text, `true` for a whole one from a notification (those
+    // first), `false` for a fetch's response (then, in announcement order).
     let mut texts: Vec<(bool, String)> = Vec::with_capacity(notes.len());
     for note in notes {
         let announced = &note["params"]["result"];
-        match announced {
-            Value::String(h) => hashes.push(h.as_str()),
-            Value::Object(t) if t.contains_key("from") => texts.push((true, announced.to_string())),
-            _ => inc(&stats.decode_errors),
+        if announced.get("from").is_some() {
+            texts.push((true, announced.to_string()));
+        } else if let Some(h) = announced.as_str().or_else(|| announced.get("hash").and_then(Value::as_str)) {
+            hashes.push(h);
+        } else {
+            inc(&stats.decode_errors);
         }
     }
     if !hashes.is_empty() {
