@@ -337,8 +337,9 @@ fn inflate(
     Ok(())
 }
 
-/// Where the source part is and how to decompress it, for [`Column::fill`].
-struct Source<'a> {
+/// The part's file and the zstd context for its pages, for [`Column::fill`] (`catalog.rs` has its
+/// own `Source`: pages or Arrow).
+struct PartFile<'a> {
     file: &'a File,
     file_len: u64,
     meta: &'a ParquetMetaData,
@@ -347,7 +348,7 @@ struct Source<'a> {
 
 impl Column {
     /// Reads the next row group's chunk of this column.
-    fn load_chunk(&mut self, src: &Source<'_>) -> Result<(), PageError> {
+    fn load_chunk(&mut self, src: &PartFile<'_>) -> Result<(), PageError> {
         let rg = self.chunks.next().ok_or(PageError)?;
         let c = src.meta.row_group(rg).column(self.leaf);
         // The chunk starts at its dictionary page, if any (some old writers put 0 there when
@@ -371,7 +372,7 @@ impl Column {
     }
 
     /// Loads pages until a data page with values left is current.
-    fn next_data_page(&mut self, src: &mut Source<'_>) -> Result<(), PageError> {
+    fn next_data_page(&mut self, src: &mut PartFile<'_>) -> Result<(), PageError> {
         loop {
             if self.at >= self.chunk.len() {
                 // This row group's chunk is done: the next row group's, if any.
@@ -429,7 +430,7 @@ impl Column {
     }
 
     /// The column's next `out.len()` values.
-    fn fill(&mut self, src: &mut Source<'_>, out: &mut [i64]) -> Result<(), PageError> {
+    fn fill(&mut self, src: &mut PartFile<'_>, out: &mut [i64]) -> Result<(), PageError> {
         let mut done = 0;
         while done < out.len() {
             if self.left == 0 {
@@ -500,7 +501,7 @@ impl PageColumns {
         if n as u64 > self.rows_left || n > stride {
             return Err(PageError);
         }
-        let mut src = Source { file: &self.file, file_len: self.file_len, meta: &self.meta, zstd: &mut self.zstd };
+        let mut src = PartFile { file: &self.file, file_len: self.file_len, meta: &self.meta, zstd: &mut self.zstd };
         for (c, col) in self.cols.iter_mut().enumerate() {
             let dst = out.get_mut(c * stride..c * stride + n).ok_or(PageError)?;
             col.fill(&mut src, dst)?;

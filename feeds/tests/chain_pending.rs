@@ -53,7 +53,8 @@ fn tx_object(i: usize, mined: bool) -> Value {
     })
 }
 
-/// The node's answer to one request (`None`: an error for the refused subscription).
+/// The node's answer to one request: its result, or an error for the refused whole-transaction
+/// subscription.
 fn answer(req: &Value, full: FullTx, dropped: usize) -> Value {
     let id = req["id"].clone();
     let result = match req["method"].as_str().unwrap() {
