@@ -58,6 +58,12 @@ const MAX_COLS: usize = 8;
 /// Most rows in one data page of a catalog part.
 const PAGE_ROWS: usize = 1 << 17;
 
+/// The zstd level of every catalog file. Level 1 finds no match shorter than 6 bytes, so the
+/// dictionaries of 8-byte prices, sizes and times (neighbours share their high bytes) are stored
+/// mostly as literals, which decode ~2x faster than level 3's many short matches: a replay
+/// spends ~25 % less time in zstd for ~11 % more bytes (BENCHMARKS.md, eighteenth session).
+pub(crate) const ZSTD_LEVEL: i32 = 1;
+
 /// The catalog's tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Table {
@@ -404,7 +410,7 @@ impl CatalogWriter {
         // page with a fresh zstd context, so fewer, larger pages read ~10 % faster for <1 %
         // more bytes (BENCHMARKS.md, twelfth session). The 1 MiB page size limit still holds.
         let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL)?))
             .set_data_page_row_count_limit(PAGE_ROWS)
             .build();
         let open = HashMap::new();

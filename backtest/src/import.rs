@@ -708,7 +708,9 @@ fn write_bars(path: &Path, venue: &str, symbol: &str, interval: &str, bars: &[Ba
     ));
     let file = std::fs::File::create(&tmp).map_err(crate::catalog::io(&tmp))?;
     let props = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::ZSTD(parquet::basic::ZstdLevel::try_new(3)?))
+        .set_compression(parquet::basic::Compression::ZSTD(parquet::basic::ZstdLevel::try_new(
+            crate::catalog::ZSTD_LEVEL,
+        )?))
         .build();
     let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, Some(props))?;
     w.write(&batch)?;

@@ -12,7 +12,7 @@
 //! repeated (one value in `ceil(width / 8)` bytes).
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
 
 use parquet::basic::{Compression, Encoding, Type as PhysicalType};
@@ -362,9 +362,16 @@ impl Column {
         if start.checked_add(len).is_none_or(|end| end > src.file_len) {
             return Err(PageError);
         }
+        // Read into the buffer's spare capacity, not over zeros written first: `take` ends the
+        // read at the chunk's end, and a short file is an error.
+        let want = usize::try_from(len).map_err(|_| PageError)?;
         self.chunk.clear();
-        self.chunk.resize(usize::try_from(len).map_err(|_| PageError)?, 0);
-        src.file.read_exact_at(&mut self.chunk, start).map_err(|_| PageError)?;
+        self.chunk.try_reserve_exact(want).map_err(|_| PageError)?;
+        let mut file = src.file;
+        file.seek(SeekFrom::Start(start)).map_err(|_| PageError)?;
+        if file.take(len).read_to_end(&mut self.chunk).map_err(|_| PageError)? != want {
+            return Err(PageError);
+        }
         self.zstd = matches!(c.compression(), Compression::ZSTD(_));
         self.at = 0;
         self.dict.clear();
