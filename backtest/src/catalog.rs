@@ -61,7 +61,7 @@ const PAGE_ROWS: usize = 1 << 17;
 /// The zstd level of every catalog file. Level 1 finds no match shorter than 6 bytes, so the
 /// dictionaries of 8-byte prices, sizes and times (neighbours share their high bytes) are stored
 /// mostly as literals, which decode ~2x faster than level 3's many short matches: a replay
-/// spends ~25 % less time in zstd for ~11 % more bytes (BENCHMARKS.md, eighteenth session).
+/// spends ~25 % less time in zstd for ~12 % more bytes (BENCHMARKS.md, eighteenth session).
 pub(crate) const ZSTD_LEVEL: i32 = 1;
 
 /// The catalog's tables.
@@ -406,9 +406,9 @@ impl CatalogWriter {
     /// When `root` cannot be created.
     pub fn new(root: &Path, rotation: Rotation) -> Result<Self, BacktestError> {
         std::fs::create_dir_all(root).map_err(io(root))?;
-        // Pages of up to 2^17 rows (parquet's default is 20,000): a replay decompresses each
-        // page with a fresh zstd context, so fewer, larger pages read ~10 % faster for <1 %
-        // more bytes (BENCHMARKS.md, twelfth session). The 1 MiB page size limit still holds.
+        // Pages of up to 2^17 rows (parquet's default is 20,000): each page is a zstd frame of
+        // its own with its own tables, so fewer, larger pages read ~10 % faster for <1 % more
+        // bytes (BENCHMARKS.md, twelfth session). The 1 MiB page size limit still holds.
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL)?))
             .set_data_page_row_count_limit(PAGE_ROWS)
