@@ -87,7 +87,7 @@ impl BatchInference {
         let thread = std::thread::Builder::new()
             .name("argus-inference".into())
             .spawn(move || {
-                let scorer = match MarketScorer::load(&paths, device, half) {
+                let scorer = match MarketScorer::load(&paths, device, half).and_then(|s| warm_up(&s, cfg).map(|()| s)) {
                     Ok(s) => {
                         let _ = ready_tx.send(Ok(()));
                         s
@@ -148,6 +148,23 @@ impl Drop for BatchInference {
             let _ = t.join();
         }
     }
+}
+
+/// Runs a full batch of zero rows through each model a few times before the thread says it is
+/// ready: loading warms the one-row path only, and libtorch's first calls on a batch shape are
+/// far slower than the rest (its kernels and buffers set up), which would otherwise delay the
+/// first answers while the hot thread is already submitting.
+fn warm_up(scorer: &MarketScorer, cfg: BatchConfig) -> Result<(), ModelError> {
+    let n = cfg.max_batch.max(1);
+    let rows = vec![0.0_f32; n * N_FEATURES];
+    let mut out = vec![0.0_f32; n];
+    for _ in 0..3 {
+        scorer.alpha.score_rows(&rows, n, &mut out)?;
+        if let Some(m) = &scorer.anomaly {
+            m.score_rows(&rows, n, &mut out)?;
+        }
+    }
+    Ok(())
 }
 
 fn serve(scorer: &MarketScorer, rx: &Receiver<Request>, tx: &Sender<Response>, cfg: BatchConfig, stats: &BatchStats) {
