@@ -526,6 +526,10 @@ enum ModelsCmd {
         /// digit, significant digits): round and scripted amounts, gas limits and prices.
         #[arg(long)]
         decimal_shape: bool,
+        /// tabular: after early stopping, train again on training and validation rows together
+        /// for the epochs it chose, keeping its threshold (test rows stay held out).
+        #[arg(long)]
+        refit: bool,
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -883,7 +887,18 @@ fn run(cli: Cli) -> Result<()> {
         Command::Models {
             cmd:
                 ModelsCmd::Train {
-                    kind: Some(k), data, out, epochs, seed, label, drop, split, decimal_shape, device, ..
+                    kind: Some(k),
+                    data,
+                    out,
+                    epochs,
+                    seed,
+                    label,
+                    drop,
+                    split,
+                    decimal_shape,
+                    refit,
+                    device,
+                    ..
                 },
         } if k == "tabular" => {
             use argus_models::tabular::{train_tabular, Split, Table, TabularConfig};
@@ -905,12 +920,13 @@ fn run(cli: Cli) -> Result<()> {
                 device: argus_models::mlp::parse_device(&device)?,
                 data: data.display().to_string(),
                 decimal_shape,
+                refit,
             };
             let card = train_tabular(&t, &cfg, &out)?;
             let v = card.test;
             println!(
-                "trained {} on {} rows ({} validation, {} test, {} split, {} features, {} epochs); test: precision {:.3} recall {:.3} f1 {:.3} roc_auc {:.4} pr_auc {:.4} -> {}",
-                card.name, card.rows_train, card.rows_val, card.rows_test, card.split, card.features.len(), card.epochs_run,
+                "trained {} on {} rows{} ({} validation, {} test, {} split, {} features, {} epochs); test: precision {:.3} recall {:.3} f1 {:.3} roc_auc {:.4} pr_auc {:.4} -> {}",
+                card.name, card.rows_train, if card.refit { " (refit on training + validation)" } else { "" }, card.rows_val, card.rows_test, card.split, card.features.len(), card.epochs_run,
                 v.precision, v.recall, v.f1, v.roc_auc, v.pr_auc, out.display()
             );
             Ok(())

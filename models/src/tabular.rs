@@ -188,6 +188,9 @@ pub struct TabularConfig {
     pub data: String,
     /// Also feed each column's [`decimal_shape`] (two more inputs per column).
     pub decimal_shape: bool,
+    /// After early stopping, train again on training and validation rows together for the
+    /// chosen epochs (the threshold stays the one validation chose).
+    pub refit: bool,
 }
 
 /// Binary classification metrics at a threshold.
@@ -330,6 +333,10 @@ pub struct TabularCard {
     pub split: String,
     pub seed: u64,
     pub epochs_run: u64,
+    /// Trained again on training and validation rows (`rows_train` counts both) after early
+    /// stopping chose the epochs and the threshold; `validation` is the first network's.
+    #[serde(default)]
+    pub refit: bool,
     /// On the validation rows (which chose the epoch and the threshold).
     pub validation: Metrics,
     /// On held-out test rows nothing was tuned on: the honest numbers.
@@ -346,7 +353,7 @@ impl TabularCard {
         let mut s = format!(
             "# argus tabular model card\nname = {}\nversion = {}\nkind = {}\ntask = {}\nlabel = {}\ntransform = {}\n\
              hidden = {:?}\nthreshold = {}\nweights = {}\nweights_sha256 = {}\npreferred_device = {}\ndata = {}\n\
-             rows_train = {}\nrows_val = {}\nrows_test = {}\nsplit = {}\nseed = {}\nepochs_run = {}\n",
+             rows_train = {}\nrows_val = {}\nrows_test = {}\nsplit = {}\nseed = {}\nepochs_run = {}\nrefit = {}\n",
             toml_str(&self.name),
             self.version,
             toml_str(&self.kind),
@@ -365,6 +372,7 @@ impl TabularCard {
             toml_str(&self.split),
             self.seed,
             self.epochs_run,
+            self.refit,
         );
         for (name, m) in [("validation", &self.validation), ("test", &self.test)] {
             s.push_str(&format!(
@@ -446,6 +454,82 @@ fn scores(mlp: &Mlp, x: &[f32], n: usize, d: usize, device: Device) -> Result<Ve
     })
 }
 
+/// A network trained by [`fit`].
+struct Fit {
+    vs: nn::VarStore,
+    mlp: Mlp,
+    /// Epochs up to and including the one with the lowest validation loss.
+    best_epochs: usize,
+    epochs_run: usize,
+}
+
+/// Full-batch Adam on `x` (`y.len()` rows of `d`), positives weighted to count as much as
+/// negatives. With validation rows: at most `epochs`, stopping `cfg.patience` epochs after the
+/// lowest validation loss and keeping the weights from then; without: exactly `epochs`.
+fn fit(
+    cfg: &TabularConfig,
+    d: usize,
+    x: &[f32],
+    y: &[f32],
+    val: Option<(&[f32], &[f32])>,
+    epochs: usize,
+) -> Result<Fit, ModelError> {
+    let dev = cfg.device;
+    let vs = nn::VarStore::new(dev);
+    let mlp = Mlp::seeded(&vs.root(), d as i64, &cfg.hidden, 1, cfg.seed);
+    let mut opt = nn::Adam::default().build(&vs, cfg.learning_rate)?;
+    let tensor = |v: &[f32], cols: usize| -> Result<Tensor, ModelError> {
+        Ok(Tensor::f_from_slice(v)?.f_view([(v.len() / cols.max(1)) as i64, cols as i64])?.f_to_device(dev)?)
+    };
+    let (x_t, y_t) = (tensor(x, d)?, tensor(y, 1)?);
+    let val = match val {
+        Some((xv, yv)) => Some((tensor(xv, d)?, tensor(yv, 1)?)),
+        None => None,
+    };
+    let pos = y.iter().filter(|y| **y > 0.5).count().max(1) as f64;
+    let neg = (y.len() as f64 - pos).max(1.0);
+    // Class weighting: positives count as much as negatives in total.
+    let pos_weight = Tensor::f_from_slice(&[(neg / pos) as f32])?.f_to_device(dev)?;
+    let mut best = (f64::INFINITY, 0_usize);
+    let mut best_vars: Vec<Tensor> = Vec::new();
+    let mut epochs_run = 0;
+    for epoch in 0..epochs {
+        epochs_run = epoch + 1;
+        let loss = mlp.forward(&x_t)?.f_binary_cross_entropy_with_logits::<&Tensor>(
+            &y_t,
+            None,
+            Some(&pos_weight),
+            Reduction::Mean,
+        )?;
+        opt.zero_grad();
+        loss.f_backward()?;
+        opt.step();
+        let Some((xv_t, yv_t)) = &val else { continue };
+        let loss = tch::no_grad(|| -> Result<f64, ModelError> {
+            Ok(mlp
+                .forward(xv_t)?
+                .f_binary_cross_entropy_with_logits::<&Tensor>(yv_t, None, Some(&pos_weight), Reduction::Mean)?
+                .f_double_value(&[])?)
+        })?;
+        if loss < best.0 {
+            best = (loss, epoch);
+            best_vars = vs.trainable_variables().iter().map(|t| t.detach().copy()).collect();
+        } else if epoch - best.1 >= cfg.patience {
+            break;
+        }
+    }
+    if val.is_none() {
+        return Ok(Fit { vs, mlp, best_epochs: epochs_run, epochs_run });
+    }
+    tch::no_grad(|| -> Result<(), ModelError> {
+        for (v, b) in vs.trainable_variables().iter_mut().zip(&best_vars) {
+            v.f_copy_(b)?;
+        }
+        Ok(())
+    })?;
+    Ok(Fit { vs, mlp, best_epochs: best.1 + 1, epochs_run })
+}
+
 /// Trains a classifier on `table` and writes the model directory.
 ///
 /// # Errors
@@ -524,62 +608,30 @@ pub fn train_tabular(table: &Table, cfg: &TabularConfig, out: &Path) -> Result<T
     let xv = matrix(table, val_rows, &features, &cols);
     let yt: Vec<f32> = train_rows.iter().map(|&r| y_all[r]).collect();
     let yv: Vec<f32> = val_rows.iter().map(|&r| y_all[r]).collect();
-    let pos = yt.iter().filter(|y| **y > 0.5).count().max(1) as f64;
-    let neg = (yt.len() as f64 - pos).max(1.0);
-
     let dev = cfg.device;
-    let vs = nn::VarStore::new(dev);
-    let mlp = Mlp::seeded(&vs.root(), d as i64, &cfg.hidden, 1, cfg.seed);
-    let mut opt = nn::Adam::default().build(&vs, cfg.learning_rate)?;
-    let xt_t = Tensor::f_from_slice(&xt)?.f_view([yt.len() as i64, d as i64])?.f_to_device(dev)?;
-    let yt_t = Tensor::f_from_slice(&yt)?.f_view([yt.len() as i64, 1])?.f_to_device(dev)?;
-    let xv_t = Tensor::f_from_slice(&xv)?.f_view([yv.len() as i64, d as i64])?.f_to_device(dev)?;
-    let yv_t = Tensor::f_from_slice(&yv)?.f_view([yv.len() as i64, 1])?.f_to_device(dev)?;
-    // Class weighting: positives count as much as negatives in total.
-    let pos_weight = Tensor::f_from_slice(&[(neg / pos) as f32])?.f_to_device(dev)?;
-    let mut best = (f64::INFINITY, 0_usize);
-    let mut best_vars: Vec<Tensor> = Vec::new();
-    let mut epochs_run = 0;
-    for epoch in 0..cfg.epochs {
-        epochs_run = epoch + 1;
-        let loss = mlp.forward(&xt_t)?.f_binary_cross_entropy_with_logits::<&Tensor>(
-            &yt_t,
-            None,
-            Some(&pos_weight),
-            Reduction::Mean,
-        )?;
-        opt.zero_grad();
-        loss.f_backward()?;
-        opt.step();
-        let val = tch::no_grad(|| -> Result<f64, ModelError> {
-            Ok(mlp
-                .forward(&xv_t)?
-                .f_binary_cross_entropy_with_logits::<&Tensor>(&yv_t, None, Some(&pos_weight), Reduction::Mean)?
-                .f_double_value(&[])?)
-        })?;
-        if val < best.0 {
-            best = (val, epoch);
-            best_vars = vs.trainable_variables().iter().map(|t| t.detach().copy()).collect();
-        } else if epoch - best.1 >= cfg.patience {
-            break;
-        }
-    }
-    tch::no_grad(|| -> Result<(), ModelError> {
-        for (v, b) in vs.trainable_variables().iter_mut().zip(&best_vars) {
-            v.f_copy_(b)?;
-        }
-        Ok(())
-    })?;
-    let sv = scores(&mlp, &xv, yv.len(), d, dev)?;
+    let fit = fit(cfg, d, &xt, &yt, Some((&xv, &yv)), cfg.epochs)?;
+    let epochs_run = fit.epochs_run;
+    let sv = scores(&fit.mlp, &xv, yv.len(), d, dev)?;
     let threshold = best_threshold(&sv, &yv);
     let validation = metrics(&sv, &yv, threshold);
+    // Refit: the same network, from the same seed, on training and validation rows together for
+    // the epochs early stopping chose, keeping the threshold validation chose. On time-ordered
+    // data the newest rows before the test part are the closest to what comes after.
+    let (fit, fit_rows) = if cfg.refit {
+        let (mut x, mut y) = (xt, yt);
+        x.extend_from_slice(&xv);
+        y.extend_from_slice(&yv);
+        (self::fit(cfg, d, &x, &y, None, fit.best_epochs)?, train_rows.len() + val_rows.len())
+    } else {
+        (fit, train_rows.len())
+    };
     let xs = matrix(table, test_rows, &features, &cols);
     let ys: Vec<f32> = test_rows.iter().map(|&r| y_all[r]).collect();
-    let test = metrics(&scores(&mlp, &xs, ys.len(), d, dev)?, &ys, threshold);
+    let test = metrics(&scores(&fit.mlp, &xs, ys.len(), d, dev)?, &ys, threshold);
 
     std::fs::create_dir_all(out).map_err(io(out))?;
     let weights = "weights.safetensors";
-    vs.save(out.join(weights))?;
+    fit.vs.save(out.join(weights))?;
     let card = TabularCard {
         name: cfg.name.clone(),
         version: 1,
@@ -597,12 +649,13 @@ pub fn train_tabular(table: &Table, cfg: &TabularConfig, out: &Path) -> Result<T
         weights_sha256: sha256_file(&out.join(weights))?,
         preferred_device: "cpu".into(),
         data: cfg.data.clone(),
-        rows_train: train_rows.len() as u64,
+        rows_train: fit_rows as u64,
         rows_val: val_rows.len() as u64,
         rows_test: test_rows.len() as u64,
         split: if cfg.split == Split::Random { "random".into() } else { "ordered".into() },
         seed: cfg.seed,
         epochs_run: epochs_run as u64,
+        refit: cfg.refit,
         validation,
         test,
         features,
