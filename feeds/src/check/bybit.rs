@@ -7,7 +7,7 @@ use argus_core::{BookAction, BookDelta, DeltaFlags, MarketEventKind, Price, Qty,
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::wire::{self, Level, Num};
+use super::wire::{self, levels_exact, Level, Levels, Num};
 use super::{CheckReport, Checker, Emitter, SymbolBook};
 use crate::rawlog::RawRecord;
 
@@ -22,6 +22,8 @@ struct Sym {
 pub(crate) struct BybitChecker {
     syms: BTreeMap<String, Sym>,
     emit: Emitter,
+    /// Tests: read every frame through serde (the reference the exact path is held to).
+    serde_only: bool,
 }
 
 /// A push (`topic`, `type`, `ts`, `data`; `cts` on books) or a reply (`op`, `success`).
@@ -51,6 +53,20 @@ struct BookData<'a> {
     b: Option<&'a RawValue>,
     #[serde(borrow)]
     a: Option<&'a RawValue>,
+}
+
+/// An `orderbook` push's data, however it was read.
+struct Book<'a> {
+    s: Option<&'a str>,
+    u: Option<u64>,
+    b: Option<Levels<'a>>,
+    a: Option<Levels<'a>>,
+}
+
+impl<'a> From<BookData<'a>> for Book<'a> {
+    fn from(d: BookData<'a>) -> Self {
+        Book { s: d.s, u: d.u, b: d.b.map(Levels::Json), a: d.a.map(Levels::Json) }
+    }
 }
 
 #[derive(Deserialize)]
@@ -88,7 +104,7 @@ impl BybitChecker {
     fn book(
         &mut self,
         reset_ty: bool,
-        d: &BookData<'_>,
+        d: &Book<'_>,
         ts: u64,
         r: &RawRecord,
         report: &mut CheckReport,
@@ -132,7 +148,7 @@ impl BybitChecker {
                 applied = Err(format!("orderbook without `{name}`"));
                 break;
             };
-            applied = wire::for_each(levels, |Level(p, q)| {
+            applied = levels.for_each(|Level(p, q)| {
                 let price = Price::parse(p).map_err(|e| format!("price `{p}`: {e}"))?;
                 let qty = Qty::parse_size(q).map_err(|e| format!("size `{q}`: {e}"))?;
                 view.learn(p, q);
@@ -169,7 +185,51 @@ impl BybitChecker {
         Ok(())
     }
 
+    /// An `orderbook` push in Bybit's own layout (`{"topic":"orderbook..","type":..,"ts":..,
+    /// "data":{"s":..,"b":[..],"a":[..],"u":..(,"seq":..)}(,"cts":..)}`), walked once without
+    /// serde and then applied as [`Self::frame`] would; `None` (nothing done) for anything
+    /// else. A 500-level snapshot is otherwise scanned three times over before its levels are read.
+    fn book_exact(&mut self, r: &RawRecord, report: &mut CheckReport) -> Option<Result<(), String>> {
+        let mut c = wire::Exact::new(&r.body);
+        let uint = |c: &mut wire::Exact<'_>| c.int().and_then(|v| u64::try_from(v).ok());
+        c.lit(b"{\"topic\":")?;
+        let topic = c.text()?;
+        (c.str(topic).split('.').next() == Some("orderbook")).then_some(())?;
+        c.lit(b",\"type\":")?;
+        let ty = c.text()?;
+        c.lit(b",\"ts\":")?;
+        let ts = uint(&mut c)?;
+        c.lit(b",\"data\":{\"s\":")?;
+        let sym = c.text()?;
+        c.lit(b",\"b\":")?;
+        let b = levels_exact(&mut c)?;
+        c.lit(b",\"a\":")?;
+        let a = levels_exact(&mut c)?;
+        c.lit(b",\"u\":")?;
+        let u = uint(&mut c)?;
+        if c.take(b",\"seq\":") {
+            c.int()?;
+        }
+        c.lit(b"}")?;
+        let cts = if c.take(b",\"cts\":") { Some(uint(&mut c)?) } else { None };
+        c.lit(b"}")?;
+        c.end()?;
+        let book = Book {
+            s: Some(c.str(sym)),
+            u: Some(u),
+            b: Some(Levels::Exact(c.str(b))),
+            a: Some(Levels::Exact(c.str(a))),
+        };
+        let ts = Num(cts.unwrap_or(ts)).millis_ns();
+        Some(self.book(c.str(ty) == "snapshot", &book, ts, r, report))
+    }
+
     fn frame(&mut self, r: &RawRecord, report: &mut CheckReport) -> Result<(), String> {
+        if !self.serde_only {
+            if let Some(done) = self.book_exact(r, report) {
+                return done;
+            }
+        }
         let f: Frame<'_> = wire::parse(&r.body)?;
         let Some(topic) = f.topic else {
             // Subscription acks, pongs.
@@ -187,7 +247,7 @@ impl BybitChecker {
             "orderbook" => {
                 let d: BookData<'_> = serde_json::from_str(f.data.map_or("null", RawValue::get))
                     .map_err(|e| format!("orderbook data: {e}"))?;
-                self.book(snapshot, &d, ts, r, report)?;
+                self.book(snapshot, &d.into(), ts, r, report)?;
             }
             "publicTrade" => {
                 let data = f.data.ok_or("publicTrade without data array")?;
@@ -251,5 +311,54 @@ impl Checker for BybitChecker {
 
     fn books(&self) -> Vec<(String, super::BookReport)> {
         self.syms.iter().filter_map(|(s, i)| i.view.as_ref().map(|v| (s.clone(), v.report()))).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rawlog::{MergedInputs, RawKind};
+
+    /// A frame through a checker: its report (as JSON) and the events it emitted.
+    fn run(c: &mut BybitChecker, r: &RawRecord) -> (String, Vec<(String, argus_core::MarketEvent)>) {
+        let mut report = CheckReport::default();
+        c.on_ws(r, &mut report);
+        let mut events = Vec::new();
+        c.take_events(&mut |s, e| events.push((s.to_owned(), *e)));
+        (serde_json::to_string(&report).unwrap(), events)
+    }
+
+    #[test]
+    fn exact_books_read_as_serde_does_on_real_and_damaged_frames() {
+        let (mut fast, mut slow) =
+            (BybitChecker::default(), BybitChecker { serde_only: true, ..BybitChecker::default() });
+        fast.collect_events();
+        slow.collect_events();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/bybit/2024-12-01_XRPUSDT_ob500.data.gz");
+        let mut books: Vec<String> = Vec::new();
+        for r in MergedInputs::open(&[path.into()]).unwrap() {
+            assert_eq!(run(&mut fast, &r), run(&mut slow, &r), "{}", r.body);
+            books.push(r.body);
+        }
+        // Spot's layout (no `cts`), a linear snapshot without `seq`, and a restart (`u` = 1).
+        books.push(r#"{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1733011200800,"data":{"s":"XRPUSDT","b":[["1.9531","0"]],"a":[],"u":20255870,"seq":1}}"#.to_owned());
+        books.push(r#"{"topic":"orderbook.1.BTCUSDT","type":"snapshot","ts":1672304484978,"data":{"s":"BTCUSDT","b":[["16493.50","0.006"]],"a":[["16611.00","0.029"]],"u":1},"cts":1672304484976}"#.to_owned());
+        assert!(books.len() > 40, "{}", books.len());
+        let probe = |body: &str| {
+            let r = RawRecord { ts_ns: 7, kind: RawKind::Ws, body: body.to_owned(), input: 0, line: 1 };
+            BybitChecker::default().book_exact(&r, &mut CheckReport::default()).is_some()
+        };
+        assert!(books.iter().all(|b| probe(b)), "a real push fell back to serde");
+        let mut rng = 0x2545_F491_4F6C_DD1D_u64;
+        let mut damaged = 0;
+        let small = books.iter().filter(|b| b.len() < 1000).take(10).chain(books.iter().rev().take(2));
+        for (k, body) in small.enumerate() {
+            for (j, body) in wire::damaged(body, 300, &mut rng).into_iter().enumerate() {
+                let r = RawRecord { ts_ns: 7, kind: RawKind::Ws, body, input: 0, line: (k * 10_000 + j) as u64 };
+                damaged += 1;
+                assert_eq!(run(&mut fast, &r), run(&mut slow, &r), "{}", r.body);
+            }
+        }
+        assert!(damaged > 10_000, "{damaged}");
     }
 }

@@ -7,7 +7,7 @@ use argus_core::{BookAction, BookDelta, DeltaFlags, MarketEventKind, Price, Qty,
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::wire::{self, First, Level, Lit, Num};
+use super::wire::{self, levels_exact, First, Level, Levels, Lit, Num};
 use super::{CheckReport, Checker, Emitter, SymbolBook};
 use crate::kraken::key;
 use crate::rawlog::RawRecord;
@@ -108,6 +108,30 @@ struct BookMsg<'a> {
     prev_seq_id: Option<i64>,
 }
 
+/// One entry of a `books*` push, however it was read.
+struct Book<'a> {
+    bids: Option<Levels<'a>>,
+    asks: Option<Levels<'a>>,
+    /// Exchange time, ns.
+    ts: u64,
+    checksum: Option<i64>,
+    seq_id: Option<i64>,
+    prev_seq_id: Option<i64>,
+}
+
+impl<'a> From<BookMsg<'a>> for Book<'a> {
+    fn from(d: BookMsg<'a>) -> Self {
+        Book {
+            bids: d.bids.map(Levels::Json),
+            asks: d.asks.map(Levels::Json),
+            ts: d.ts.millis_ns(),
+            checksum: d.checksum,
+            seq_id: d.seq_id,
+            prev_seq_id: d.prev_seq_id,
+        }
+    }
+}
+
 /// OKX's checksum of a book: top 25 bids (desc) and asks (asc) interleaved, `px:sz` joined by
 /// `:`, CRC32 as a signed 32-bit integer.
 pub(crate) fn okx_checksum(bids: &Ladder, asks: &Ladder) -> i32 {
@@ -187,11 +211,11 @@ impl OkxChecker {
         &mut self,
         inst_id: &str,
         snapshot: bool,
-        d: &BookMsg<'_>,
+        d: &Book<'_>,
         r: &RawRecord,
         report: &mut CheckReport,
     ) -> Result<(), String> {
-        let (line, ts, recv) = (r.line, d.ts.millis_ns(), r.ts_ns);
+        let (line, ts, recv) = (r.line, d.ts, r.ts_ns);
         if !self.insts.contains_key(inst_id) {
             self.insts.insert(inst_id.to_owned(), Inst::default());
         }
@@ -226,7 +250,7 @@ impl OkxChecker {
                 applied = Err(format!("book without `{name}`"));
                 break;
             };
-            applied = wire::for_each(levels, |Level(px, sz)| {
+            applied = levels.for_each(|Level(px, sz)| {
                 n += 1;
                 inst.apply(side, px, sz, flags, emit)
             });
@@ -315,9 +339,57 @@ impl OkxChecker {
         Some(())
     }
 
+    /// A `books*` push with one entry in OKX's own layout
+    /// (`{"arg":{"channel":"books..","instId":..},"action":..,"data":[{"asks":[..],"bids":[..],
+    /// "ts":"..","checksum":..(,"prevSeqId":..,"seqId":..)}]}`), walked once without serde and
+    /// then applied as [`Self::frame`] would; `None` (nothing done) for anything else. A
+    /// 400-level snapshot is otherwise scanned three times over before its levels are read.
+    fn books_exact(&mut self, r: &RawRecord, report: &mut CheckReport) -> Option<Result<(), String>> {
+        let body = r.body.as_str();
+        let mut c = wire::Exact::new(body);
+        c.lit(b"{\"arg\":{\"channel\":")?;
+        let channel = c.text()?;
+        c.str(channel.clone()).starts_with("books").then_some(())?;
+        c.lit(b",\"instId\":")?;
+        let inst = c.text()?;
+        c.lit(b"},\"action\":")?;
+        let action = c.text()?;
+        c.lit(b",\"data\":[{\"asks\":")?;
+        let asks = levels_exact(&mut c)?;
+        c.lit(b",\"bids\":")?;
+        let bids = levels_exact(&mut c)?;
+        c.lit(b",\"ts\":")?;
+        let ts = c.digits()?;
+        c.lit(b",\"checksum\":")?;
+        let checksum = c.int()?;
+        let (mut prev_seq_id, mut seq_id) = (None, None);
+        if c.take(b",\"prevSeqId\":") {
+            prev_seq_id = Some(c.int()?);
+            c.lit(b",\"seqId\":")?;
+            seq_id = Some(c.int()?);
+        }
+        c.lit(b"}]}")?;
+        c.end()?;
+        let book = Book {
+            bids: Some(Levels::Exact(c.str(bids))),
+            asks: Some(Levels::Exact(c.str(asks))),
+            ts: argus_core::UnixNanos::from_millis(ts).0,
+            checksum: Some(checksum),
+            seq_id,
+            prev_seq_id,
+        };
+        let snapshot = c.str(action) == "snapshot";
+        Some(self.book(c.str(inst), snapshot, &book, r, report))
+    }
+
     fn frame(&mut self, r: &RawRecord, report: &mut CheckReport) -> Result<(), String> {
-        if !self.serde_only && self.trades_exact(r, report).is_some() {
-            return Ok(());
+        if !self.serde_only {
+            if self.trades_exact(r, report).is_some() {
+                return Ok(());
+            }
+            if let Some(done) = self.books_exact(r, report) {
+                return done;
+            }
         }
         let f: Frame<'_> = wire::parse(&r.body)?;
         if f.event.is_some() {
@@ -365,7 +437,7 @@ impl OkxChecker {
                 let inst_id = arg.inst_id.ok_or("no arg.instId")?;
                 // books5 and bbo-style channels send whole snapshots every time.
                 let snapshot = f.action.unwrap_or("snapshot") == "snapshot";
-                wire::for_each(data, |d: BookMsg<'_>| self.book(inst_id, snapshot, &d, r, report))?;
+                wire::for_each(data, |d: BookMsg<'_>| self.book(inst_id, snapshot, &d.into(), r, report))?;
             }
             _ => report.count("ignored", 1),
         }
@@ -420,51 +492,50 @@ mod tests {
     }
 
     #[test]
-    fn exact_trades_read_as_serde_does_on_real_and_mangled_frames() {
+    fn exact_trades_and_books_read_as_serde_does_on_real_and_mangled_frames() {
         let (mut fast, mut slow) = (OkxChecker::default(), OkxChecker { serde_only: true, ..OkxChecker::default() });
         fast.collect_events();
         slow.collect_events();
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/okx/cryptofeed_OKX.ws.1.0.log.gz");
-        let mut trades: Vec<String> = Vec::new();
+        let (mut trades, mut books): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
         for r in MergedInputs::open(&[path.into()]).unwrap() {
             assert_eq!(run(&mut fast, &r), run(&mut slow, &r), "{}", r.body);
             if r.body.starts_with(r#"{"arg":{"channel":"trades""#) {
                 trades.push(r.body.clone());
+            } else if r.body.starts_with(r#"{"arg":{"channel":"books""#) {
+                books.push(r.body.clone());
             }
         }
-        // Today's layout adds `count`; a push may carry several trades.
+        // Today's layouts: trades add `count`, books add `prevSeqId`/`seqId` (a gap, then a
+        // snapshot that resyncs).
         let now = r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","tradeId":"130639474","px":"42219.9","sz":"0.12060306","side":"sell","ts":"1630048897897","count":"3"},{"instId":"BTC-USDT","tradeId":"130639475","px":"42220","sz":"1","side":"buy","ts":"1630048897898","count":"1"}]}"#;
         trades.push(now.to_owned());
-        assert!(trades.len() > 10);
+        for body in [
+            r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"asks":[["30238.9","1","0","1"]],"bids":[],"ts":"1652459226393","checksum":-855196043,"prevSeqId":123456,"seqId":123457}]}"#,
+            r#"{"arg":{"channel":"books","instId":"ETH-USDT"},"action":"snapshot","data":[{"asks":[["8476.98","415","0","13"],["8477","7","0","2"]],"bids":[["8476","256","0","12"]],"ts":"1597026383085","checksum":-1200119424,"prevSeqId":-1,"seqId":123456}]}"#,
+        ] {
+            books.push(body.to_owned());
+        }
+        // The real pushes all read exactly; the small ones (updates) are also mangled.
+        let small: Vec<&String> = books.iter().filter(|b| b.len() < 1500).take(12).collect();
+        assert!(trades.len() > 10 && books.len() > 40 && small.len() >= 10, "{} {}", books.len(), small.len());
+        let probe = |body: &str| {
+            let r = RawRecord { ts_ns: 7, kind: RawKind::Ws, body: body.to_owned(), input: 0, line: 1 };
+            let mut c = OkxChecker::default();
+            let mut report = CheckReport::default();
+            c.trades_exact(&r, &mut report).is_some() || c.books_exact(&r, &mut report).is_some()
+        };
+        assert!(trades.iter().chain(&books).all(|b| probe(b)), "a real push fell back to serde");
         let mut rng = 0x2545_F491_4F6C_DD1D_u64;
-        let (mut taken, mut mangled) = (0, 0);
-        for (k, body) in trades.iter().enumerate() {
-            let mut bodies = vec![body.clone()];
-            for cut in 0..body.len() {
-                bodies.push(body[..cut].to_owned());
-            }
-            for _ in 0..300 {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                let mut b = body.clone().into_bytes();
-                let at = (rng as usize) % b.len();
-                let bytes = b"\"{}[],:.-+e0 19\\\x01tfnx";
-                b[at] = bytes[(rng >> 32) as usize % bytes.len()];
-                bodies.push(String::from_utf8(b).unwrap());
-            }
-            for (j, body) in bodies.into_iter().enumerate() {
-                let r = RawRecord { ts_ns: 7, kind: RawKind::Ws, body, input: 0, line: (k * 1000 + j) as u64 };
-                let mut probe = OkxChecker::default();
-                let took = probe.trades_exact(&r, &mut CheckReport::default()).is_some();
-                taken += usize::from(took && j == 0);
-                mangled += usize::from(j > 0);
+        let mut mangled = 0;
+        for (k, body) in trades.iter().chain(small).enumerate() {
+            for (j, body) in wire::damaged(body, 300, &mut rng).into_iter().enumerate() {
+                let r = RawRecord { ts_ns: 7, kind: RawKind::Ws, body, input: 0, line: (k * 10_000 + j) as u64 };
+                mangled += 1;
                 assert_eq!(run(&mut fast, &r), run(&mut slow, &r), "{}", r.body);
             }
         }
-        // The exact path took every real and current-layout trade push.
-        assert_eq!(taken, trades.len());
-        assert!(mangled > 4000, "{mangled}");
+        assert!(mangled > 10_000, "{mangled}");
     }
 
     #[test]

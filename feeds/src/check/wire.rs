@@ -320,6 +320,30 @@ impl<'a> Exact<'a> {
         Some(b.iter().fold(0, |v, d| v * 10 + u64::from(d - b'0')))
     }
 
+    /// A JSON integer of at most 18 digits (so it fits an `i64`), as serde reads one.
+    #[inline]
+    pub(crate) fn int(&mut self) -> Option<i64> {
+        let rest = &self.s.as_bytes()[self.i..];
+        let neg = rest.first() == Some(&b'-');
+        let digits = &rest[usize::from(neg)..];
+        let len = digits.iter().take_while(|c| c.is_ascii_digit()).count();
+        // No leading zero (JSON has none), no `-0` (serde reads it as a float) and no fraction
+        // or exponent (serde would not read those as an integer).
+        let zero_led = digits.first() == Some(&b'0');
+        let ok = (1..=18).contains(&len)
+            && (!zero_led || (len == 1 && !neg))
+            && !matches!(digits.get(len), Some(b'.' | b'e' | b'E'));
+        ok.then_some(())?;
+        let v = digits[..len].iter().fold(0_i64, |v, d| v * 10 + i64::from(d - b'0'));
+        self.i += usize::from(neg) + len;
+        Some(if neg { -v } else { v })
+    }
+
+    /// Where the cursor is, in bytes from the start.
+    pub(crate) fn pos(&self) -> usize {
+        self.i
+    }
+
     /// The text of `range` (from [`Self::text`]).
     pub(crate) fn str(&self, range: std::ops::Range<usize>) -> &'a str {
         self.s.get(range).unwrap_or_default()
@@ -329,6 +353,86 @@ impl<'a> Exact<'a> {
     pub(crate) fn end(&self) -> Option<()> {
         (self.i == self.s.len()).then_some(())
     }
+}
+
+/// A book push's levels: a JSON array read through serde, or the inside of one that
+/// [`levels_exact`] already walked (`["px","sz",..],..` with nothing unusual in it).
+#[derive(Clone, Copy)]
+pub(crate) enum Levels<'a> {
+    Json(&'a RawValue),
+    Exact(&'a str),
+}
+
+impl<'a> Levels<'a> {
+    /// Calls `f` on each level in order; the first error ends the walk.
+    pub(crate) fn for_each(self, mut f: impl FnMut(Level<'a>) -> Result<(), String>) -> Result<(), String> {
+        match self {
+            Levels::Json(raw) => for_each(raw, f),
+            Levels::Exact(inside) => {
+                let mut c = Exact::new(inside);
+                while c.end().is_none() {
+                    let (px, sz) = level_exact(&mut c).ok_or("book level out of its checked layout")?;
+                    f(Level(c.str(px), c.str(sz)))?;
+                    if !c.take(b",") {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A level as the venues lay it out: `["px","sz"(,"..")*]`, all strings without escapes
+/// (OKX adds two more, Bybit none); the ranges of the price and size.
+#[inline]
+fn level_exact(c: &mut Exact<'_>) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>)> {
+    c.lit(b"[")?;
+    let px = c.text()?;
+    c.lit(b",")?;
+    let sz = c.text()?;
+    while c.take(b",") {
+        c.text()?;
+    }
+    c.lit(b"]")?;
+    Some((px, sz))
+}
+
+/// A whole array of such levels (`[` .. `]`): the range of what is inside.
+pub(crate) fn levels_exact(c: &mut Exact<'_>) -> Option<std::ops::Range<usize>> {
+    c.lit(b"[")?;
+    let start = c.pos();
+    if !c.take(b"]") {
+        loop {
+            level_exact(c)?;
+            if !c.take(b",") {
+                break;
+            }
+        }
+        c.lit(b"]")?;
+    }
+    Some(start..c.pos() - 1)
+}
+
+/// Tests: a frame cut at every byte, and `n` copies each with one byte replaced by JSON's
+/// punctuation, digits or letters (xorshift from `rng`): what an exact reader must either read
+/// as serde does or leave to serde.
+#[cfg(test)]
+pub(crate) fn damaged(body: &str, n: usize, rng: &mut u64) -> Vec<String> {
+    let mut out: Vec<String> = (0..body.len()).filter_map(|cut| body.get(..cut)).map(str::to_owned).collect();
+    for _ in 0..n {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        let mut b = body.as_bytes().to_vec();
+        let at = (*rng as usize) % b.len().max(1);
+        let bytes = b"\"{}[],:.-+e0 19\\\x01tfnx";
+        if let Some(c) = b.get_mut(at) {
+            *c = bytes[(*rng >> 32) as usize % bytes.len()];
+        }
+        out.extend(String::from_utf8(b).ok());
+    }
+    out
 }
 
 #[cfg(test)]
@@ -366,6 +470,41 @@ mod tests {
         let n: Vec<Num> = serde_json::from_str(r#"[7, "8", "x", -1, 1.5, null]"#).unwrap();
         assert_eq!(n, [Num(7), Num(8), Num(0), Num(0), Num(0), Num(0)]);
         assert_eq!(Num(1_700_000_000_123).millis_ns(), 1_700_000_000_123_000_000);
+    }
+
+    #[test]
+    fn exact_integers_are_the_ones_serde_reads_as_i64() {
+        let cases = [
+            "0",
+            "-0",
+            "7",
+            "-855196043",
+            "123456789012345678",
+            "-123456789012345678",
+            "1234567890123456789",
+            "01",
+            "-",
+            "1.5",
+            "1e3",
+            "1E3",
+            "-01",
+            "",
+            "x",
+            "12}",
+            "--1",
+        ];
+        for text in cases {
+            let serde = serde_json::from_str::<i64>(text).ok();
+            let mut c = Exact::new(text);
+            match c.int() {
+                // Taken: serde reads the same number from the same bytes.
+                Some(v) => assert_eq!(serde_json::from_str::<i64>(&text[..c.pos()]).ok(), Some(v), "{text}"),
+                // Refused: serde may read it (19 digits), but then the serde path does.
+                None => assert!(serde.is_none() || text.trim_start_matches('-').len() > 18, "{text}"),
+            }
+        }
+        assert_eq!(Exact::new("-855196043,").int(), Some(-855_196_043));
+        assert_eq!(Exact::new("12}").int(), Some(12));
     }
 
     #[test]
