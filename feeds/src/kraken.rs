@@ -664,6 +664,17 @@ mod tests {
         assert_eq!((b.asks.len(), b.out_of_range, out.len()), (1, 1, 0));
         assert_eq!(key("0.000022900").unwrap(), 22_900);
         assert!(key("1.0000000001").is_err() && key("-1").is_err() && key("1e5").is_err());
+        // Both sides of the 64-bit fast path, and what neither takes.
+        assert_eq!(key("9999999999.999999999").unwrap(), 9_999_999_999_999_999_999);
+        assert_eq!(key("99999999999.5").unwrap(), 99_999_999_999_500_000_000);
+        assert_eq!(key("12345678901234567890123456.78").unwrap(), 12_345_678_901_234_567_890_123_456_780_000_000);
+        assert_eq!(
+            (key("1.").unwrap(), key("0").unwrap(), key("2.5000000000").unwrap()),
+            (1_000_000_000, 0, 2_500_000_000)
+        );
+        for bad in ["", ".5", "1.x", "1.5a", "x1", "1 ", "12345678901.2.3", "1.00000000x", "1\u{663}"] {
+            assert!(key(bad).is_err(), "{bad}");
+        }
         for bad in ["[1,{\"a\":[[\"x\",\"1\",\"0\"]]},\"book-10\",\"X/Y\"]", "[1,2]", "{", "[1,{},\"candles\",\"X/Y\"]"]
         {
             let r = decode_v1(bad).and_then(|f| match f {
