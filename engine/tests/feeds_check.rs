@@ -328,4 +328,15 @@ fn bad_input_is_counted_with_its_line_and_unknown_venues_are_refused() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+
+    // A missing input is named, and the system's reason is said once.
+    let missing = dir.join("missing.jsonl.gz");
+    for args in [&["feeds", "check", "--venue", "okx", "--input"][..], &["bench", "feeds", "--venue", "okx", "--input"]]
+    {
+        let out = Command::new(env!("CARGO_BIN_EXE_argus")).args(args).arg(&missing).output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("cannot open `{}`", missing.display())), "{err}");
+        assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    }
 }

@@ -25,6 +25,8 @@ pub enum FeedError {
     Http(String),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot open `{path}`")]
+    Open { path: String, source: std::io::Error },
     #[error("invalid url `{0}`")]
     Url(String),
     #[error("recording line {line}: {reason}")]
@@ -46,6 +48,11 @@ pub enum FeedError {
 }
 
 impl FeedError {
+    /// A file that could not be opened, by name.
+    pub fn open(path: &std::path::Path, source: std::io::Error) -> Self {
+        FeedError::Open { path: path.display().to_string(), source }
+    }
+
     /// True when retrying cannot help (bad configuration, closed consumer).
     pub fn is_terminal(&self) -> bool {
         matches!(self, FeedError::Url(_) | FeedError::QueueClosed | FeedError::WrongChain { .. })

@@ -70,7 +70,7 @@ impl RawReader {
     /// # Errors
     /// When the file cannot be opened or read.
     pub fn open(path: &Path, input: usize) -> Result<Self, FeedError> {
-        let mut file = BufReader::new(File::open(path)?);
+        let mut file = BufReader::new(File::open(path).map_err(|source| FeedError::open(path, source))?);
         let gz = file.fill_buf()?.starts_with(&[0x1f, 0x8b]);
         let reader: Box<dyn Read + Send> = if gz { Box::new(MultiGzDecoder::new(file)) } else { Box::new(file) };
         Ok(Self {

@@ -48,7 +48,7 @@ impl RecordingReader {
     /// # Errors
     /// When the file cannot be opened.
     pub fn open(path: &Path) -> Result<Self, FeedError> {
-        let file = File::open(path)?;
+        let file = File::open(path).map_err(|source| FeedError::open(path, source))?;
         let reader: Box<dyn Read + Send> = if path.extension().is_some_and(|e| e == "gz") {
             Box::new(MultiGzDecoder::new(file))
         } else {
