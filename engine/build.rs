@@ -3,8 +3,9 @@
 //!
 //! * An rpath to the torch `lib` folder, so `argus` and the test binaries run with no
 //!   `LD_LIBRARY_PATH`.
-//! * `libtorch_cuda` linked with `--no-as-needed`: nothing references its symbols directly, so the
-//!   linker would otherwise drop it and CUDA would silently be unavailable on a GPU machine.
+//! * `libtorch_cuda` is not linked: nothing references its symbols, and loading it with the NVIDIA
+//!   libraries it needs costs every process ~350 MB and ~0.2 s. `argus_models::cuda` loads it at
+//!   run time on a machine with a GPU (from the same folder, through this rpath).
 
 use std::path::PathBuf;
 
@@ -20,10 +21,4 @@ fn main() {
     let root = root.canonicalize().unwrap_or(root);
     let lib = root.join("lib");
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
-    if lib.join("libtorch_cuda.so").exists() {
-        println!("cargo:rustc-link-search=native={}", lib.display());
-        println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
-        println!("cargo:rustc-cfg=argus_torch_cuda");
-    }
-    println!("cargo:rustc-check-cfg=cfg(argus_torch_cuda)");
 }

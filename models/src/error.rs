@@ -11,6 +11,8 @@ pub enum ModelError {
     Torch(#[from] tch::TchError),
     #[error("device `{0}` is not available (use auto, cpu or cuda[:N])")]
     Device(String),
+    #[error("libtorch's CUDA backend did not load: {0}")]
+    CudaBackend(String),
     #[error("not enough training samples: {0}")]
     NotEnoughData(usize),
 }

@@ -30,6 +30,7 @@
 
 pub mod batch;
 pub mod card;
+pub mod cuda;
 mod error;
 pub mod features;
 pub mod market;

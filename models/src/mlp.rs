@@ -89,8 +89,9 @@ impl RowInput {
 /// Copies `x` over the values of `t`, a tensor [`RowInput::new`] made with `x.len()` values.
 ///
 /// tch has no safe call that writes into an existing tensor from a slice (each makes a new
-/// tensor), so this is the one `unsafe` block in argus outside tests (the counting allocator
-/// of `engine/tests/no_alloc.rs` is the other).
+/// tensor), so this is one of the two places with `unsafe` in argus outside tests (the other
+/// loads the CUDA backend, `cuda.rs`; the counting allocator of `engine/tests/no_alloc.rs` is
+/// the one in tests).
 #[allow(unsafe_code)]
 fn write_row(t: &mut Tensor, x: &[f32]) {
     let dst = t.data_ptr().cast::<f32>();
@@ -398,6 +399,14 @@ fn run_layers<'a>(layers: &'a mut [RowLayer], input: &Tensor) -> Result<&'a Tens
 /// # Errors
 /// `cuda` asked for on a machine without a usable GPU, or an unknown name.
 pub fn parse_device(s: &str) -> Result<Device, ModelError> {
+    if s == "auto" || s.starts_with("cuda") {
+        // The binary loads the backend at start on a GPU machine; a library caller gets it
+        // here (before its first torch call, see `cuda`). `auto` without it is the CPU.
+        let loaded = crate::cuda::load_backend();
+        if s != "auto" {
+            loaded?;
+        }
+    }
     match s {
         "auto" => Ok(Device::cuda_if_available()),
         "cpu" => Ok(Device::Cpu),
