@@ -42,7 +42,9 @@ s = d.get("scorer") or {}
 t = d.get("inference_thread") or {}
 print(f"{sys.argv[2]}: device {d['device']} batch1 p50 {d['batch1']['p50_ns']} ns, bare p50 "
       f"{d['raw_tch_batch1']['p50_ns']} ns, batch {d['batch']} {d['batched_scores_per_sec'] / 1e6:.2f} M scores/s"
-      + (f", fused pair p50 {s['batch1']['p50_ns']} ns" if s else "")
+      + (f", fused pair p50 {s['batch1']['p50_ns']} ns, pair batched {s['batched_rows_per_sec'] / 1e6:.2f} M rows/s fused"
+         f" vs {s['separate_batched_rows_per_sec'] / 1e6:.2f} separate, pair inference thread"
+         f" {s['inference_thread']['scores_per_sec'] / 1e6:.2f} M/s" if s else "")
       + (f", inference thread {t['scores_per_sec'] / 1e6:.2f} M/s p50 {t['latency']['p50_ns']} ns" if t else ""))
 PY
 }

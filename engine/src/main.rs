@@ -808,6 +808,17 @@ fn run(cli: Cli) -> Result<()> {
                         s.separate_batch1.p50_ns,
                         s.separate_batch1.p99_ns
                     );
+                    let t = &s.inference_thread;
+                    println!(
+                        "scorer batched ({} rows): {:.0} rows/s (one model after the other {:.0}); its inference thread: {:.0} rows/s, mean batch {:.1}, submit-to-result p50 {} ns, p99 {} ns",
+                        r.batch,
+                        s.batched_rows_per_sec,
+                        s.separate_batched_rows_per_sec,
+                        t.scores_per_sec,
+                        t.mean_batch,
+                        t.latency.p50_ns,
+                        t.latency.p99_ns
+                    );
                 }
                 if let Some(t) = &r.inference_thread {
                     println!(

@@ -71,6 +71,25 @@ pub struct ScorerBench {
     pub batch1: Percentiles,
     /// The alpha model's score, then the anomaly model's.
     pub separate_batch1: Percentiles,
+    /// Rows per second, `--batch` rows a call, through both models as one batched pass (when
+    /// fused)...
+    pub batched_rows_per_sec: f64,
+    /// ... and through each model's own batched call, one after the other.
+    pub separate_batched_rows_per_sec: f64,
+    /// The micro-batching inference thread over both models (fused on a GPU, separate on the
+    /// CPU), fed as fast as it takes requests.
+    pub inference_thread: ThreadBench,
+}
+
+/// Rows per second through `f` (`batch` rows a call) over about a second.
+fn throughput(batch: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    let (t0, mut rows) = (Instant::now(), 0_u64);
+    while t0.elapsed().as_secs_f64() < 1.0 {
+        f()?;
+        rows += batch as u64;
+    }
+    Ok(rows as f64 / t0.elapsed().as_secs_f64())
 }
 
 /// What to run, besides the model.
@@ -108,7 +127,21 @@ fn scorer(alpha: &Path, anomaly: &Path, o: &Options, x: &[f32]) -> Result<Scorer
             None => Ok(()),
         }
     })?;
-    Ok(ScorerBench { anomaly: anomaly.display().to_string(), fused: s.is_fused(), batch1, separate_batch1 })
+    let n = o.batch.max(1);
+    let rows = &x[..n * N_FEATURES];
+    let (mut signal, mut score) = (vec![0.0_f32; n], vec![0.0_f32; n]);
+    let batched_rows_per_sec = throughput(n, || Ok(s.score_rows_as(true, rows, n, &mut signal, &mut score)?))?;
+    let separate_batched_rows_per_sec =
+        throughput(n, || Ok(s.score_rows_as(false, rows, n, &mut signal, &mut score)?))?;
+    Ok(ScorerBench {
+        anomaly: anomaly.display().to_string(),
+        fused: s.is_fused(),
+        batch1,
+        separate_batch1,
+        batched_rows_per_sec,
+        separate_batched_rows_per_sec,
+        inference_thread: inference_thread(&paths, o.device, o.half, n.min(256), x)?,
+    })
 }
 
 /// The inference thread under saturation: requests submitted whenever its queue has room.
@@ -123,16 +156,21 @@ pub struct ThreadBench {
     pub latency: Percentiles,
 }
 
-/// Drives a [`BatchInference`] of the model at `path` (as the alpha model) with `requests`
-/// requests, keeping at most four batches in flight.
-fn inference_thread(path: &Path, device: Device, half: bool, max_batch: usize, x: &[f32]) -> Result<ThreadBench> {
+/// Drives a [`BatchInference`] of the models at `paths` with `requests` requests, keeping at
+/// most four batches in flight.
+fn inference_thread(
+    paths: &argus_models::market::MarketModelPaths,
+    device: Device,
+    half: bool,
+    max_batch: usize,
+    x: &[f32],
+) -> Result<ThreadBench> {
     use argus_models::batch::{BatchConfig, BatchInference};
     use argus_models::features::N_FEATURES;
     use std::sync::atomic::Ordering;
     let max_wait = std::time::Duration::from_micros(200);
     let cfg = BatchConfig { max_batch, max_wait, capacity: max_batch * 4 };
-    let paths = argus_models::market::MarketModelPaths { alpha: path.to_owned(), anomaly: None };
-    let inf = BatchInference::spawn(paths, device, half, cfg)?;
+    let inf = BatchInference::spawn(paths.clone(), device, half, cfg)?;
     let requests = 200_000_u64;
     let mut row = [0.0_f32; N_FEATURES];
     let mut sent_at = vec![Instant::now(); requests as usize + 1];
@@ -314,7 +352,8 @@ pub fn run(path: &Path, o: &Options) -> Result<ModelBench> {
     let secs = t0.elapsed().as_secs_f64();
     let thread = match &target {
         Target::Market(m) if m.card().kind == argus_models::card::MarketKind::Alpha => {
-            Some(inference_thread(path, device, half, batch.min(256), &x)?)
+            let alone = argus_models::market::MarketModelPaths { alpha: path.to_owned(), anomaly: None };
+            Some(inference_thread(&alone, device, half, batch.min(256), &x)?)
         }
         _ => None,
     };

@@ -248,6 +248,13 @@ fn models_bench_reports_batch1_overhead_and_the_inference_thread() {
     assert!(t["scores_per_sec"].as_f64().unwrap() > 0.0);
     assert!(t["mean_batch"].as_f64().unwrap() > 1.0, "requests were batched: {t}");
     assert!(t["latency"]["p50_ns"].as_u64().unwrap() <= t["latency"]["p99_ns"].as_u64().unwrap());
+    // The pair batched, fused and one model after the other, and its inference thread.
+    assert!(
+        s["batched_rows_per_sec"].as_f64().unwrap() > 0.0 && s["separate_batched_rows_per_sec"].as_f64().unwrap() > 0.0
+    );
+    let t = &s["inference_thread"];
+    assert_eq!((t["requests"].as_u64(), t["max_batch"].as_u64()), (Some(200_000), Some(256)));
+    assert!(t["mean_batch"].as_f64().unwrap() > 1.0, "requests were batched: {t}");
 
     // An anomaly model is timed beside an alpha model only.
     let o = argus()

@@ -1,7 +1,7 @@
 //! An inference thread that micro-batches: requests (an event sequence and its feature vector)
 //! arrive on a bounded queue; the thread takes the first, then more until it has `max_batch` or
-//! `max_wait` has passed since the first arrived, scores them in one libtorch call per model,
-//! and returns each result on a second queue tagged with its sequence. For CUDA (one kernel
+//! `max_wait` has passed since the first arrived, scores them ([`MarketScorer::score_rows`]: one
+//! pass through both models on a GPU, one per model on the CPU), and returns each result on a second queue tagged with its sequence. For CUDA (one kernel
 //! launch per batch instead of per event) and for models too heavy to run inline.
 //!
 //! The hot thread never blocks on it: [`BatchInference::try_submit`] fails when the request
@@ -157,12 +157,9 @@ impl Drop for BatchInference {
 fn warm_up(scorer: &MarketScorer, cfg: BatchConfig) -> Result<(), ModelError> {
     let n = cfg.max_batch.max(1);
     let rows = vec![0.0_f32; n * N_FEATURES];
-    let mut out = vec![0.0_f32; n];
+    let (mut signal, mut anomaly) = (vec![0.0_f32; n], vec![0.0_f32; n]);
     for _ in 0..3 {
-        scorer.alpha.score_rows(&rows, n, &mut out)?;
-        if let Some(m) = &scorer.anomaly {
-            m.score_rows(&rows, n, &mut out)?;
-        }
+        scorer.score_rows(&rows, n, &mut signal, &mut anomaly)?;
     }
     Ok(())
 }
@@ -191,14 +188,7 @@ fn serve(scorer: &MarketScorer, rx: &Receiver<Request>, tx: &Sender<Response>, c
             rows.extend_from_slice(&r.features);
         }
         let n = batch.len();
-        let ok = scorer.alpha.score_rows(&rows, n, &mut signal).is_ok()
-            && match &scorer.anomaly {
-                Some(m) => m.score_rows(&rows, n, &mut anomaly).is_ok(),
-                None => {
-                    anomaly[..n].fill(0.0);
-                    true
-                }
-            };
+        let ok = scorer.score_rows(&rows, n, &mut signal, &mut anomaly).is_ok();
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.rows.fetch_add(n as u64, Ordering::Relaxed);
         stats.largest_batch.fetch_max(n as u64, Ordering::Relaxed);

@@ -445,6 +445,74 @@ impl MarketScorer {
     pub fn is_fused(&self) -> bool {
         self.fused.is_some()
     }
+
+    /// Scores `n` unstandardised rows (row-major) into `signal[..n]` and `anomaly[..n]` (0
+    /// without an anomaly model), as the inference thread does: on a GPU, fused, one batched
+    /// pass through both networks (half the kernel launches); on the CPU each model's own batch,
+    /// since there a batch is bound by arithmetic and the fused layers' zero blocks double it
+    /// (measured: equal at 256 rows, fused 1.4-2.5x slower at 4096; BENCHMARKS.md).
+    ///
+    /// # Errors
+    /// Wrong lengths or torch failures.
+    pub fn score_rows(
+        &self,
+        rows: &[f32],
+        n: usize,
+        signal: &mut [f32],
+        anomaly: &mut [f32],
+    ) -> Result<(), ModelError> {
+        self.score_rows_as(self.alpha.device != Device::Cpu, rows, n, signal, anomaly)
+    }
+
+    /// [`Self::score_rows`] fused (when the pair is fused) or not, whatever the device.
+    ///
+    /// # Errors
+    /// Wrong lengths or torch failures.
+    pub fn score_rows_as(
+        &self,
+        fused: bool,
+        rows: &[f32],
+        n: usize,
+        signal: &mut [f32],
+        anomaly: &mut [f32],
+    ) -> Result<(), ModelError> {
+        let d = N_FEATURES;
+        if rows.len() != n * d || signal.len() < n || anomaly.len() < n {
+            return Err(bad(Path::new(&self.alpha.card.name), format!("{} values for {n} rows of {d}", rows.len())));
+        }
+        let (Some(f), Some(b), true) = (&self.fused, &self.anomaly, fused) else {
+            self.alpha.score_rows(rows, n, signal)?;
+            return match &self.anomaly {
+                Some(m) => m.score_rows(rows, n, anomaly),
+                None => {
+                    anomaly[..n].fill(0.0);
+                    Ok(())
+                }
+            };
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        let a = &self.alpha;
+        let mut x = vec![0.0_f32; n * 2 * d];
+        for (r, xr) in rows.chunks_exact(d).zip(x.chunks_exact_mut(2 * d)) {
+            let (xa, xb) = xr.split_at_mut(d);
+            a.standardize(r, xa);
+            b.standardize(r, xb);
+        }
+        let k = 1 + d;
+        let y = tch::no_grad(|| -> Result<Tensor, tch::TchError> {
+            let xs = crate::mlp::input_tensor(&x, n, 2 * d, &mut Vec::new())?.f_to_device(a.device)?;
+            f.net.forward_rows(&xs)?.f_to_device(Device::Cpu)?.f_contiguous()
+        })?;
+        let mut ys = vec![0.0_f32; n * k];
+        y.f_copy_data(&mut ys, n * k)?;
+        for (i, (xr, yr)) in x.chunks_exact(2 * d).zip(ys.chunks_exact(k)).enumerate() {
+            signal[i] = a.finish(&xr[..d], &yr[..1]);
+            anomaly[i] = b.finish(&xr[d..], &yr[1..]);
+        }
+        Ok(())
+    }
 }
 
 impl Scorer for MarketScorer {

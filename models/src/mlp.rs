@@ -376,6 +376,24 @@ impl RowNet {
     pub fn forward(&mut self, input: &Tensor) -> Result<&Tensor, tch::TchError> {
         run_layers(&mut self.layers, input)
     }
+
+    /// The same layers on a batch: `input` is `[n, inputs]` on this net's device, the result
+    /// `[n, outputs]` (new tensors: batches are not the per-event path).
+    ///
+    /// # Errors
+    /// An input of another width, or torch failures.
+    pub fn forward_rows(&self, input: &Tensor) -> Result<Tensor, tch::TchError> {
+        let _guard = tch::no_grad_guard();
+        let n = self.layers.len();
+        let mut x = input.shallow_clone();
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.bias.f_addmm(&x, &layer.w_t)?;
+            if i + 1 < n {
+                x = x.f_relu_()?;
+            }
+        }
+        Ok(x)
+    }
 }
 
 /// Runs `layers` on `input`, each into its own output tensor; the last one's is the result.

@@ -136,6 +136,25 @@ fn the_bundled_models_match_this_build_and_score() {
             }
         }
         assert!(s.score(&all[0].features[..17], &mut out).is_err());
+        // A batch through the fused network (the inference thread's path) equals each model's
+        // own batch, row by row.
+        let rows: Vec<f32> = all.iter().step_by(37).take(300).flat_map(|s| s.features).collect();
+        let n = rows.len() / N_FEATURES;
+        let (mut signal, mut anomaly) = (vec![0.0_f32; n], vec![0.0_f32; n]);
+        s.score_rows_as(true, &rows, n, &mut signal, &mut anomaly).unwrap();
+        let (mut want_signal, mut want_anomaly) = (vec![0.0_f32; n], vec![0.0_f32; n]);
+        s.alpha.score_rows(&rows, n, &mut want_signal).unwrap();
+        s.anomaly.as_ref().unwrap().score_rows(&rows, n, &mut want_anomaly).unwrap();
+        let (mut cpu_signal, mut cpu_anomaly) = (vec![0.0_f32; n], vec![0.0_f32; n]);
+        s.score_rows(&rows, n, &mut cpu_signal, &mut cpu_anomaly).unwrap();
+        assert_eq!((&cpu_signal, &cpu_anomaly), (&want_signal, &want_anomaly), "the CPU batches each model alone");
+        for (got, want) in [(&signal, &want_signal), (&anomaly, &want_anomaly)] {
+            for (i, (g, w)) in got.iter().zip(want.iter()).enumerate() {
+                assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "row {i}: {g} vs {w}");
+            }
+        }
+        assert!(signal.iter().any(|v| *v != signal[0]) && anomaly.iter().any(|v| *v != anomaly[0]));
+        assert!(s.score_rows(&rows[..rows.len() - 1], n, &mut signal, &mut anomaly).is_err());
     }
     let err =
         MarketScorer::load(&MarketModelPaths { alpha: zoo().anomaly.unwrap(), anomaly: None }, tch::Device::Cpu, false)
