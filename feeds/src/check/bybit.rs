@@ -319,14 +319,7 @@ mod tests {
     use super::*;
     use crate::rawlog::{MergedInputs, RawKind};
 
-    /// A frame through a checker: its report (as JSON) and the events it emitted.
-    fn run(c: &mut BybitChecker, r: &RawRecord) -> (String, Vec<(String, argus_core::MarketEvent)>) {
-        let mut report = CheckReport::default();
-        c.on_ws(r, &mut report);
-        let mut events = Vec::new();
-        c.take_events(&mut |s, e| events.push((s.to_owned(), *e)));
-        (serde_json::to_string(&report).unwrap(), events)
-    }
+    use crate::check::run_frame as run;
 
     #[test]
     fn exact_books_read_as_serde_does_on_real_and_damaged_frames() {

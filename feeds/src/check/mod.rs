@@ -445,3 +445,13 @@ pub fn check_records<'a>(venue: CheckVenue, records: impl IntoIterator<Item = &'
     report.books = checker.books().into_iter().collect();
     report
 }
+
+/// Tests: a frame through a checker, its report (as JSON) and the events it emitted.
+#[cfg(test)]
+pub(crate) fn run_frame(c: &mut dyn Checker, r: &RawRecord) -> (String, Vec<(String, argus_core::MarketEvent)>) {
+    let mut report = CheckReport::default();
+    c.on_ws(r, &mut report);
+    let mut events = Vec::new();
+    c.take_events(&mut |s, e| events.push((s.to_owned(), *e)));
+    (serde_json::to_string(&report).unwrap_or_default(), events)
+}
