@@ -450,7 +450,7 @@ impl MarketScorer {
     /// without an anomaly model), as the inference thread does: on a GPU, fused, one batched
     /// pass through both networks (half the kernel launches); on the CPU each model's own batch,
     /// since there a batch is bound by arithmetic and the fused layers' zero blocks double it
-    /// (measured: equal at 256 rows, fused 1.4-2.5x slower at 4096; BENCHMARKS.md).
+    /// (measured: equal at 256 rows, fused 1.3-2.5x slower at 4096; BENCHMARKS.md).
     ///
     /// # Errors
     /// Wrong lengths or torch failures.
