@@ -50,6 +50,10 @@ pub struct KrakenBook {
     asks: Ladder,
     /// Levels kept for the checksum but beyond `Price`'s range, so not in the core book.
     pub out_of_range: u64,
+    /// The last checksum computed (with its padding), valid while `top_changed` is false.
+    last_checksum: Option<(Option<u8>, Option<u8>, u32)>,
+    /// A level within either side's top 10 (all the checksum reads) changed since.
+    top_changed: bool,
 }
 
 /// One trade of either version, with the pair and venue time.
@@ -76,6 +80,23 @@ fn seconds_ns(s: &str) -> u64 {
 
 /// A book level as received: side, price and volume strings.
 pub type KrakenLevel<'a> = (Side, &'a str, &'a str);
+
+/// Anything that reads as a book level: a decoded frame's borrowed levels or owned ones.
+pub trait AsLevel {
+    fn level(&self) -> KrakenLevel<'_>;
+}
+
+impl<S: AsRef<str>> AsLevel for &(Side, S, S) {
+    fn level(&self) -> KrakenLevel<'_> {
+        (self.0, self.1.as_ref(), self.2.as_ref())
+    }
+}
+
+impl AsLevel for KrakenLevel<'_> {
+    fn level(&self) -> KrakenLevel<'_> {
+        *self
+    }
+}
 
 /// What a v1 frame was. Strings point into the frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,57 +270,154 @@ pub fn decode_v1(frame: &str) -> Result<KrakenV1<'_>, FeedError> {
     }
 }
 
+/// A v1 book push read in Kraken's own layout by [`book_v1_exact`]; its levels are in the
+/// caller's [`ExactLevels`].
+#[derive(Debug, Clone)]
+pub struct ExactBook<'a> {
+    pub pair: &'a str,
+    pub depth: usize,
+    pub snapshot: bool,
+    pub checksum: Option<u32>,
+    /// Where each level array's levels are in [`ExactLevels`], with their side, in the order
+    /// serde's reading applies them (object by object; in each, `as`, `bs`, `a`, `b`).
+    parts: [(Side, usize, usize); 4],
+    n: usize,
+}
+
+/// The places of the levels [`book_v1_exact`] checked: kept by the caller from frame to frame
+/// so that reading a push allocates nothing once it has grown to the deepest snapshot.
+#[derive(Debug, Default)]
+pub struct ExactLevels(Vec<wire::LevelAt>);
+
+impl<'a> ExactBook<'a> {
+    /// Every level of `frame` (the one this was read from), in order.
+    pub fn levels<'l>(
+        &'l self,
+        frame: &'a str,
+        at: &'l ExactLevels,
+    ) -> impl Iterator<Item = KrakenLevel<'a>> + Clone + 'l {
+        let text = move |r: &std::ops::Range<usize>| frame.get(r.clone()).unwrap_or_default();
+        self.parts[..self.n].iter().flat_map(move |&(side, from, to)| {
+            at.0.get(from..to).unwrap_or_default().iter().map(move |l| (side, text(&l.px), text(&l.sz)))
+        })
+    }
+}
+
+/// A v1 `book-N` push exactly as Kraken lays it out, read in one pass without serde:
+/// `[id,{"a":[["p","q","t"(,"r")],..],"c":"123"}(,{..}),"book-N","PAIR"]`, one or two objects
+/// with `as`/`bs` (snapshot) or `a`/`b` levels and an optional checksum, no whitespace, strings
+/// without escapes. `None` for anything else (other channels, events, any difference at all):
+/// [`decode_v1`] then reads the frame, so this path only takes frames it reads the same way.
+pub fn book_v1_exact<'a>(frame: &'a str, at: &mut ExactLevels) -> Option<ExactBook<'a>> {
+    at.0.clear();
+    let mut c = wire::Exact::new(frame);
+    c.lit(b"[")?;
+    c.int()?;
+    let mut book =
+        ExactBook { pair: "", depth: 0, snapshot: false, checksum: None, parts: [(Side::Buy, 0, 0); 4], n: 0 };
+    let mut objects = 0;
+    while c.take(b",{") {
+        objects += 1;
+        // `as`, `bs`, `a`, `b` (serde's field order): where their levels are in `at`.
+        let mut slots: [Option<(usize, usize)>; 4] = [None; 4];
+        let mut checksum = None;
+        loop {
+            let slot = if c.take(b"\"as\":") {
+                0
+            } else if c.take(b"\"bs\":") {
+                1
+            } else if c.take(b"\"a\":") {
+                2
+            } else if c.take(b"\"b\":") {
+                3
+            } else {
+                c.lit(b"\"c\":")?;
+                let r = c.text()?;
+                let t = c.str(r);
+                let digits = !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+                // A repeated key is serde's error to report.
+                (digits && checksum.is_none()).then_some(())?;
+                checksum = Some(t.parse::<u32>().ok()?);
+                if c.take(b",") {
+                    continue;
+                }
+                break;
+            };
+            slots[slot].is_none().then_some(())?;
+            let from = at.0.len();
+            wire::levels_exact_with(&mut c, |l| at.0.push(l))?;
+            slots[slot] = Some((from, at.0.len()));
+            if !c.take(b",") {
+                break;
+            }
+        }
+        c.lit(b"}")?;
+        for (slot, side) in [(0, Side::Sell), (1, Side::Buy), (2, Side::Sell), (3, Side::Buy)] {
+            let Some((from, to)) = slots[slot] else { continue };
+            *book.parts.get_mut(book.n)? = (side, from, to);
+            book.n += 1;
+            book.snapshot |= slot < 2;
+        }
+        if checksum.is_some() {
+            book.checksum = checksum;
+        }
+    }
+    (1..=2).contains(&objects).then_some(())?;
+    c.lit(b",")?;
+    let r = c.text()?;
+    let depth = c.str(r).strip_prefix("book-")?;
+    (!depth.is_empty() && depth.bytes().all(|b| b.is_ascii_digit())).then_some(())?;
+    book.depth = depth.parse().ok()?;
+    c.lit(b",")?;
+    let r = c.text()?;
+    book.pair = c.str(r);
+    c.lit(b"]")?;
+    c.end()?;
+    Some(book)
+}
+
 /// Feeds a decimal's checksum form to `crc`: without `.` and leading zeros. With `pad_to`, the
 /// fraction is first widened with zeros to that many digits (v2's fixed precision).
 fn checksum_part(crc: &mut wire::Crc, v: &[u8], pad_to: Option<u8>) {
-    // The fraction's digits so far (`None` before the point).
-    let mut frac: Option<usize> = None;
-    let mut started = false;
-    let mut from = v.len();
-    for (i, &b) in v.iter().enumerate() {
-        if b == b'.' {
-            frac = Some(0);
-            if started {
-                crc.push(&v[from..i]);
-                from = i + 1;
-            }
-            continue;
+    const ZEROS: [u8; 32] = [b'0'; 32];
+    // All zeros (and points): nothing, and a zero appended to it is a leading zero too.
+    let Some(start) = v.iter().position(|&b| b != b'0' && b != b'.') else { return };
+    let dot = v.iter().position(|&b| b == b'.');
+    match dot {
+        Some(d) if d > start => {
+            crc.push(&v[start..d]);
+            crc.push(&v[d + 1..]);
         }
-        frac = frac.map(|f| f + 1);
-        if !started && b != b'0' {
-            started = true;
-            from = i;
-        }
+        _ => crc.push(&v[start..]),
     }
-    if started {
-        crc.push(&v[from..]);
-    }
-    if let Some(d) = pad_to {
-        // A zero appended to a value that is still all zeros is a leading zero too.
-        if started {
-            for _ in frac.unwrap_or(0)..usize::from(d) {
-                crc.push(b"0");
-            }
+    if let Some(pad) = pad_to {
+        let frac = dot.map_or(0, |d| v.len() - d - 1);
+        let mut missing = usize::from(pad).saturating_sub(frac);
+        while missing > 0 {
+            let n = missing.min(ZEROS.len());
+            crc.push(&ZEROS[..n]);
+            missing -= n;
         }
     }
 }
 
 impl KrakenBook {
     pub fn new(depth: usize) -> Self {
-        Self { depth: depth.max(1), ..Self::default() }
+        Self { depth: depth.max(1), top_changed: true, ..Self::default() }
     }
 
     /// Replaces the book with a snapshot's levels; emits `Clear` + adds.
     ///
     /// # Errors
     /// A malformed decimal (the book is then left cleared).
-    pub fn snapshot<S: AsRef<str>>(
+    pub fn snapshot<L: AsLevel>(
         &mut self,
-        levels: &[(Side, S, S)],
+        levels: impl IntoIterator<Item = L>,
         out: &mut Vec<BookDelta>,
     ) -> Result<(), FeedError> {
         self.bids.clear();
         self.asks.clear();
+        self.top_changed = true;
         out.push(delta(BookAction::Clear, Side::Buy, Price::ZERO, Qty::ZERO, DeltaFlags::SNAPSHOT));
         self.apply(levels, out, DeltaFlags::SNAPSHOT)
     }
@@ -308,26 +426,30 @@ impl KrakenBook {
     ///
     /// # Errors
     /// A malformed decimal (levels before it stay applied; the caller marks the book stale).
-    pub fn update<S: AsRef<str>>(
+    pub fn update<L: AsLevel>(
         &mut self,
-        levels: &[(Side, S, S)],
+        levels: impl IntoIterator<Item = L>,
         out: &mut Vec<BookDelta>,
     ) -> Result<(), FeedError> {
         self.apply(levels, out, 0)
     }
 
-    fn apply<S: AsRef<str>>(
+    fn apply<L: AsLevel>(
         &mut self,
-        levels: &[(Side, S, S)],
+        levels: impl IntoIterator<Item = L>,
         out: &mut Vec<BookDelta>,
         flags: u8,
     ) -> Result<(), FeedError> {
-        for (side, p, q) in levels {
-            let (p, q) = (p.as_ref(), q.as_ref());
+        for level in levels {
+            let (side, p, q) = level.level();
+            let side = &side;
             let k = key(p)?;
             let qty = Qty::parse_size(q).map_err(|source| FeedError::Decimal { field: "volume", source })?;
             // The core book holds what `Price` can; the rest only feeds the checksum.
             let price = i64::try_from(k).ok().map(Price::from_units);
+            if !self.top_changed {
+                self.top_changed = self.in_top(*side, k);
+            }
             let ladder = if *side == Side::Buy { &mut self.bids } else { &mut self.asks };
             if qty.units() == 0 {
                 if ladder.remove(&k).is_some() {
@@ -345,7 +467,9 @@ impl KrakenBook {
                 }
             }
         }
-        // Levels pushed beyond the subscribed depth leave silently on Kraken's side.
+        // Levels pushed beyond the subscribed depth leave silently on Kraken's side (beyond
+        // the top 10 too, unless the depth is 10 or less).
+        self.top_changed |= self.depth <= 10;
         while self.bids.len() > self.depth {
             if let Some((px, _)) = self.bids.pop_first() {
                 if let Ok(px) = i64::try_from(px) {
@@ -366,6 +490,15 @@ impl KrakenBook {
         Ok(())
     }
 
+    /// Whether a level at `k` on `side` is among the 10 the checksum reads (or would be, once
+    /// inserted): a change anywhere deeper leaves the checksum as it was.
+    fn in_top(&self, side: Side, k: i128) -> bool {
+        match side {
+            Side::Buy => self.bids.keys().rev().nth(9).is_none_or(|tenth| k >= *tenth),
+            Side::Sell => self.asks.keys().nth(9).is_none_or(|tenth| k <= *tenth),
+        }
+    }
+
     /// Best bid as the venue wrote it.
     pub fn best_bid(&self) -> Option<(&str, &str)> {
         self.bids.values().next_back().map(|(p, q)| (p.as_str(), q.as_str()))
@@ -382,18 +515,31 @@ impl KrakenBook {
     }
 
     /// The v2 checksum: like v1, over numbers formatted at the pair's precision.
-    pub fn checksum_v2(&self, price_decimals: u8, qty_decimals: u8) -> u32 {
+    pub fn checksum_v2(&mut self, price_decimals: u8, qty_decimals: u8) -> u32 {
         self.checksum_with(Some(price_decimals), Some(qty_decimals))
     }
 
     /// The v1 checksum of the book as it stands.
-    pub fn checksum(&self) -> u32 {
+    pub fn checksum(&mut self) -> u32 {
         self.checksum_with(None, None)
     }
 
     /// Top 10 asks (ascending) then top 10 bids (descending), each price and volume without
-    /// `.` and leading zeros, CRC32 over the concatenation (fed piece by piece).
-    fn checksum_with(&self, price_pad: Option<u8>, qty_pad: Option<u8>) -> u32 {
+    /// `.` and leading zeros, CRC32 over the concatenation (fed piece by piece). Computed again
+    /// only after a change reached either side's top 10 (or the padding changed).
+    fn checksum_with(&mut self, price_pad: Option<u8>, qty_pad: Option<u8>) -> u32 {
+        if let Some((pp, qp, c)) = self.last_checksum {
+            if !self.top_changed && (pp, qp) == (price_pad, qty_pad) {
+                return c;
+            }
+        }
+        let c = self.compute_checksum(price_pad, qty_pad);
+        self.last_checksum = Some((price_pad, qty_pad, c));
+        self.top_changed = false;
+        c
+    }
+
+    fn compute_checksum(&self, price_pad: Option<u8>, qty_pad: Option<u8>) -> u32 {
         let mut crc = wire::Crc::new();
         for (p, q) in self.asks.values().take(10).chain(self.bids.values().rev().take(10)) {
             checksum_part(&mut crc, p.as_bytes(), price_pad);
@@ -641,6 +787,64 @@ mod tests {
                 let mut crc = wire::Crc::new();
                 checksum_part(&mut crc, v.as_bytes(), d);
                 assert_eq!(crc.finish(), crc32fast::hash(naive(v, d).as_bytes()), "{v} {d:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn kept_checksum_equals_one_computed_afresh_after_every_update() {
+        // Changes deep in a book keep the last checksum; any within either side's top 10
+        // (inserts, deletes, truncation at a shallow depth) must recompute it. `v1` is checked
+        // with v1's recipe, `v2` (the same updates) with v2's padding.
+        for depth in [10, 12, 30] {
+            let (mut v1, mut out) = (KrakenBook::new(depth), Vec::new());
+            let lv = |side, p: u32, q: u32| (side, format!("{}.{:02}", p / 100, p % 100), format!("{q}.5"));
+            let mut snap = Vec::new();
+            for i in 0..depth as u32 {
+                snap.push(lv(Side::Buy, 10_000 - 10 * i, i + 1));
+                snap.push(lv(Side::Sell, 10_010 + 10 * i, i + 1));
+            }
+            v1.snapshot(&snap, &mut out).unwrap();
+            let mut v2 = v1.clone();
+            let mut rng = 0x2545_f491_u64;
+            let (mut kept, mut recomputed) = (0, 0);
+            let mut update = |v1: &mut KrakenBook, v2: &mut KrakenBook, level: &(Side, String, String)| {
+                v1.update(std::slice::from_ref(level), &mut out).unwrap();
+                v2.update(std::slice::from_ref(level), &mut out).unwrap();
+                let changed = v1.top_changed;
+                assert_eq!(v1.checksum(), v1.compute_checksum(None, None), "depth {depth}: {level:?}");
+                assert_eq!(v2.checksum_v2(4, 3), v2.compute_checksum(Some(4), Some(3)), "depth {depth}: {level:?}");
+                changed
+            };
+            for _ in 0..3_000 {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let side = if rng & 1 == 0 { Side::Buy } else { Side::Sell };
+                // Mostly on the snapshot's grid, around the 10th level and beyond.
+                let off = (rng >> 8) as u32 % 40 * 5;
+                let px = if side == Side::Buy { 10_005 - off } else { 10_005 + off };
+                let q = if (rng >> 20).is_multiple_of(3) { 0 } else { (rng >> 24) as u32 % 50 };
+                if update(&mut v1, &mut v2, &lv(side, px, q)) {
+                    recomputed += 1;
+                } else {
+                    kept += 1;
+                }
+            }
+            // The 10th level itself, on each side (its volume is in the checksum), and the 11th.
+            for side in [Side::Buy, Side::Sell] {
+                for nth in [9, 10] {
+                    let at = if side == Side::Buy { v1.bids.keys().rev().nth(nth) } else { v1.asks.keys().nth(nth) };
+                    let Some(&k) = at else { continue };
+                    let changed = update(&mut v1, &mut v2, &lv(side, u32::try_from(k / 10_000_000).unwrap(), 77));
+                    assert_eq!(changed, nth == 9 || depth <= 10, "depth {depth}: level {nth} of {side:?}");
+                }
+            }
+            assert!(recomputed > 100, "depth {depth}: {recomputed} recomputed");
+            if depth > 10 {
+                assert!(kept > 100, "depth {depth}: only {kept} updates kept the checksum");
+            } else {
+                assert_eq!(kept, 0, "a book-10 truncation can reach the top 10");
             }
         }
     }

@@ -342,16 +342,8 @@ mod tests {
             BybitChecker::default().book_exact(&r, &mut CheckReport::default()).is_some()
         };
         assert!(books.iter().all(|b| probe(b)), "a real push fell back to serde");
-        let mut rng = 0x2545_F491_4F6C_DD1D_u64;
-        let mut damaged = 0;
         let small = books.iter().filter(|b| b.len() < 1000).take(10).chain(books.iter().rev().take(2));
-        for (k, body) in small.enumerate() {
-            for (j, body) in wire::damaged(body, 300, &mut rng).into_iter().enumerate() {
-                let r = RawRecord { ts_ns: 7, kind: RawKind::Ws, body, input: 0, line: (k * 10_000 + j) as u64 };
-                damaged += 1;
-                assert_eq!(run(&mut fast, &r), run(&mut slow, &r), "{}", r.body);
-            }
-        }
+        let damaged = crate::check::run_damaged(&mut fast, &mut slow, small);
         assert!(damaged > 10_000, "{damaged}");
     }
 }

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use argus_core::{BookDelta, MarketEventKind};
 
 use super::{CheckReport, Checker, Emitter, SymbolBook};
-use crate::kraken::{decode_v1, decode_v2, KrakenBook, KrakenTrade, KrakenV1, KrakenV2};
+use crate::kraken::{
+    book_v1_exact, decode_v1, decode_v2, ExactLevels, KrakenBook, KrakenLevel, KrakenTrade, KrakenV1, KrakenV2,
+};
 use crate::rawlog::RawRecord;
 
 struct Pair {
@@ -24,17 +26,21 @@ pub(crate) struct KrakenChecker {
     emit: Emitter,
     /// Receive time of the frame being read.
     recv: u64,
+    /// Where the exact reader found the levels of the frame being read.
+    at: ExactLevels,
+    /// Tests: read every frame through serde (the reference the exact path is held to).
+    serde_only: bool,
 }
 
 impl KrakenChecker {
     /// Applies one book message (either version) and verifies its checksum.
     #[allow(clippy::too_many_arguments)]
-    fn book<S: AsRef<str>>(
+    fn book<'l>(
         &mut self,
         pair: &str,
         depth: usize,
         snapshot: bool,
-        levels: &[(argus_core::Side, S, S)],
+        levels: impl Iterator<Item = KrakenLevel<'l>> + Clone,
         checksum: Option<u32>,
         v2: bool,
         line: u64,
@@ -45,8 +51,8 @@ impl KrakenChecker {
             self.pairs.insert(pair.to_owned(), p);
         }
         let Some(p) = self.pairs.get_mut(pair) else { return };
-        for (_, px, q) in levels {
-            p.view.learn(px.as_ref(), q.as_ref());
+        for (_, px, q) in levels.clone() {
+            p.view.learn(px, q);
         }
         self.deltas.clear();
         let applied = if snapshot {
@@ -115,7 +121,8 @@ impl KrakenChecker {
             Ok(KrakenV2::Book { snapshot, books }) => {
                 for b in books {
                     let depth = self.v2_depth.get(&b.symbol).copied().unwrap_or(10);
-                    self.book(&b.symbol, depth, snapshot, &b.levels, b.checksum, true, r.line, report);
+                    let levels = b.levels.iter().map(|(s, p, q)| (*s, p.as_str(), q.as_str()));
+                    self.book(&b.symbol, depth, snapshot, levels, b.checksum, true, r.line, report);
                 }
             }
         }
@@ -130,6 +137,17 @@ impl Checker for KrakenChecker {
         if body.starts_with('{') && !body.contains("\"event\"") {
             return self.v2(r, report);
         }
+        if !self.serde_only {
+            let mut at = std::mem::take(&mut self.at);
+            let done = book_v1_exact(&r.body, &mut at).map(|b| {
+                let levels = b.levels(&r.body, &at);
+                self.book(b.pair, b.depth, b.snapshot, levels, b.checksum, false, r.line, report);
+            });
+            self.at = at;
+            if done.is_some() {
+                return;
+            }
+        }
         let frame = match decode_v1(&r.body) {
             Ok(f) => f,
             Err(e) => return report.error(format!("line {}: {e}", r.line)),
@@ -139,7 +157,7 @@ impl Checker for KrakenChecker {
             KrakenV1::Trades(t) => self.trades(t, report),
             KrakenV1::Quote { .. } => report.count("quote", 1),
             KrakenV1::Book { pair, depth, snapshot, levels, checksum } => {
-                self.book(pair, depth, snapshot, &levels, checksum, false, r.line, report);
+                self.book(pair, depth, snapshot, levels.iter().copied(), checksum, false, r.line, report);
             }
         }
     }
@@ -163,5 +181,57 @@ impl Checker for KrakenChecker {
                 (s.clone(), r)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::run_frame as run;
+    use crate::rawlog::MergedInputs;
+
+    #[test]
+    fn exact_books_read_as_serde_does_on_real_and_damaged_frames() {
+        let (mut fast, mut slow) =
+            (KrakenChecker::default(), KrakenChecker { serde_only: true, ..KrakenChecker::default() });
+        fast.collect_events();
+        slow.collect_events();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/kraken/cryptofeed_KRAKEN.ws.50.0.log.gz");
+        let mut books: Vec<String> = Vec::new();
+        let mut checked = 0;
+        for (i, mut r) in MergedInputs::open(&[path.into()]).unwrap().enumerate() {
+            // Every 10th record, if an update, as two objects with a checksum in each: the
+            // last one counts (here the true one).
+            if i % 10 == 0 && r.body.starts_with('[') {
+                r.body = r.body.replacen("]],\"c\":\"", "]],\"c\":\"0\"},{\"a\":[],\"c\":\"", 1);
+            }
+            let fast_out = run(&mut fast, &r);
+            assert_eq!(fast_out, run(&mut slow, &r), "{}", r.body);
+            checked += u64::from(fast_out.0.contains("\"ok\":1"));
+            if r.body.starts_with('[') && r.body.contains("\"book-") {
+                books.push(r.body);
+            }
+        }
+        assert!(checked > 800, "{checked} checksums verified");
+        // Both sides in two objects with the checksum in the second (and in both: the last
+        // counts), a republished level (`"r"`), a snapshot's `as`/`bs`, and a book without a
+        // checksum (Kraken's 2019 layout).
+        let pair = "\"book-1000\",\"XMR/USD\"]";
+        for extra in [
+            format!("[992,{{\"a\":[[\"355.03000000\",\"2.00000000\",\"1618678134.1\"]]}},{{\"b\":[[\"354.11000000\",\"1.00000000\",\"1618678134.2\",\"r\"]],\"c\":\"12345\"}},{pair}"),
+            format!("[992,{{\"a\":[],\"c\":\"1\"}},{{\"b\":[],\"c\":\"4\"}},{pair}"),
+            format!("[992,{{\"as\":[[\"355.00000000\",\"1.00000000\",\"1\"]],\"bs\":[[\"354.00000000\",\"1.00000000\",\"1\"]]}},{pair}"),
+            format!("[992,{{\"b\":[[\"354.50000000\",\"3.00000000\",\"1618678134.3\"]]}},{pair}"),
+        ] {
+            books.push(extra);
+        }
+        assert!(books.len() > 800, "{}", books.len());
+        assert!(books.iter().filter(|b| b.contains("},{")).count() > 50);
+        for b in &books {
+            assert!(book_v1_exact(b, &mut ExactLevels::default()).is_some(), "a real push fell back to serde: {b}");
+        }
+        let small = books.iter().filter(|b| b.len() < 1000).take(30).chain(books.iter().rev().take(4));
+        let damaged = crate::check::run_damaged(&mut fast, &mut slow, small);
+        assert!(damaged > 10_000, "{damaged}");
     }
 }

@@ -446,6 +446,27 @@ pub fn check_records<'a>(venue: CheckVenue, records: impl IntoIterator<Item = &'
     report
 }
 
+/// Tests: every body of `bodies` damaged 300 ways ([`wire::damaged`]) through both checkers,
+/// which must report and emit the same; returns how many damaged frames were run.
+#[cfg(test)]
+pub(crate) fn run_damaged<'b>(
+    fast: &mut dyn Checker,
+    slow: &mut dyn Checker,
+    bodies: impl Iterator<Item = &'b String>,
+) -> usize {
+    let mut rng = 0x2545_F491_4F6C_DD1D_u64;
+    let mut n = 0;
+    for (k, body) in bodies.enumerate() {
+        for (j, body) in wire::damaged(body, 300, &mut rng).into_iter().enumerate() {
+            let r =
+                RawRecord { ts_ns: 7, kind: crate::rawlog::RawKind::Ws, body, input: 0, line: (k * 10_000 + j) as u64 };
+            n += 1;
+            assert_eq!(run_frame(fast, &r), run_frame(slow, &r), "{}", r.body);
+        }
+    }
+    n
+}
+
 /// Tests: a frame through a checker, its report (as JSON) and the events it emitted.
 #[cfg(test)]
 pub(crate) fn run_frame(c: &mut dyn Checker, r: &RawRecord) -> (String, Vec<(String, argus_core::MarketEvent)>) {

@@ -400,11 +400,25 @@ fn level_exact(c: &mut Exact<'_>) -> Option<(std::ops::Range<usize>, std::ops::R
 
 /// A whole array of such levels (`[` .. `]`): the range of what is inside.
 pub(crate) fn levels_exact(c: &mut Exact<'_>) -> Option<std::ops::Range<usize>> {
+    levels_exact_with(c, |_| ())
+}
+
+/// Where a checked level's price and size strings are in the frame.
+#[derive(Debug, Clone)]
+pub(crate) struct LevelAt {
+    pub px: std::ops::Range<usize>,
+    pub sz: std::ops::Range<usize>,
+}
+
+/// [`levels_exact`], handing `each` every level's place as it is checked (so a caller that
+/// keeps them need not walk the text again).
+pub(crate) fn levels_exact_with(c: &mut Exact<'_>, mut each: impl FnMut(LevelAt)) -> Option<std::ops::Range<usize>> {
     c.lit(b"[")?;
     let start = c.pos();
     if !c.take(b"]") {
         loop {
-            level_exact(c)?;
+            let (px, sz) = level_exact(c)?;
+            each(LevelAt { px, sz });
             if !c.take(b",") {
                 break;
             }
