@@ -345,7 +345,7 @@ pub fn book_v1_exact<'a>(frame: &'a str, at: &mut ExactLevels) -> Option<ExactBo
             };
             slots[slot].is_none().then_some(())?;
             let from = at.0.len();
-            wire::levels_exact_with(&mut c, |l| at.0.push(l))?;
+            wire::levels_exact(&mut c, |l| at.0.push(l))?;
             slots[slot] = Some((from, at.0.len()));
             if !c.take(b",") {
                 break;

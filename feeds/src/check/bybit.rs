@@ -24,6 +24,8 @@ pub(crate) struct BybitChecker {
     emit: Emitter,
     /// Tests: read every frame through serde (the reference the exact path is held to).
     serde_only: bool,
+    /// Where the exact reader found the levels of the push being read (reused).
+    at: Vec<wire::LevelAt>,
 }
 
 /// A push (`topic`, `type`, `ts`, `data`; `cts` on books) or a reply (`op`, `success`).
@@ -190,6 +192,19 @@ impl BybitChecker {
     /// serde and then applied as [`Self::frame`] would; `None` (nothing done) for anything
     /// else. A 500-level snapshot is otherwise scanned three times over before its levels are read.
     fn book_exact(&mut self, r: &RawRecord, report: &mut CheckReport) -> Option<Result<(), String>> {
+        let mut at = std::mem::take(&mut self.at);
+        at.clear();
+        let done = self.book_exact_in(r, report, &mut at);
+        self.at = at;
+        done
+    }
+
+    fn book_exact_in(
+        &mut self,
+        r: &RawRecord,
+        report: &mut CheckReport,
+        at: &mut Vec<wire::LevelAt>,
+    ) -> Option<Result<(), String>> {
         let mut c = wire::Exact::new(&r.body);
         let uint = |c: &mut wire::Exact<'_>| c.int().and_then(|v| u64::try_from(v).ok());
         c.lit(b"{\"topic\":")?;
@@ -202,9 +217,10 @@ impl BybitChecker {
         c.lit(b",\"data\":{\"s\":")?;
         let sym = c.text()?;
         c.lit(b",\"b\":")?;
-        let b = levels_exact(&mut c)?;
+        levels_exact(&mut c, |l| at.push(l))?;
+        let n_bids = at.len();
         c.lit(b",\"a\":")?;
-        let a = levels_exact(&mut c)?;
+        levels_exact(&mut c, |l| at.push(l))?;
         c.lit(b",\"u\":")?;
         let u = uint(&mut c)?;
         if c.take(b",\"seq\":") {
@@ -217,8 +233,8 @@ impl BybitChecker {
         let book = Book {
             s: Some(c.str(sym)),
             u: Some(u),
-            b: Some(Levels::Exact(c.str(b))),
-            a: Some(Levels::Exact(c.str(a))),
+            b: Some(Levels::Placed(&r.body, at.get(..n_bids).unwrap_or_default())),
+            a: Some(Levels::Placed(&r.body, at.get(n_bids..).unwrap_or_default())),
         };
         let ts = Num(cts.unwrap_or(ts)).millis_ns();
         Some(self.book(c.str(ty) == "snapshot", &book, ts, r, report))

@@ -33,6 +33,8 @@ pub(crate) struct OkxChecker {
     trades: Vec<(Trade, u64, std::ops::Range<usize>)>,
     /// Tests: read every frame through serde (the reference the exact path is held to).
     serde_only: bool,
+    /// Where the exact reader found the levels of the push being read (reused).
+    at: Vec<wire::LevelAt>,
 }
 
 /// A frame: a push (`arg` + `data`, `action` on books) or an event (`subscribe`, `error`).
@@ -345,6 +347,19 @@ impl OkxChecker {
     /// then applied as [`Self::frame`] would; `None` (nothing done) for anything else. A
     /// 400-level snapshot is otherwise scanned three times over before its levels are read.
     fn books_exact(&mut self, r: &RawRecord, report: &mut CheckReport) -> Option<Result<(), String>> {
+        let mut at = std::mem::take(&mut self.at);
+        at.clear();
+        let done = self.books_exact_in(r, report, &mut at);
+        self.at = at;
+        done
+    }
+
+    fn books_exact_in(
+        &mut self,
+        r: &RawRecord,
+        report: &mut CheckReport,
+        at: &mut Vec<wire::LevelAt>,
+    ) -> Option<Result<(), String>> {
         let body = r.body.as_str();
         let mut c = wire::Exact::new(body);
         c.lit(b"{\"arg\":{\"channel\":")?;
@@ -355,9 +370,10 @@ impl OkxChecker {
         c.lit(b"},\"action\":")?;
         let action = c.text()?;
         c.lit(b",\"data\":[{\"asks\":")?;
-        let asks = levels_exact(&mut c)?;
+        levels_exact(&mut c, |l| at.push(l))?;
+        let n_asks = at.len();
         c.lit(b",\"bids\":")?;
-        let bids = levels_exact(&mut c)?;
+        levels_exact(&mut c, |l| at.push(l))?;
         c.lit(b",\"ts\":")?;
         let ts = c.digits()?;
         c.lit(b",\"checksum\":")?;
@@ -371,8 +387,8 @@ impl OkxChecker {
         c.lit(b"}]}")?;
         c.end()?;
         let book = Book {
-            bids: Some(Levels::Exact(c.str(bids))),
-            asks: Some(Levels::Exact(c.str(asks))),
+            bids: Some(Levels::Placed(body, at.get(n_asks..).unwrap_or_default())),
+            asks: Some(Levels::Placed(body, at.get(..n_asks).unwrap_or_default())),
             ts: argus_core::UnixNanos::from_millis(ts).0,
             checksum: Some(checksum),
             seq_id,

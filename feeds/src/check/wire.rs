@@ -355,12 +355,12 @@ impl<'a> Exact<'a> {
     }
 }
 
-/// A book push's levels: a JSON array read through serde, or the inside of one that
-/// [`levels_exact`] already walked (`["px","sz",..],..` with nothing unusual in it).
+/// A book push's levels: a JSON array read through serde, or the places of those that
+/// [`levels_exact`] already checked in the frame.
 #[derive(Clone, Copy)]
 pub(crate) enum Levels<'a> {
     Json(&'a RawValue),
-    Exact(&'a str),
+    Placed(&'a str, &'a [LevelAt]),
 }
 
 impl<'a> Levels<'a> {
@@ -368,16 +368,9 @@ impl<'a> Levels<'a> {
     pub(crate) fn for_each(self, mut f: impl FnMut(Level<'a>) -> Result<(), String>) -> Result<(), String> {
         match self {
             Levels::Json(raw) => for_each(raw, f),
-            Levels::Exact(inside) => {
-                let mut c = Exact::new(inside);
-                while c.end().is_none() {
-                    let (px, sz) = level_exact(&mut c).ok_or("book level out of its checked layout")?;
-                    f(Level(c.str(px), c.str(sz)))?;
-                    if !c.take(b",") {
-                        break;
-                    }
-                }
-                Ok(())
+            Levels::Placed(frame, at) => {
+                let text = |r: &std::ops::Range<usize>| frame.get(r.clone()).unwrap_or_default();
+                at.iter().try_for_each(|l| f(Level(text(&l.px), text(&l.sz))))
             }
         }
     }
@@ -398,11 +391,6 @@ fn level_exact(c: &mut Exact<'_>) -> Option<(std::ops::Range<usize>, std::ops::R
     Some((px, sz))
 }
 
-/// A whole array of such levels (`[` .. `]`): the range of what is inside.
-pub(crate) fn levels_exact(c: &mut Exact<'_>) -> Option<std::ops::Range<usize>> {
-    levels_exact_with(c, |_| ())
-}
-
 /// Where a checked level's price and size strings are in the frame.
 #[derive(Debug, Clone)]
 pub(crate) struct LevelAt {
@@ -410,9 +398,10 @@ pub(crate) struct LevelAt {
     pub sz: std::ops::Range<usize>,
 }
 
-/// [`levels_exact`], handing `each` every level's place as it is checked (so a caller that
-/// keeps them need not walk the text again).
-pub(crate) fn levels_exact_with(c: &mut Exact<'_>, mut each: impl FnMut(LevelAt)) -> Option<std::ops::Range<usize>> {
+/// A whole array of such levels (`[` .. `]`), handing `each` every level's place as it is
+/// checked (so that the levels are applied without walking the text again); the range of what
+/// is inside the brackets.
+pub(crate) fn levels_exact(c: &mut Exact<'_>, mut each: impl FnMut(LevelAt)) -> Option<std::ops::Range<usize>> {
     c.lit(b"[")?;
     let start = c.pos();
     if !c.take(b"]") {
