@@ -270,11 +270,12 @@ pub fn decode_v1(frame: &str) -> Result<KrakenV1<'_>, FeedError> {
     }
 }
 
-/// A v1 book push read in Kraken's own layout by [`book_v1_exact`]; its levels are in the
-/// caller's [`ExactLevels`].
+/// A book push read in Kraken's own layout by [`book_v1_exact`] or [`book_v2_exact`]; its
+/// levels are in the caller's [`ExactLevels`].
 #[derive(Debug, Clone)]
 pub struct ExactBook<'a> {
     pub pair: &'a str,
+    /// v1: from the channel name (`book-N`); v2: 0 (the subscription's ack tells it).
     pub depth: usize,
     pub snapshot: bool,
     pub checksum: Option<u32>,
@@ -374,6 +375,58 @@ pub fn book_v1_exact<'a>(frame: &'a str, at: &mut ExactLevels) -> Option<ExactBo
     c.lit(b"]")?;
     c.end()?;
     Some(book)
+}
+
+/// A v2 `book` push exactly as Kraken lays it out, read in one pass without serde:
+/// `{"channel":"book","type":"..","data":[{"symbol":"..","bids":[{"price":N,"qty":N},..],
+/// "asks":[..],"checksum":N(,"timestamp":"..")}]}` with one entry, every number a plain decimal
+/// (no exponent: its text is then the decimal itself, with no conversion), no whitespace,
+/// strings without escapes. `None` for anything else: [`decode_v2`] then reads the frame.
+pub fn book_v2_exact<'a>(frame: &'a str, at: &mut ExactLevels) -> Option<ExactBook<'a>> {
+    fn levels(c: &mut wire::Exact<'_>, at: &mut ExactLevels) -> Option<()> {
+        c.lit(b"[")?;
+        if c.take(b"]") {
+            return Some(());
+        }
+        loop {
+            c.lit(b"{\"price\":")?;
+            let px = c.plain_number()?;
+            c.lit(b",\"qty\":")?;
+            let sz = c.plain_number()?;
+            c.lit(b"}")?;
+            at.0.push(wire::LevelAt { px, sz });
+            if !c.take(b",") {
+                break;
+            }
+        }
+        c.lit(b"]")
+    }
+    at.0.clear();
+    let mut c = wire::Exact::new(frame);
+    c.lit(b"{\"channel\":\"book\",\"type\":")?;
+    let ty = c.text()?;
+    c.lit(b",\"data\":[{\"symbol\":")?;
+    let symbol = c.text()?;
+    c.lit(b",\"bids\":")?;
+    levels(&mut c, at)?;
+    let bids = at.0.len();
+    c.lit(b",\"asks\":")?;
+    levels(&mut c, at)?;
+    c.lit(b",\"checksum\":")?;
+    let checksum = u32::try_from(c.int()?).ok()?;
+    if c.take(b",\"timestamp\":") {
+        c.text()?;
+    }
+    c.lit(b"}]}")?;
+    c.end()?;
+    Some(ExactBook {
+        pair: c.str(symbol),
+        depth: 0,
+        snapshot: c.str(ty) == "snapshot",
+        checksum: Some(checksum),
+        parts: [(Side::Buy, 0, bids), (Side::Sell, bids, at.0.len()), (Side::Buy, 0, 0), (Side::Buy, 0, 0)],
+        n: 2,
+    })
 }
 
 /// Feeds a decimal's checksum form to `crc`: without `.` and leading zeros. With `pad_to`, the

@@ -6,7 +6,8 @@ use argus_core::{BookDelta, MarketEventKind};
 
 use super::{CheckReport, Checker, Emitter, SymbolBook};
 use crate::kraken::{
-    book_v1_exact, decode_v1, decode_v2, ExactLevels, KrakenBook, KrakenLevel, KrakenTrade, KrakenV1, KrakenV2,
+    book_v1_exact, book_v2_exact, decode_v1, decode_v2, ExactLevels, KrakenBook, KrakenLevel, KrakenTrade, KrakenV1,
+    KrakenV2,
 };
 use crate::rawlog::RawRecord;
 
@@ -108,6 +109,18 @@ impl KrakenChecker {
     }
 
     fn v2(&mut self, r: &RawRecord, report: &mut CheckReport) {
+        if !self.serde_only {
+            let mut at = std::mem::take(&mut self.at);
+            let done = book_v2_exact(&r.body, &mut at).map(|b| {
+                let depth = self.v2_depth.get(b.pair).copied().unwrap_or(10);
+                let levels = b.levels(&r.body, &at);
+                self.book(b.pair, depth, b.snapshot, levels, b.checksum, true, r.line, report);
+            });
+            self.at = at;
+            if done.is_some() {
+                return;
+            }
+        }
         match decode_v2(&r.body) {
             Err(e) => report.error(format!("line {}: {e}", r.line)),
             Ok(KrakenV2::Control { book_depth }) => {
@@ -134,7 +147,8 @@ impl Checker for KrakenChecker {
         report.frames += 1;
         self.recv = r.ts_ns;
         let body = r.body.trim_start();
-        if body.starts_with('{') && !body.contains("\"event\"") {
+        // v2 book pushes (most of a v2 stream) without searching the whole frame for `event`.
+        if body.starts_with("{\"channel\":\"book\",") || (body.starts_with('{') && !body.contains("\"event\"")) {
             return self.v2(r, report);
         }
         if !self.serde_only {
@@ -188,7 +202,7 @@ impl Checker for KrakenChecker {
 mod tests {
     use super::*;
     use crate::check::run_frame as run;
-    use crate::rawlog::MergedInputs;
+    use crate::rawlog::{MergedInputs, RawKind};
 
     #[test]
     fn exact_books_read_as_serde_does_on_real_and_damaged_frames() {
@@ -233,5 +247,45 @@ mod tests {
         let small = books.iter().filter(|b| b.len() < 1000).take(30).chain(books.iter().rev().take(4));
         let damaged = crate::check::run_damaged(&mut fast, &mut slow, small);
         assert!(damaged > 10_000, "{damaged}");
+    }
+
+    #[test]
+    fn exact_v2_books_read_as_serde_does_on_real_doc_and_damaged_frames() {
+        let (mut fast, mut slow) =
+            (KrakenChecker::default(), KrakenChecker { serde_only: true, ..KrakenChecker::default() });
+        fast.collect_events();
+        slow.collect_events();
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/kraken/");
+        let read = |name: &str| std::fs::read_to_string(format!("{data}{name}")).unwrap();
+        // The real session (ack, snapshot, update, a re-serialised frame without `type`), then
+        // the documentation's frames with their whitespace taken out.
+        let mut frames: Vec<String> = read("snippets_real_kraken_v2_book.jsonl").lines().map(str::to_owned).collect();
+        for doc in [
+            "kraken_v2_doc_book_snapshot_BTCUSD_checksum_3310070434.json",
+            "kraken_v2_doc_book_snapshot_MATICUSD.json",
+            "kraken_v2_doc_book_update_MATICUSD.json",
+        ] {
+            frames.push(read(doc).chars().filter(|c| !c.is_whitespace()).collect());
+        }
+        // Numbers the exact path leaves to serde: an exponent (converted there), a sign.
+        let update = frames[2].clone();
+        frames.push(update.replace("\"qty\":1.56601318", "\"qty\":1.5e-05"));
+        frames.push(update.replace("\"qty\":1.56601318", "\"qty\":-1.5"));
+        frames.push(update.clone());
+        let mut exact = 0;
+        for (i, body) in frames.iter().enumerate() {
+            let r = RawRecord { ts_ns: 7, kind: RawKind::Ws, body: body.clone(), input: 0, line: i as u64 + 1 };
+            let out = run(&mut fast, &r);
+            assert_eq!(out, run(&mut slow, &r), "{body}");
+            exact += usize::from(book_v2_exact(body, &mut ExactLevels::default()).is_some());
+        }
+        // Snapshot and update of the real session, the three documentation frames, and the
+        // update again; not the ack, the frame without `type`, nor the odd numbers.
+        assert_eq!(exact, 6);
+        let report = run(&mut fast, &RawRecord { ts_ns: 7, kind: RawKind::Ws, body: update, input: 0, line: 99 }).0;
+        assert!(report.contains("\"ok\":1"), "the real update's checksum verifies: {report}");
+        let books: Vec<String> = frames.into_iter().filter(|f| f.len() < 1500 && f.contains("\"book\",")).collect();
+        let damaged = crate::check::run_damaged(&mut fast, &mut slow, books.iter());
+        assert!(damaged > 5_000, "{damaged}");
     }
 }

@@ -339,6 +339,26 @@ impl<'a> Exact<'a> {
         Some(if neg { -v } else { v })
     }
 
+    /// A JSON number written as a plain non-negative decimal (`0`, `12`, `0.5`, `1797.30`: no
+    /// sign, no exponent, no leading zero, as JSON allows): the range of its text, which is the
+    /// decimal exactly as the venue wrote it.
+    #[inline]
+    pub(crate) fn plain_number(&mut self) -> Option<std::ops::Range<usize>> {
+        let rest = &self.s.as_bytes()[self.i..];
+        let int = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+        (int > 0 && (rest[0] != b'0' || int == 1)).then_some(())?;
+        let mut len = int;
+        if rest.get(len) == Some(&b'.') {
+            let frac = rest[len + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            (frac > 0).then_some(())?;
+            len += 1 + frac;
+        }
+        (!matches!(rest.get(len), Some(b'e' | b'E'))).then_some(())?;
+        let start = self.i;
+        self.i += len;
+        Some(start..start + len)
+    }
+
     /// Where the cursor is, in bytes from the start.
     pub(crate) fn pos(&self) -> usize {
         self.i
