@@ -6,6 +6,7 @@
 //! side to the subscribed depth, take the top 10 asks (ascending) and top 10 bids (descending),
 //! remove `.` and leading zeros from price and volume, concatenate, CRC32 (unsigned) == `c`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -622,7 +623,7 @@ fn pad(v: &str, d: u8) -> String {
 ///
 /// # Errors
 /// Not a non-negative JSON number.
-pub fn plain_decimal(raw: &str) -> Result<String, FeedError> {
+pub fn plain_decimal(raw: &str) -> Result<Cow<'_, str>, FeedError> {
     let bad = || malformed(&format!("bad number `{raw}`"));
     let (mantissa, exp) = match raw.split_once(['e', 'E']) {
         Some((m, e)) => (m, e.parse::<i32>().map_err(|_| bad())?),
@@ -633,7 +634,7 @@ pub fn plain_decimal(raw: &str) -> Result<String, FeedError> {
         return Err(bad());
     }
     if exp == 0 {
-        return Ok(mantissa.to_owned());
+        return Ok(Cow::Borrowed(mantissa));
     }
     let digits = format!("{int}{frac}");
     let point = i32::try_from(int.len()).map_err(|_| bad())? + exp;
@@ -645,7 +646,11 @@ pub fn plain_decimal(raw: &str) -> Result<String, FeedError> {
         format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
     };
     let trimmed = out.trim_start_matches('0');
-    Ok(if trimmed.starts_with('.') || trimmed.is_empty() { format!("0{trimmed}") } else { trimmed.to_owned() })
+    Ok(Cow::Owned(if trimmed.starts_with('.') || trimmed.is_empty() {
+        format!("0{trimmed}")
+    } else {
+        trimmed.to_owned()
+    }))
 }
 
 /// One v2 `book` entry, with numbers as the venue wrote them.
@@ -689,51 +694,69 @@ struct RawV2Book<'a> {
     checksum: Option<u32>,
 }
 
+/// A v2 frame's top level, each part left unparsed until its channel is known.
+#[derive(Deserialize)]
+struct V2Frame<'a> {
+    #[serde(borrow)]
+    method: Option<&'a RawValue>,
+    #[serde(borrow)]
+    result: Option<&'a RawValue>,
+    #[serde(borrow)]
+    channel: Option<&'a RawValue>,
+    #[serde(borrow, rename = "type")]
+    ty: Option<&'a RawValue>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+}
+
 /// Decodes one v2 frame (`{"channel": ...}` or a `{"method": ...}` ack).
 ///
 /// # Errors
 /// Malformed JSON or numbers.
 pub fn decode_v2(frame: &str) -> Result<KrakenV2<'_>, FeedError> {
-    let v: Value = serde_json::from_str(frame)?;
-    if v.get("method").is_some() {
-        let r = &v["result"];
+    let f: V2Frame<'_> = serde_json::from_str(frame)?;
+    if f.method.is_some() {
+        let r: Value = f.result.map_or(Ok(Value::Null), |r| serde_json::from_str(r.get()))?;
         let depth = (r["channel"] == "book")
             .then(|| Some((r["symbol"].as_str()?.to_owned(), usize::try_from(r["depth"].as_u64()?).ok()?)))
             .flatten();
         return Ok(KrakenV2::Control { book_depth: depth });
     }
-    let channel = v["channel"].as_str().ok_or_else(|| malformed("v2 frame without channel"))?;
-    let count = || v["data"].as_array().map_or(0, |a| a.len() as u64);
-    match channel {
+    let text = |raw: Option<&RawValue>| raw.and_then(|v| serde_json::from_str::<Cow<'_, str>>(v.get()).ok());
+    let channel = text(f.channel).ok_or_else(|| malformed("v2 frame without channel"))?;
+    let data = f.data.map_or("null", RawValue::get);
+    // Entries of `data` (0 when it is not an array).
+    let count = || {
+        f.data.map_or(0, |d| {
+            let mut n = 0;
+            wire::for_each(d, |_: IgnoredAny| {
+                n += 1;
+                Ok(())
+            })
+            .map_or(0, |()| n)
+        })
+    };
+    match &*channel {
         "book" => {
-            #[derive(serde::Deserialize)]
-            struct Frame<'a> {
-                #[serde(rename = "type")]
-                ty: Option<String>,
-                #[serde(borrow)]
-                data: Vec<RawV2Book<'a>>,
-            }
-            let f: Frame<'_> = serde_json::from_str(frame)?;
-            let mut books = Vec::with_capacity(f.data.len());
-            for b in f.data {
+            let entries: Vec<RawV2Book<'_>> = serde_json::from_str(data)?;
+            let mut books = Vec::with_capacity(entries.len());
+            for b in entries {
                 let mut levels = Vec::with_capacity(b.bids.len() + b.asks.len());
                 for (side, ls) in [(Side::Buy, &b.bids), (Side::Sell, &b.asks)] {
                     for l in ls {
-                        levels.push((side, plain_decimal(l.price.get())?, plain_decimal(l.qty.get())?));
+                        levels.push((
+                            side,
+                            plain_decimal(l.price.get())?.into_owned(),
+                            plain_decimal(l.qty.get())?.into_owned(),
+                        ));
                     }
                 }
                 books.push(KrakenV2Book { symbol: b.symbol, levels, checksum: b.checksum });
             }
-            // Re-serialised captures may drop `type`; a frame without it is a snapshot only
-            // when it carries no checksum-less partial update semantics, so default to update.
-            Ok(KrakenV2::Book { snapshot: f.ty.as_deref() == Some("snapshot"), books })
+            // Re-serialised captures may drop `type`; a frame without it is taken as an update.
+            Ok(KrakenV2::Book { snapshot: text(f.ty).as_deref() == Some("snapshot"), books })
         }
         "trade" => {
-            #[derive(Deserialize)]
-            struct Frame<'a> {
-                #[serde(borrow, default)]
-                data: Vec<V2Trade<'a>>,
-            }
             #[derive(Deserialize)]
             struct V2Trade<'a> {
                 #[serde(borrow)]
@@ -749,10 +772,12 @@ pub fn decode_v2(frame: &str) -> Result<KrakenV2<'_>, FeedError> {
                 #[serde(borrow)]
                 timestamp: Option<&'a str>,
             }
-            let f: Frame<'_> = serde_json::from_str(frame)?;
-            let mut out = Vec::with_capacity(f.data.len());
-            for t in f.data {
-                let num = |v: Option<&RawValue>| plain_decimal(v.map_or("null", RawValue::get));
+            let trades: Vec<V2Trade<'_>> = f.data.map_or(Ok(Vec::new()), |d| serde_json::from_str(d.get()))?;
+            let mut out = Vec::with_capacity(trades.len());
+            for t in trades {
+                fn num(v: Option<&RawValue>) -> Result<Cow<'_, str>, FeedError> {
+                    plain_decimal(v.map_or("null", RawValue::get))
+                }
                 let trade = Trade {
                     price: Price::parse(&num(t.price)?)
                         .map_err(|source| FeedError::Decimal { field: "price", source })?,
