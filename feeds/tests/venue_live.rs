@@ -165,6 +165,8 @@ async fn a_lost_bybit_frame_resyncs_through_a_fresh_subscription() {
 async fn kraken_and_coinbase_live_books_equal_the_checked_captures() {
     for (venue, file, symbols) in [
         (CheckVenue::Kraken, "kraken/cryptofeed_KRAKEN.ws.50.0.log.gz", vec!["XBT/CHF", "ETH/CHF"]),
+        // v2, what the live task subscribes to today: a real session's snapshot and update.
+        (CheckVenue::Kraken, "kraken/snippets_real_kraken_v2_book.jsonl", vec!["ETH/USD", "BTC/USD"]),
         (CheckVenue::Coinbase, "coinbase/cryptofeed_COINBASE.ws.28.0.log.gz", vec!["SKL-USD", "DASH-BTC"]),
     ] {
         let o = run(venue, file, &symbols, Vec::new()).await;
