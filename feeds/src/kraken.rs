@@ -674,6 +674,23 @@ pub enum KrakenV2<'a> {
         snapshot: bool,
         books: Vec<KrakenV2Book>,
     },
+    /// The `instrument` channel's pairs: symbol, price and quantity precision (the decimals
+    /// the v2 checksum formats each number with).
+    Instruments(Vec<(String, u8, u8)>),
+}
+
+/// One pair of the `instrument` channel (the fields argus needs).
+#[derive(Deserialize)]
+struct V2Pair {
+    symbol: String,
+    price_precision: u8,
+    qty_precision: u8,
+}
+
+#[derive(Deserialize)]
+struct V2Instruments {
+    #[serde(default)]
+    pairs: Vec<V2Pair>,
 }
 
 #[derive(serde::Deserialize)]
@@ -791,6 +808,12 @@ pub fn decode_v2(frame: &str) -> Result<KrakenV2<'_>, FeedError> {
             Ok(KrakenV2::Trades(out))
         }
         "ticker" => Ok(KrakenV2::Quotes(count())),
+        "instrument" => {
+            let i: V2Instruments = serde_json::from_str(data)?;
+            Ok(KrakenV2::Instruments(
+                i.pairs.into_iter().map(|p| (p.symbol, p.price_precision, p.qty_precision)).collect(),
+            ))
+        }
         _ => Ok(KrakenV2::Control { book_depth: None }),
     }
 }

@@ -114,6 +114,8 @@ pub fn subscriptions(venue: CheckVenue, symbols: &[&str], depth: u32) -> Vec<Str
             .map(|c| format!(r#"{{"type":"subscribe","product_ids":{list},"channel":"{c}"}}"#))
             .collect(),
         CheckVenue::Kraken => vec![
+            // First the pairs' precisions, which the book checksums format numbers with.
+            r#"{"method":"subscribe","params":{"channel":"instrument"}}"#.to_owned(),
             format!(r#"{{"method":"subscribe","params":{{"channel":"book","symbol":{list},"depth":{depth}}}}}"#),
             format!(r#"{{"method":"subscribe","params":{{"channel":"trade","symbol":{list}}}}}"#),
             format!(

@@ -24,6 +24,10 @@ pub(crate) struct KrakenChecker {
     deltas: Vec<BookDelta>,
     /// v2 book depth per symbol, from the subscribe ack (default 10).
     v2_depth: BTreeMap<String, usize>,
+    /// v2 price and quantity precision per symbol, from the `instrument` channel: what the
+    /// checksum formats numbers with. Without it, the most decimals seen in the pair's levels
+    /// stand in (right once any level shows its full precision).
+    v2_precision: BTreeMap<String, (u8, u8)>,
     emit: Emitter,
     /// Receive time of the frame being read.
     recv: u64,
@@ -86,8 +90,13 @@ impl KrakenChecker {
             p.view.synced = true;
         }
         if let Some(c) = checksum {
-            let mine =
-                if v2 { p.book.checksum_v2(p.view.price_decimals, p.view.size_decimals) } else { p.book.checksum() };
+            let mine = if v2 {
+                let (pp, qp) =
+                    self.v2_precision.get(pair).copied().unwrap_or((p.view.price_decimals, p.view.size_decimals));
+                p.book.checksum_v2(pp, qp)
+            } else {
+                p.book.checksum()
+            };
             if mine == c {
                 report.checksum.ok += 1;
             } else {
@@ -126,6 +135,12 @@ impl KrakenChecker {
             Ok(KrakenV2::Control { book_depth }) => {
                 if let Some((s, d)) = book_depth {
                     self.v2_depth.insert(s, d);
+                }
+                report.count("ignored", 1);
+            }
+            Ok(KrakenV2::Instruments(pairs)) => {
+                for (symbol, pp, qp) in pairs {
+                    self.v2_precision.insert(symbol, (pp, qp));
                 }
                 report.count("ignored", 1);
             }
@@ -287,5 +302,38 @@ mod tests {
         let books: Vec<String> = frames.into_iter().filter(|f| f.len() < 1500 && f.contains("\"book\",")).collect();
         let damaged = crate::check::run_damaged(&mut fast, &mut slow, books.iter());
         assert!(damaged > 5_000, "{damaged}");
+    }
+
+    #[test]
+    fn v2_checksums_use_the_instrument_channels_precisions() {
+        let session =
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../data/kraken/snippets_real_kraken_v2_book.jsonl"));
+        // The `instrument` snapshot's layout (docs.kraken.com, websocket-v2/instrument), one pair.
+        let instrument = |pp: u8, qp: u8| {
+            format!(
+                r#"{{"channel":"instrument","type":"snapshot","data":{{"assets":[{{"id":"ETH","status":"enabled","precision":10,"precision_display":5,"borrowable":true,"collateral_value":1.0,"margin_rate":0.02}}],"pairs":[{{"symbol":"ETH/USD","base":"ETH","quote":"USD","status":"online","qty_precision":{qp},"qty_increment":0.00000001,"price_precision":{pp},"cost_precision":5,"marginable":true,"has_index":true,"cost_min":0.5,"tick_size":0.01,"price_increment":0.01,"qty_min":0.002}}]}}}}"#
+            )
+        };
+        // Real ETH/USD snapshot + update and BTC/USD snapshot: three checksums. Announced
+        // precisions are used (a wrong one fails ETH/USD's); without any, the levels' own
+        // decimals stand in.
+        for (announced, ok) in [(None, 3), (Some((2, 8)), 3), (Some((3, 8)), 1), (Some((2, 9)), 1)] {
+            for serde_only in [false, true] {
+                let mut c = KrakenChecker { serde_only, ..KrakenChecker::default() };
+                let mut report = CheckReport::default();
+                let frames =
+                    announced.map(|(pp, qp)| instrument(pp, qp)).into_iter().chain(session.lines().map(str::to_owned));
+                for (i, body) in frames.enumerate() {
+                    c.on_ws(
+                        &RawRecord { ts_ns: 7, kind: RawKind::Ws, body, input: 0, line: i as u64 + 1 },
+                        &mut report,
+                    );
+                }
+                assert_eq!(report.errors, 0, "{:?}", report.error_samples);
+                assert_eq!(report.checksum.ok, ok, "{announced:?}, serde only: {serde_only}");
+                assert_eq!(report.checksum.failed, 3 - ok, "{announced:?}");
+                assert_eq!(c.v2_precision.get("ETH/USD").copied(), announced);
+            }
+        }
     }
 }
