@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use argus_core::{BookAction, BookDelta, DeltaFlags, Price, Qty, Side, Trade, UnixNanos};
+use argus_core::{BookAction, BookDelta, DeltaFlags, Price, Qty, Quote, Side, Trade, UnixNanos};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -65,6 +65,21 @@ pub struct KrakenTrade<'a> {
     pub trade: Trade,
 }
 
+/// A best bid and offer of either version, with the pair and venue time (0 when the frame
+/// carries none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KrakenQuote<'a> {
+    pub symbol: &'a str,
+    pub ts_ns: u64,
+    pub quote: Quote,
+}
+
+fn quote(bid: &str, bid_qty: &str, ask: &str, ask_qty: &str) -> Result<Quote, FeedError> {
+    let px = |v: &str| Price::parse(v).map_err(|source| FeedError::Decimal { field: "quote price", source });
+    let sz = |v: &str| Qty::parse_size(v).map_err(|source| FeedError::Decimal { field: "quote size", source });
+    Ok(Quote { bid_price: px(bid)?, bid_qty: sz(bid_qty)?, ask_price: px(ask)?, ask_qty: sz(ask_qty)? })
+}
+
 /// Kraken v1's decimal seconds (`"1618678132.927716"`) in nanoseconds.
 fn seconds_ns(s: &str) -> u64 {
     let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
@@ -105,10 +120,8 @@ pub enum KrakenV1<'a> {
     /// `{"event": ...}`: heartbeat, status, subscription ack.
     Event,
     Trades(Vec<KrakenTrade<'a>>),
-    /// Best bid/ask from `spread` or `ticker`.
-    Quote {
-        pair: &'a str,
-    },
+    /// Best bid/ask from `spread` (with its time) or `ticker` (time 0: it carries none).
+    Quote(KrakenQuote<'a>),
     Book {
         pair: &'a str,
         depth: usize,
@@ -234,7 +247,29 @@ pub fn decode_v1(frame: &str) -> Result<KrakenV1<'_>, FeedError> {
             .map_err(bad("trade payload"))?;
             Ok(KrakenV1::Trades(out))
         }
-        "spread" | "ticker" => Ok(KrakenV1::Quote { pair }),
+        "spread" => {
+            // `[bid, ask, time, bidVolume, askVolume]`
+            let Head([bid, ask, t, bid_qty, ask_qty]) =
+                serde_json::from_str(item(1)?.get()).map_err(|e| malformed(&format!("spread payload: {e}")))?;
+            Ok(KrakenV1::Quote(KrakenQuote {
+                symbol: pair,
+                ts_ns: seconds_ns(t),
+                quote: quote(bid, bid_qty, ask, ask_qty)?,
+            }))
+        }
+        "ticker" => {
+            /// `a` and `b` are `[price, wholeLotVolume, lotVolume]`; the rest is not a quote.
+            #[derive(Deserialize)]
+            struct Ticker<'a> {
+                #[serde(borrow)]
+                a: (&'a str, IgnoredAny, &'a str),
+                #[serde(borrow)]
+                b: (&'a str, IgnoredAny, &'a str),
+            }
+            let t: Ticker<'_> =
+                serde_json::from_str(item(1)?.get()).map_err(|e| malformed(&format!("ticker payload: {e}")))?;
+            Ok(KrakenV1::Quote(KrakenQuote { symbol: pair, ts_ns: 0, quote: quote(t.b.0, t.b.2, t.a.0, t.a.2)? }))
+        }
         c if c.starts_with("book-") => {
             let depth = c[5..].parse::<usize>().map_err(|_| malformed("book depth"))?;
             let mut levels = Vec::new();
@@ -669,7 +704,8 @@ pub enum KrakenV2<'a> {
         book_depth: Option<(String, usize)>,
     },
     Trades(Vec<KrakenTrade<'a>>),
-    Quotes(u64),
+    /// `ticker` entries' best bid and offer.
+    Quotes(Vec<KrakenQuote<'a>>),
     Book {
         snapshot: bool,
         books: Vec<KrakenV2Book>,
@@ -730,7 +766,7 @@ struct V2Frame<'a> {
 ///
 /// # Errors
 /// Malformed JSON or numbers.
-pub fn decode_v2(frame: &str) -> Result<KrakenV2<'_>, FeedError> {
+pub fn decode_v2<'a>(frame: &'a str) -> Result<KrakenV2<'a>, FeedError> {
     let f: V2Frame<'_> = serde_json::from_str(frame)?;
     if f.method.is_some() {
         let r: Value = f.result.map_or(Ok(Value::Null), |r| serde_json::from_str(r.get()))?;
@@ -742,17 +778,6 @@ pub fn decode_v2(frame: &str) -> Result<KrakenV2<'_>, FeedError> {
     let text = |raw: Option<&RawValue>| raw.and_then(|v| serde_json::from_str::<Cow<'_, str>>(v.get()).ok());
     let channel = text(f.channel).ok_or_else(|| malformed("v2 frame without channel"))?;
     let data = f.data.map_or("null", RawValue::get);
-    // Entries of `data` (0 when it is not an array).
-    let count = || {
-        f.data.map_or(0, |d| {
-            let mut n = 0;
-            wire::for_each(d, |_: IgnoredAny| {
-                n += 1;
-                Ok(())
-            })
-            .map_or(0, |()| n)
-        })
-    };
     match &*channel {
         "book" => {
             let entries: Vec<RawV2Book<'_>> = serde_json::from_str(data)?;
@@ -807,7 +832,32 @@ pub fn decode_v2(frame: &str) -> Result<KrakenV2<'_>, FeedError> {
             }
             Ok(KrakenV2::Trades(out))
         }
-        "ticker" => Ok(KrakenV2::Quotes(count())),
+        "ticker" => {
+            #[derive(Deserialize)]
+            struct V2Ticker<'a> {
+                #[serde(borrow)]
+                symbol: &'a str,
+                #[serde(borrow)]
+                bid: &'a RawValue,
+                #[serde(borrow)]
+                bid_qty: &'a RawValue,
+                #[serde(borrow)]
+                ask: &'a RawValue,
+                #[serde(borrow)]
+                ask_qty: &'a RawValue,
+                #[serde(borrow)]
+                timestamp: Option<&'a str>,
+            }
+            let tickers: Vec<V2Ticker<'_>> = f.data.map_or(Ok(Vec::new()), |d| serde_json::from_str(d.get()))?;
+            let mut out = Vec::with_capacity(tickers.len());
+            for t in tickers {
+                let n = |v: &'a RawValue| plain_decimal(v.get());
+                let quote = quote(&n(t.bid)?, &n(t.bid_qty)?, &n(t.ask)?, &n(t.ask_qty)?)?;
+                let ts_ns = t.timestamp.and_then(UnixNanos::parse_rfc3339).map_or(0, |t| t.0);
+                out.push(KrakenQuote { symbol: t.symbol, ts_ns, quote });
+            }
+            Ok(KrakenV2::Quotes(out))
+        }
         "instrument" => {
             let i: V2Instruments = serde_json::from_str(data)?;
             Ok(KrakenV2::Instruments(

@@ -6,8 +6,8 @@ use argus_core::{BookDelta, MarketEventKind};
 
 use super::{CheckReport, Checker, Emitter, SymbolBook};
 use crate::kraken::{
-    book_v1_exact, book_v2_exact, decode_v1, decode_v2, ExactLevels, KrakenBook, KrakenLevel, KrakenTrade, KrakenV1,
-    KrakenV2,
+    book_v1_exact, book_v2_exact, decode_v1, decode_v2, ExactLevels, KrakenBook, KrakenLevel, KrakenQuote, KrakenTrade,
+    KrakenV1, KrakenV2,
 };
 use crate::rawlog::RawRecord;
 
@@ -117,6 +117,10 @@ impl KrakenChecker {
         }
     }
 
+    fn quote(&mut self, q: &KrakenQuote<'_>) {
+        self.emit.event(q.symbol, q.ts_ns, self.recv, MarketEventKind::Quote(q.quote));
+    }
+
     fn v2(&mut self, r: &RawRecord, report: &mut CheckReport) {
         if !self.serde_only {
             let mut at = std::mem::take(&mut self.at);
@@ -145,7 +149,12 @@ impl KrakenChecker {
                 report.count("ignored", 1);
             }
             Ok(KrakenV2::Trades(t)) => self.trades(t, report),
-            Ok(KrakenV2::Quotes(n)) => report.count("quote", n),
+            Ok(KrakenV2::Quotes(quotes)) => {
+                report.count("quote", quotes.len() as u64);
+                for q in &quotes {
+                    self.quote(q);
+                }
+            }
             Ok(KrakenV2::Book { snapshot, books }) => {
                 for b in books {
                     let depth = self.v2_depth.get(&b.symbol).copied().unwrap_or(10);
@@ -184,7 +193,10 @@ impl Checker for KrakenChecker {
         match frame {
             KrakenV1::Event => report.count("ignored", 1),
             KrakenV1::Trades(t) => self.trades(t, report),
-            KrakenV1::Quote { .. } => report.count("quote", 1),
+            KrakenV1::Quote(q) => {
+                report.count("quote", 1);
+                self.quote(&q);
+            }
             KrakenV1::Book { pair, depth, snapshot, levels, checksum } => {
                 self.book(pair, depth, snapshot, levels.iter().copied(), checksum, false, r.line, report);
             }
@@ -217,6 +229,7 @@ impl Checker for KrakenChecker {
 mod tests {
     use super::*;
     use crate::check::run_frame as run;
+    use crate::check::CheckVenue;
     use crate::rawlog::{MergedInputs, RawKind};
 
     #[test]
@@ -335,5 +348,56 @@ mod tests {
                 assert_eq!(c.v2_precision.get("ETH/USD").copied(), announced);
             }
         }
+    }
+
+    #[test]
+    fn tickers_and_spreads_become_quotes() {
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/kraken/");
+        let quotes = |files: &[&str]| {
+            let inputs: Vec<std::path::PathBuf> = files.iter().map(|f| format!("{data}{f}").into()).collect();
+            let mut out = Vec::new();
+            let r = crate::check::events(CheckVenue::Kraken, MergedInputs::open(&inputs).unwrap(), &mut |s, e| {
+                if let MarketEventKind::Quote(q) = e.kind {
+                    out.push((s.to_owned(), e.ts_exchange.0, q));
+                }
+            })
+            .unwrap();
+            (r, out)
+        };
+        let px = |s: &str| argus_core::Price::parse(s).unwrap();
+        let sz = |s: &str| argus_core::Qty::parse_size(s).unwrap();
+        // v1 `ticker` (the real 2021 session): every frame a quote, best bid below best ask.
+        let (r, q) = quotes(&["cryptofeed_KRAKEN.ws.49.0.log"]);
+        assert_eq!((r.errors, r.events.get("quote").copied()), (0, Some(18)), "{:?}", r.error_samples);
+        assert_eq!(q.len(), 18);
+        assert!(q.iter().all(|(_, _, q)| q.bid_price < q.ask_price && q.bid_qty.units() > 0));
+        // `[996,{"a":["355.24000000",27,"27.19106411"],"b":["354.32000000",6,"6.87748868"],..},"ticker","XMR/USD"]`
+        let xmr = q.iter().find(|(s, _, _)| s == "XMR/USD").unwrap().2;
+        assert_eq!((xmr.bid_price, xmr.bid_qty), (px("354.32"), sz("6.87748868")));
+        assert_eq!((xmr.ask_price, xmr.ask_qty), (px("355.24"), sz("27.19106411")));
+        // v1 `spread` (tardis' real frames): bid, ask, time, volumes.
+        let (r, q) = quotes(&["tardis_node_kraken_v1_messages.jsonl"]);
+        // (Its book updates come without their snapshots: those are the only errors.)
+        assert!(r.error_samples.iter().all(|e| e.contains("before its snapshot")), "{:?}", r.error_samples);
+        assert_eq!(q.len(), 2, "{q:?}");
+        let (_, ts, xbt) = q.iter().find(|(s, _, _)| s == "XBT/USD").unwrap();
+        assert_eq!((xbt.bid_price, xbt.ask_price), (px("43770.2"), px("43770.3")));
+        assert_eq!((xbt.bid_qty, xbt.ask_qty, *ts), (sz("0.00917717"), sz("0.3167044"), 1_633_053_779_916_349_000));
+        // v2 `ticker` (the documentation's example): numbers, and a time.
+        let mut c = KrakenChecker::default();
+        c.collect_events();
+        let doc = r#"{"channel":"ticker","type":"snapshot","data":[{"symbol":"ALGO/USD","bid":0.10025,"bid_qty":740.0,"ask":0.10036,"ask_qty":1361.44813783,"last":0.10035,"volume":997038.98383185,"vwap":0.10148,"low":0.09979,"high":0.10285,"change":-0.00017,"change_pct":-0.17,"timestamp":"2023-09-25T09:04:31.742648Z"}]}"#;
+        let (report, events) =
+            run(&mut c, &RawRecord { ts_ns: 7, kind: RawKind::Ws, body: doc.to_owned(), input: 0, line: 1 });
+        assert!(report.contains("\"quote\":1") && report.contains("\"errors\":0"), "{report}");
+        let [(sym, e)] = &events[..] else { panic!("{events:?}") };
+        let MarketEventKind::Quote(q) = e.kind else { panic!("{e:?}") };
+        assert_eq!((sym.as_str(), q.bid_price, q.bid_qty), ("ALGO/USD", px("0.10025"), sz("740.0")));
+        assert_eq!((q.ask_price, q.ask_qty), (px("0.10036"), sz("1361.44813783")));
+        assert_eq!(e.ts_exchange.0, argus_core::UnixNanos::parse_rfc3339("2023-09-25T09:04:31.742648Z").unwrap().0);
+        // A ticker that is not one is an error, not a quote.
+        let bad = doc.replace("\"bid\":0.10025", "\"bid\":\"x\"");
+        let (report, events) = run(&mut c, &RawRecord { ts_ns: 7, kind: RawKind::Ws, body: bad, input: 0, line: 2 });
+        assert!(report.contains("\"errors\":1") && events.is_empty(), "{report}");
     }
 }
