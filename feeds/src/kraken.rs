@@ -321,8 +321,9 @@ pub struct ExactBook<'a> {
     n: usize,
 }
 
-/// The places of the levels [`book_v1_exact`] checked: kept by the caller from frame to frame
-/// so that reading a push allocates nothing once it has grown to the deepest snapshot.
+/// The places of the levels [`book_v1_exact`] or [`book_v2_exact`] checked: kept by the caller
+/// from frame to frame so that reading a push allocates nothing once it has grown to the
+/// deepest snapshot.
 #[derive(Debug, Default)]
 pub struct ExactLevels(Vec<wire::LevelAt>);
 
@@ -531,19 +532,18 @@ impl KrakenBook {
     ) -> Result<(), FeedError> {
         for level in levels {
             let (side, p, q) = level.level();
-            let side = &side;
             let k = key(p)?;
             let qty = Qty::parse_size(q).map_err(|source| FeedError::Decimal { field: "volume", source })?;
             // The core book holds what `Price` can; the rest only feeds the checksum.
             let price = i64::try_from(k).ok().map(Price::from_units);
             if !self.top_changed {
-                self.top_changed = self.in_top(*side, k);
+                self.top_changed = self.in_top(side, k);
             }
-            let ladder = if *side == Side::Buy { &mut self.bids } else { &mut self.asks };
+            let ladder = if side == Side::Buy { &mut self.bids } else { &mut self.asks };
             if qty.units() == 0 {
                 if ladder.remove(&k).is_some() {
                     if let Some(price) = price {
-                        out.push(delta(BookAction::Delete, *side, price, qty, flags));
+                        out.push(delta(BookAction::Delete, side, price, qty, flags));
                     }
                 }
             } else {
@@ -552,7 +552,7 @@ impl KrakenBook {
                     self.out_of_range += 1;
                 }
                 if let Some(price) = price {
-                    out.push(delta(BookAction::Update, *side, price, qty, flags));
+                    out.push(delta(BookAction::Update, side, price, qty, flags));
                 }
             }
         }

@@ -121,18 +121,26 @@ impl KrakenChecker {
         self.emit.event(q.symbol, q.ts_ns, self.recv, MarketEventKind::Quote(q.quote));
     }
 
+    /// A book push in Kraken's own layout (v1 or v2), read by the exact reader and applied;
+    /// false (nothing done) when the reader leaves the frame to serde.
+    fn book_exact(&mut self, r: &RawRecord, report: &mut CheckReport, v2: bool) -> bool {
+        if self.serde_only {
+            return false;
+        }
+        let mut at = std::mem::take(&mut self.at);
+        let read = if v2 { book_v2_exact } else { book_v1_exact };
+        let done = read(&r.body, &mut at).map(|b| {
+            let depth = if v2 { self.v2_depth.get(b.pair).copied().unwrap_or(10) } else { b.depth };
+            let levels = b.levels(&r.body, &at);
+            self.book(b.pair, depth, b.snapshot, levels, b.checksum, v2, r.line, report);
+        });
+        self.at = at;
+        done.is_some()
+    }
+
     fn v2(&mut self, r: &RawRecord, report: &mut CheckReport) {
-        if !self.serde_only {
-            let mut at = std::mem::take(&mut self.at);
-            let done = book_v2_exact(&r.body, &mut at).map(|b| {
-                let depth = self.v2_depth.get(b.pair).copied().unwrap_or(10);
-                let levels = b.levels(&r.body, &at);
-                self.book(b.pair, depth, b.snapshot, levels, b.checksum, true, r.line, report);
-            });
-            self.at = at;
-            if done.is_some() {
-                return;
-            }
+        if self.book_exact(r, report, true) {
+            return;
         }
         match decode_v2(&r.body) {
             Err(e) => report.error(format!("line {}: {e}", r.line)),
@@ -175,16 +183,8 @@ impl Checker for KrakenChecker {
         if body.starts_with("{\"channel\":\"book\",") || (body.starts_with('{') && !body.contains("\"event\"")) {
             return self.v2(r, report);
         }
-        if !self.serde_only {
-            let mut at = std::mem::take(&mut self.at);
-            let done = book_v1_exact(&r.body, &mut at).map(|b| {
-                let levels = b.levels(&r.body, &at);
-                self.book(b.pair, b.depth, b.snapshot, levels, b.checksum, false, r.line, report);
-            });
-            self.at = at;
-            if done.is_some() {
-                return;
-            }
+        if self.book_exact(r, report, false) {
+            return;
         }
         let frame = match decode_v1(&r.body) {
             Ok(f) => f,
