@@ -192,11 +192,7 @@ impl BybitChecker {
     /// serde and then applied as [`Self::frame`] would; `None` (nothing done) for anything
     /// else. A 500-level snapshot is otherwise scanned three times over before its levels are read.
     fn book_exact(&mut self, r: &RawRecord, report: &mut CheckReport) -> Option<Result<(), String>> {
-        let mut at = std::mem::take(&mut self.at);
-        at.clear();
-        let done = self.book_exact_in(r, report, &mut at);
-        self.at = at;
-        done
+        wire::with_buffer(self, |c| &mut c.at, |c, at| c.book_exact_in(r, report, at))
     }
 
     fn book_exact_in(

@@ -21,6 +21,11 @@ pub(crate) struct CoinbaseChecker {
     emit: Emitter,
     /// Receive time of the frame being read.
     recv: u64,
+    /// An `l2_data` push read by [`CoinbaseChecker::l2_data_exact`]: each update's side and
+    /// where its price and size are in the frame (reused from frame to frame).
+    at: Vec<(Side, wire::LevelAt)>,
+    /// Tests: read every frame through serde (the reference the exact path is held to).
+    serde_only: bool,
 }
 
 /// Every field either feed puts at the top level of a frame: Exchange messages are told apart
@@ -290,24 +295,97 @@ impl CoinbaseChecker {
         Ok(())
     }
 
-    fn advanced(&mut self, m: &Msg<'_>, channel: &str, line: u64, report: &mut CheckReport) -> Result<(), String> {
-        let frame_ts = rfc3339(m.timestamp);
-        if let Some(seq) = m.sequence_num {
-            if let Some(last) = self.last_seq {
-                if seq != last + 1 && seq > last {
-                    // One sequence for the whole connection: every book is suspect.
-                    report.gaps += 1;
-                    for (p, b) in &mut self.books {
-                        if b.synced {
-                            b.synced = false;
-                            self.broken.push(p.clone());
-                            self.emit.broken(p, frame_ts, self.recv);
-                        }
+    /// Advanced Trade's per-connection `sequence_num`: a jump marks every book stale.
+    fn sequence(&mut self, seq: Option<u64>, frame_ts: u64, report: &mut CheckReport) {
+        let Some(seq) = seq else { return };
+        if let Some(last) = self.last_seq {
+            if seq != last + 1 && seq > last {
+                // One sequence for the whole connection: every book is suspect.
+                report.gaps += 1;
+                for (p, b) in &mut self.books {
+                    if b.synced {
+                        b.synced = false;
+                        self.broken.push(p.clone());
+                        self.emit.broken(p, frame_ts, self.recv);
                     }
                 }
             }
-            self.last_seq = Some(seq);
         }
+        self.last_seq = Some(seq);
+    }
+
+    /// An Advanced Trade `l2_data` push with one event in Coinbase's own layout
+    /// (`{"channel":"l2_data","client_id":"..","timestamp":"..","sequence_num":N,"events":[{"type":
+    /// "..","product_id":"..","updates":[{"side":"bid|offer","event_time":"..","price_level":"..",
+    /// "new_quantity":".."},..]}]}`), checked whole in one pass without serde and then applied as
+    /// [`Self::advanced`] would; `None` (nothing done) for anything else.
+    fn l2_data_exact(&mut self, r: &RawRecord, report: &mut CheckReport) -> Option<Result<(), String>> {
+        wire::with_buffer(self, |c| &mut c.at, |c, at| c.l2_data_exact_in(r, report, at))
+    }
+
+    fn l2_data_exact_in(
+        &mut self,
+        r: &RawRecord,
+        report: &mut CheckReport,
+        at: &mut Vec<(Side, wire::LevelAt)>,
+    ) -> Option<Result<(), String>> {
+        let body = r.body.as_str();
+        let mut c = wire::Exact::new(body);
+        c.lit(b"{\"channel\":\"l2_data\",\"client_id\":")?;
+        c.text()?;
+        c.lit(b",\"timestamp\":")?;
+        let ts = c.text()?;
+        c.lit(b",\"sequence_num\":")?;
+        let seq = u64::try_from(c.int()?).ok()?;
+        c.lit(b",\"events\":[{\"type\":")?;
+        let ty = c.text()?;
+        c.lit(b",\"product_id\":")?;
+        let product = c.text()?;
+        c.lit(b",\"updates\":[")?;
+        // The message's time is its first level's.
+        let mut first_time = None;
+        if !c.take(b"]") {
+            loop {
+                c.lit(b"{\"side\":")?;
+                let side = c.text()?;
+                let side = match c.str(side) {
+                    "bid" => Side::Buy,
+                    "offer" | "ask" => Side::Sell,
+                    _ => return None,
+                };
+                c.lit(b",\"event_time\":")?;
+                let t = c.text()?;
+                first_time.get_or_insert(t);
+                c.lit(b",\"price_level\":")?;
+                let px = c.text()?;
+                c.lit(b",\"new_quantity\":")?;
+                let sz = c.text()?;
+                c.lit(b"}")?;
+                at.push((side, wire::LevelAt { px, sz }));
+                if !c.take(b",") {
+                    break;
+                }
+            }
+            c.lit(b"]")?;
+        }
+        c.lit(b"}]}")?;
+        c.end()?;
+        let frame_ts = rfc3339(Some(c.str(ts)));
+        self.sequence(Some(seq), frame_ts, report);
+        let msg_ts = first_time.map_or(0, |t| rfc3339(Some(c.str(t))));
+        let text = |r: &std::ops::Range<usize>| body.get(r.clone()).unwrap_or_default();
+        let applied = self.apply(c.str(product), c.str(ty) == "snapshot", frame_ts, r.line, report, |a| {
+            for (side, l) in at.iter() {
+                a.level(*side, text(&l.px), text(&l.sz));
+            }
+            Ok(msg_ts)
+        });
+        Some(applied)
+    }
+
+    fn advanced(&mut self, m: &Msg<'_>, channel: &str, line: u64, report: &mut CheckReport) -> Result<(), String> {
+        let frame_ts = rfc3339(m.timestamp);
+        self.sequence(m.sequence_num, frame_ts, report);
         let events = m.events.ok_or("no `events`")?;
         match channel {
             "l2_data" => wire::for_each(events, |e: Event<'_>| {
@@ -369,6 +447,11 @@ impl Checker for CoinbaseChecker {
     fn on_ws(&mut self, r: &RawRecord, report: &mut CheckReport) {
         self.recv = r.ts_ns;
         super::frame(r, report, |report| {
+            if !self.serde_only {
+                if let Some(done) = self.l2_data_exact(r, report) {
+                    return done;
+                }
+            }
             let m: Msg<'_> = wire::parse(&r.body)?;
             if let Some(ch) = m.channel {
                 self.advanced(&m, ch, r.line, report)
@@ -390,5 +473,84 @@ impl Checker for CoinbaseChecker {
 
     fn take_events(&mut self, f: &mut dyn FnMut(&str, &argus_core::MarketEvent)) {
         self.emit.take(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::run_frame as run;
+    use crate::rawlog::{MergedInputs, RawKind};
+
+    /// An Advanced Trade `l2_data` push in the documented layout.
+    fn l2(seq: u64, ty: &str, product: &str, updates: &[(&str, &str, &str)]) -> String {
+        let ups: Vec<String> = updates
+            .iter()
+            .map(|(side, px, sz)| {
+                format!(r#"{{"side":"{side}","event_time":"2026-12-04T08:00:0{seq}.5Z","price_level":"{px}","new_quantity":"{sz}"}}"#)
+            })
+            .collect();
+        format!(
+            r#"{{"channel":"l2_data","client_id":"","timestamp":"2026-12-04T08:00:0{seq}.6Z","sequence_num":{seq},"events":[{{"type":"{ty}","product_id":"{product}","updates":[{}]}}]}}"#,
+            ups.join(",")
+        )
+    }
+
+    #[test]
+    fn exact_l2_data_reads_as_serde_does_on_sessions_and_damaged_frames() {
+        let (mut fast, mut slow) =
+            (CoinbaseChecker::default(), CoinbaseChecker { serde_only: true, ..CoinbaseChecker::default() });
+        fast.collect_events();
+        slow.collect_events();
+        let snapshot = l2(
+            0,
+            "snapshot",
+            "ETH-USD",
+            &[
+                ("bid", "3001.50", "2.5"),
+                ("offer", "3002.00", "1.25"),
+                ("bid", "3001.00", "4"),
+                ("offer", "3002.50", "0.5"),
+            ],
+        );
+        let update = l2(1, "update", "ETH-USD", &[("bid", "3001.50", "0"), ("offer", "3001.75", "0.1")]);
+        let mut frames = vec![
+            snapshot.clone(),
+            update.clone(),
+            l2(2, "update", "ETH-USD", &[("ask", "3002.00", "3")]),
+            l2(3, "update", "ETH-USD", &[]),
+            // A jump in the connection's sequence: every book stale until its next snapshot.
+            l2(5, "update", "ETH-USD", &[("bid", "3000.00", "1")]),
+            l2(6, "snapshot", "ETH-USD", &[("bid", "3000.00", "1"), ("offer", "3000.50", "2")]),
+            l2(7, "update", "BTC-USD", &[("bid", "90000.00", "1")]),
+            // Left to serde: a side it does not know, two events in one push, an escape.
+            l2(8, "update", "ETH-USD", &[("buy", "3000.25", "1")]),
+            update
+                .replace("}]}]}", "}]},{\"type\":\"update\",\"product_id\":\"ETH-USD\",\"updates\":[]}]}")
+                .replace("\"sequence_num\":1", "\"sequence_num\":9"),
+            l2(10, "update", "ETH-USD", &[("bid", "3000.00", "2")]).replace("ETH-USD", "ETH\\u002dUSD"),
+            l2(11, "update", "ETH-USD", &[("offer", "0.-10000", "2")]),
+        ];
+        let mut exact = 0;
+        for (i, body) in frames.iter().enumerate() {
+            let r = RawRecord { ts_ns: 7, kind: RawKind::Ws, body: body.clone(), input: 0, line: i as u64 + 1 };
+            assert_eq!(run(&mut fast, &r), run(&mut slow, &r), "{body}");
+            let mut probe = CoinbaseChecker::default();
+            exact += usize::from(probe.l2_data_exact(&r, &mut CheckReport::default()).is_some());
+        }
+        // All but the three left to serde.
+        assert_eq!(exact, frames.len() - 3);
+        // The Exchange capture after them (its own layout, all through serde) changes nothing.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/coinbase/cryptofeed_COINBASE.ws.28.0.log.gz");
+        for r in MergedInputs::open(&[path.into()]).unwrap().take(300) {
+            assert_eq!(run(&mut fast, &r), run(&mut slow, &r), "{}", r.body);
+        }
+        frames.truncate(3);
+        let damaged = crate::check::run_damaged(&mut fast, &mut slow, frames.iter());
+        assert!(damaged > 1_000, "{damaged}");
+        // The session's book as both read it.
+        let books =
+            |c: &CoinbaseChecker| c.books().into_iter().map(|(s, b)| (s, b.best_bid, b.best_ask)).collect::<Vec<_>>();
+        assert_eq!(books(&fast), books(&slow));
     }
 }

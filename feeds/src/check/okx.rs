@@ -347,11 +347,7 @@ impl OkxChecker {
     /// then applied as [`Self::frame`] would; `None` (nothing done) for anything else. A
     /// 400-level snapshot is otherwise scanned three times over before its levels are read.
     fn books_exact(&mut self, r: &RawRecord, report: &mut CheckReport) -> Option<Result<(), String>> {
-        let mut at = std::mem::take(&mut self.at);
-        at.clear();
-        let done = self.books_exact_in(r, report, &mut at);
-        self.at = at;
-        done
+        wire::with_buffer(self, |c| &mut c.at, |c, at| c.books_exact_in(r, report, at))
     }
 
     fn books_exact_in(

@@ -411,6 +411,21 @@ fn level_exact(c: &mut Exact<'_>) -> Option<(std::ops::Range<usize>, std::ops::R
     Some((px, sz))
 }
 
+/// Runs `f` on `owner` with the buffer `field` picks taken out of it (so that `f` may use
+/// `owner` mutably while filling it), cleared first and put back after: an exact reader's
+/// scratch space, reused from frame to frame without allocating.
+pub(crate) fn with_buffer<O, T, R>(
+    owner: &mut O,
+    field: fn(&mut O) -> &mut Vec<T>,
+    f: impl FnOnce(&mut O, &mut Vec<T>) -> R,
+) -> R {
+    let mut buf = std::mem::take(field(owner));
+    buf.clear();
+    let r = f(owner, &mut buf);
+    *field(owner) = buf;
+    r
+}
+
 /// Where a checked level's price and size strings are in the frame.
 #[derive(Debug, Clone)]
 pub(crate) struct LevelAt {
