@@ -24,6 +24,9 @@ pub(crate) struct CoinbaseChecker {
     /// An `l2_data` push read by [`CoinbaseChecker::l2_data_exact`]: each update's side and
     /// where its price and size are in the frame (reused from frame to frame).
     at: Vec<(Side, wire::LevelAt)>,
+    /// A `market_trades` push read by [`CoinbaseChecker::market_trades_exact`]: each trade's
+    /// id and the places of its product, price, size, side and time (reused).
+    trades_at: Vec<(u64, [std::ops::Range<usize>; 5])>,
     /// Tests: read every frame through serde (the reference the exact path is held to).
     serde_only: bool,
 }
@@ -383,6 +386,71 @@ impl CoinbaseChecker {
         Some(applied)
     }
 
+    /// An Advanced Trade `market_trades` push with one event in Coinbase's own layout
+    /// (`{"channel":"market_trades","client_id":"..","timestamp":"..","sequence_num":N,"events":
+    /// [{"type":"..","trades":[{"trade_id":"..","product_id":"..","price":"..","size":"..","side":
+    /// "..","time":".."},..]}]}`), checked whole without serde and then emitted as
+    /// [`Self::advanced`] would; `None` (nothing done) for anything else.
+    fn market_trades_exact(&mut self, r: &RawRecord, report: &mut CheckReport) -> Option<Result<(), String>> {
+        wire::with_buffer(self, |c| &mut c.trades_at, |c, at| c.market_trades_exact_in(r, report, at))
+    }
+
+    fn market_trades_exact_in(
+        &mut self,
+        r: &RawRecord,
+        report: &mut CheckReport,
+        at: &mut Vec<(u64, [std::ops::Range<usize>; 5])>,
+    ) -> Option<Result<(), String>> {
+        let body = r.body.as_str();
+        let mut c = wire::Exact::new(body);
+        c.lit(b"{\"channel\":\"market_trades\",\"client_id\":")?;
+        c.text()?;
+        c.lit(b",\"timestamp\":")?;
+        let ts = c.text()?;
+        c.lit(b",\"sequence_num\":")?;
+        let seq = u64::try_from(c.int()?).ok()?;
+        c.lit(b",\"events\":[{\"type\":")?;
+        c.text()?;
+        c.lit(b",\"trades\":[")?;
+        if !c.take(b"]") {
+            loop {
+                c.lit(b"{\"trade_id\":")?;
+                let id = c.digits()?;
+                c.lit(b",\"product_id\":")?;
+                let product = c.text()?;
+                c.lit(b",\"price\":")?;
+                let price = c.text()?;
+                c.lit(b",\"size\":")?;
+                let size = c.text()?;
+                c.lit(b",\"side\":")?;
+                let side = c.text()?;
+                c.lit(b",\"time\":")?;
+                let time = c.text()?;
+                c.lit(b"}")?;
+                at.push((id, [product, price, size, side, time]));
+                if !c.take(b",") {
+                    break;
+                }
+            }
+            c.lit(b"]")?;
+        }
+        c.lit(b"}]}")?;
+        c.end()?;
+        self.sequence(Some(seq), rfc3339(Some(c.str(ts))), report);
+        let text = |r: &std::ops::Range<usize>| body.get(r.clone()).unwrap_or_default();
+        for (id, [product, price, size, side, time]) in at.iter() {
+            // Advanced Trade reports the taker's side.
+            let aggressor = if text(side) == "SELL" { Side::Sell } else { Side::Buy };
+            let t = match trade(Some(text(price)), Some(text(size)), Num(*id), aggressor) {
+                Ok(t) => t,
+                Err(e) => return Some(Err(e)),
+            };
+            self.emit.event(text(product), rfc3339(Some(text(time))), self.recv, MarketEventKind::Trade(t));
+        }
+        report.count("trade", at.len() as u64);
+        Some(Ok(()))
+    }
+
     fn advanced(&mut self, m: &Msg<'_>, channel: &str, line: u64, report: &mut CheckReport) -> Result<(), String> {
         let frame_ts = rfc3339(m.timestamp);
         self.sequence(m.sequence_num, frame_ts, report);
@@ -449,6 +517,9 @@ impl Checker for CoinbaseChecker {
         super::frame(r, report, |report| {
             if !self.serde_only {
                 if let Some(done) = self.l2_data_exact(r, report) {
+                    return done;
+                }
+                if let Some(done) = self.market_trades_exact(r, report) {
                     return done;
                 }
             }
@@ -552,5 +623,49 @@ mod tests {
         let books =
             |c: &CoinbaseChecker| c.books().into_iter().map(|(s, b)| (s, b.best_bid, b.best_ask)).collect::<Vec<_>>();
         assert_eq!(books(&fast), books(&slow));
+    }
+
+    #[test]
+    fn exact_market_trades_read_as_serde_does_on_sessions_and_damaged_frames() {
+        let (mut fast, mut slow) =
+            (CoinbaseChecker::default(), CoinbaseChecker { serde_only: true, ..CoinbaseChecker::default() });
+        fast.collect_events();
+        slow.collect_events();
+        let push = |seq: u64, trades: &[(&str, &str, &str, &str)]| {
+            let ts: Vec<String> = trades
+                .iter()
+                .enumerate()
+                .map(|(i, (id, px, sz, side))| {
+                    format!(r#"{{"trade_id":{id},"product_id":"ETH-USD","price":"{px}","size":"{sz}","side":"{side}","time":"2026-12-04T08:00:0{i}.25Z"}}"#)
+                })
+                .collect();
+            format!(
+                r#"{{"channel":"market_trades","client_id":"","timestamp":"2026-12-04T08:00:0{seq}.5Z","sequence_num":{seq},"events":[{{"type":"update","trades":[{}]}}]}}"#,
+                ts.join(",")
+            )
+        };
+        let frames = [
+            push(1, &[("\"101\"", "3001.50", "0.25", "BUY"), ("\"102\"", "3001.00", "1.5", "SELL")]),
+            push(2, &[]),
+            // A jump in the sequence; a bad price after a good trade (the good one is out).
+            push(4, &[("\"103\"", "3000.00", "2", "SELL"), ("\"104\"", "0.-10000", "1", "BUY")]),
+            // Left to serde: a numeric id, a signed one.
+            push(5, &[("105", "3000.25", "1", "BUY")]),
+            push(6, &[("\"+106\"", "3000.25", "1", "BUY")]),
+        ];
+        let mut exact = 0;
+        for (i, body) in frames.iter().enumerate() {
+            let r = RawRecord { ts_ns: 7, kind: RawKind::Ws, body: body.clone(), input: 0, line: i as u64 + 1 };
+            let out = run(&mut fast, &r);
+            assert_eq!(out, run(&mut slow, &r), "{body}");
+            let mut probe = CoinbaseChecker::default();
+            exact += usize::from(probe.market_trades_exact(&r, &mut CheckReport::default()).is_some());
+            if i == 0 {
+                assert_eq!(out.1.len(), 2, "both trades out");
+            }
+        }
+        assert_eq!(exact, 3);
+        let damaged = crate::check::run_damaged(&mut fast, &mut slow, frames[..3].iter());
+        assert!(damaged > 1_000, "{damaged}");
     }
 }
