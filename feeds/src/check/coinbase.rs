@@ -134,6 +134,27 @@ struct AtTicker<'a> {
     best_ask_quantity: Option<&'a str>,
 }
 
+/// The head every Advanced Trade push shares, read exactly up to its first event's `type`
+/// (`{"channel":"CHANNEL","client_id":"..","timestamp":"..","sequence_num":N,"events":[{"type":
+/// ".."`): the places of `timestamp` and `type`, and the sequence number.
+fn advanced_head(
+    c: &mut wire::Exact<'_>,
+    channel: &str,
+) -> Option<(std::ops::Range<usize>, u64, std::ops::Range<usize>)> {
+    c.lit(b"{\"channel\":")?;
+    let ch = c.text()?;
+    (c.str(ch) == channel).then_some(())?;
+    c.lit(b",\"client_id\":")?;
+    c.text()?;
+    c.lit(b",\"timestamp\":")?;
+    let ts = c.text()?;
+    c.lit(b",\"sequence_num\":")?;
+    let seq = u64::try_from(c.int()?).ok()?;
+    c.lit(b",\"events\":[{\"type\":")?;
+    let ty = c.text()?;
+    Some((ts, seq, ty))
+}
+
 /// A venue's RFC 3339 timestamp in nanoseconds (0 when absent or unreadable).
 fn rfc3339(s: Option<&str>) -> u64 {
     s.and_then(UnixNanos::parse_rfc3339).map_or(0, |t| t.0)
@@ -334,14 +355,7 @@ impl CoinbaseChecker {
     ) -> Option<Result<(), String>> {
         let body = r.body.as_str();
         let mut c = wire::Exact::new(body);
-        c.lit(b"{\"channel\":\"l2_data\",\"client_id\":")?;
-        c.text()?;
-        c.lit(b",\"timestamp\":")?;
-        let ts = c.text()?;
-        c.lit(b",\"sequence_num\":")?;
-        let seq = u64::try_from(c.int()?).ok()?;
-        c.lit(b",\"events\":[{\"type\":")?;
-        let ty = c.text()?;
+        let (ts, seq, ty) = advanced_head(&mut c, "l2_data")?;
         c.lit(b",\"product_id\":")?;
         let product = c.text()?;
         c.lit(b",\"updates\":[")?;
@@ -403,14 +417,7 @@ impl CoinbaseChecker {
     ) -> Option<Result<(), String>> {
         let body = r.body.as_str();
         let mut c = wire::Exact::new(body);
-        c.lit(b"{\"channel\":\"market_trades\",\"client_id\":")?;
-        c.text()?;
-        c.lit(b",\"timestamp\":")?;
-        let ts = c.text()?;
-        c.lit(b",\"sequence_num\":")?;
-        let seq = u64::try_from(c.int()?).ok()?;
-        c.lit(b",\"events\":[{\"type\":")?;
-        c.text()?;
+        let (ts, seq, _) = advanced_head(&mut c, "market_trades")?;
         c.lit(b",\"trades\":[")?;
         if !c.take(b"]") {
             loop {
