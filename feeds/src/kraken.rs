@@ -466,6 +466,56 @@ pub fn book_v2_exact<'a>(frame: &'a str, at: &mut ExactLevels) -> Option<ExactBo
     })
 }
 
+/// A trade read by [`trades_v2_exact`]: the trade, its venue time and where its symbol is in
+/// the frame.
+pub type PlacedTrade = (Trade, u64, std::ops::Range<usize>);
+
+/// A v2 `trade` push exactly as Kraken lays it out, read in one pass without serde:
+/// `{"channel":"trade","type":"..","data":[{"symbol":"..","side":"..","price":N,"qty":N,
+/// "ord_type":"..","trade_id":N,"timestamp":".."},..]}`, every number a plain decimal and every
+/// trade valid (its decimals parse); the trades go to `out` (cleared first). `None` for anything
+/// else, which [`decode_v2`] then reads (and reports, when something is wrong).
+pub fn trades_v2_exact(frame: &str, out: &mut Vec<PlacedTrade>) -> Option<()> {
+    out.clear();
+    let mut c = wire::Exact::new(frame);
+    c.lit(b"{\"channel\":\"trade\",\"type\":")?;
+    c.text()?;
+    c.lit(b",\"data\":[")?;
+    if !c.take(b"]") {
+        loop {
+            c.lit(b"{\"symbol\":")?;
+            let symbol = c.text()?;
+            c.lit(b",\"side\":")?;
+            let side = c.text()?;
+            c.lit(b",\"price\":")?;
+            let price = c.plain_number()?;
+            c.lit(b",\"qty\":")?;
+            let qty = c.plain_number()?;
+            c.lit(b",\"ord_type\":")?;
+            c.text()?;
+            c.lit(b",\"trade_id\":")?;
+            let id = u64::try_from(c.int()?).ok()?;
+            c.lit(b",\"timestamp\":")?;
+            let ts = c.text()?;
+            c.lit(b"}")?;
+            let trade = Trade {
+                price: Price::parse(c.str(price)).ok()?,
+                qty: Qty::parse_size(c.str(qty)).ok()?,
+                trade_id: id,
+                aggressor: if c.str(side) == "sell" { Side::Sell } else { Side::Buy },
+            };
+            let ts_ns = UnixNanos::parse_rfc3339(c.str(ts)).map_or(0, |t| t.0);
+            out.push((trade, ts_ns, symbol));
+            if !c.take(b",") {
+                break;
+            }
+        }
+        c.lit(b"]")?;
+    }
+    c.lit(b"}")?;
+    c.end()
+}
+
 /// Feeds a decimal's checksum form to `crc`: without `.` and leading zeros. With `pad_to`, the
 /// fraction is first widened with zeros to that many digits (v2's fixed precision).
 fn checksum_part(crc: &mut wire::Crc, v: &[u8], pad_to: Option<u8>) {

@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 
 use argus_core::{BookDelta, MarketEventKind};
 
-use super::{CheckReport, Checker, Emitter, SymbolBook};
+use super::{wire, CheckReport, Checker, Emitter, SymbolBook};
 use crate::kraken::{
-    book_v1_exact, book_v2_exact, decode_v1, decode_v2, ExactLevels, KrakenBook, KrakenLevel, KrakenQuote, KrakenTrade,
-    KrakenV1, KrakenV2,
+    book_v1_exact, book_v2_exact, decode_v1, decode_v2, trades_v2_exact, ExactLevels, KrakenBook, KrakenLevel,
+    KrakenQuote, KrakenTrade, KrakenV1, KrakenV2, PlacedTrade,
 };
 use crate::rawlog::RawRecord;
 
@@ -33,6 +33,8 @@ pub(crate) struct KrakenChecker {
     recv: u64,
     /// Where the exact reader found the levels of the frame being read.
     at: ExactLevels,
+    /// The trades of the v2 push being read by the exact reader (reused).
+    trades_at: Vec<PlacedTrade>,
     /// Tests: read every frame through serde (the reference the exact path is held to).
     serde_only: bool,
 }
@@ -138,8 +140,30 @@ impl KrakenChecker {
         done.is_some()
     }
 
+    /// A v2 trade push read by the exact reader and emitted; false (nothing done) when the
+    /// reader leaves the frame to serde.
+    fn trades_exact(&mut self, r: &RawRecord, report: &mut CheckReport) -> bool {
+        if self.serde_only {
+            return false;
+        }
+        wire::with_buffer(
+            self,
+            |c| &mut c.trades_at,
+            |c, trades| {
+                trades_v2_exact(&r.body, trades).map(|()| {
+                    report.count("trade", trades.len() as u64);
+                    for (trade, ts, symbol) in trades.iter() {
+                        let symbol = r.body.get(symbol.clone()).unwrap_or_default();
+                        c.emit.event(symbol, *ts, c.recv, MarketEventKind::Trade(*trade));
+                    }
+                })
+            },
+        )
+        .is_some()
+    }
+
     fn v2(&mut self, r: &RawRecord, report: &mut CheckReport) {
-        if self.book_exact(r, report, true) {
+        if self.book_exact(r, report, true) || self.trades_exact(r, report) {
             return;
         }
         match decode_v2(&r.body) {
@@ -399,5 +423,45 @@ mod tests {
         let bad = doc.replace("\"bid\":0.10025", "\"bid\":\"x\"");
         let (report, events) = run(&mut c, &RawRecord { ts_ns: 7, kind: RawKind::Ws, body: bad, input: 0, line: 2 });
         assert!(report.contains("\"errors\":1") && events.is_empty(), "{report}");
+    }
+
+    #[test]
+    fn exact_v2_trades_read_as_serde_does_on_pushes_and_damaged_frames() {
+        let (mut fast, mut slow) =
+            (KrakenChecker::default(), KrakenChecker { serde_only: true, ..KrakenChecker::default() });
+        fast.collect_events();
+        slow.collect_events();
+        // The documented layout.
+        let trade = |side: &str, px: &str, qty: &str, id: &str| {
+            format!(
+                r#"{{"symbol":"BTC/USD","side":"{side}","price":{px},"qty":{qty},"ord_type":"limit","trade_id":{id},"timestamp":"2026-12-04T08:00:00.123456Z"}}"#
+            )
+        };
+        let push =
+            |trades: &[String]| format!(r#"{{"channel":"trade","type":"update","data":[{}]}}"#, trades.join(","));
+        let frames = [
+            push(&[
+                trade("buy", "91944.2", "0.00027625", "10218208"),
+                trade("sell", "91910.5", "0.0001246", "10218209"),
+            ]),
+            push(&[]),
+            // Left to serde: an exponent, a negative id, a bad decimal (an error there).
+            push(&[trade("buy", "9.1e4", "1", "7")]),
+            push(&[trade("buy", "91900", "1", "-7")]),
+            push(&[trade("buy", "91900", "1", "7"), trade("sell", "0.00000000000001", "1", "8")]),
+        ];
+        let mut exact = 0;
+        for (i, body) in frames.iter().enumerate() {
+            let r = RawRecord { ts_ns: 7, kind: RawKind::Ws, body: body.clone(), input: 0, line: i as u64 + 1 };
+            let out = run(&mut fast, &r);
+            assert_eq!(out, run(&mut slow, &r), "{body}");
+            exact += usize::from(trades_v2_exact(body, &mut Vec::new()).is_some());
+            if i == 0 {
+                assert_eq!(out.1.len(), 2, "{out:?}");
+            }
+        }
+        assert_eq!(exact, 2);
+        let damaged = crate::check::run_damaged(&mut fast, &mut slow, frames[..2].iter());
+        assert!(damaged > 500, "{damaged}");
     }
 }
