@@ -574,12 +574,18 @@ mod tests {
         )
     }
 
-    #[test]
-    fn exact_l2_data_reads_as_serde_does_on_sessions_and_damaged_frames() {
+    /// Two checkers collecting events: the exact paths on, and serde only (the reference).
+    fn fast_and_slow() -> (CoinbaseChecker, CoinbaseChecker) {
         let (mut fast, mut slow) =
             (CoinbaseChecker::default(), CoinbaseChecker { serde_only: true, ..CoinbaseChecker::default() });
         fast.collect_events();
         slow.collect_events();
+        (fast, slow)
+    }
+
+    #[test]
+    fn exact_l2_data_reads_as_serde_does_on_sessions_and_damaged_frames() {
+        let (mut fast, mut slow) = fast_and_slow();
         let snapshot = l2(
             0,
             "snapshot",
@@ -634,10 +640,7 @@ mod tests {
 
     #[test]
     fn exact_market_trades_read_as_serde_does_on_sessions_and_damaged_frames() {
-        let (mut fast, mut slow) =
-            (CoinbaseChecker::default(), CoinbaseChecker { serde_only: true, ..CoinbaseChecker::default() });
-        fast.collect_events();
-        slow.collect_events();
+        let (mut fast, mut slow) = fast_and_slow();
         let push = |seq: u64, trades: &[(&str, &str, &str, &str)]| {
             let ts: Vec<String> = trades
                 .iter()

@@ -256,12 +256,18 @@ mod tests {
     use crate::check::CheckVenue;
     use crate::rawlog::{MergedInputs, RawKind};
 
-    #[test]
-    fn exact_books_read_as_serde_does_on_real_and_damaged_frames() {
+    /// Two checkers collecting events: the exact paths on, and serde only (the reference).
+    fn fast_and_slow() -> (KrakenChecker, KrakenChecker) {
         let (mut fast, mut slow) =
             (KrakenChecker::default(), KrakenChecker { serde_only: true, ..KrakenChecker::default() });
         fast.collect_events();
         slow.collect_events();
+        (fast, slow)
+    }
+
+    #[test]
+    fn exact_books_read_as_serde_does_on_real_and_damaged_frames() {
+        let (mut fast, mut slow) = fast_and_slow();
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/kraken/cryptofeed_KRAKEN.ws.50.0.log.gz");
         let mut books: Vec<String> = Vec::new();
         let mut checked = 0;
@@ -303,10 +309,7 @@ mod tests {
 
     #[test]
     fn exact_v2_books_read_as_serde_does_on_real_doc_and_damaged_frames() {
-        let (mut fast, mut slow) =
-            (KrakenChecker::default(), KrakenChecker { serde_only: true, ..KrakenChecker::default() });
-        fast.collect_events();
-        slow.collect_events();
+        let (mut fast, mut slow) = fast_and_slow();
         let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/kraken/");
         let read = |name: &str| std::fs::read_to_string(format!("{data}{name}")).unwrap();
         // The real session (ack, snapshot, update, a re-serialised frame without `type`), then
@@ -427,10 +430,7 @@ mod tests {
 
     #[test]
     fn exact_v2_trades_read_as_serde_does_on_pushes_and_damaged_frames() {
-        let (mut fast, mut slow) =
-            (KrakenChecker::default(), KrakenChecker { serde_only: true, ..KrakenChecker::default() });
-        fast.collect_events();
-        slow.collect_events();
+        let (mut fast, mut slow) = fast_and_slow();
         // The documented layout.
         let trade = |side: &str, px: &str, qty: &str, id: &str| {
             format!(
