@@ -308,7 +308,8 @@ pub fn run(path: &Path, o: &Options) -> Result<ModelBench> {
             Target::Tabular(m) => m.network().forward(&one)?,
             Target::Script(m, _) => m.module().forward_ts(&[&one])?,
         };
-        // Read the result out as argus does (and wait for it: it matters on CUDA).
+        // Read the result out as argus does, in f32 (and wait for it: it matters on CUDA).
+        let y = if y.kind() == tch::Kind::Float { y } else { y.f_to_kind(tch::Kind::Float)? };
         y.f_copy_data(&mut first, 1)?;
         Ok(())
     })?;

@@ -40,6 +40,10 @@ pub struct MarketModel {
     kind: Kind,
     mean: [f32; N_FEATURES],
     inv_std: [f32; N_FEATURES],
+    /// `mean` and `inv_std` as `[1, N_FEATURES]` tensors on the device: batches off the CPU
+    /// are standardised and finished there ([`MarketModel::score_rows`]).
+    mean_t: Tensor,
+    inv_std_t: Tensor,
     buf: [f32; N_FEATURES],
     out: [f32; N_FEATURES],
     /// The input tensor, made once (TorchScript and fp16 models; [`RowNet`] has its own).
@@ -62,6 +66,54 @@ fn net_forward(net: &Net, kind: Kind, x: &Tensor) -> Result<Tensor, tch::TchErro
         Net::Mlp { mlp, .. } => mlp.forward(x),
         Net::Script(m) => m.forward_ts(&[x]),
     }
+}
+
+/// The fused pair's batch as tensor operations on the device (also callable on the CPU, where
+/// tests hold it equal to the row loop): one copy in, both networks as one, `2n` scores out.
+fn fused_rows_tensors(
+    a: &MarketModel,
+    b: &MarketModel,
+    f: &Fused,
+    rows: &[f32],
+    n: usize,
+    signal: &mut [f32],
+    anomaly: &mut [f32],
+) -> Result<(), ModelError> {
+    let scores = tch::no_grad(|| -> Result<Tensor, tch::TchError> {
+        let raw = rows_on(rows, n, a.device)?;
+        let (xa, xb) = (a.standardize_rows(&raw)?, b.standardize_rows(&raw)?);
+        let y = f.net.forward_rows(&Tensor::f_cat(&[&xa, &xb], 1)?)?;
+        let sa = a.finish_rows(&xa, &y.f_narrow(1, 0, 1)?)?;
+        let sb = b.finish_rows(&xb, &y.f_narrow(1, 1, N_FEATURES as i64)?)?;
+        Tensor::f_stack(&[sa, sb], 0)?.f_to_device(Device::Cpu)
+    })?;
+    copy_scores(&a.card.name, &scores.f_get(0)?, &mut signal[..n])?;
+    copy_scores(&b.card.name, &scores.f_get(1)?, &mut anomaly[..n])
+}
+
+/// The smallest batch standardised and finished on the GPU: below it the kernel launches those
+/// take cost more than doing them on the CPU (the inference thread's 256-row batches of the pair:
+/// 0.85 -> 1.2-1.3 M scores/s on the H200 with them on the CPU; BENCHMARKS.md).
+const DEVICE_SIDE_MIN_ROWS: usize = 1024;
+
+/// `n` rows of `rows` as a `[n, N_FEATURES]` tensor on `device` (one copy into a host tensor,
+/// one to the device).
+fn rows_on(rows: &[f32], n: usize, device: Device) -> Result<Tensor, tch::TchError> {
+    // Staging through page-locked memory was tried on the H200: no faster at 65,536 or 1M rows,
+    // and libtorch 2.11 warns on every `pin_memory(device)` call (BENCHMARKS.md).
+    Tensor::f_from_slice(rows)?.f_view([n as i64, N_FEATURES as i64])?.f_to_device(device)
+}
+
+/// Copies a batch's scores (`[n]` `f32` on the CPU) into `out`, which must be `n` long.
+fn copy_scores(model: &str, scores: &Tensor, out: &mut [f32]) -> Result<(), ModelError> {
+    if scores.numel() != out.len() {
+        return Err(bad(
+            Path::new(model),
+            format!("the network gave {:?} scores for {} rows", scores.size(), out.len()),
+        ));
+    }
+    scores.f_copy_data(out, out.len())?;
+    Ok(())
 }
 
 fn bad(dir: &Path, reason: impl Into<String>) -> ModelError {
@@ -180,6 +232,8 @@ impl MarketModel {
             Net::Mlp { mlp, .. } if kind == Kind::Float => Some(RowNet::new(&[mlp], device)?),
             _ => None,
         };
+        let on_device = |v: &[f32; N_FEATURES]| Tensor::f_from_slice(v)?.f_view([1, width])?.f_to_device(device);
+        let (mean_t, inv_std_t) = (on_device(&mean)?, on_device(&inv_std)?);
         let mut m = Self {
             card,
             net,
@@ -187,6 +241,8 @@ impl MarketModel {
             kind,
             mean,
             inv_std,
+            mean_t,
+            inv_std_t,
             buf: [0.0; N_FEATURES],
             out: [0.0; N_FEATURES],
             input: RowInput::new(N_FEATURES, device)?,
@@ -284,7 +340,29 @@ impl MarketModel {
         }
     }
 
-    /// Scores `n` unstandardised rows (row-major) in one call into `out[..n]`.
+    /// [`standardize`](Self::standardize) for a batch `[n, N_FEATURES]` on the device.
+    fn standardize_rows(&self, raw: &Tensor) -> Result<Tensor, tch::TchError> {
+        raw.f_sub(&self.mean_t)?.f_mul(&self.inv_std_t)
+    }
+
+    /// [`finish`](Self::finish) for a batch on the device: standardised inputs `xs` `[n, d]`
+    /// and the network's outputs `y` (any float kind) give the scores `[n]` in `f32`.
+    fn finish_rows(&self, xs: &Tensor, y: &Tensor) -> Result<Tensor, tch::TchError> {
+        match self.card.kind {
+            MarketKind::Alpha => {
+                y.f_select(1, 0)?.f_to_kind(Kind::Double)?.f_mul_scalar(self.card.output_scale)?.f_to_kind(Kind::Float)
+            }
+            MarketKind::Anomaly => {
+                let diff = xs.f_sub(&y.f_to_kind(Kind::Float)?)?;
+                let e = diff.f_mul(&diff)?.f_mean_dim(Some([1_i64].as_slice()), false, Kind::Float)?;
+                e.f_div(&e.f_add_scalar(self.card.threshold.unwrap_or(1.0))?)
+            }
+        }
+    }
+
+    /// Scores `n` unstandardised rows (row-major) in one call into `out[..n]`. Off the CPU the
+    /// rows go to the device as they are, in one copy, and come back as `n` scores: the
+    /// standardising and finishing run there too, so one CPU core does not bound a GPU batch.
     ///
     /// # Errors
     /// Wrong lengths or torch failures.
@@ -295,6 +373,9 @@ impl MarketModel {
         }
         if n == 0 {
             return Ok(());
+        }
+        if self.device != Device::Cpu && n >= DEVICE_SIDE_MIN_ROWS {
+            return self.score_rows_tensors(rows, n, out);
         }
         let mut x = Vec::with_capacity(rows.len());
         for r in rows.chunks_exact(d) {
@@ -317,6 +398,16 @@ impl MarketModel {
             *o = self.finish(&x[i * d..(i + 1) * d], &ys[i * k..(i + 1) * k]);
         }
         Ok(())
+    }
+
+    /// [`score_rows`](Self::score_rows) as tensor operations on the model's device (also
+    /// callable on the CPU, where tests hold it equal to the row loop).
+    fn score_rows_tensors(&self, rows: &[f32], n: usize, out: &mut [f32]) -> Result<(), ModelError> {
+        let scores = tch::no_grad(|| -> Result<Tensor, tch::TchError> {
+            let xs = self.standardize_rows(&rows_on(rows, n, self.device)?)?;
+            self.finish_rows(&xs, &self.forward(&xs)?)?.f_to_device(Device::Cpu)
+        })?;
+        copy_scores(&self.card.name, &scores, &mut out[..n])
     }
 
     /// Scores every row of `table`, finding the model's features by column name (the first
@@ -494,6 +585,9 @@ impl MarketScorer {
             return Ok(());
         }
         let a = &self.alpha;
+        if a.device != Device::Cpu && n >= DEVICE_SIDE_MIN_ROWS {
+            return fused_rows_tensors(a, b, f, rows, n, signal, anomaly);
+        }
         let mut x = vec![0.0_f32; n * 2 * d];
         for (r, xr) in rows.chunks_exact(d).zip(x.chunks_exact_mut(2 * d)) {
             let (xa, xb) = xr.split_at_mut(d);
@@ -530,5 +624,62 @@ impl Scorer for MarketScorer {
             None => 0.0,
         };
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn zoo(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("zoo").join(name)
+    }
+
+    /// `n` rows spread over ±3 standard deviations of each of the model's features.
+    fn rows(m: &MarketModel, n: usize) -> Vec<f32> {
+        let mut s = 0x2545_f491_4f6c_dd1d_u64;
+        (0..n * N_FEATURES)
+            .map(|i| {
+                s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                let u = (s >> 40) as f32 / (1u64 << 24) as f32 * 6.0 - 3.0;
+                let j = i % N_FEATURES;
+                m.mean[j] + u / m.inv_std[j]
+            })
+            .collect()
+    }
+
+    fn assert_close(got: &[f32], want: &[f32], what: &str) {
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{what}, row {i}: {g} vs {w}");
+        }
+        assert!(want.iter().any(|v| *v != want[0]), "{what}: every row scored the same");
+    }
+
+    /// The batch path a GPU takes (standardise, network, finish, all as tensor operations)
+    /// run here on the CPU scores what the CPU's row loop scores: alpha, anomaly and the
+    /// fused pair.
+    #[test]
+    fn device_batch_path_equals_the_row_loop() {
+        let paths = MarketModelPaths { alpha: zoo("btcusdt_alpha"), anomaly: Some(zoo("btcusdt_anomaly")) };
+        let s = MarketScorer::load(&paths, Device::Cpu, false).unwrap();
+        let (a, b, f) = (&s.alpha, s.anomaly.as_ref().unwrap(), s.fused.as_ref().unwrap());
+        let n = 500;
+        let x = rows(a, n);
+        for (m, what) in [(a, "alpha"), (b, "anomaly")] {
+            let (mut want, mut got) = (vec![0.0_f32; n], vec![0.0_f32; n]);
+            m.score_rows(&x, n, &mut want).unwrap();
+            m.score_rows_tensors(&x, n, &mut got).unwrap();
+            assert_close(&got, &want, what);
+        }
+        let (mut want_s, mut want_a) = (vec![0.0_f32; n], vec![0.0_f32; n]);
+        s.score_rows_as(false, &x, n, &mut want_s, &mut want_a).unwrap();
+        let (mut got_s, mut got_a) = (vec![0.0_f32; n], vec![0.0_f32; n]);
+        fused_rows_tensors(a, b, f, &x, n, &mut got_s, &mut got_a).unwrap();
+        assert_close(&got_s, &want_s, "fused alpha");
+        assert_close(&got_a, &want_a, "fused anomaly");
+        // Anomaly scores are e / (e + threshold): inside (0, 1), and not all near one end.
+        assert!(got_a.iter().all(|v| (0.0..1.0).contains(v)));
     }
 }
