@@ -171,7 +171,8 @@ struct RunArgs {
     /// Anomaly model directory, or `none` [default: models/zoo/btcusdt_anomaly].
     #[arg(long)]
     anomaly_model: Option<String>,
-    /// Inference device: auto, cpu, cuda, cuda:N.
+    /// Inference device: auto, cpu, cuda, cuda:N. `auto` scores inline on the CPU (faster per
+    /// row than a GPU round trip) and batches (--inference batched) or fp16 on the GPU when there is one.
     #[arg(long, default_value = "auto")]
     device: String,
     /// Run the models in fp16 (CUDA only).

@@ -297,7 +297,14 @@ impl HotSetup {
         spec: InstrumentSpec,
         live_clock: bool,
     ) -> Result<(Hot, ModelReport)> {
-        let device = parse_device(&self.device)?;
+        let device = match (self.device.as_str(), self.inference, self.half) {
+            // One row through a GPU is a copy in, kernels and a synchronising copy back: ~70-150
+            // us on an H200 against 6-8 us inline on the CPU (BENCHMARKS.md, twenty-first
+            // session). So `auto` keeps inline scoring on the CPU; the GPU is for the inference
+            // thread's batches, fp16, or when asked for by name.
+            ("auto", Inference::Inline, false) => tch::Device::Cpu,
+            _ => parse_device(&self.device)?,
+        };
         let m = &self.models;
         let loaded = MarketScorer::load(m, device, self.half).with_context(|| {
             format!(
