@@ -27,6 +27,26 @@ type Ladder = BTreeMap<i128, (Lit, Lit)>;
 pub(crate) fn key(s: &str) -> Result<i128, FeedError> {
     let bad = || malformed(&format!("bad price `{s}`"));
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    // Nearly every price: at most 9 digits each side of the point fit a u64 in 1e-9 units
+    // (< 10^18), one pass checking and accumulating, without 128-bit multiplies.
+    if !int.is_empty() && int.len() <= 9 && frac.len() <= 9 {
+        let mut v: u64 = 0;
+        for &b in int.as_bytes().iter().chain(frac.as_bytes()) {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                return Err(bad());
+            }
+            v = v * 10 + u64::from(d);
+        }
+        return Ok(i128::from(v * 10_u64.pow(9 - frac.len() as u32)));
+    }
+    key_wide(s)
+}
+
+/// [`key`] for any length: 128-bit arithmetic.
+fn key_wide(s: &str) -> Result<i128, FeedError> {
+    let bad = || malformed(&format!("bad price `{s}`"));
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
     if int.is_empty() || int.len() > 28 || !int.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
@@ -1070,6 +1090,7 @@ mod tests {
         assert_eq!(key("0.000022900").unwrap(), 22_900);
         assert!(key("1.0000000001").is_err() && key("-1").is_err() && key("1e5").is_err());
         // Both sides of the 64-bit fast path, and what neither takes.
+        assert_eq!(key("999999999.999999999").unwrap(), 999_999_999_999_999_999);
         assert_eq!(key("9999999999.999999999").unwrap(), 9_999_999_999_999_999_999);
         assert_eq!(key("99999999999.5").unwrap(), 99_999_999_999_500_000_000);
         assert_eq!(key("12345678901234567890123456.78").unwrap(), 12_345_678_901_234_567_890_123_456_780_000_000);
@@ -1080,6 +1101,35 @@ mod tests {
         for bad in ["", ".5", "1.x", "1.5a", "x1", "1 ", "12345678901.2.3", "1.00000000x", "1\u{663}"] {
             assert!(key(bad).is_err(), "{bad}");
         }
+        // The 64-bit path and the 128-bit one agree on every string, good or bad.
+        let mut r = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: u64| {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            r % n
+        };
+        let mut fast = 0;
+        for _ in 0..200_000 {
+            let mut t = String::new();
+            for _ in 0..next(12) {
+                t.push(char::from(b'0' + next(10) as u8));
+            }
+            if next(4) > 0 {
+                t.push('.');
+                for _ in 0..next(12) {
+                    t.push(char::from(b'0' + next(10) as u8));
+                }
+            }
+            if next(50) == 0 && !t.is_empty() {
+                let at = next(t.len() as u64) as usize;
+                t.replace_range(at..=at, ["x", "-", "/", ":", " "][next(5) as usize]);
+            }
+            let (a, b) = (key(&t).ok(), key_wide(&t).ok());
+            assert_eq!(a, b, "`{t}`");
+            fast += usize::from(a.is_some() && t.split('.').all(|p| p.len() <= 9));
+        }
+        assert!(fast > 50_000, "only {fast} strings took the 64-bit path");
         for bad in ["[1,{\"a\":[[\"x\",\"1\",\"0\"]]},\"book-10\",\"X/Y\"]", "[1,2]", "{", "[1,{},\"candles\",\"X/Y\"]"]
         {
             let r = decode_v1(bad).and_then(|f| match f {
