@@ -171,8 +171,9 @@ struct RunArgs {
     /// Anomaly model directory, or `none` [default: models/zoo/btcusdt_anomaly].
     #[arg(long)]
     anomaly_model: Option<String>,
-    /// Inference device: auto, cpu, cuda, cuda:N. `auto` scores inline on the CPU (faster per
-    /// row than a GPU round trip) and batches (--inference batched) or fp16 on the GPU when there is one.
+    /// Inference device: auto, cpu, cuda, cuda:N. `auto` uses the GPU, when there is one, for
+    /// fp16 and for an inference thread of --batch-max 4096 or more; else the CPU, which is
+    /// faster per row inline and at smaller batches (measured; BENCHMARKS.md).
     #[arg(long, default_value = "auto")]
     device: String,
     /// Run the models in fp16 (CUDA only).
@@ -576,6 +577,10 @@ enum ModelsCmd {
         /// anomaly model as one network, beside the two scored one after the other.
         #[arg(long)]
         anomaly: Option<PathBuf>,
+        /// Most rows per batch of the inference thread (timed under saturation), as
+        /// `--batch-max` of a run.
+        #[arg(long, default_value_t = 256)]
+        thread_batch: usize,
         #[arg(long)]
         json: bool,
     },
@@ -774,7 +779,7 @@ fn run(cli: Cli) -> Result<()> {
             bench_replay(&catalog, &venue, &symbol, repeat, json)
         }
         Command::Models {
-            cmd: ModelsCmd::Bench { model, device, batch, calls, inputs, threads, half, anomaly, json },
+            cmd: ModelsCmd::Bench { model, device, batch, calls, inputs, threads, half, anomaly, thread_batch, json },
         } => {
             let device = argus_models::mlp::parse_device(&device)?;
             let opts = argus_engine::model_bench::Options {
@@ -785,6 +790,7 @@ fn run(cli: Cli) -> Result<()> {
                 threads,
                 half,
                 anomaly,
+                thread_batch,
             };
             let r = argus_engine::model_bench::run(&model, &opts)
                 .with_context(|| format!("benchmarking {}", model.display()))?;

@@ -108,6 +108,8 @@ pub struct Options {
     pub half: bool,
     /// An anomaly model to time beside an alpha model, as the hot thread's scorer.
     pub anomaly: Option<std::path::PathBuf>,
+    /// Most rows per batch of the inference thread under saturation.
+    pub thread_batch: usize,
 }
 
 /// The hot thread's scorer over `alpha` and `anomaly`, timed fused and one model after the other.
@@ -140,7 +142,7 @@ fn scorer(alpha: &Path, anomaly: &Path, o: &Options, x: &[f32]) -> Result<Scorer
         separate_batch1,
         batched_rows_per_sec,
         separate_batched_rows_per_sec,
-        inference_thread: inference_thread(&paths, o.device, o.half, n.min(256), x)?,
+        inference_thread: inference_thread(&paths, o.device, o.half, o.thread_batch.max(1), x)?,
     })
 }
 
@@ -354,7 +356,7 @@ pub fn run(path: &Path, o: &Options) -> Result<ModelBench> {
     let thread = match &target {
         Target::Market(m) if m.card().kind == argus_models::card::MarketKind::Alpha => {
             let alone = argus_models::market::MarketModelPaths { alpha: path.to_owned(), anomaly: None };
-            Some(inference_thread(&alone, device, half, batch.min(256), &x)?)
+            Some(inference_thread(&alone, device, half, o.thread_batch.max(1), &x)?)
         }
         _ => None,
     };

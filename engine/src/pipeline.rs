@@ -282,6 +282,22 @@ impl Scorer for AnyScorer {
     }
 }
 
+/// The smallest `--batch-max` whose inference thread `--device auto` puts on a GPU.
+pub const AUTO_GPU_MIN_BATCH: usize = 4096;
+
+/// Whether `--device auto` keeps the hot thread's models on the CPU even with a GPU there.
+/// Measured on an H200 machine (BENCHMARKS.md, twenty-first session): one row inline costs
+/// ~70-150 us through the GPU against 6-8 us on the CPU, and the inference thread under
+/// saturation is faster on the CPU at 256 and 1,024-row batches (alpha 3.2 and 4.9 M/s against
+/// 1.6 and 3.4) and on the GPU from 4,096 (4.7-6.1 against 2.2-3.1). fp16 needs the GPU.
+pub fn auto_prefers_cpu(inference: Inference, half: bool) -> bool {
+    !half
+        && match inference {
+            Inference::Inline => true,
+            Inference::Batched(b) => b.max_batch < AUTO_GPU_MIN_BATCH,
+        }
+}
+
 /// A hot thread wired with the real models, strategy, risk chain and simulated exchange.
 pub type Hot = HotThread<AnyScorer, AnyStrategy>;
 
@@ -297,13 +313,10 @@ impl HotSetup {
         spec: InstrumentSpec,
         live_clock: bool,
     ) -> Result<(Hot, ModelReport)> {
-        let device = match (self.device.as_str(), self.inference, self.half) {
-            // One row through a GPU is a copy in, kernels and a synchronising copy back: ~70-150
-            // us on an H200 against 6-8 us inline on the CPU (BENCHMARKS.md, twenty-first
-            // session). So `auto` keeps inline scoring on the CPU; the GPU is for the inference
-            // thread's batches, fp16, or when asked for by name.
-            ("auto", Inference::Inline, false) => tch::Device::Cpu,
-            _ => parse_device(&self.device)?,
+        let device = if self.device == "auto" && auto_prefers_cpu(self.inference, self.half) {
+            tch::Device::Cpu
+        } else {
+            parse_device(&self.device)?
         };
         let m = &self.models;
         let loaded = MarketScorer::load(m, device, self.half).with_context(|| {
@@ -677,5 +690,24 @@ impl Publisher {
         if let Ok(mut shared) = m.latency.lock() {
             shared.copy_from_slice(h.latency.buckets());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_keeps_inline_and_small_batches_on_the_cpu() {
+        let batched = |max_batch| {
+            Inference::Batched(BatchConfig { max_batch, max_wait: Duration::from_micros(200), capacity: 4 * max_batch })
+        };
+        assert!(auto_prefers_cpu(Inference::Inline, false));
+        assert!(auto_prefers_cpu(batched(256), false));
+        assert!(auto_prefers_cpu(batched(AUTO_GPU_MIN_BATCH - 1), false));
+        assert!(!auto_prefers_cpu(batched(AUTO_GPU_MIN_BATCH), false));
+        assert!(!auto_prefers_cpu(batched(65_536), false));
+        assert!(!auto_prefers_cpu(Inference::Inline, true), "fp16 needs the GPU");
+        assert!(!auto_prefers_cpu(batched(256), true));
     }
 }
