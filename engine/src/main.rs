@@ -172,8 +172,9 @@ struct RunArgs {
     #[arg(long)]
     anomaly_model: Option<String>,
     /// Inference device: auto, cpu, cuda, cuda:N. `auto` uses the GPU, when there is one, for
-    /// fp16 and for an inference thread of --batch-max 4096 or more; else the CPU, which is
-    /// faster per row inline and at smaller batches (measured; BENCHMARKS.md).
+    /// fp16, for an inference thread of --batch-max 4096 or more, and for an alpha model whose
+    /// card says `preferred_device = "cuda"`; else the CPU, which is faster per row inline and
+    /// at smaller batches for the shipped models (measured; BENCHMARKS.md).
     #[arg(long, default_value = "auto")]
     device: String,
     /// Run the models in fp16 (CUDA only).

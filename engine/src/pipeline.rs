@@ -298,6 +298,14 @@ pub fn auto_prefers_cpu(inference: Inference, half: bool) -> bool {
         }
 }
 
+/// Whether the alpha model's card names a GPU as its `preferred_device` (a model its author
+/// measured faster there overrides [`auto_prefers_cpu`]). A bare TorchScript file has no card;
+/// a card that cannot be read prefers nothing here, and loading the model reports why.
+pub fn card_prefers_gpu(model: &std::path::Path) -> bool {
+    !argus_models::script::is_torchscript(model)
+        && argus_models::card::ModelCard::load(model).is_ok_and(|c| c.preferred_device.starts_with("cuda"))
+}
+
 /// A hot thread wired with the real models, strategy, risk chain and simulated exchange.
 pub type Hot = HotThread<AnyScorer, AnyStrategy>;
 
@@ -313,7 +321,10 @@ impl HotSetup {
         spec: InstrumentSpec,
         live_clock: bool,
     ) -> Result<(Hot, ModelReport)> {
-        let device = if self.device == "auto" && auto_prefers_cpu(self.inference, self.half) {
+        let device = if self.device == "auto"
+            && auto_prefers_cpu(self.inference, self.half)
+            && !card_prefers_gpu(&self.models.alpha)
+        {
             tch::Device::Cpu
         } else {
             parse_device(&self.device)?
@@ -709,5 +720,27 @@ mod tests {
         assert!(!auto_prefers_cpu(batched(65_536), false));
         assert!(!auto_prefers_cpu(Inference::Inline, true), "fp16 needs the GPU");
         assert!(!auto_prefers_cpu(batched(256), true));
+    }
+
+    #[test]
+    fn a_card_can_prefer_the_gpu() {
+        let zoo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/zoo/btcusdt_alpha");
+        assert!(!card_prefers_gpu(&zoo), "the shipped alpha model prefers the CPU");
+        let dir = std::env::temp_dir().join(format!("argus-prefers-gpu-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        for f in std::fs::read_dir(&zoo).expect("zoo").flatten() {
+            std::fs::copy(f.path(), dir.join(f.file_name())).expect("copy");
+        }
+        let card = std::fs::read_to_string(dir.join("model.toml")).expect("card");
+        assert!(card.contains("preferred_device = \"cpu\""));
+        std::fs::write(
+            dir.join("model.toml"),
+            card.replace("preferred_device = \"cpu\"", "preferred_device = \"cuda\""),
+        )
+        .expect("write");
+        assert!(card_prefers_gpu(&dir));
+        assert!(!card_prefers_gpu(&dir.join("missing")), "no card: no preference");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
