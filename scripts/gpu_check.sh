@@ -36,13 +36,14 @@ summary="$OUT/summary.txt"
 : > "$summary"
 say() { echo "$*" | tee -a "$summary"; }
 fail=0
+failed() { say "FAIL: $*"; fail=1; }
 
 # 1. Latency and throughput: batch 1 (argus's call, the bare libtorch call, the row net), the
 #    hot thread's fused pair, batched throughput at growing batches, fp16, the inference thread.
 bench() {
   local name=$1; shift
   if ! "$BIN" models bench "$@" --json > "$OUT/bench_$name.json" 2> "$OUT/bench_$name.err"; then
-    say "FAIL: bench $name: $(tail -3 "$OUT/bench_$name.err")"; fail=1; return 0
+    failed "bench $name: $(tail -3 "$OUT/bench_$name.err")"; return 0
   fi
   python3 - "$OUT/bench_$name.json" "$name" <<'PY' | tee -a "$summary"
 import json, sys
@@ -73,18 +74,18 @@ rows="$OUT/tx_rows.csv"
 awk 'BEGIN { srand(7); print "gas,receipt_gas_used,gas_price,value";
   for (i = 0; i < 20000; i++) printf "%d,%d,%d,%.0f\n", 21000 + int(rand() * 300000), 21000 + int(rand() * 100000),
     int(1e9 * (1 + rand() * 80)), 10 ^ (12 + rand() * 7) }' > "$rows"
-"$BIN" models score --model $zoo/eth_tx_phishing --input "$rows" --out "$OUT/scores_cpu.csv" --device cpu || say "FAIL: score cpu"
-"$BIN" models score --model $zoo/eth_tx_phishing --input "$rows" --out "$OUT/scores_$TAG.csv" --device "$DEVICE" || say "FAIL: score $DEVICE"
+"$BIN" models score --model $zoo/eth_tx_phishing --input "$rows" --out "$OUT/scores_cpu.csv" --device cpu || failed "score cpu"
+"$BIN" models score --model $zoo/eth_tx_phishing --input "$rows" --out "$OUT/scores_$TAG.csv" --device "$DEVICE" || failed "score $DEVICE"
 diff=$(paste -d, "$OUT/scores_cpu.csv" "$OUT/scores_$TAG.csv" | awk -F, 'NR > 1 { d = $2 - $5; if (d < 0) d = -d; if (d > m) m = d; n++ }
   END { printf "%d %.3g", n, m }')
 say "tabular scores cpu vs $DEVICE: rows, max abs difference: $diff"
-awk -v d="${diff#* }" -v n="${diff% *}" 'BEGIN { exit !(n == 20000 && d <= 1e-4) }' || { say "FAIL: scores differ"; fail=1; }
+awk -v d="${diff#* }" -v n="${diff% *}" 'BEGIN { exit !(n == 20000 && d <= 1e-4) }' || failed "scores differ"
 
 # 3. The demo's decisions with the models on each device (inline batch 1 on the hot thread).
 for pair in "cpu|cpu" "$DEVICE|$TAG"; do
   dev=${pair%%|*} tag=${pair#*|}
   "$BIN" demo --speed max --device "$dev" --metrics-addr off --report-json "$OUT/demo_$tag.json" > "$OUT/demo_$tag.txt" 2>&1 \
-    || say "FAIL: demo on $dev: $(tail -3 "$OUT/demo_$tag.txt")"
+    || failed "demo on $dev: $(tail -3 "$OUT/demo_$tag.txt")"
 done
 if ! python3 - "$OUT/demo_cpu.json" "$OUT/demo_$TAG.json" <<'PY' | tee -a "$summary"; then fail=1; fi
 import json, sys
@@ -105,8 +106,8 @@ PY
 # 4. The demo with the inference thread micro-batching on the device (decisions use the newest
 #    score back, so they may differ from inline; reported, not compared).
 "$BIN" demo --speed max --device "$DEVICE" --inference batched --metrics-addr off \
-  --report-json "$OUT/demo_${TAG}_batched.json" > "$OUT/demo_${TAG}_batched.txt" 2>&1 || say "FAIL: batched demo"
-python3 - "$OUT/demo_${TAG}_batched.json" <<'PY' | tee -a "$summary" || true
+  --report-json "$OUT/demo_${TAG}_batched.json" > "$OUT/demo_${TAG}_batched.txt" 2>&1 || failed "batched demo"
+python3 - "$OUT/demo_${TAG}_batched.json" <<'PY' | tee -a "$summary" || failed "batched demo report"
 import json, sys
 d = json.load(open(sys.argv[1]))
 m, lat = d["model"], d["latency_ns"].get("model", {})
@@ -120,13 +121,13 @@ if python3 -c 'import torch' 2> /dev/null; then
   python3 - "$OUT" "$DEVICE" <<'PY'
 import sys, csv, torch
 d, dev = sys.argv[1], sys.argv[2]
-dev = "cpu" if dev == "cpu" else dev
 torch.manual_seed(11)
 m = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.Tanh(), torch.nn.Linear(64, 1), torch.nn.Sigmoid()).eval()
-torch.jit.script(m).save(f"{d}/scripted.pt")
+scripted = torch.jit.script(m)
+scripted.save(f"{d}/scripted.pt")
 x = torch.randn(2000, 32) * torch.logspace(-2, 2, 32)
 with torch.no_grad():
-    y = torch.jit.script(m).to(dev)(x.to(dev)).squeeze(1).cpu()
+    y = scripted.to(dev)(x.to(dev)).squeeze(1).cpu()
 with open(f"{d}/ts_inputs.csv", "w", newline="") as f:
     w = csv.writer(f)
     w.writerow([f"f{i}" for i in range(32)])
@@ -135,7 +136,7 @@ with open(f"{d}/ts_inputs.csv", "w", newline="") as f:
 open(f"{d}/ts_expected.txt", "w").write("\n".join(repr(v) for v in y.tolist()))
 PY
   "$BIN" models score --model "$OUT/scripted.pt" --input "$OUT/ts_inputs.csv" --out "$OUT/ts_scores.csv" --device "$DEVICE" \
-    || say "FAIL: torchscript score on $DEVICE"
+    || failed "torchscript score on $DEVICE"
   python3 - "$OUT" "$DEVICE" <<'PY' | tee -a "$summary" || fail=1
 import sys
 d = sys.argv[1]
