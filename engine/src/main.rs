@@ -28,6 +28,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Bundled data, found from the working directory or the source tree.
 const RECORDING: &str = "data/binance_spot/btcusdt_20240808.jsonl.gz";
+const EXCHANGE_INFO: &str = "data/binance_spot/exchange_info_btcusdt.json";
 const ALPHA_MODEL: &str = "models/zoo/btcusdt_alpha";
 const ANOMALY_MODEL: &str = "models/zoo/btcusdt_anomaly";
 
@@ -1376,6 +1377,7 @@ fn pipeline_config(run: &RunArgs, plan: pipeline::LivePlan, reconnect: bool) -> 
     Ok(PipelineConfig {
         feeds: plan.feeds,
         trade: plan.trade,
+        rules: plan.rules,
         models: argus_models::market::MarketModelPaths {
             alpha: run.model.clone().unwrap_or_else(|| bundled(ALPHA_MODEL)),
             anomaly: match run.anomaly_model.as_deref() {
@@ -1770,7 +1772,8 @@ fn backtest(args: BacktestArgs) -> Result<()> {
     if args.run.record.is_some() {
         anyhow::bail!("--record is for live runs; a backtest already has its tape");
     }
-    let cfg = pipeline_config(&args.run, pipeline::LivePlan { feeds: Vec::new(), trade: None }, false)?;
+    let cfg =
+        pipeline_config(&args.run, pipeline::LivePlan { feeds: Vec::new(), trade: None, rules: Vec::new() }, false)?;
     let mut setup = cfg.hot_setup();
     anyhow::ensure!(
         setup.inference == argus_engine::pipeline::Inference::Inline,
@@ -1837,8 +1840,12 @@ fn demo(args: DemoArgs) -> Result<()> {
     let frames = RecordingReader::read_all(&path).with_context(|| format!("reading recording {}", path.display()))?;
     let server = rt.block_on(ReplayServer::start(&frames, args.speed, Faults::default()))?;
     info!(addr = %server.addr(), frames = frames.len(), speed = ?args.speed, "replay server up");
+    // The venue's trading rules, as the live run reads them from Binance.
+    let info = bundled(EXCHANGE_INFO);
+    server.set_exchange_info(std::fs::read_to_string(&info).with_context(|| format!("reading {}", info.display()))?);
     let feed = pipeline::FeedPlan::binance_spot("BTCUSDT", server.ws_base(), server.rest_base());
-    let cfg = pipeline_config(&args.run, pipeline::LivePlan { feeds: vec![feed], trade: None }, false)?;
+    let cfg =
+        pipeline_config(&args.run, pipeline::LivePlan { feeds: vec![feed], trade: None, rules: Vec::new() }, false)?;
     let shutdown = shutdown_on_ctrl_c(&rt);
     let report = pipeline::run(&rt, &cfg, shutdown)?;
     drop(server);
@@ -1855,6 +1862,7 @@ fn live(args: LiveArgs) -> Result<()> {
         None => pipeline::LivePlan {
             feeds: vec![pipeline::FeedPlan::binance_spot(&args.symbol, args.ws_base.clone(), args.rest_base.clone())],
             trade: None,
+            rules: Vec::new(),
         },
     };
     let cfg = pipeline_config(&args.run, plan, true)?;

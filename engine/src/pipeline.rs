@@ -77,6 +77,15 @@ impl FeedPlan {
 /// venue = "okx"
 /// symbols = ["BTC-USDT", "ETH-USDT"]
 /// url = "wss://ws.okx.com:8443/ws/v5/public"   # optional: the venue's public endpoint
+///
+/// [[instrument]]                   # optional: trading rules risk checks orders against
+/// venue = "okx"                    # (Binance's are read from its exchangeInfo otherwise)
+/// symbol = "BTC-USDT"
+/// tick = "0.1"                     # price increment
+/// lot = "0.00000001"               # quantity increment
+/// min_qty = "0.00001"              # optional: one lot
+/// max_qty = "10000"                # optional: no bound
+/// min_notional = "0"               # optional: none
 /// ```
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,6 +93,47 @@ pub struct LiveFile {
     pub trade: Option<String>,
     #[serde(rename = "feed")]
     pub feeds: Vec<LiveFeedEntry>,
+    #[serde(rename = "instrument", default)]
+    pub instruments: Vec<LiveInstrumentEntry>,
+}
+
+/// `[[instrument]]`: an instrument's trading rules, as decimal strings.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveInstrumentEntry {
+    pub venue: String,
+    pub symbol: String,
+    pub tick: String,
+    pub lot: String,
+    pub min_qty: Option<String>,
+    pub max_qty: Option<String>,
+    pub min_notional: Option<String>,
+}
+
+impl LiveInstrumentEntry {
+    /// The rules, checked: tick and lot positive, bounds positive and ordered.
+    fn spec(&self) -> Result<InstrumentSpec> {
+        let name = format!("[[instrument]] {}:{}", self.venue, self.symbol);
+        let dec = |field: &str, v: &str| -> Result<i64> {
+            let u = argus_core::parse_fixed(v.as_bytes()).map_err(|e| anyhow::anyhow!("{name}: {field} `{v}`: {e}"))?;
+            anyhow::ensure!(u > 0 || (field == "min_notional" && u == 0), "{name}: {field} must be > 0, got `{v}`");
+            Ok(u)
+        };
+        let tick = dec("tick", &self.tick)?;
+        let lot = dec("lot", &self.lot)?;
+        let min_qty = self.min_qty.as_deref().map(|v| dec("min_qty", v)).transpose()?.unwrap_or(lot);
+        let max_qty = self.max_qty.as_deref().map(|v| dec("max_qty", v)).transpose()?;
+        anyhow::ensure!(max_qty.is_none_or(|m| m >= min_qty), "{name}: max_qty is below min_qty");
+        let min_notional = self.min_notional.as_deref().map(|v| dec("min_notional", v)).transpose()?.unwrap_or(0);
+        Ok(InstrumentSpec {
+            tick: argus_core::Price::from_units(tick),
+            lot: argus_core::Qty::from_units(lot),
+            min_qty: argus_core::Qty::from_units(min_qty),
+            max_qty: max_qty.map_or(argus_core::Qty::MAX, argus_core::Qty::from_units),
+            min_notional: argus_core::Money(i128::from(min_notional)),
+            tradable: true,
+        })
+    }
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -144,6 +194,23 @@ impl LiveFile {
                 stale_after,
             });
         }
+        let mut rules: Vec<(CheckVenue, String, InstrumentSpec)> = Vec::new();
+        for i in &file.instruments {
+            let v = venue(&i.venue)?;
+            anyhow::ensure!(
+                plans.iter().any(|p| p.venue == v && p.symbols.iter().any(|x| x.eq_ignore_ascii_case(&i.symbol))),
+                "[[instrument]] {}:{} is not among the feeds' symbols",
+                i.venue,
+                i.symbol
+            );
+            anyhow::ensure!(
+                !rules.iter().any(|(rv, rs, _)| *rv == v && rs.eq_ignore_ascii_case(&i.symbol)),
+                "[[instrument]] {}:{} is configured twice",
+                i.venue,
+                i.symbol
+            );
+            rules.push((v, i.symbol.clone(), i.spec()?));
+        }
         let trade = match file.trade {
             None => None,
             Some(t) => {
@@ -156,7 +223,7 @@ impl LiveFile {
                 Some((v, s.to_owned()))
             }
         };
-        Ok(LivePlan { feeds: plans, trade })
+        Ok(LivePlan { feeds: plans, trade, rules })
     }
 }
 
@@ -166,6 +233,8 @@ pub struct LivePlan {
     pub feeds: Vec<FeedPlan>,
     /// Venue and symbol of the traded instrument; the first feed's first symbol when `None`.
     pub trade: Option<(CheckVenue, String)>,
+    /// Trading rules given in the configuration (`[[instrument]]`), by venue and symbol.
+    pub rules: Vec<(CheckVenue, String, InstrumentSpec)>,
 }
 
 /// The core venue of a feed venue.
@@ -188,6 +257,8 @@ pub struct PipelineConfig {
     /// The instrument the strategy trades (venue and symbol); the first feed's first symbol
     /// when `None`. Every other instrument is watched: its book is kept and reported.
     pub trade: Option<(CheckVenue, String)>,
+    /// Trading rules from the configuration; they win over the venue's and the built-in ones.
+    pub rules: Vec<(CheckVenue, String, InstrumentSpec)>,
     pub models: MarketModelPaths,
     pub device: String,
     /// Run the models in fp16 (CUDA only).
@@ -408,6 +479,42 @@ pub fn spot_spec(symbol: &str) -> InstrumentSpec {
     }
 }
 
+/// How long a live run waits for the venue's trading rules at start-up.
+const RULES_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The traded instrument's trading rules and where they came from (`risk.rules.source` in the
+/// report): the configuration's `[[instrument]]` (`config`), else the venue's own (`venue`:
+/// Binance's `exchangeInfo`, read once at start-up), else built in (`built-in`: Binance spot
+/// BTCUSDT), else none (`none`: not tradable, risk rejects every order). A venue that does not
+/// answer is logged and the next source used: the run keeps its market data either way.
+fn traded_rules(rt: &Runtime, cfg: &PipelineConfig, traded: &argus_core::Instrument) -> (InstrumentSpec, &'static str) {
+    if let Some(plan) = cfg.feeds.iter().find(|p| core_venue(p.venue) == traded.venue) {
+        let configured = cfg.rules.iter().find(|(v, s, _)| *v == plan.venue && s.eq_ignore_ascii_case(&traded.symbol));
+        if let Some((_, _, spec)) = configured {
+            return (*spec, "config");
+        }
+        let usdm = match plan.venue {
+            CheckVenue::BinanceSpot => Some(false),
+            CheckVenue::BinanceUsdm => Some(true),
+            _ => None,
+        };
+        if let Some(usdm) = usdm {
+            let default = if usdm { binance::client::USDM_REST_BASE } else { binance::client::SPOT_REST_BASE };
+            let base = plan.rest_url.as_deref().unwrap_or(default);
+            match rt.block_on(binance::fetch_rules(base, usdm, &traded.symbol, RULES_TIMEOUT)) {
+                Ok(spec) => {
+                    info!(symbol = %traded.symbol, tick = %spec.tick, lot = %spec.lot, tradable = spec.tradable, "trading rules from the venue");
+                    return (spec, "venue");
+                }
+                Err(error) => {
+                    warn!(%error, symbol = %traded.symbol, "no trading rules from the venue's exchangeInfo");
+                }
+            }
+        }
+    }
+    (traded.spec, if traded.spec.tradable { "built-in" } else { "none" })
+}
+
 /// Events the hot thread publishes metrics after.
 const PUBLISH_EVERY: u64 = 1024;
 
@@ -440,7 +547,7 @@ pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) 
         None => *ids.first().and_then(|i| i.first()).context("no feeds configured")?,
     };
     let traded = instruments.get(instrument).context("instrument table")?.clone();
-    let spec = traded.spec;
+    let (spec, rules_source) = traded_rules(rt, cfg, &traded);
     let (mut hot, mut model) = cfg.hot_setup().build(instrument, traded.venue, spec, true)?;
     hot.watch(ids.iter().flatten().copied(), cfg.book_levels);
     let recorder = cfg.record.as_deref().map(Recorder::start).transpose()?;
@@ -604,6 +711,7 @@ pub fn run(rt: &Runtime, cfg: &PipelineConfig, shutdown: watch::Receiver<bool>) 
         snapshot_failures: sum(|s| &s.snapshot_failures),
     };
     let mut report = Report::build(&hot, &traded, frames, model, queue, feed, wall);
+    report.risk.rules.source = rules_source;
     report.venues = venue_stats.iter().map(|(v, s)| (v.clone(), VenueReport::of(s))).collect();
     for (i, w) in hot.watched.iter().enumerate() {
         let (Some(w), Some(inst)) = (w, instruments.get(argus_core::InstrumentId(i as u32))) else { continue };

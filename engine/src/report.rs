@@ -237,6 +237,47 @@ pub struct RiskReport {
     /// Cancels sent on halt, and those the venue refused.
     pub halt_cancels: u64,
     pub cancel_errors: u64,
+    /// The traded instrument's trading rules, as risk checked orders against them.
+    pub rules: RulesReport,
+}
+
+/// An instrument's trading rules in a report (decimal strings).
+#[derive(Debug, Clone, Serialize)]
+pub struct RulesReport {
+    /// `config` (`[[instrument]]`), `venue` (read from it at start-up), `built-in` or `none`.
+    pub source: &'static str,
+    pub tradable: bool,
+    pub tick: String,
+    pub lot: String,
+    pub min_qty: String,
+    /// `null` when unbounded.
+    pub max_qty: Option<String>,
+    pub min_notional: String,
+}
+
+impl RulesReport {
+    pub fn of(spec: Option<argus_core::InstrumentSpec>) -> Self {
+        let Some(s) = spec else {
+            return Self {
+                source: "none",
+                tradable: false,
+                tick: String::new(),
+                lot: String::new(),
+                min_qty: String::new(),
+                max_qty: None,
+                min_notional: String::new(),
+            };
+        };
+        Self {
+            source: if s.tradable { "built-in" } else { "none" },
+            tradable: s.tradable,
+            tick: s.tick.to_string(),
+            lot: s.lot.to_string(),
+            min_qty: s.min_qty.to_string(),
+            max_qty: (s.max_qty != argus_core::Qty::MAX).then(|| s.max_qty.to_string()),
+            min_notional: s.min_notional.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -354,6 +395,7 @@ impl Report {
                 open_orders: hot.risk.order_counts().1,
                 halt_cancels: c.halt_cancels,
                 cancel_errors: c.cancel_errors,
+                rules: RulesReport::of(hot.market.spec),
             },
             sim: SimReport::of(&hot.exec),
             recording: None,

@@ -165,6 +165,9 @@ fn demo_at_max_speed_is_exact() {
     }
     assert_eq!(r["model"]["name"], "btcusdt_alpha");
     assert_eq!(r["model"]["anomaly"], "btcusdt_anomaly");
+    let rules = &r["risk"]["rules"];
+    assert_eq!(rules["source"], "venue", "the replayed venue's exchangeInfo: {rules}");
+    assert_eq!((&rules["tick"], &rules["min_notional"]), (&"0.01".into(), &"5".into()), "{rules}");
     assert_eq!(r["model"]["inference"], "inline");
     assert_eq!(r["model"]["device"], "cpu");
     assert_eq!(r["model"]["scores"], want.trade);

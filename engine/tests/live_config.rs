@@ -161,6 +161,13 @@ end_on_close = true
     assert!(r["watched"].get("binance_spot:BTCUSDT").is_none(), "the traded instrument is not a watched one");
 }
 
+const OKX_FEED: &str = "[[feed]]\nvenue = \"okx\"\nsymbols = [\"BTC-USDT\"]\n";
+
+/// An `[[instrument]]` table for OKX's `symbol` with the given rule lines.
+fn instrument(symbol: &str, rules: &str) -> String {
+    format!("\n[[instrument]]\nvenue = \"okx\"\nsymbol = \"{symbol}\"\n{rules}\n")
+}
+
 #[test]
 fn bad_live_configs_are_refused_clearly() {
     for (text, want) in [
@@ -171,7 +178,34 @@ fn bad_live_configs_are_refused_clearly() {
         ("[[feed]]\nvenue = \"kraken\"\nsymbols = [\"XBT/USD\"]\nrest_url = \"http://x\"\n", "rest_url is for Binance"),
         ("[[feed]]\nvenue = \"okx\"\nsymbols = [\"BTC-USDT\", \"btc-usdt\"]\n", "configured twice"),
         ("[[feed]]\nvenue = \"okx\"\nsymbols = [\"BTC-USDT\"]\nstale_after_s = -1\n", "stale_after_s must be"),
+        (
+            &format!("{OKX_FEED}{}", instrument("ETH-USDT", "tick = \"0.1\"\nlot = \"1\"")),
+            "is not among the feeds' symbols",
+        ),
+        (&format!("{OKX_FEED}{}", instrument("BTC-USDT", "tick = \"0\"\nlot = \"1\"")), "tick must be > 0"),
+        (&format!("{OKX_FEED}{}", instrument("BTC-USDT", "tick = \"0.1\"\nlot = \"x\"")), "lot `x`"),
+        (
+            &format!(
+                "{OKX_FEED}{}",
+                instrument("BTC-USDT", "tick = \"0.1\"\nlot = \"1\"\nmin_qty = \"5\"\nmax_qty = \"2\"")
+            ),
+            "max_qty is below min_qty",
+        ),
+        (
+            &format!("{OKX_FEED}{}", instrument("BTC-USDT", "tick = \"0.1\"\nlot = \"1\"\nstep = \"1\"")),
+            "unknown field `step`",
+        ),
+        (&format!("{OKX_FEED}{}", instrument("BTC-USDT", "lot = \"1\"")), "missing field `tick`"),
+        (
+            &format!(
+                "{OKX_FEED}{}{}",
+                instrument("BTC-USDT", "tick = \"0.1\"\nlot = \"1\""),
+                instrument("btc-usdt", "tick = \"1\"\nlot = \"1\"")
+            ),
+            "[[instrument]] okx:btc-usdt is configured twice",
+        ),
     ] {
+        let text: &str = text;
         let path = tmp("bad.toml");
         std::fs::write(&path, text).unwrap();
         let mut child = argus()
@@ -198,4 +232,69 @@ fn bad_live_configs_are_refused_clearly() {
         assert!(!status.success(), "{text}");
         assert!(err.contains(want), "{text}: {err}");
     }
+}
+
+/// The traded instrument's rules come from the venue's `exchangeInfo` when it answers, and from
+/// `[[instrument]]` over it: risk checks orders against them (a minimum notional no order
+/// reaches rejects every one), and the report says which rules and whose.
+#[test]
+fn trading_rules_come_from_the_venue_or_the_config() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let frames = RecordingReader::read_all(&data("binance_spot/btcusdt_20240808.jsonl.gz")).unwrap();
+    let info = std::fs::read_to_string(data("binance_spot/exchange_info_btcusdt.json")).unwrap();
+    // The venue now asks for a million USDT an order.
+    let strict = info.replace(r#""minNotional":"5.00000000""#, r#""minNotional":"1000000.00000000""#);
+    assert_ne!(strict, info);
+    let run = |server: &ReplayServer, extra: &str, name: &str| -> Value {
+        let config = tmp(&format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[[feed]]\nvenue = \"binance-spot\"\nsymbols = [\"BTCUSDT\"]\nurl = \"{}\"\nrest_url = \"{}\"\nend_on_close = true\n{extra}",
+                server.ws_base(),
+                server.rest_base()
+            ),
+        )
+        .unwrap();
+        let report = tmp(&format!("{name}.json"));
+        let out = argus()
+            .args(["live", "--device", "cpu", "--control-addr", "off", "--metrics-addr", "off", "--config"])
+            .arg(&config)
+            .arg("--report-json")
+            .arg(&report)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap()
+    };
+    let approved = |r: &Value| r["orders"]["approved"].as_u64().unwrap();
+    let rejected = |r: &Value, why: &str| r["orders"]["rejected"][why].as_u64().unwrap_or(0);
+
+    let venue = rt.block_on(ReplayServer::start(&frames, Speed::Max, Faults::default())).unwrap();
+    venue.set_exchange_info(strict);
+    let r = run(&venue, "", "venue-rules");
+    let rules = &r["risk"]["rules"];
+    assert_eq!(rules["source"], "venue", "{rules}");
+    assert_eq!(rules["min_notional"], "1000000", "{rules}");
+    assert_eq!((&rules["tick"], &rules["lot"], &rules["tradable"]), (&"0.01".into(), &"0.00001".into(), &true.into()));
+    assert_eq!(approved(&r), 0, "no order reaches a million USDT: {}", r["orders"]);
+    assert!(rejected(&r, "min_notional") > 0, "the venue's minimum notional rejected orders: {}", r["orders"]);
+    drop(venue);
+
+    // `[[instrument]]` wins over the venue: the bundled run's own rules, orders approved again.
+    let venue = rt.block_on(ReplayServer::start(&frames, Speed::Max, Faults::default())).unwrap();
+    venue.set_exchange_info(info.replace(r#""minNotional":"5.00000000""#, r#""minNotional":"1000000.00000000""#));
+    let own = "\n[[instrument]]\nvenue = \"binance-spot\"\nsymbol = \"BTCUSDT\"\ntick = \"0.01\"\nlot = \"0.00001\"\nmin_notional = \"5\"\n";
+    let r = run(&venue, own, "config-rules");
+    assert_eq!(r["risk"]["rules"]["source"], "config", "{}", r["risk"]["rules"]);
+    assert_eq!(r["risk"]["rules"]["max_qty"], Value::Null, "no max_qty configured: unbounded");
+    assert!(approved(&r) > 0, "{}", r["orders"]);
+    assert_eq!(rejected(&r, "min_notional"), 0, "{}", r["orders"]);
+    drop(venue);
+
+    // A venue that does not answer exchangeInfo: the built-in BTCUSDT rules, said so.
+    let venue = rt.block_on(ReplayServer::start(&frames, Speed::Max, Faults::default())).unwrap();
+    let r = run(&venue, "", "built-in-rules");
+    assert_eq!(r["risk"]["rules"]["source"], "built-in", "{}", r["risk"]["rules"]);
+    assert!(approved(&r) > 0, "{}", r["orders"]);
 }

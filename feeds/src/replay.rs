@@ -1,7 +1,8 @@
 //! An embedded exchange that replays a recording on loopback, speaking the venue's own protocol:
 //! websocket frames on `/stream` (Binance's combined-stream path) and the recorded REST depth
 //! snapshot on `/api/v3/depth` (or `/fapi/v1/depth`), so the real adapter connects and syncs
-//! exactly as it does against the venue. Faults (dropped connection, lost or corrupted frames) can
+//! exactly as it does against the venue; `exchangeInfo` too when given one
+//! ([`ReplayServer::set_exchange_info`]). Faults (dropped connection, lost or corrupted frames) can
 //! be injected for tests.
 
 use std::net::SocketAddr;
@@ -78,6 +79,8 @@ struct Shared {
     connections: std::sync::atomic::AtomicU64,
     /// Live mode: one stream, paced once, that every connection joins where it stands.
     live: Option<LiveStream>,
+    /// `GET /api/v3/exchangeInfo` (and `/fapi/v1/exchangeInfo`) body; 404 when unset.
+    exchange_info: Mutex<Option<String>>,
 }
 
 struct LiveStream {
@@ -169,10 +172,10 @@ impl ExchangeBook {
 }
 
 /// A running replay server.
-#[derive(Debug)]
 pub struct ReplayServer {
     addr: SocketAddr,
     task: JoinHandle<()>,
+    shared: Arc<Shared>,
 }
 
 impl ReplayServer {
@@ -215,12 +218,14 @@ impl ReplayServer {
                 tx: tokio::sync::broadcast::channel(frames.len() + 1).0,
                 started: std::sync::atomic::AtomicBool::new(false),
             }),
+            exchange_info: Mutex::new(None),
         });
+        let served = Arc::clone(&shared);
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let shared = Arc::clone(&shared);
+                let shared = Arc::clone(&served);
                 tokio::spawn(async move {
                     if let Err(error) = serve(stream, shared).await {
                         tracing::debug!(%error, "replay connection ended");
@@ -228,7 +233,15 @@ impl ReplayServer {
                 });
             }
         });
-        Ok(Self { addr, task })
+        Ok(Self { addr, task, shared })
+    }
+
+    /// Answers `GET /api/v3/exchangeInfo` and `/fapi/v1/exchangeInfo` with `body` (the venue's
+    /// JSON, as `argus_feeds::binance::parse_exchange_info` reads it) from now on.
+    pub fn set_exchange_info(&self, body: String) {
+        if let Ok(mut info) = self.shared.exchange_info.lock() {
+            *info = Some(body);
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -243,6 +256,12 @@ impl ReplayServer {
     /// Base URL for REST (`http://127.0.0.1:port`).
     pub fn rest_base(&self) -> String {
         format!("http://{}", self.addr)
+    }
+}
+
+impl std::fmt::Debug for ReplayServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplayServer").field("addr", &self.addr).finish_non_exhaustive()
     }
 }
 
@@ -282,6 +301,11 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>) -> Result<(), FeedErr
         match snap {
             Some(s) => ("200 OK", s),
             None => ("503 Service Unavailable", r#"{"code":-1003,"msg":"snapshot unavailable"}"#.to_owned()),
+        }
+    } else if path.starts_with("/api/v3/exchangeinfo") || path.starts_with("/fapi/v1/exchangeinfo") {
+        match shared.exchange_info.lock().ok().and_then(|i| i.clone()) {
+            Some(body) => ("200 OK", body),
+            None => ("404 Not Found", r#"{"code":-1100,"msg":"no exchangeInfo served"}"#.to_owned()),
         }
     } else {
         ("404 Not Found", r#"{"code":-1100,"msg":"unknown path"}"#.to_owned())
