@@ -295,9 +295,15 @@ struct BacktestArgs {
     /// Parquet catalog root (`argus feeds record`, `argus data import`).
     #[arg(long, conflicts_with = "recording")]
     catalog: Option<PathBuf>,
-    /// Catalog venue (as written there, e.g. `binance_spot`).
+    /// The data's venue (a catalog's as written there, e.g. `binance_spot`, `okx`).
     #[arg(long, default_value = "binance_spot")]
     venue: String,
+    /// The instrument's trading rules (tick, lot, min/max qty, min notional): a Binance
+    /// `exchangeInfo` JSON body, or TOML `[[instrument]]` tables as in `argus live --config`.
+    /// Only Binance spot BTCUSDT has rules built in: without them, risk rejects every order for
+    /// any other instrument.
+    #[arg(long)]
+    rules: Option<PathBuf>,
     /// Start (inclusive): `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM:SS` (UTC) or nanoseconds.
     #[arg(long)]
     from: Option<String>,
@@ -1504,6 +1510,12 @@ fn training_samples(data: &Path, venue: &str, symbol: &str) -> Result<Vec<argus_
 /// One backtest over the source the arguments name.
 fn run_backtest(args: &BacktestArgs, setup: &argus_engine::pipeline::HotSetup) -> Result<replay::Outcome> {
     let malformed = std::cell::Cell::new(0_u64);
+    let venue = argus_core::Venue::ALL
+        .into_iter()
+        .find(|v| v.as_str() == args.venue.replace('-', "_"))
+        .with_context(|| format!("unknown venue `{}`", args.venue))?;
+    let rules =
+        args.rules.as_deref().map(|p| argus_engine::pipeline::rules_from_file(p, venue, &args.symbol)).transpose()?;
     match (&args.tape, &args.recording) {
         (Some(tape), _) => {
             let reader = TapeReader::open(tape).with_context(|| format!("opening tape {}", tape.display()))?;
@@ -1515,11 +1527,11 @@ fn run_backtest(args: &BacktestArgs, setup: &argus_engine::pipeline::HotSetup) -
                     None
                 }
             });
-            replay::run(events, &args.symbol, setup, &malformed)
+            replay::run(events, venue, &args.symbol, rules, setup, &malformed)
         }
         (None, Some(rec)) => {
             let events = BinanceRecording::open(rec, &args.symbol, InstrumentId(0))?;
-            replay::run(events, &args.symbol, setup, &malformed)
+            replay::run(events, venue, &args.symbol, rules, setup, &malformed)
         }
         (None, None) => {
             let root = args.catalog.as_ref().context("give --tape, --recording or --catalog")?;
@@ -1527,7 +1539,7 @@ fn run_backtest(args: &BacktestArgs, setup: &argus_engine::pipeline::HotSetup) -
             let to = args.to.as_deref().map(parse_time_end).transpose()?.unwrap_or(u64::MAX);
             let reader = argus_backtest::catalog::CatalogReader::open(root, &args.venue, &args.symbol, from, to)
                 .with_context(|| format!("opening catalog {}", root.display()))?;
-            replay::run(reader, &args.symbol, setup, &malformed)
+            replay::run(reader, venue, &args.symbol, rules, setup, &malformed)
         }
     }
 }

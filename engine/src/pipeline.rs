@@ -465,7 +465,7 @@ impl PipelineConfig {
 }
 
 /// Rules of an instrument argus has no venue metadata for: risk rejects its orders.
-fn untradable() -> InstrumentSpec {
+pub fn untradable() -> InstrumentSpec {
     InstrumentSpec { tradable: false, ..InstrumentSpec::UNCONSTRAINED }
 }
 
@@ -477,6 +477,37 @@ pub fn spot_spec(symbol: &str) -> InstrumentSpec {
     } else {
         untradable()
     }
+}
+
+/// `[[instrument]]` tables alone: a backtest's `--rules` file.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    #[serde(rename = "instrument")]
+    instruments: Vec<LiveInstrumentEntry>,
+}
+
+/// The trading rules of `symbol` on `venue` from a file: a Binance `exchangeInfo` body (JSON)
+/// or TOML `[[instrument]]` tables as in a live configuration (`venue` spelled either way,
+/// `binance-spot` or `binance_spot`).
+///
+/// # Errors
+/// Unreadable or malformed files, bad rules, or no rules for the instrument in the file.
+pub fn rules_from_file(path: &std::path::Path, venue: Venue, symbol: &str) -> Result<InstrumentSpec> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    if text.trim_start().starts_with('{') {
+        return binance::parse_exchange_info(text.as_bytes(), symbol)
+            .with_context(|| format!("{}: exchangeInfo for {symbol}", path.display()));
+    }
+    let file: RulesFile = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let entry = file
+        .instruments
+        .iter()
+        .find(|i| {
+            i.venue.replace('-', "_").eq_ignore_ascii_case(venue.as_str()) && i.symbol.eq_ignore_ascii_case(symbol)
+        })
+        .with_context(|| format!("{}: no [[instrument]] for {venue}:{symbol}", path.display()))?;
+    entry.spec()
 }
 
 /// How long a live run waits for the venue's trading rules at start-up.

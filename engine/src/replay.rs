@@ -2,7 +2,7 @@
 //! no wall clock in any decision.
 
 use anyhow::Result;
-use argus_core::{BookAction, InstrumentTable, MarketEvent, MarketEventKind, Venue};
+use argus_core::{BookAction, InstrumentSpec, InstrumentTable, MarketEvent, MarketEventKind, Venue};
 use std::time::Instant;
 
 use crate::pipeline::HotSetup;
@@ -16,20 +16,30 @@ pub struct Outcome {
     pub journal: Option<Box<crate::journal::Journal>>,
 }
 
-/// Runs `events` through the hot thread. `malformed` counts input rows the source skipped.
+/// Runs `events` (of `symbol` on `venue`) through the hot thread. `rules` are the instrument's
+/// trading rules (`--rules`); without them only Binance spot BTCUSDT has rules built in, and
+/// risk rejects every order for any other instrument. `malformed` counts input rows the source
+/// skipped.
 ///
 /// # Errors
 /// Model or configuration failures.
 pub fn run(
     events: impl Iterator<Item = MarketEvent>,
+    venue: Venue,
     symbol: &str,
+    rules: Option<InstrumentSpec>,
     setup: &HotSetup,
     malformed: &std::cell::Cell<u64>,
 ) -> Result<Outcome> {
     let mut instruments = InstrumentTable::default();
-    let spec = crate::pipeline::spot_spec(symbol);
-    let instrument = instruments.add(Venue::BinanceSpot, symbol, 8, 8, spec);
-    let (mut hot, mut model) = setup.build(instrument, Venue::BinanceSpot, spec, false)?;
+    let built_in =
+        if venue == Venue::BinanceSpot { crate::pipeline::spot_spec(symbol) } else { crate::pipeline::untradable() };
+    let spec = rules.unwrap_or(built_in);
+    if !spec.tradable {
+        tracing::warn!(%venue, symbol, "no trading rules for this instrument: risk rejects every order (give --rules)");
+    }
+    let instrument = instruments.add(venue, symbol, 8, 8, spec);
+    let (mut hot, mut model) = setup.build(instrument, venue, spec, false)?;
     let audit = setup.audit.as_ref().map(crate::audit::Audit::start).transpose()?;
     hot.audit = audit.as_ref().map(crate::audit::Audit::sink);
     let mut frames = Frames::default();
@@ -55,6 +65,9 @@ pub fn run(
         FeedReport::default(),
         started.elapsed().as_secs_f64(),
     );
+    if rules.is_some() {
+        report.risk.rules.source = "file";
+    }
     let journal = hot.journal.take();
     drop(hot);
     report.audit = audit.map(crate::audit::Audit::finish);

@@ -375,3 +375,98 @@ fn bad_scripts_name_every_bad_line() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("2 bad line(s)") && err.contains("line 2") && err.contains("line 3: side `up`"), "{err}");
 }
+
+/// Trading rules for instruments argus has none built in for: an OKX catalog's BTC-USDT takes
+/// no order without `--rules` and takes them with an `[[instrument]]` file; a Binance
+/// `exchangeInfo` body's minimum notional rejects the bundled run's orders under it; a rules
+/// file without the instrument is a clear error.
+#[test]
+fn rules_files_make_other_instruments_tradable() {
+    let dir = tmp("rules");
+    let argus = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_argus"));
+        c.current_dir(root());
+        c
+    };
+    let catalog = dir.join("catalog");
+    let o = argus()
+        .args(["data", "import", "--format", "raw", "--venue", "okx", "--input"])
+        .arg(root().join("data/okx/cryptofeed_OKX.ws.1.0.log.gz"))
+        .arg("--out")
+        .arg(&catalog)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Two market orders inside the capture's last second (2022-05-13, OKX venue time).
+    let orders = dir.join("okx_orders.jsonl");
+    std::fs::write(
+        &orders,
+        r#"{"ts_ns": 1652459226000000000, "side": "buy", "type": "market", "qty": "0.001"}
+{"ts_ns": 1652459226500000000, "side": "sell", "type": "market", "qty": "0.001"}
+"#,
+    )
+    .unwrap();
+    let okx = |extra: &[&std::ffi::OsStr]| -> std::process::Output {
+        let report = dir.join("okx.json");
+        let _ = std::fs::remove_file(&report);
+        argus()
+            .arg("backtest")
+            .arg("--catalog")
+            .arg(&catalog)
+            .args(["--venue", "okx", "--symbol", "BTC-USDT", "--strategy", "scripted", "--script"])
+            .arg(&orders)
+            .args(["--device", "cpu", "--report-json"])
+            .arg(&report)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let report = || -> Value { serde_json::from_slice(&std::fs::read(dir.join("okx.json")).unwrap()).unwrap() };
+
+    let o = okx(&[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("give --rules"), "the run says why every order is refused");
+    let r = report();
+    assert_eq!(r["risk"]["rules"]["source"], "none");
+    assert_eq!(r["orders"]["approved"], 0);
+    assert_eq!(r["orders"]["rejected"]["unknown_instrument"], 2, "{}", r["orders"]);
+
+    let rules = dir.join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[instrument]]\nvenue = \"okx\"\nsymbol = \"BTC-USDT\"\ntick = \"0.1\"\nlot = \"0.00000001\"\nmin_qty = \"0.00001\"\n",
+    )
+    .unwrap();
+    let o = okx(&["--rules".as_ref(), rules.as_os_str()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = report();
+    assert_eq!(r["risk"]["rules"]["source"], "file");
+    assert_eq!(r["risk"]["rules"]["tick"], "0.1");
+    assert_eq!((&r["orders"]["approved"], &r["orders"]["fills"]), (&2.into(), &2.into()), "{}", r["orders"]);
+    assert_eq!(r["pnl"]["position"], "0", "bought and sold back");
+
+    std::fs::write(
+        &rules,
+        "[[instrument]]\nvenue = \"okx\"\nsymbol = \"ETH-USDT\"\ntick = \"0.01\"\nlot = \"0.000001\"\n",
+    )
+    .unwrap();
+    let o = okx(&["--rules".as_ref(), rules.as_os_str()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no [[instrument]] for okx:BTC-USDT"), "{err}");
+
+    // The bundled Binance run under a venue that asks for a million USDT an order.
+    let info = std::fs::read_to_string(root().join("data/binance_spot/exchange_info_btcusdt.json")).unwrap();
+    let strict = info.replace(r#""minNotional":"5.00000000""#, r#""minNotional":"1000000.00000000""#);
+    assert_ne!(strict, info);
+    let info_path = dir.join("exchange_info.json");
+    std::fs::write(&info_path, strict).unwrap();
+    let reference = Reference::new();
+    let first = reference.events[0].ts_recv.0;
+    let summary = backtest(&dir, &script(&market_orders(first)), &["--rules", info_path.to_str().unwrap()]);
+    assert_eq!((&summary["intents"], &summary["approved"]), (&8.into(), &0.into()), "{summary}");
+    let r: Value = serde_json::from_slice(&std::fs::read(dir.join("report/report.json")).unwrap()).unwrap();
+    assert_eq!(r["risk"]["rules"]["source"], "file");
+    assert_eq!(r["risk"]["rules"]["min_notional"], "1000000");
+    assert_eq!(r["orders"]["rejected"]["min_notional"], 8, "{}", r["orders"]);
+}
