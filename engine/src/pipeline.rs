@@ -142,7 +142,8 @@ pub struct LiveFeedEntry {
     pub venue: String,
     pub symbols: Vec<String>,
     pub url: Option<String>,
-    /// Binance only: the REST base for depth snapshots.
+    /// The venue's REST base: Binance's depth snapshots and trading rules, the other venues'
+    /// trading rules.
     pub rest_url: Option<String>,
     /// End the feed when the server closes the stream (replays) instead of reconnecting.
     #[serde(default)]
@@ -169,11 +170,6 @@ impl LiveFile {
         for f in file.feeds {
             let v = venue(&f.venue)?;
             anyhow::ensure!(!f.symbols.is_empty(), "feed `{}` has no symbols", f.venue);
-            anyhow::ensure!(
-                f.rest_url.is_none() || matches!(v, CheckVenue::BinanceSpot | CheckVenue::BinanceUsdm),
-                "feed `{}`: rest_url is for Binance (other venues send book snapshots over the websocket)",
-                f.venue
-            );
             for (i, s) in f.symbols.iter().enumerate() {
                 let same = |x: &String| x.eq_ignore_ascii_case(s);
                 let seen =
@@ -515,32 +511,29 @@ const RULES_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The traded instrument's trading rules and where they came from (`risk.rules.source` in the
 /// report): the configuration's `[[instrument]]` (`config`), else the venue's own (`venue`:
-/// Binance's `exchangeInfo`, read once at start-up), else built in (`built-in`: Binance spot
-/// BTCUSDT), else none (`none`: not tradable, risk rejects every order). A venue that does not
-/// answer is logged and the next source used: the run keeps its market data either way.
+/// read once at start-up from its public REST API, `argus_feeds::rules`), else
+/// built in (`built-in`: Binance spot BTCUSDT), else none (`none`: not tradable, risk rejects
+/// every order). A venue that does not answer is logged and the next source used: the run
+/// keeps its market data either way.
 fn traded_rules(rt: &Runtime, cfg: &PipelineConfig, traded: &argus_core::Instrument) -> (InstrumentSpec, &'static str) {
     if let Some(plan) = cfg.feeds.iter().find(|p| core_venue(p.venue) == traded.venue) {
         let configured = cfg.rules.iter().find(|(v, s, _)| *v == plan.venue && s.eq_ignore_ascii_case(&traded.symbol));
         if let Some((_, _, spec)) = configured {
             return (*spec, "config");
         }
-        let usdm = match plan.venue {
-            CheckVenue::BinanceSpot => Some(false),
-            CheckVenue::BinanceUsdm => Some(true),
-            _ => None,
-        };
-        if let Some(usdm) = usdm {
-            let default = if usdm { binance::client::USDM_REST_BASE } else { binance::client::SPOT_REST_BASE };
-            let base = plan.rest_url.as_deref().unwrap_or(default);
-            match rt.block_on(binance::fetch_rules(base, usdm, &traded.symbol, RULES_TIMEOUT)) {
-                Ok(spec) => {
-                    info!(symbol = %traded.symbol, tick = %spec.tick, lot = %spec.lot, tradable = spec.tradable, "trading rules from the venue");
-                    return (spec, "venue");
-                }
-                Err(error) => {
-                    warn!(%error, symbol = %traded.symbol, "no trading rules from the venue's exchangeInfo");
-                }
+        let fetch = argus_feeds::rules::fetch_venue_rules(
+            plan.venue,
+            plan.rest_url.as_deref(),
+            plan.url.as_deref(),
+            &traded.symbol,
+            RULES_TIMEOUT,
+        );
+        match rt.block_on(fetch) {
+            Ok(spec) => {
+                info!(symbol = %traded.symbol, tick = %spec.tick, lot = %spec.lot, tradable = spec.tradable, "trading rules from the venue");
+                return (spec, "venue");
             }
+            Err(error) => warn!(%error, symbol = %traded.symbol, "no trading rules from the venue"),
         }
     }
     (traded.spec, if traded.spec.tradable { "built-in" } else { "none" })

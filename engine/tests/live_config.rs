@@ -175,7 +175,6 @@ fn bad_live_configs_are_refused_clearly() {
         ("[[feed]]\nvenue = \"okx\"\nsymbols = []\n", "feed `okx` has no symbols"),
         ("trade = \"okx:ETH-USDT\"\n[[feed]]\nvenue = \"okx\"\nsymbols = [\"BTC-USDT\"]\n", "not among the feeds"),
         ("[[feed]]\nvenue = \"okx\"\nsymbols = [\"BTC-USDT\"]\nsymbol = \"x\"\n", "unknown field `symbol`"),
-        ("[[feed]]\nvenue = \"kraken\"\nsymbols = [\"XBT/USD\"]\nrest_url = \"http://x\"\n", "rest_url is for Binance"),
         ("[[feed]]\nvenue = \"okx\"\nsymbols = [\"BTC-USDT\", \"btc-usdt\"]\n", "configured twice"),
         ("[[feed]]\nvenue = \"okx\"\nsymbols = [\"BTC-USDT\"]\nstale_after_s = -1\n", "stale_after_s must be"),
         (
@@ -234,6 +233,20 @@ fn bad_live_configs_are_refused_clearly() {
     }
 }
 
+/// `argus live --config` to the end of its feeds; its JSON report.
+fn live_report(config: &Path, name: &str) -> Value {
+    let report = tmp(&format!("{name}.json"));
+    let out = argus()
+        .args(["live", "--device", "cpu", "--control-addr", "off", "--metrics-addr", "off", "--config"])
+        .arg(config)
+        .arg("--report-json")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap()
+}
+
 /// The traded instrument's rules come from the venue's `exchangeInfo` when it answers, and from
 /// `[[instrument]]` over it: risk checks orders against them (a minimum notional no order
 /// reaches rejects every one), and the report says which rules and whose.
@@ -256,16 +269,7 @@ fn trading_rules_come_from_the_venue_or_the_config() {
             ),
         )
         .unwrap();
-        let report = tmp(&format!("{name}.json"));
-        let out = argus()
-            .args(["live", "--device", "cpu", "--control-addr", "off", "--metrics-addr", "off", "--config"])
-            .arg(&config)
-            .arg("--report-json")
-            .arg(&report)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap()
+        live_report(&config, name)
     };
     let approved = |r: &Value| r["orders"]["approved"].as_u64().unwrap();
     let rejected = |r: &Value, why: &str| r["orders"]["rejected"][why].as_u64().unwrap_or(0);
@@ -297,4 +301,87 @@ fn trading_rules_come_from_the_venue_or_the_config() {
     let r = run(&venue, "", "built-in-rules");
     assert_eq!(r["risk"]["rules"]["source"], "built-in", "{}", r["risk"]["rules"]);
     assert!(approved(&r) > 0, "{}", r["orders"]);
+}
+
+/// A loopback REST server answering every request with `body`; the request lines it saw.
+fn rest_server(body: &'static str) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let mut buf = [0_u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            log.lock().unwrap().push(head.lines().next().unwrap_or("").to_owned());
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (base, seen)
+}
+
+/// `argus live` on one venue's capture (`venue`, `capture`, trading `symbol`) with a REST
+/// server answering `rules_body`: the report's `risk.rules` and the requests the server saw.
+fn rules_from_rest(venue: &str, capture: &str, symbol: &str, rules_body: &'static str) -> (Value, Vec<String>) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let feed = rt.block_on(CaptureServer::start(capture_frames(&[data(capture)]).unwrap(), Vec::new())).unwrap();
+    let (rest, seen) = rest_server(rules_body);
+    let config = tmp(&format!("{venue}-rules.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "trade = \"{venue}:{symbol}\"\n[[feed]]\nvenue = \"{venue}\"\nsymbols = [\"{symbol}\"]\nurl = \"{}\"\nrest_url = \"{rest}\"\nend_on_close = true\n",
+            feed.url()
+        ),
+    )
+    .unwrap();
+    let r = live_report(&config, &format!("{venue}-rules"));
+    let seen = seen.lock().unwrap().clone();
+    (r["risk"]["rules"].clone(), seen)
+}
+
+/// OKX's rules come from its instruments endpoint (`rest_url`): the run asks for the traded
+/// instrument by type and id, and risk checks against what the venue answered.
+#[test]
+fn okx_rules_come_from_its_instruments_endpoint() {
+    let (rules, seen) = rules_from_rest(
+        "okx",
+        OKX,
+        "BTC-USDT",
+        r#"{"code":"0","msg":"","data":[{"instType":"SPOT","instId":"BTC-USDT","tickSz":"0.1","lotSz":"0.00000001","minSz":"0.00001","maxLmtSz":"9999999999","state":"live"}]}"#,
+    );
+    assert_eq!(rules["source"], "venue", "{rules}");
+    assert_eq!(
+        (&rules["tick"], &rules["lot"], &rules["min_qty"]),
+        (&"0.1".into(), &"0.00000001".into(), &"0.00001".into())
+    );
+    assert_eq!(rules["max_qty"], Value::Null, "past fixed point: unbounded");
+    assert_eq!(
+        seen,
+        ["GET /api/v5/public/instruments?instType=SPOT&instId=BTC-USDT HTTP/1.1"],
+        "one request, for the traded instrument"
+    );
+}
+
+/// Kraken's come from AssetPairs (every pair), the traded one found by its websocket name; a
+/// pair in cancel-only mode is not tradable.
+#[test]
+fn kraken_rules_come_from_its_asset_pairs() {
+    let (rules, seen) = rules_from_rest(
+        "kraken",
+        KRAKEN,
+        "XBT/CHF",
+        r#"{"error":[],"result":{"XXBTZUSD":{"altname":"XBTUSD","wsname":"XBT/USD","pair_decimals":1,"lot_decimals":8,"ordermin":"0.0001","costmin":"0.5","tick_size":"0.1","status":"online"},
+           "XBTCHF":{"altname":"XBTCHF","wsname":"XBT/CHF","pair_decimals":1,"lot_decimals":8,"ordermin":"0.0001","costmin":"0.5","tick_size":"0.1","status":"cancel_only"}}}"#,
+    );
+    assert_eq!(rules["source"], "venue", "{rules}");
+    assert_eq!((&rules["tick"], &rules["min_notional"]), (&"0.1".into(), &"0.5".into()), "{rules}");
+    assert_eq!(rules["tradable"], false, "cancel-only: {rules}");
+    assert_eq!(seen, ["GET /0/public/AssetPairs HTTP/1.1"]);
 }

@@ -27,6 +27,7 @@ pub mod offline;
 pub mod rawlog;
 pub mod recording;
 pub mod replay;
+pub mod rules;
 pub mod stats;
 pub mod tap;
 pub mod venue;

@@ -7,5 +7,5 @@ pub mod sync;
 
 pub use client::{run, BinanceFeedConfig, QueuePolicy};
 pub use normalize::{BinanceNormalizer, Decoded};
-pub use rules::{fetch_rules, parse_exchange_info};
+pub use rules::parse_exchange_info;
 pub use sync::{parse_snapshot, DepthSync, Snapshot, SyncStats, SyncStatus};

@@ -8,11 +8,10 @@
 //! `MIN_NOTIONAL.minNotional`) or USD-M's `MIN_NOTIONAL.notional`. A symbol whose `status` is not
 //! `TRADING` is not tradable.
 
-use std::time::Duration;
-
-use argus_core::{parse_fixed, InstrumentSpec, Money, Price, Qty};
+use argus_core::InstrumentSpec;
 use serde::Deserialize;
 
+use crate::rules::{dec, dec_max, spec};
 use crate::FeedError;
 
 /// Spot's `exchangeInfo` path (takes `?symbol=`).
@@ -45,11 +44,6 @@ struct RawFilter {
     notional: Option<String>,
 }
 
-/// Parses one decimal field of a filter.
-fn units(field: &'static str, s: Option<&String>) -> Result<Option<i64>, FeedError> {
-    s.map(|s| parse_fixed(s.as_bytes()).map_err(|source| FeedError::Decimal { field, source })).transpose()
-}
-
 /// The rules of `symbol` (case-insensitive) in an `exchangeInfo` body.
 ///
 /// # Errors
@@ -65,57 +59,23 @@ pub fn parse_exchange_info(body: &[u8], symbol: &str) -> Result<InstrumentSpec, 
     let filter = |kind: &str| s.filters.iter().find(|f| f.filter_type == kind);
     let price = filter("PRICE_FILTER").ok_or(FeedError::MissingField("PRICE_FILTER"))?;
     let lot = filter("LOT_SIZE").ok_or(FeedError::MissingField("LOT_SIZE"))?;
-    let tick = units("PRICE_FILTER.tickSize", price.tick_size.as_ref())?
+    let tick = dec("PRICE_FILTER.tickSize", price.tick_size.as_deref())?
         .ok_or(FeedError::MissingField("PRICE_FILTER.tickSize"))?;
     let step =
-        units("LOT_SIZE.stepSize", lot.step_size.as_ref())?.ok_or(FeedError::MissingField("LOT_SIZE.stepSize"))?;
-    let min_qty = units("LOT_SIZE.minQty", lot.min_qty.as_ref())?.unwrap_or(step);
-    let max_qty = units("LOT_SIZE.maxQty", lot.max_qty.as_ref())?;
+        dec("LOT_SIZE.stepSize", lot.step_size.as_deref())?.ok_or(FeedError::MissingField("LOT_SIZE.stepSize"))?;
+    let min_qty = dec("LOT_SIZE.minQty", lot.min_qty.as_deref())?;
+    let max_qty = dec_max("LOT_SIZE.maxQty", lot.max_qty.as_deref())?;
     let min_notional = match filter("NOTIONAL").or_else(|| filter("MIN_NOTIONAL")) {
-        Some(f) => units("NOTIONAL.minNotional", f.min_notional.as_ref().or(f.notional.as_ref()))?.unwrap_or(0),
-        None => 0,
+        Some(f) => dec("NOTIONAL.minNotional", f.min_notional.as_deref().or(f.notional.as_deref()))?,
+        None => None,
     };
-    let negative = [("tickSize", tick), ("stepSize", step), ("minQty", min_qty), ("minNotional", min_notional)]
-        .into_iter()
-        .chain(max_qty.map(|m| ("maxQty", m)))
-        .find(|&(_, v)| v < 0);
-    if let Some((field, _)) = negative {
-        return Err(FeedError::Decimal { field, source: argus_core::ParseFixedError::Negative });
-    }
-    Ok(InstrumentSpec {
-        // A zero tick or step turns the rule off: only the fixed-point grid remains.
-        tick: Price::from_units(tick.max(1)),
-        lot: Qty::from_units(step.max(1)),
-        min_qty: Qty::from_units(min_qty.max(1)),
-        max_qty: max_qty.filter(|&m| m > 0).map_or(Qty::MAX, Qty::from_units),
-        min_notional: Money(i128::from(min_notional)),
-        tradable: s.status == "TRADING",
-    })
-}
-
-/// `GET`s `exchangeInfo` from `rest_base` (spot when `usdm` is false) and reads `symbol`'s rules.
-///
-/// # Errors
-/// As [`crate::http::get`] and [`parse_exchange_info`].
-pub async fn fetch_rules(
-    rest_base: &str,
-    usdm: bool,
-    symbol: &str,
-    timeout: Duration,
-) -> Result<InstrumentSpec, FeedError> {
-    let base = rest_base.trim_end_matches('/');
-    let url = if usdm {
-        format!("{base}{USDM_EXCHANGE_INFO_PATH}")
-    } else {
-        format!("{base}{SPOT_EXCHANGE_INFO_PATH}?symbol={}", symbol.to_ascii_uppercase())
-    };
-    let body = crate::http::get(&url, timeout).await?;
-    parse_exchange_info(&body, symbol)
+    Ok(spec(tick, step, min_qty, max_qty, min_notional, s.status == "TRADING"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argus_core::{Money, Price, Qty};
 
     /// Spot `exchangeInfo?symbol=BTCUSDT` as the venue answers it (filters trimmed to those
     /// argus reads plus two it ignores; values as published for BTCUSDT in 2024).
@@ -151,6 +111,12 @@ mod tests {
         assert_eq!(eth.max_qty, Qty::parse("10000").unwrap());
         assert_eq!(eth.min_notional, Money(20_000_000_000));
         assert!(eth.tradable);
+        let huge = body.replace(r#""maxQty":"10000""#, r#""maxQty":"900000000000.00000000""#);
+        assert_eq!(
+            parse_exchange_info(huge.as_bytes(), "ETHUSDT").unwrap().max_qty,
+            Qty::MAX,
+            "past fixed point: no bound"
+        );
         let btc = parse_exchange_info(body.as_bytes(), "BTCUSDT").unwrap();
         assert_eq!(btc.tick, Price::parse("0.1").unwrap());
         assert_eq!(btc.min_notional, Money(100_000_000_000));
