@@ -397,11 +397,13 @@ fn rules_files_make_other_instruments_tradable() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    // Two market orders inside the capture's last second (2022-05-13, OKX venue time).
+    // A market order before the capture's first event (no book to price it against), and two
+    // inside its last second (2022-05-13, OKX venue time).
     let orders = dir.join("okx_orders.jsonl");
     std::fs::write(
         &orders,
-        r#"{"ts_ns": 1652459226000000000, "side": "buy", "type": "market", "qty": "0.001"}
+        r#"{"ts_ns": 1, "side": "buy", "type": "market", "qty": "0.001"}
+{"ts_ns": 1652459226000000000, "side": "buy", "type": "market", "qty": "0.001"}
 {"ts_ns": 1652459226500000000, "side": "sell", "type": "market", "qty": "0.001"}
 "#,
     )
@@ -429,7 +431,7 @@ fn rules_files_make_other_instruments_tradable() {
     let r = report();
     assert_eq!(r["risk"]["rules"]["source"], "none");
     assert_eq!(r["orders"]["approved"], 0);
-    assert_eq!(r["orders"]["rejected"]["unknown_instrument"], 2, "{}", r["orders"]);
+    assert_eq!(r["orders"]["rejected"]["unknown_instrument"], 3, "{}", r["orders"]);
 
     let rules = dir.join("rules.toml");
     std::fs::write(
@@ -443,6 +445,7 @@ fn rules_files_make_other_instruments_tradable() {
     assert_eq!(r["risk"]["rules"]["source"], "file");
     assert_eq!(r["risk"]["rules"]["tick"], "0.1");
     assert_eq!((&r["orders"]["approved"], &r["orders"]["fills"]), (&2.into(), &2.into()), "{}", r["orders"]);
+    assert_eq!(r["orders"]["rejected"]["no_market"], 1, "unpriced: {}", r["orders"]);
     assert_eq!(r["pnl"]["position"], "0", "bought and sold back");
 
     std::fs::write(

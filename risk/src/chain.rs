@@ -431,26 +431,13 @@ impl RiskChain {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::tests::two_sided;
     use crate::ledger::{ExposureLimits, Rate};
-    use argus_core::{
-        BookAction, BookDelta, DeltaFlags, MarketStatus, OrderBook, Position, Price, Qty, Scores, Side, TimeInForce,
-        UnixNanos,
-    };
+    use argus_core::{MarketStatus, OrderBook, Position, Price, Qty, Scores, Side, TimeInForce, UnixNanos};
     use proptest::prelude::*;
 
     fn book() -> OrderBook {
-        let mut b = OrderBook::new(0);
-        for (side, px) in [(Side::Buy, "100"), (Side::Sell, "100.02")] {
-            b.apply(&BookDelta {
-                action: BookAction::Add,
-                side,
-                flags: DeltaFlags::default(),
-                price: Price::parse(px).unwrap(),
-                qty: Qty::parse("5").unwrap(),
-                sequence: 1,
-            });
-        }
-        b
+        two_sided("100", "100.02", "5")
     }
 
     fn intent(side: Side, qty: &str, limit: &str) -> OrderIntent {

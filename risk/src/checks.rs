@@ -3,13 +3,17 @@
 use argus_core::{notional_units, Money, OrderIntent, Qty, Reject, RiskCheck, State};
 
 /// Instrument known and tradable, price on tick, quantity on lot and within min/max, notional at
-/// least the venue minimum.
+/// least the venue minimum. An unpriced order (limit 0: a market order finds no touch to price
+/// it against) is `no_market` while the book has no two sides.
 #[derive(Debug, Clone, Copy)]
 pub struct OrderShape;
 
 impl RiskCheck for OrderShape {
     fn check(&self, o: &OrderIntent, st: &State<'_>) -> Result<(), Reject> {
         let spec = st.market.spec.filter(|s| s.tradable).ok_or(Reject::UnknownInstrument)?;
+        if o.limit.units() <= 0 && st.book.mid_units().is_none() {
+            return Err(Reject::NoMarket);
+        }
         if spec.tick.units() <= 0 || o.limit.units() <= 0 || o.limit.units() % spec.tick.units() != 0 {
             return Err(Reject::OffTick);
         }
@@ -134,11 +138,28 @@ impl RiskCheck for AnomalyBlock {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use argus_core::{
-        InstrumentId, InstrumentSpec, MarketStatus, OrderBook, Position, Price, Scores, Side, TimeInForce, UnixNanos,
+        BookAction, BookDelta, DeltaFlags, InstrumentId, InstrumentSpec, MarketStatus, OrderBook, Position, Price,
+        Scores, Side, TimeInForce, UnixNanos,
     };
+
+    /// A book of one level a side, `qty` each.
+    pub(crate) fn two_sided(bid: &str, ask: &str, qty: &str) -> OrderBook {
+        let mut b = OrderBook::new(0);
+        for (side, px) in [(Side::Buy, bid), (Side::Sell, ask)] {
+            b.apply(&BookDelta {
+                action: BookAction::Add,
+                side,
+                flags: DeltaFlags::default(),
+                price: Price::parse(px).unwrap(),
+                qty: Qty::parse(qty).unwrap(),
+                sequence: 1,
+            });
+        }
+        b
+    }
 
     fn order(side: Side, qty: &str, limit: &str) -> OrderIntent {
         OrderIntent {
@@ -154,7 +175,8 @@ mod tests {
 
     #[test]
     fn order_shape_follows_the_venue_rules() {
-        let (book, pos) = (OrderBook::new(0), Position::default());
+        let (empty, pos) = (OrderBook::new(0), Position::default());
+        let book = two_sided("61837.63", "61837.64", "1");
         let spec = InstrumentSpec::BINANCE_SPOT_BTCUSDT;
         let st = |spec: Option<InstrumentSpec>| State {
             now: UnixNanos(0),
@@ -180,6 +202,10 @@ mod tests {
         for (i, (spec, qty, px, want)) in cases.into_iter().enumerate() {
             assert_eq!(OrderShape.check(&order(Side::Buy, qty, px), &st(spec)), want, "case {i}");
         }
+        // A market order with no touch to price it: unpriced, and said so.
+        let no_book = State { book: &empty, ..st(Some(spec)) };
+        assert_eq!(OrderShape.check(&order(Side::Buy, "0.001", "0"), &no_book), Err(Reject::NoMarket));
+        assert_eq!(OrderShape.check(&order(Side::Buy, "0.001", "61837.635"), &no_book), Err(Reject::OffTick));
     }
 
     #[test]

@@ -159,17 +159,16 @@ impl Strategy for Scripted {
     }
 }
 
-/// The opposite touch moved `bps` further, on the instrument's tick (rounded away from the touch).
+/// The opposite touch moved `bps` further, on the instrument's tick (rounded away from the touch);
+/// 0 (unpriced) when there is no opposite touch.
 fn market_limit(side: Side, st: &State<'_>, bps: i64) -> Price {
     let touch = match side {
         Side::Buy => st.book.best_ask(),
         Side::Sell => st.book.best_bid(),
     };
     let Some(touch) = touch else {
-        return match side {
-            Side::Buy => Price::from_units(i64::MAX),
-            Side::Sell => Price::from_units(0),
-        };
+        // Unpriced: risk rejects it as `no_market`.
+        return Price::from_units(0);
     };
     let p = i128::from(touch.price.units());
     let tick = i128::from(st.market.spec.map_or(1, |s| s.tick.units()).max(1));
