@@ -298,8 +298,10 @@ struct BacktestArgs {
     /// The data's venue (a catalog's as written there, e.g. `binance_spot`, `okx`).
     #[arg(long, default_value = "binance_spot")]
     venue: String,
-    /// The instrument's trading rules (tick, lot, min/max qty, min notional): a Binance
-    /// `exchangeInfo` JSON body, or TOML `[[instrument]]` tables as in `argus live --config`.
+    /// The instrument's trading rules (tick, lot, min/max qty, min notional): the venue's REST
+    /// reply saved as JSON (Binance exchangeInfo, OKX instruments, Bybit instruments-info,
+    /// Coinbase product, Kraken AssetPairs), or TOML `[[instrument]]` tables as in `argus live
+    /// --config`.
     /// Only Binance spot BTCUSDT has rules built in: without them, risk rejects every order for
     /// any other instrument.
     #[arg(long)]

@@ -245,6 +245,19 @@ pub const fn core_venue(v: CheckVenue) -> Venue {
     }
 }
 
+/// The feed venue of a core venue (`None` for the simulated one).
+pub const fn feed_venue(v: Venue) -> Option<CheckVenue> {
+    Some(match v {
+        Venue::BinanceSpot => CheckVenue::BinanceSpot,
+        Venue::BinanceUsdm => CheckVenue::BinanceUsdm,
+        Venue::Bybit => CheckVenue::Bybit,
+        Venue::Coinbase => CheckVenue::Coinbase,
+        Venue::Kraken => CheckVenue::Kraken,
+        Venue::Okx => CheckVenue::Okx,
+        Venue::Sim => return None,
+    })
+}
+
 /// Everything a pipeline run needs.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -483,17 +496,20 @@ struct RulesFile {
     instruments: Vec<LiveInstrumentEntry>,
 }
 
-/// The trading rules of `symbol` on `venue` from a file: a Binance `exchangeInfo` body (JSON)
-/// or TOML `[[instrument]]` tables as in a live configuration (`venue` spelled either way,
-/// `binance-spot` or `binance_spot`).
+/// The trading rules of `symbol` on `venue` from a file: the venue's own REST reply (JSON, as
+/// a live run reads it: Binance `exchangeInfo`, OKX instruments, Bybit instruments-info,
+/// Coinbase product, Kraken AssetPairs) or TOML `[[instrument]]` tables as in a live
+/// configuration (`venue` spelled either way, `binance-spot` or `binance_spot`).
 ///
 /// # Errors
 /// Unreadable or malformed files, bad rules, or no rules for the instrument in the file.
 pub fn rules_from_file(path: &std::path::Path, venue: Venue, symbol: &str) -> Result<InstrumentSpec> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     if text.trim_start().starts_with('{') {
-        return binance::parse_exchange_info(text.as_bytes(), symbol)
-            .with_context(|| format!("{}: exchangeInfo for {symbol}", path.display()));
+        let feed =
+            feed_venue(venue).with_context(|| format!("{}: no REST rules format for {venue}", path.display()))?;
+        return argus_feeds::rules::parse_rules(feed, text.as_bytes(), symbol)
+            .with_context(|| format!("{}: {venue} rules for {symbol}", path.display()));
     }
     let file: RulesFile = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     let entry = file

@@ -446,6 +446,19 @@ fn rules_files_make_other_instruments_tradable() {
     assert_eq!(r["risk"]["rules"]["tick"], "0.1");
     assert_eq!((&r["orders"]["approved"], &r["orders"]["fills"]), (&2.into(), &2.into()), "{}", r["orders"]);
     assert_eq!(r["orders"]["rejected"]["no_market"], 1, "unpriced: {}", r["orders"]);
+
+    // The venue's own reply, saved: OKX's instruments body, with a minimum size no order meets.
+    let okx_json = dir.join("okx_instruments.json");
+    std::fs::write(
+        &okx_json,
+        r#"{"code":"0","msg":"","data":[{"instType":"SPOT","instId":"BTC-USDT","tickSz":"0.1","lotSz":"0.00000001","minSz":"0.01","maxLmtSz":"9999999999","state":"live"}]}"#,
+    )
+    .unwrap();
+    let o = okx(&["--rules".as_ref(), okx_json.as_os_str()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = report();
+    assert_eq!((&r["risk"]["rules"]["source"], &r["risk"]["rules"]["min_qty"]), (&"file".into(), &"0.01".into()));
+    assert_eq!(r["orders"]["rejected"]["qty_out_of_range"], 2, "{}", r["orders"]);
     assert_eq!(r["pnl"]["position"], "0", "bought and sold back");
 
     std::fs::write(
