@@ -433,13 +433,9 @@ fn rules_files_make_other_instruments_tradable() {
     assert_eq!(r["orders"]["approved"], 0);
     assert_eq!(r["orders"]["rejected"]["unknown_instrument"], 3, "{}", r["orders"]);
 
-    let rules = dir.join("rules.toml");
-    std::fs::write(
-        &rules,
-        "[[instrument]]\nvenue = \"okx\"\nsymbol = \"BTC-USDT\"\ntick = \"0.1\"\nlot = \"0.00000001\"\nmin_qty = \"0.00001\"\n",
-    )
-    .unwrap();
-    let o = okx(&["--rules".as_ref(), rules.as_os_str()]);
+    // The shipped example rules.
+    let example = root().join("deploy/rules.example.toml");
+    let o = okx(&["--rules".as_ref(), example.as_os_str()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r = report();
     assert_eq!(r["risk"]["rules"]["source"], "file");
@@ -461,6 +457,7 @@ fn rules_files_make_other_instruments_tradable() {
     assert_eq!(r["orders"]["rejected"]["qty_out_of_range"], 2, "{}", r["orders"]);
     assert_eq!(r["pnl"]["position"], "0", "bought and sold back");
 
+    let rules = dir.join("rules.toml");
     std::fs::write(
         &rules,
         "[[instrument]]\nvenue = \"okx\"\nsymbol = \"ETH-USDT\"\ntick = \"0.01\"\nlot = \"0.000001\"\n",
