@@ -459,6 +459,21 @@ impl Report {
             p.realized, p.unrealized, p.fees, p.position
         );
         let _ = writeln!(s, "  risk     state {}  changes {}", self.risk.state, self.risk.state_changes);
+        let r = &self.risk.rules;
+        if r.tradable {
+            let _ = writeln!(
+                s,
+                "  rules    tick {}  lot {}  qty {}..{}  min notional {}  ({})",
+                r.tick,
+                r.lot,
+                r.min_qty,
+                r.max_qty.as_deref().unwrap_or("unbounded"),
+                r.min_notional,
+                r.source
+            );
+        } else {
+            let _ = writeln!(s, "  rules    not tradable: risk rejects every order  ({})", r.source);
+        }
         let m = &self.model;
         let _ = writeln!(
             s,

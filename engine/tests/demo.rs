@@ -306,7 +306,9 @@ fn ctrl_c_stops_cleanly_and_still_reports() {
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "exit {:?}", out.status);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("argus report"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("argus report"), "{stdout}");
+    assert!(stdout.contains("rules    tick 0.01  lot 0.00001") && stdout.contains("(venue)"), "{stdout}");
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let trades = r["frames"]["trade"].as_u64().unwrap();
     assert!(trades > 0 && trades < 9757, "interrupted run saw {trades} trades");
