@@ -440,6 +440,26 @@ enum DataCmd {
         #[arg(long, value_parser = ["hour", "day"], default_value = "day")]
         rotate: String,
     },
+    /// Fetch an instrument's trading rules from its venue's public REST API (as `argus live`
+    /// does at start-up), check them, and save the venue's reply for `argus backtest --rules`;
+    /// prints the rules as JSON.
+    Rules {
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(argus_feeds::check::CheckVenue::NAMES))]
+        venue: String,
+        /// The venue's own spelling (`BTCUSDT`, `BTC-USDT`, `BTC/USD`, `BTC-USD-SWAP`).
+        #[arg(long)]
+        symbol: String,
+        /// The venue's REST base (default: its public one).
+        #[arg(long)]
+        rest_url: Option<String>,
+        /// The feed's websocket URL, where it picks the market: Bybit's category
+        /// (`.../v5/public/linear`), Coinbase's API (`wss://ws-feed.exchange.coinbase.com`).
+        #[arg(long)]
+        ws_url: Option<String>,
+        /// Where the venue's reply is saved.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -690,6 +710,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Chain { cmd: ChainCmd::Decode { inputs, json } } => chain_decode(&inputs, json),
         Command::Data { cmd: DataCmd::Import { format, venue, kind, symbol, inputs, out, rotate } } => {
             data_import(&format, venue.as_deref(), kind.as_deref(), symbol.as_deref(), &inputs, &out, &rotate)
+        }
+        Command::Data { cmd: DataCmd::Rules { venue, symbol, rest_url, ws_url, out } } => {
+            data_rules(&venue, &symbol, rest_url.as_deref(), ws_url.as_deref(), &out)
         }
         Command::Feeds {
             cmd: FeedsCmd::Record { venue, symbols, out, rotate, ws_base, rest_base, end_on_close, raw },
@@ -1330,6 +1353,26 @@ fn feeds_check(venue: &str, inputs: &[PathBuf], json: bool) -> Result<()> {
             println!("  error: {e}");
         }
     }
+    Ok(())
+}
+
+/// `argus data rules`: the venue's reply saved to `out`, the rules read from it printed.
+fn data_rules(venue: &str, symbol: &str, rest_url: Option<&str>, ws_url: Option<&str>, out: &Path) -> Result<()> {
+    let check_venue =
+        argus_feeds::check::CheckVenue::parse(venue).with_context(|| format!("unknown venue `{venue}`"))?;
+    let fetch = argus_feeds::rules::fetch_venue_rules(
+        check_venue,
+        rest_url,
+        ws_url,
+        symbol,
+        std::time::Duration::from_secs(10),
+    );
+    let (body, spec) = runtime()?.block_on(fetch).with_context(|| format!("{venue} trading rules for {symbol}"))?;
+    std::fs::write(out, &body).with_context(|| format!("writing {}", out.display()))?;
+    let mut rules = argus_engine::report::RulesReport::of(Some(spec));
+    rules.source = "venue";
+    let json = serde_json::json!({ "venue": venue, "symbol": symbol, "saved": out, "rules": rules });
+    println!("{}", serde_json::to_string_pretty(&json)?);
     Ok(())
 }
 

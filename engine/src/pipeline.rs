@@ -545,7 +545,7 @@ fn traded_rules(rt: &Runtime, cfg: &PipelineConfig, traded: &argus_core::Instrum
             RULES_TIMEOUT,
         );
         match rt.block_on(fetch) {
-            Ok(spec) => {
+            Ok((_, spec)) => {
                 info!(symbol = %traded.symbol, tick = %spec.tick, lot = %spec.lot, tradable = spec.tradable, "trading rules from the venue");
                 return (spec, "venue");
             }

@@ -4,6 +4,8 @@
 //! byte-identical outputs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -443,13 +445,31 @@ fn rules_files_make_other_instruments_tradable() {
     assert_eq!((&r["orders"]["approved"], &r["orders"]["fills"]), (&2.into(), &2.into()), "{}", r["orders"]);
     assert_eq!(r["orders"]["rejected"]["no_market"], 1, "unpriced: {}", r["orders"]);
 
-    // The venue's own reply, saved: OKX's instruments body, with a minimum size no order meets.
-    let okx_json = dir.join("okx_instruments.json");
-    std::fs::write(
-        &okx_json,
+    // The venue's own reply, saved by `argus data rules` from a loopback OKX: its instruments
+    // body, with a minimum size no order meets.
+    let (rest, seen) = common::rest_server(
         r#"{"code":"0","msg":"","data":[{"instType":"SPOT","instId":"BTC-USDT","tickSz":"0.1","lotSz":"0.00000001","minSz":"0.01","maxLmtSz":"9999999999","state":"live"}]}"#,
-    )
-    .unwrap();
+    );
+    let okx_json = dir.join("okx_instruments.json");
+    let fetch = |symbol: &str| {
+        argus()
+            .args(["data", "rules", "--venue", "okx", "--symbol", symbol, "--rest-url", &rest, "--out"])
+            .arg(&okx_json)
+            .output()
+            .unwrap()
+    };
+    let o = fetch("ETH-USDT");
+    assert!(!o.status.success(), "the venue does not list it");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ETH-USDT"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!okx_json.exists(), "nothing saved for an instrument the reply does not hold");
+    let o = fetch("BTC-USDT");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let printed: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((&printed["rules"]["min_qty"], &printed["rules"]["tick"]), (&"0.01".into(), &"0.1".into()), "{printed}");
+    assert_eq!(
+        seen.lock().unwrap().last().map(String::as_str),
+        Some("GET /api/v5/public/instruments?instType=SPOT&instId=BTC-USDT HTTP/1.1")
+    );
     let o = okx(&["--rules".as_ref(), okx_json.as_os_str()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r = report();

@@ -303,35 +303,12 @@ fn trading_rules_come_from_the_venue_or_the_config() {
     assert!(approved(&r) > 0, "{}", r["orders"]);
 }
 
-/// A loopback REST server answering every request with `body`; the request lines it saw.
-fn rest_server(body: &'static str) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use std::io::Write;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let log = std::sync::Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for mut s in listener.incoming().flatten() {
-            let mut buf = [0_u8; 4096];
-            let n = s.read(&mut buf).unwrap_or(0);
-            let head = String::from_utf8_lossy(&buf[..n]).to_string();
-            log.lock().unwrap().push(head.lines().next().unwrap_or("").to_owned());
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    (base, seen)
-}
-
 /// `argus live` on one venue's capture (`venue`, `capture`, trading `symbol`) with a REST
 /// server answering `rules_body`: the report's `risk.rules` and the requests the server saw.
 fn rules_from_rest(venue: &str, capture: &str, symbol: &str, rules_body: &'static str) -> (Value, Vec<String>) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let feed = rt.block_on(CaptureServer::start(capture_frames(&[data(capture)]).unwrap(), Vec::new())).unwrap();
-    let (rest, seen) = rest_server(rules_body);
+    let (rest, seen) = common::rest_server(rules_body);
     let config = tmp(&format!("{venue}-rules.toml"));
     std::fs::write(
         &config,

@@ -367,7 +367,8 @@ pub fn parse_rules(venue: CheckVenue, body: &[u8], symbol: &str) -> Result<Instr
     }
 }
 
-/// `GET`s `symbol`'s rules from the venue (`rest_base`, or its public one).
+/// `GET`s `symbol`'s rules from the venue (`rest_base`, or its public one): the venue's reply
+/// as it came (to save for backtests) and the rules read from it.
 ///
 /// # Errors
 /// As [`crate::http::get`] and [`parse_rules`].
@@ -377,11 +378,12 @@ pub async fn fetch_venue_rules(
     ws_url: Option<&str>,
     symbol: &str,
     timeout: Duration,
-) -> Result<InstrumentSpec, FeedError> {
+) -> Result<(Vec<u8>, InstrumentSpec), FeedError> {
     let path = rules_path(venue, symbol, ws_url);
     let base = rest_base.unwrap_or_else(|| default_rest_base(venue, ws_url));
     let body = crate::http::get(&format!("{}{path}", base.trim_end_matches('/')), timeout).await?;
-    parse_rules(venue, &body, symbol)
+    let spec = parse_rules(venue, &body, symbol)?;
+    Ok((body, spec))
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Helpers shared by the engine's end-to-end tests: loopback ports, scraping `/metrics`, and
-//! checking an exposition with the real promtool.
+//! Helpers shared by the engine's end-to-end tests: loopback ports, scraping `/metrics`,
+//! checking an exposition with the real promtool, and a loopback REST server.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
@@ -39,4 +39,26 @@ pub fn assert_promtool_accepts(body: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A loopback REST server answering every request with `body`; the request lines it saw.
+pub fn rest_server(body: &'static str) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let mut buf = [0_u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            log.lock().unwrap().push(head.lines().next().unwrap_or("").to_owned());
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (base, seen)
 }
