@@ -56,6 +56,7 @@ fn checked(venue: CheckVenue, file: &str, symbol: &str) -> ((Price, Qty), (Price
 
 const OKX: &str = "okx/cryptofeed_OKX.ws.1.0.log.gz";
 const KRAKEN: &str = "kraken/cryptofeed_KRAKEN.ws.50.0.log.gz";
+const COINBASE: &str = "coinbase/cryptofeed_COINBASE.ws.28.0.log.gz";
 
 #[test]
 fn three_venues_feed_one_hot_thread() {
@@ -344,6 +345,25 @@ fn okx_rules_come_from_its_instruments_endpoint() {
         ["GET /api/v5/public/instruments?instType=SPOT&instId=BTC-USDT HTTP/1.1"],
         "one request, for the traded instrument"
     );
+}
+
+/// Coinbase's come from its product (here the Exchange API's shape, as the capture's feed).
+#[test]
+fn coinbase_rules_come_from_its_product() {
+    let (rules, seen) = rules_from_rest(
+        "coinbase",
+        COINBASE,
+        "SKL-USD",
+        r#"{"id":"SKL-USD","base_currency":"SKL","quote_currency":"USD","quote_increment":"0.0001","base_increment":"0.01",
+           "min_market_funds":"1","status":"online","trading_disabled":false,"cancel_only":false}"#,
+    );
+    assert_eq!(rules["source"], "venue", "{rules}");
+    assert_eq!(
+        (&rules["tick"], &rules["lot"], &rules["min_notional"]),
+        (&"0.0001".into(), &"0.01".into(), &"1".into())
+    );
+    assert_eq!(rules["tradable"], true, "{rules}");
+    assert_eq!(seen, ["GET /api/v3/brokerage/market/products/SKL-USD HTTP/1.1"]);
 }
 
 /// Kraken's come from AssetPairs (every pair), the traded one found by its websocket name; a
