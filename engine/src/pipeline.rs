@@ -891,4 +891,26 @@ mod tests {
         assert!(!card_prefers_gpu(&dir.join("missing")), "no card: no preference");
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// The shipped example configuration parses as it is, and with its `[[instrument]]` example
+    /// uncommented.
+    #[test]
+    fn the_shipped_live_config_parses() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/live.toml");
+        let text = std::fs::read_to_string(path).expect("deploy/live.toml");
+        let plan = LiveFile::parse(&text).expect("parses");
+        assert_eq!(plan.feeds.len(), 5);
+        assert_eq!(plan.trade, Some((CheckVenue::BinanceSpot, "BTCUSDT".to_owned())));
+        assert!(plan.rules.is_empty());
+        let uncommented: String = text
+            .lines()
+            .skip_while(|l| !l.starts_with("# [[instrument]]"))
+            .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or(l)))
+            .collect();
+        let with_rules = format!("{}{uncommented}", text.split("# [[instrument]]").next().unwrap_or(""));
+        let plan = LiveFile::parse(&with_rules).expect("parses with [[instrument]]");
+        let (venue, symbol, spec) = plan.rules.first().expect("one instrument");
+        assert_eq!((*venue, symbol.as_str()), (CheckVenue::Okx, "BTC-USDT"));
+        assert_eq!((spec.tick.to_string(), spec.max_qty.to_string()), ("0.1".to_owned(), "10000".to_owned()));
+    }
 }
