@@ -57,6 +57,7 @@ fn checked(venue: CheckVenue, file: &str, symbol: &str) -> ((Price, Qty), (Price
 const OKX: &str = "okx/cryptofeed_OKX.ws.1.0.log.gz";
 const KRAKEN: &str = "kraken/cryptofeed_KRAKEN.ws.50.0.log.gz";
 const COINBASE: &str = "coinbase/cryptofeed_COINBASE.ws.28.0.log.gz";
+const BYBIT: &str = "bybit/2024-12-01_XRPUSDT_ob500.data.gz";
 
 #[test]
 fn three_venues_feed_one_hot_thread() {
@@ -304,9 +305,15 @@ fn trading_rules_come_from_the_venue_or_the_config() {
     assert!(approved(&r) > 0, "{}", r["orders"]);
 }
 
-/// `argus live` on one venue's capture (`venue`, `capture`, trading `symbol`) with a REST
-/// server answering `rules_body`: the report's `risk.rules` and the requests the server saw.
-fn rules_from_rest(venue: &str, capture: &str, symbol: &str, rules_body: &'static str) -> (Value, Vec<String>) {
+/// `argus live` on one venue's capture (`venue`, `capture`, trading `symbol`; the feed's URL
+/// ends in `ws_path`) with a REST server answering `rules_body`: the report's `risk.rules` and
+/// the requests the server saw.
+fn rules_from_rest(
+    venue: &str,
+    (capture, ws_path): (&str, &str),
+    symbol: &str,
+    rules_body: &'static str,
+) -> (Value, Vec<String>) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let feed = rt.block_on(CaptureServer::start(capture_frames(&[data(capture)]).unwrap(), Vec::new())).unwrap();
     let (rest, seen) = common::rest_server(rules_body);
@@ -314,7 +321,7 @@ fn rules_from_rest(venue: &str, capture: &str, symbol: &str, rules_body: &'stati
     std::fs::write(
         &config,
         format!(
-            "trade = \"{venue}:{symbol}\"\n[[feed]]\nvenue = \"{venue}\"\nsymbols = [\"{symbol}\"]\nurl = \"{}\"\nrest_url = \"{rest}\"\nend_on_close = true\n",
+            "trade = \"{venue}:{symbol}\"\n[[feed]]\nvenue = \"{venue}\"\nsymbols = [\"{symbol}\"]\nurl = \"{}{ws_path}\"\nrest_url = \"{rest}\"\nend_on_close = true\n",
             feed.url()
         ),
     )
@@ -330,7 +337,7 @@ fn rules_from_rest(venue: &str, capture: &str, symbol: &str, rules_body: &'stati
 fn okx_rules_come_from_its_instruments_endpoint() {
     let (rules, seen) = rules_from_rest(
         "okx",
-        OKX,
+        (OKX, ""),
         "BTC-USDT",
         r#"{"code":"0","msg":"","data":[{"instType":"SPOT","instId":"BTC-USDT","tickSz":"0.1","lotSz":"0.00000001","minSz":"0.00001","maxLmtSz":"9999999999","state":"live"}]}"#,
     );
@@ -352,7 +359,7 @@ fn okx_rules_come_from_its_instruments_endpoint() {
 fn coinbase_rules_come_from_its_product() {
     let (rules, seen) = rules_from_rest(
         "coinbase",
-        COINBASE,
+        (COINBASE, ""),
         "SKL-USD",
         r#"{"id":"SKL-USD","base_currency":"SKL","quote_currency":"USD","quote_increment":"0.0001","base_increment":"0.01",
            "min_market_funds":"1","status":"online","trading_disabled":false,"cancel_only":false}"#,
@@ -366,13 +373,29 @@ fn coinbase_rules_come_from_its_product() {
     assert_eq!(seen, ["GET /api/v3/brokerage/market/products/SKL-USD HTTP/1.1"]);
 }
 
+/// Bybit's come from instruments-info, in the category the feed's URL names (linear here).
+#[test]
+fn bybit_rules_come_from_instruments_info_in_the_feeds_category() {
+    let (rules, seen) = rules_from_rest(
+        "bybit",
+        (BYBIT, "/v5/public/linear"),
+        "XRPUSDT",
+        r#"{"retCode":0,"retMsg":"OK","result":{"category":"linear","list":[{"symbol":"XRPUSDT","status":"Trading",
+           "priceFilter":{"minPrice":"0.0001","maxPrice":"199.9998","tickSize":"0.0001"},
+           "lotSizeFilter":{"maxOrderQty":"1000000","minOrderQty":"1","qtyStep":"1","minNotionalValue":"5"}}]}}"#,
+    );
+    assert_eq!(rules["source"], "venue", "{rules}");
+    assert_eq!((&rules["tick"], &rules["lot"], &rules["max_qty"]), (&"0.0001".into(), &"1".into(), &"1000000".into()));
+    assert_eq!(seen, ["GET /v5/market/instruments-info?category=linear&symbol=XRPUSDT HTTP/1.1"]);
+}
+
 /// Kraken's come from AssetPairs (every pair), the traded one found by its websocket name; a
 /// pair in cancel-only mode is not tradable.
 #[test]
 fn kraken_rules_come_from_its_asset_pairs() {
     let (rules, seen) = rules_from_rest(
         "kraken",
-        KRAKEN,
+        (KRAKEN, ""),
         "XBT/CHF",
         r#"{"error":[],"result":{"XXBTZUSD":{"altname":"XBTUSD","wsname":"XBT/USD","pair_decimals":1,"lot_decimals":8,"ordermin":"0.0001","costmin":"0.5","tick_size":"0.1","status":"online"},
            "XBTCHF":{"altname":"XBTCHF","wsname":"XBT/CHF","pair_decimals":1,"lot_decimals":8,"ordermin":"0.0001","costmin":"0.5","tick_size":"0.1","status":"cancel_only"}}}"#,
