@@ -79,7 +79,7 @@ impl FeedPlan {
 /// url = "wss://ws.okx.com:8443/ws/v5/public"   # optional: the venue's public endpoint
 ///
 /// [[instrument]]                   # optional: trading rules risk checks orders against
-/// venue = "okx"                    # (Binance's are read from its exchangeInfo otherwise)
+/// venue = "okx"                    # (the venue's REST API's otherwise)
 /// symbol = "BTC-USDT"
 /// tick = "0.1"                     # price increment
 /// lot = "0.00000001"               # quantity increment
@@ -124,15 +124,8 @@ impl LiveInstrumentEntry {
         let min_qty = self.min_qty.as_deref().map(|v| dec("min_qty", v)).transpose()?.unwrap_or(lot);
         let max_qty = self.max_qty.as_deref().map(|v| dec("max_qty", v)).transpose()?;
         anyhow::ensure!(max_qty.is_none_or(|m| m >= min_qty), "{name}: max_qty is below min_qty");
-        let min_notional = self.min_notional.as_deref().map(|v| dec("min_notional", v)).transpose()?.unwrap_or(0);
-        Ok(InstrumentSpec {
-            tick: argus_core::Price::from_units(tick),
-            lot: argus_core::Qty::from_units(lot),
-            min_qty: argus_core::Qty::from_units(min_qty),
-            max_qty: max_qty.map_or(argus_core::Qty::MAX, argus_core::Qty::from_units),
-            min_notional: argus_core::Money(i128::from(min_notional)),
-            tradable: true,
-        })
+        let min_notional = self.min_notional.as_deref().map(|v| dec("min_notional", v)).transpose()?;
+        Ok(argus_feeds::rules::spec(tick, lot, Some(min_qty), max_qty, min_notional, true))
     }
 }
 

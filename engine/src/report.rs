@@ -244,7 +244,8 @@ pub struct RiskReport {
 /// An instrument's trading rules in a report (decimal strings).
 #[derive(Debug, Clone, Serialize)]
 pub struct RulesReport {
-    /// `config` (`[[instrument]]`), `venue` (read from it at start-up), `built-in` or `none`.
+    /// `config` (`[[instrument]]`), `venue` (read from it at start-up), `file` (a backtest's
+    /// `--rules`), `built-in` or `none`.
     pub source: &'static str,
     pub tradable: bool,
     pub tick: String,

@@ -45,9 +45,10 @@ pub(crate) fn dec_max(field: &'static str, s: Option<&str>) -> Result<Option<i64
     }
 }
 
-/// The rules from their parts; a zero tick or step leaves only the fixed-point grid, a zero or
-/// absent maximum is no bound.
-pub(crate) fn spec(
+/// The rules from their parts (fixed-point units); a zero tick or step leaves only the
+/// fixed-point grid, an absent minimum quantity is one step, a zero or absent maximum is no
+/// bound, an absent minimum notional is none.
+pub fn spec(
     tick: i64,
     step: i64,
     min_qty: Option<i64>,
